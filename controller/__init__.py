@@ -1,0 +1,1 @@
+"""The station's brain: package intake, assignment, missions, store, API and the `lastmile` CLI."""
