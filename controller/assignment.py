@@ -1,0 +1,356 @@
+"""Who carries each package: feasibility first, then an optimal matching, then the van for the rest.
+
+A plan is built in rounds. Each round checks every pending package against every vehicle (drones and
+robots together, `controller.feasibility`) and solves one assignment problem with scipy's
+`linear_sum_assignment` (Hungarian-type, optimal for the round) on a cost of arrival time and energy,
+less a bonus for priority and deadlines. Round 0's pairs launch now; later rounds are the queue: the
+vehicle is busy with an earlier trip (plus a battery swap), so the package waits, with an honest ETA.
+A package that no round can place (nobody can carry it, or only too late) goes to a van with every
+reason, per vehicle kind, and what would have made it eligible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from controller import feasibility as fz
+from controller.fleet import FleetArrays, FleetVehicle
+from controller.packages import PackageIn
+from controller.reasons import (
+    Reason,
+    battery_hint,
+    deadline_hint,
+    overweight_hint,
+    sort_reasons,
+    wind_hint,
+)
+from controller.routing import KindRouter, KindRoutes
+from geofences import Route
+from controller.station import StationConfig
+from vehicles.spec import VehicleKind
+
+# Cost weights (seconds-equivalent): 1 Wh costs as much as 2 s of delivery time; each priority level is
+# worth 15 min; having a deadline at all is worth 20 min, so deadline packages are served first.
+ENERGY_S_PER_WH = 2.0
+PRIORITY_S = 900.0
+DEADLINE_BONUS_S = 1200.0
+_INFEASIBLE = 1e12
+# Rounds stop once every vehicle is booked this far ahead: beyond it a van is the honest answer.
+DEFAULT_HORIZON_S = 8 * 3600.0
+
+
+class PackageLike(Protocol):
+    """What the planner needs of a package (the store's `Package` and CSV rows both fit)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def weight_kg(self) -> float: ...
+    @property
+    def dest_lat(self) -> float: ...
+    @property
+    def dest_lon(self) -> float: ...
+    @property
+    def deadline(self) -> datetime | None: ...
+    @property
+    def earliest(self) -> datetime | None: ...
+    @property
+    def priority(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Demand:
+    """A package as the planner needs it; for requests not yet stored, the client's key is its id."""
+
+    id: str
+    weight_kg: float
+    dest_lat: float
+    dest_lon: float
+    deadline: datetime | None = None
+    earliest: datetime | None = None
+    priority: int = 0
+
+    @classmethod
+    def from_request(cls, request: PackageIn) -> Demand:
+        return cls(request.key, request.weight_kg, request.dest_lat, request.dest_lon, request.deadline,
+                   request.earliest, request.priority)
+
+
+Status = Literal["assigned", "queued", "van"]
+
+
+@dataclass
+class Decision:
+    """The plan for one package."""
+
+    package_id: str
+    status: Status
+    mode: Literal["drone", "robot", "van"]
+    vehicle_id: str | None = None
+    launch_at: datetime | None = None
+    eta: datetime | None = None
+    energy_wh: float | None = None
+    margin_wh: float | None = None  # energy above the reserve left at the end of the trip
+    route: list[tuple[float, float]] | None = None  # (lon, lat) out; the return flies it backwards
+    detoured: bool = False
+    reasons: list[Reason] = field(default_factory=list)  # why not drone/robot (van only)
+    hints: dict[str, dict[str, str]] = field(default_factory=dict)  # kind -> reason -> what would fix it
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready form, for `--json` and the API."""
+        return {
+            "package_id": self.package_id,
+            "status": self.status,
+            "mode": self.mode,
+            "vehicle_id": self.vehicle_id,
+            "launch_at": self.launch_at.isoformat() if self.launch_at else None,
+            "eta": self.eta.isoformat() if self.eta else None,
+            "energy_wh": None if self.energy_wh is None else round(self.energy_wh, 1),
+            "margin_wh": None if self.margin_wh is None else round(self.margin_wh, 1),
+            "route": self.route,
+            "detoured": self.detoured,
+            "reasons": [str(r) for r in self.reasons],
+            "hints": self.hints,
+        }
+
+
+@dataclass
+class _Kind:
+    """Everything the rounds need about one vehicle kind."""
+
+    kind: VehicleKind
+    routes: KindRoutes
+    table: fz.SpecTable
+    fleet: FleetArrays
+    turnaround_s: float
+
+
+class Planner:
+    """Plans packages onto a station's fleet at one instant. Build once per tick; zones are indexed once."""
+
+    def __init__(self, station: StationConfig, *, at: datetime, horizon_s: float = DEFAULT_HORIZON_S) -> None:
+        self.station = station
+        self.at = at
+        self.horizon_s = horizon_s
+        self._routers: dict[VehicleKind, KindRouter] = {}
+
+    def router(self, kind: VehicleKind, radius_m: float, altitude_m: float | None) -> KindRouter:
+        """One zone index (and detour graph) per kind, reused across plans at this instant."""
+        if kind not in self._routers:
+            self._routers[kind] = KindRouter(
+                self.station.zones,
+                self.station.frame,
+                str(kind),
+                radius_m=radius_m,
+                at=self.at,
+                altitude_m=altitude_m,
+            )
+        return self._routers[kind]
+
+    def plan(self, packages: Sequence[PackageLike], fleet: Sequence[FleetVehicle], *,
+             max_rounds: int | None = None) -> list[Decision]:
+        """Decide every package: launch now, wait for a vehicle (queued), or go by van.
+
+        `max_rounds` bounds the look-ahead (1 = only what launches now, as a busy tick does); packages that
+        could still be carried when it stops are queued without a vehicle rather than sent to a van.
+        """
+        n = len(packages)
+        if n == 0:
+            return []
+        weight = np.array([p.weight_kg for p in packages], dtype=float)
+        lat = np.array([p.dest_lat for p in packages], dtype=float)
+        lon = np.array([p.dest_lon for p in packages], dtype=float)
+        deadline = np.array([self._seconds(p.deadline, np.inf) for p in packages])
+        earliest = np.array([self._seconds(p.earliest, 0.0) for p in packages])
+        priority = np.array([p.priority for p in packages], dtype=float)
+
+        kinds = self._kinds(fleet, weight, lat, lon)
+        decisions: list[Decision | None] = [None] * n
+        pending = np.arange(n)
+        last: dict[VehicleKind, fz.PairMatrix] = {}
+        last_rows = pending
+        round_no = 0
+        while pending.size and kinds and (max_rounds is None or round_no < max_rounds):
+            matrices = {k.kind: fz.pair_matrix(k.table, k.fleet, pending, deadline_s=deadline,
+                                               earliest_s=earliest) for k in kinds}
+            last, last_rows = matrices, pending
+            placed = self._match_round(kinds, matrices, pending, priority, deadline, round_no, decisions, packages)
+            if not placed:
+                break
+            pending = np.array([i for i in pending if decisions[i] is None], dtype=np.intp)
+            if all(float(k.fleet.free_in_s.min()) > self.horizon_s for k in kinds if len(k.fleet)):
+                break
+            round_no += 1
+
+        row_of = {int(i): r for r, i in enumerate(last_rows)}
+        cut_short = max_rounds is not None and round_no >= max_rounds
+        for i in range(n):
+            if decisions[i] is not None:
+                continue
+            waiting = self._waiting(i, packages[i], kinds, last, row_of.get(i)) if cut_short else None
+            decisions[i] = waiting or self._van(i, packages[i], kinds, last, row_of.get(i), weight[i], deadline[i])
+        return [d for d in decisions if d is not None]
+
+    # --- rounds -------------------------------------------------------------------------------------------
+
+    def _kinds(self, fleet: Sequence[FleetVehicle], weight: np.ndarray, lat: np.ndarray,
+               lon: np.ndarray) -> list[_Kind]:
+        kinds: list[_Kind] = []
+        for kind in (VehicleKind.DRONE, VehicleKind.ROBOT):
+            members = [v for v in fleet if v.kind is kind]
+            if not members:
+                continue
+            arrays = FleetArrays.of(members)
+            radius = max(s.max_range_m for s in arrays.specs)
+            altitude = max((s.cruise_altitude_m or 0.0) for s in arrays.specs) if kind is VehicleKind.DRONE else 0.0
+            routes = self.router(kind, radius, altitude).routes(lat, lon)
+            table = fz.spec_table(kind, arrays.specs, routes, weight,
+                                  wind_speed_mps=self.station.weather.wind_speed_mps,
+                                  wind_from_deg=self.station.weather.wind_from_deg)
+            # A vehicle with its own, shorter radius: fold it into the geometry code of its spec column.
+            for j, spec in enumerate(arrays.specs):
+                table.code[(routes.distance_m > spec.max_range_m) & (table.code[:, j] == fz.OK), j] = fz.GEOMETRY
+            turnaround = (self.station.drone_turnaround_s if kind is VehicleKind.DRONE
+                          else self.station.robot_turnaround_s)
+            kinds.append(_Kind(kind, routes, table, arrays, turnaround))
+        return kinds
+
+    def _match_round(self, kinds: list[_Kind], matrices: dict[VehicleKind, fz.PairMatrix], rows: np.ndarray,
+                     priority: np.ndarray, deadline: np.ndarray, round_no: int,
+                     decisions: list[Decision | None], packages: Sequence[PackageLike]) -> int:
+        """One optimal matching over all kinds' vehicles; books the chosen vehicles. Returns pairs placed."""
+        blocks = [matrices[k.kind] for k in kinds]
+        feasible = np.hstack([m.feasible for m in blocks])
+        useful = np.flatnonzero(feasible.any(axis=1))
+        if useful.size == 0:
+            return 0
+        eta = np.hstack([m.eta_s for m in blocks])[useful]
+        energy = np.hstack([m.energy_wh for m in blocks])[useful]
+        bonus = PRIORITY_S * priority[rows[useful]] + DEADLINE_BONUS_S * np.isfinite(deadline[rows[useful]])
+        cost = eta + ENERGY_S_PER_WH * energy - bonus[:, None]
+        cost = np.where(feasible[useful], cost, _INFEASIBLE)
+        r_idx, c_idx = linear_sum_assignment(cost)
+
+        offsets = np.cumsum([0] + [len(k.fleet) for k in kinds])
+        placed = 0
+        for r, c in zip(r_idx, c_idx, strict=True):
+            if not feasible[useful[r], c]:
+                continue
+            k = int(np.searchsorted(offsets, c, side="right") - 1)
+            self._book(kinds[k], matrices[kinds[k].kind], int(useful[r]), int(c - offsets[k]), rows,
+                       round_no, decisions, packages)
+            placed += 1
+        return placed
+
+    def _book(self, kind: _Kind, m: fz.PairMatrix, row: int, v: int, rows: np.ndarray, round_no: int,
+              decisions: list[Decision | None], packages: Sequence[PackageLike]) -> None:
+        i = int(rows[row])
+        vehicle = kind.fleet.vehicles[v]
+        launch = float(m.launch_s[row, v])
+        route = kind.routes.routes[i]
+        decisions[i] = Decision(
+            package_id=packages[i].id,
+            status="assigned" if round_no == 0 and launch <= 0.0 else "queued",
+            mode="drone" if kind.kind is VehicleKind.DRONE else "robot",
+            vehicle_id=vehicle.id,
+            launch_at=self.at + timedelta(seconds=launch),
+            eta=self.at + timedelta(seconds=float(m.eta_s[row, v])),
+            energy_wh=float(m.energy_wh[row, v]),
+            margin_wh=float(m.margin_wh[row, v]),
+            route=_waypoints(route),
+            detoured=bool(route.detoured) if route else False,
+        )
+        # The vehicle is busy until it is back, then swaps its battery (drones) or recharges (robots).
+        kind.fleet.free_in_s[v] = launch + float(m.duration_s[row, v]) + kind.turnaround_s
+        kind.fleet.charge[v] = 1.0
+
+    def _waiting(self, i: int, package: PackageLike, kinds: list[_Kind], last: dict[VehicleKind, fz.PairMatrix],
+                 row: int | None) -> Decision | None:
+        """A package the bounded look-ahead did not reach but some vehicle could carry: queued, no vehicle yet."""
+        if row is None:
+            return None
+        best: tuple[float, _Kind] | None = None
+        for k in kinds:
+            m = last.get(k.kind)
+            if m is None or not m.feasible[row].any():
+                continue
+            eta = float(m.eta_s[row][m.feasible[row]].min())
+            if best is None or eta < best[0]:
+                best = (eta, k)
+        if best is None:
+            return None
+        eta, k = best
+        return Decision(package_id=package.id, status="queued", mode="drone" if k.kind is VehicleKind.DRONE
+                        else "robot", route=_waypoints(k.routes.routes[i]))
+
+    # --- van fallback -------------------------------------------------------------------------------------
+
+    def _van(self, i: int, package: PackageLike, kinds: list[_Kind], last: dict[VehicleKind, fz.PairMatrix],
+             row: int | None, weight_kg: float, deadline_s: float) -> Decision:
+        reasons: set[Reason] = set()
+        hints: dict[str, dict[str, str]] = {}
+        if not kinds:
+            reasons.add(Reason.NO_VEHICLE_AVAILABLE)
+            hints["fleet"] = {str(Reason.NO_VEHICLE_AVAILABLE): "the station has no drones or robots"}
+        for k in kinds:
+            why = self._why_not(k, i, last.get(k.kind), row, weight_kg, deadline_s)
+            reasons.update(why)
+            hints[str(k.kind)] = {str(code): text for code, text in why.items()}
+        return Decision(package_id=package.id, status="van", mode="van", reasons=sort_reasons(reasons), hints=hints)
+
+    def _why_not(self, k: _Kind, i: int, m: fz.PairMatrix | None, row: int | None,
+                 weight_kg: float, deadline_s: float) -> dict[Reason, str]:
+        """Every reason this kind could not take package i, each with what would have made it eligible."""
+        name = str(k.kind)
+        if k.routes.reason[i] is not None:
+            return {k.routes.reason[i]: k.routes.hint[i] or ""}  # type: ignore[dict-item]
+        if m is None or row is None:
+            return {Reason.NO_VEHICLE_AVAILABLE: f"every {name} is booked beyond the planning horizon"}
+        codes = m.code[row]
+        out: dict[Reason, str] = {}
+        fleet = k.fleet
+        failing = [int(c) for c in codes if c != fz.OK]
+        # Report the vehicles that came closest (passed the most checks): "d2 would be late" says more than
+        # "d8 is offline" when both are true.
+        for code in [max(failing)] if failing else []:
+            reason = fz.CODES[code]
+            assert reason is not None
+            cols = np.flatnonzero(codes == code)
+            spec = fleet.specs[int(fleet.spec_index[cols[0]])]
+            if code == fz.OVERWEIGHT:
+                limit = max(fleet.specs[int(fleet.spec_index[c])].max_payload_kg for c in cols)
+                out[reason] = overweight_hint(name, weight_kg, limit)
+            elif code == fz.WIND:
+                out[reason] = wind_hint(name, self.station.weather.wind_speed_mps, spec.max_wind_mps)
+            elif code in (fz.FULL_BATTERY, fz.CHARGE):
+                best = cols[np.argmax(m.margin_wh[row, cols])]
+                best_spec = fleet.specs[int(fleet.spec_index[best])]
+                missing = -float(m.margin_wh[row, best]) / best_spec.battery_wh
+                if code == fz.FULL_BATTERY:
+                    missing = (float(m.energy_wh[row, best]) / best_spec.battery_wh) - (1 - best_spec.reserve_fraction)
+                out.setdefault(reason, battery_hint(name, fleet.vehicles[best].id, missing, code == fz.FULL_BATTERY))
+            elif code == fz.OFFLINE:
+                out[reason] = f"no {name} is online"
+            elif code == fz.LATE:
+                late = float((m.eta_s[row, cols] - deadline_s).min())
+                out[reason] = deadline_hint(name, late)
+            elif code == fz.GEOMETRY:
+                out[Reason.OUT_OF_RANGE] = f"beyond the radius of every {name} model"
+        if not out:  # feasible pairs remained when the rounds stopped at the planning horizon
+            out[Reason.NO_VEHICLE_AVAILABLE] = f"every {name} is booked beyond the planning horizon"
+        return out
+
+    def _seconds(self, when: datetime | None, default: float) -> float:
+        if when is None:
+            return default
+        return (when - self.at).total_seconds()
+
+
+def _waypoints(route: Route | None) -> list[tuple[float, float]] | None:
+    return list(route.waypoints) if route else None

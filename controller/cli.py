@@ -1,0 +1,167 @@
+"""The `lastmile` command line (typer + rich).
+
+Every command turns our own errors (`LastmileError`: bad input, bad zones, refused plans) into one red
+line naming the field and the reason, and exit code 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from geofences.errors import LastmileError
+
+app = typer.Typer(help="lastmile-fleet: a fleet controller for drone, sidewalk-robot and van delivery.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+zones_app = typer.Typer(help="Geofence (zone file) tools.", no_args_is_help=True)
+sitl_app = typer.Typer(help="Simulated vehicles to fly and drive against.", no_args_is_help=True)
+app.add_typer(zones_app, name="zones")
+app.add_typer(sitl_app, name="sitl")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(exc: LastmileError) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {exc}")
+    return typer.Exit(code=2)
+
+
+def _parse_at(at: str | None) -> datetime:
+    if at is None:
+        return datetime.now(UTC)
+    try:
+        when = datetime.fromisoformat(at)
+    except ValueError:
+        raise typer.BadParameter(f"'{at}' is not an ISO 8601 time (e.g. 2026-12-01T16:00:00Z)") from None
+    if when.tzinfo is None:
+        raise typer.BadParameter(f"'{at}' has no time zone; add Z or an offset such as -07:00")
+    return when
+
+
+@app.command()
+def assign(
+    packages_csv: Annotated[Path, typer.Argument(help="packages CSV (weights in kg or lb, decimal degrees)")],
+    station: Annotated[Path, typer.Option("--station", "-s", help="station TOML file")],
+    at: Annotated[str | None, typer.Option(help="planning instant, ISO 8601 with zone (default: now)")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="also write every decision as JSON here")] = None,
+    limit: Annotated[int, typer.Option(help="rows to print (0 = all)")] = 40,
+) -> None:
+    """Decide who carries each package: drone, robot, a later trip (queued), or a van with its reasons."""
+    from controller.assignment import Demand, Planner
+    from controller.fleet import fleet_from_station
+    from controller.intake import read_packages_csv
+    from controller.station import load_station
+
+    when = _parse_at(at)
+    try:
+        config = load_station(station)
+        incoming = read_packages_csv(packages_csv)
+        planner = Planner(config, at=when)
+        decisions = planner.plan([Demand.from_request(p) for p in incoming], fleet_from_station(config))
+    except LastmileError as exc:
+        raise _fail(exc) from exc
+
+    table = Table(title=f"{config.name}: {len(decisions)} packages at {when.isoformat(timespec='minutes')}")
+    for column in ("package", "decision", "vehicle", "ETA", "energy Wh", "margin Wh", "reasons / hints"):
+        table.add_column(column)
+    shown = decisions if limit <= 0 else decisions[:limit]
+    for d in shown:
+        hints = "; ".join(text for per_kind in d.hints.values() for text in per_kind.values())
+        table.add_row(
+            d.package_id,
+            _style(d.status, d.mode),
+            d.vehicle_id or "",
+            d.eta.astimezone(UTC).strftime("%H:%M") if d.eta else "",
+            f"{d.energy_wh:.0f}" if d.energy_wh is not None else "",
+            f"{d.margin_wh:.0f}" if d.margin_wh is not None else "",
+            (", ".join(d.reasons) + (f" — {hints}" if hints else "")) if d.reasons else ("detour" if d.detoured else ""),
+        )
+    console.print(table)
+    if limit and len(decisions) > limit:
+        console.print(f"… {len(decisions) - limit} more (use --limit 0 or --json)")
+    counts = Counter(d.mode if d.status != "queued" else f"{d.mode} (queued)" for d in decisions)
+    console.print("  ".join(f"[bold]{k}[/]: {v}" for k, v in sorted(counts.items())))
+    van_reasons = Counter(r for d in decisions if d.status == "van" for r in d.reasons)
+    if van_reasons:
+        console.print("van reasons: " + ", ".join(f"{r} {n}" for r, n in van_reasons.most_common()))
+    if json_out is not None:
+        json_out.write_text(json.dumps([d.as_dict() for d in decisions], indent=1) + "\n", encoding="utf-8")
+        console.print(f"wrote {json_out}")
+
+
+def _style(status: str, mode: str) -> str:
+    colour = {"drone": "cyan", "robot": "green", "van": "yellow"}[mode]
+    label = mode if status != "queued" else f"{mode} (queued)"
+    return f"[{colour}]{label}[/]"
+
+
+@zones_app.command("check")
+def zones_check(
+    zones_file: Annotated[Path, typer.Argument(help="GeoJSON FeatureCollection of zones")],
+    station: Annotated[Path | None, typer.Option(help="station TOML: also check the station is not inside a zone")]
+    = None,
+) -> None:
+    """Validate a zone file and summarise it; exit 2 with the feature and field when it is invalid."""
+    from geofences import LocalFrame, load_zones
+    from geofences.checks import zone_geometry_xy
+
+    try:
+        zones = load_zones(zones_file)
+        config = None
+        if station is not None:
+            from controller.station import load_station
+
+            config = load_station(station)
+    except LastmileError as exc:
+        raise _fail(exc) from exc
+    frame = LocalFrame(config.lat, config.lon) if config else None
+    table = Table(title=f"{zones_file}: {len(zones)} zones")
+    for column in ("id", "name", "kind", "applies to", "shape", "altitude m", "active (UTC)"):
+        table.add_column(column)
+    for z in zones:
+        shape = f"circle r={z.radius_m:.0f} m" if z.radius_m else z.geometry.geom_type.lower()
+        if frame is not None:
+            shape += f", {zone_geometry_xy(z, frame).area / 1e6:.2f} km²"
+        band = f"{z.floor_m or 0:.0f}–{z.ceiling_m:.0f}" if z.ceiling_m else (f"≥ {z.floor_m:.0f}" if z.floor_m else "all")
+        active = "always"
+        if z.active_from or z.active_until:
+            active = f"{_utc(z.active_from)} → {_utc(z.active_until)}"
+        table.add_row(z.id, z.name, str(z.kind), ", ".join(sorted(z.applies_to)), shape, band, active)
+    console.print(table)
+    if config is not None:
+        console.print(f"[green]ok:[/] the station '{config.name}' is outside every exclusion zone")
+
+
+def _utc(when: datetime | None) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if when else "…"
+
+
+def _register_simulators() -> None:
+    """Simulator commands live in `sitl`; register whichever are installed."""
+    try:
+        from sitl.copter.cli import copter
+    except ImportError:
+        pass
+    else:
+        sitl_app.command("copter", help="Serve simulated ArduCopter-compatible drones over MAVLink.")(copter)
+    try:
+        from sitl.robot.cli import robot
+    except ImportError:
+        pass
+    else:
+        sitl_app.command("robot", help="Run simulated VDA 5050 sidewalk robots against an MQTT broker.")(robot)
+
+
+_register_simulators()
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

@@ -1,0 +1,120 @@
+"""Where each vehicle kind can go: station-to-destination routes, detours, and the geometric "no"s.
+
+Geometry depends on the vehicle kind (drones obey no-fly zones at cruise altitude, robots no-go zones
+on the ground) but not on the individual vehicle, so it is computed once per kind for all packages and
+shared by every vehicle of that kind. Drones fly out and back along the same route; both directions are
+checked, because "the path out and back is checked" is a safety rule, not an assumption.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from controller.reasons import Reason, operating_area_hint, range_hint, zone_hint
+from geofences import DetourPlanner, LocalFrame, Route, Zone, ZoneIndex, bearing_deg, geodesic_distance_m
+
+# Keep this far from exclusion zones when planning detours; the vehicle's own fence uses the zone itself.
+DETOUR_CLEARANCE_M = 60.0
+
+
+@dataclass(frozen=True)
+class KindRoutes:
+    """Routes of one vehicle kind from the station to every package destination.
+
+    `route_m` is NaN where no route exists; `reason`/`hint` say why (None where a route exists).
+    """
+
+    kind: str
+    distance_m: np.ndarray  # (P,) straight-line geodesic distance
+    route_m: np.ndarray  # (P,) length of the route flown/driven one way, NaN if none
+    bearing_deg: np.ndarray  # (P,) bearing from the station to the destination
+    routes: list[Route | None]  # (P,) waypoints (lon, lat) incl. both ends
+    reason: list[Reason | None]
+    hint: list[str | None]
+
+
+class KindRouter:
+    """Zone index and detour planner of one vehicle kind at one station and instant, built once."""
+
+    def __init__(
+        self,
+        zones: Sequence[Zone],
+        frame: LocalFrame,
+        kind: str,
+        *,
+        radius_m: float,
+        at: datetime | None = None,
+        altitude_m: float | None = None,
+    ) -> None:
+        self.kind = kind
+        self.frame = frame
+        self.radius_m = radius_m
+        self.index = ZoneIndex(zones, frame, kind, at=at, altitude_m=altitude_m)
+        self._planner: DetourPlanner | None = None
+
+    @property
+    def planner(self) -> DetourPlanner:
+        """The visibility graph is only worth building when some straight line is blocked."""
+        if self._planner is None:
+            self._planner = DetourPlanner(self.index, clearance_m=DETOUR_CLEARANCE_M)
+        return self._planner
+
+    def routes(self, lat: np.ndarray, lon: np.ndarray) -> KindRoutes:
+        """Route every destination; straight lines are checked in one vectorized call, detours only where blocked."""
+        n = len(lat)
+        station = (self.frame.lon, self.frame.lat)
+        slon = np.full(n, self.frame.lon)
+        slat = np.full(n, self.frame.lat)
+        distance = geodesic_distance_m(slon, slat, lon, lat)
+        bearing = bearing_deg(slon, slat, lon, lat)
+        route_m = np.full(n, np.nan)
+        routes: list[Route | None] = [None] * n
+        reason: list[Reason | None] = [None] * n
+        hint: list[str | None] = [None] * n
+
+        in_range = distance <= self.radius_m
+        for i in np.flatnonzero(~in_range):
+            reason[i] = Reason.OUT_OF_RANGE
+            hint[i] = range_hint(self.kind, float(distance[i]), self.radius_m)
+
+        candidates = np.flatnonzero(in_range)
+        if candidates.size == 0:
+            return KindRoutes(self.kind, distance, route_m, bearing, routes, reason, hint)
+        allowed = self.index.points_allowed(lon[candidates], lat[candidates])
+        for i in candidates[~allowed]:
+            zone = self.index.zone_containing(float(lon[i]), float(lat[i]))
+            if zone is None:
+                reason[i] = Reason.OUTSIDE_OPERATING_AREA
+                hint[i] = operating_area_hint(self.kind)
+            else:
+                reason[i] = Reason.EXCLUSION_ZONE
+                hint[i] = zone_hint(self.kind, zone.id, inside=True)
+
+        reachable = candidates[allowed]
+        clear = self.index.segments_clear(slon[reachable], slat[reachable], lon[reachable], lat[reachable])
+        for i in reachable[clear]:
+            routes[i] = Route(waypoints=[station, (float(lon[i]), float(lat[i]))], length_m=float(distance[i]),
+                              detoured=False)
+            route_m[i] = distance[i]
+        blocked = reachable[~clear]
+        if blocked.size:
+            blockers = self.index.blocking_zone_ids(slon[blocked], slat[blocked], lon[blocked], lat[blocked])
+            starts = np.column_stack([slon[blocked], slat[blocked]])
+            ends = np.column_stack([lon[blocked], lat[blocked]])
+            for i, blocker, route in zip(blocked, blockers, self.planner.routes(starts, ends), strict=True):
+                if route is None or not self._both_ways_clear(route):
+                    reason[i] = Reason.EXCLUSION_ZONE
+                    hint[i] = zone_hint(self.kind, blocker, inside=False)
+                    continue
+                routes[i] = route
+                route_m[i] = route.length_m
+        return KindRoutes(self.kind, distance, route_m, bearing, routes, reason, hint)
+
+    def _both_ways_clear(self, route: Route) -> bool:
+        """The planner's promise, checked independently: out and back both stay clear."""
+        out = list(route.waypoints)
+        return bool(np.all(self.index.paths_clear([out, out[::-1]])))

@@ -1,0 +1,133 @@
+"""A station's configuration: where it is, its zones, its fleet, its weather and its services.
+
+Loaded from a TOML file (``lastmile assign --station STATION.toml``, later ``lastmile serve``). Paths inside
+the file are relative to the file, so an example station can be moved or installed as a whole.
+Validation is pydantic's: a bad file gives an `InputError` naming the field and the reason.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from controller.errors import InputError
+from geofences import LocalFrame, Zone, ZoneIndex, load_zones
+from vehicles.spec import VehicleKind, VehicleSpec, default_spec
+
+
+class VehicleConfig(BaseModel):
+    """One vehicle of the fleet as the station file names it; spec fields may be overridden per vehicle."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=64)
+    kind: VehicleKind
+    charge: float = Field(default=1.0, ge=0.0, le=1.0, description="battery state of charge, 0..1")
+    online: bool = True
+    url: str | None = Field(default=None, description="link: MAVLink URL for drones, serial number for robots")
+    spec: dict[str, float | str] = Field(default_factory=dict, description="overrides of the kind's default spec")
+
+    def vehicle_spec(self) -> VehicleSpec:
+        """The default spec of this vehicle's kind with this vehicle's overrides applied (validated)."""
+        base = default_spec(self.kind)
+        if not self.spec:
+            return base
+        try:
+            return VehicleSpec.model_validate({**base.model_dump(), **self.spec})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            raise InputError(first["msg"], field=f"fleet.{self.id}.spec.{field}") from exc
+
+
+class WeatherConfig(BaseModel):
+    """Surface wind at the station; drones check it against their limit and fly legs against it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    wind_speed_mps: float = Field(default=0.0, ge=0.0, le=80.0)
+    wind_from_deg: float = Field(default=0.0, ge=0.0, lt=360.0)
+
+
+class StationConfig(BaseModel):
+    """Everything a controller needs to know about one delivery station."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    lat: float = Field(ge=-90.0, le=90.0)
+    lon: float = Field(ge=-180.0, le=180.0)
+    alt_m: float = Field(default=0.0, description="ground altitude above mean sea level")
+    zones_file: Path | None = None
+    altitude_ceiling_m: float = Field(default=120.0, gt=0.0, description="Part 107 style ceiling above ground")
+    launch: Literal["auto", "operator"] = "auto"
+    drone_turnaround_s: float = Field(default=300.0, ge=0.0, description="battery swap and reload at the station")
+    robot_turnaround_s: float = Field(default=600.0, ge=0.0)
+    weather: WeatherConfig = Field(default_factory=WeatherConfig)
+    fleet: list[VehicleConfig] = Field(default_factory=list)
+    store_url: str = "sqlite:///lastmile.sqlite3"
+    source: Path | None = Field(default=None, exclude=True, description="the file this was loaded from")
+
+    @field_validator("fleet")
+    @classmethod
+    def _unique_ids(cls, fleet: list[VehicleConfig]) -> list[VehicleConfig]:
+        seen: set[str] = set()
+        for vehicle in fleet:
+            if vehicle.id in seen:
+                raise ValueError(f"vehicle id '{vehicle.id}' appears twice")
+            seen.add(vehicle.id)
+        return fleet
+
+    @model_validator(mode="after")
+    def _specs_valid(self) -> StationConfig:
+        for vehicle in self.fleet:
+            vehicle.vehicle_spec()
+        return self
+
+    @cached_property
+    def frame(self) -> LocalFrame:
+        """The station's local metric frame, built once."""
+        return LocalFrame(self.lat, self.lon)
+
+    @cached_property
+    def zones(self) -> list[Zone]:
+        """The station's zones (empty without a zones file)."""
+        return load_zones(self.zones_file) if self.zones_file else []
+
+    def check_station_position(self, at: datetime | None = None) -> None:
+        """Refuse a station that sits inside an exclusion zone: nothing could ever launch from it safely."""
+        for kind in ("drone", "robot"):
+            index = ZoneIndex(self.zones, self.frame, kind, at=at, altitude_m=0.0)
+            zone = index.zone_containing(self.lon, self.lat)
+            if zone is not None:
+                raise InputError(
+                    f"the station lies inside exclusion zone '{zone.id}' ({zone.name}) for {kind}s",
+                    field="lat/lon",
+                )
+
+
+def load_station(path: str | Path) -> StationConfig:
+    """Read a station TOML file; relative paths in it are taken relative to the file."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError(f"station file {path} does not exist", field="station") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path} is not valid TOML: {exc}", field="station") from exc
+    zones_file = raw.get("zones_file")
+    if isinstance(zones_file, str) and not Path(zones_file).is_absolute():
+        raw["zones_file"] = str((path.parent / zones_file).resolve())
+    try:
+        station = StationConfig.model_validate({**raw, "source": path})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"{first['msg']} (in {path})", field=field) from exc
+    station.check_station_position()
+    return station

@@ -1,0 +1,108 @@
+"""Checks on what callers hand the store, so a bad call is refused with a clear reason before any write."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from controller.errors import InputError
+from controller.packages import PackageIn, PackageState, describe_validation_error
+
+__all__ = ["TRANSITION_FIELDS", "as_package_in", "check_fields", "json_dict", "state", "states", "text"]
+
+# What `Store.transition(..., **fields)` may set besides the state (and `detail`, a named argument).
+TRANSITION_FIELDS = frozenset({"vehicle_id", "mode", "eta", "energy_margin_wh", "reasons"})
+MODES = frozenset({"drone", "robot", "van"})
+
+
+def as_package_in(item: Any, row: int | None) -> PackageIn:
+    """A `PackageIn`, validating a mapping on the way; the first problem becomes an `InputError`."""
+    if isinstance(item, PackageIn):
+        return item
+    if isinstance(item, Mapping):
+        try:
+            return PackageIn.model_validate(dict(item))
+        except ValidationError as exc:
+            field, reason = describe_validation_error(exc)[0]
+            raise InputError(reason, field=field, row=row) from exc
+    raise InputError(f"expected a package, got {type(item).__name__}", row=row)
+
+
+def text(field: str, value: Any, *, limit: int, allow_none: bool = False) -> str | None:
+    """A non-empty string of at most `limit` characters."""
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InputError("must be a non-empty string", field=field)
+    if len(value) > limit:
+        raise InputError(f"must be at most {limit} characters, got {len(value)}", field=field)
+    return value
+
+
+def json_dict(field: str, value: Any) -> dict[str, Any]:
+    """A dict that survives a JSON round trip unchanged in meaning (what the JSON columns can hold)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InputError(f"must be a mapping, got {type(value).__name__}", field=field)
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"must be JSON-serialisable ({exc})", field=field) from exc
+    return dict(value)
+
+
+def state(field: str, value: Any) -> PackageState:
+    """A `PackageState` from itself or its string value."""
+    try:
+        return PackageState(value)
+    except ValueError:
+        known = ", ".join(s.value for s in PackageState)
+        raise InputError(f"unknown state {value!r}; known states: {known}", field=field) from None
+
+
+def states(value: PackageState | str | Sequence[PackageState | str] | None) -> list[PackageState] | None:
+    """The `state=` filter of `Store.list`: one state, several, or None for all."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [state("state", value)]
+    return [state("state", v) for v in value]
+
+
+def check_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The extra fields of a transition, each checked for type and range."""
+    unknown = sorted(set(fields) - TRANSITION_FIELDS)
+    if unknown:
+        allowed = ", ".join(sorted(TRANSITION_FIELDS | {"detail"}))
+        raise InputError(f"a transition cannot set this field; it may set {allowed}", field=unknown[0])
+    out: dict[str, Any] = {}
+    for name, value in fields.items():
+        if value is None:
+            if name == "reasons":
+                raise InputError("must be a list of reason codes (use [] for none)", field=name)
+            out[name] = None
+        elif name == "vehicle_id":
+            out[name] = text(name, value, limit=64)
+        elif name == "mode":
+            if value not in MODES:
+                raise InputError(f"must be one of drone, robot, van; got {value!r}", field=name)
+            out[name] = value
+        elif name == "eta":
+            if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+                raise InputError("must be a timezone-aware datetime", field=name)
+            out[name] = value
+        elif name == "energy_margin_wh":
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise InputError(f"must be a finite number of watt-hours, got {value!r}", field=name)
+            out[name] = float(value)
+        elif name == "reasons":
+            if isinstance(value, str) or not all(isinstance(r, str) and r for r in value):
+                raise InputError("must be a list of non-empty reason codes", field=name)
+            out[name] = list(value)
+    return out

@@ -1,0 +1,125 @@
+"""The store's tables, in SQLAlchemy Core: one place that says what is on disk.
+
+The schema itself is created by the Alembic revisions in `migrations/`, never by `create_all`, so that a
+database made by an older release is upgraded in place. These definitions must match the latest revision;
+`tests/controller/test_store.py` checks that they do.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+__all__ = ["Json", "UTCDateTime", "metadata", "missions", "package_events", "packages"]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, on every backend.
+
+    PostgreSQL keeps `timestamptz` natively. SQLite has no time zones: we store UTC wall time and put UTC
+    back on read, so callers never meet a naive datetime (which would compare wrongly with aware ones).
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given to the store; use an aware UTC time")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+Json: Any = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+EventId: Any = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+packages = Table(
+    "packages",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("key", String(128), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("weight_kg", Float, nullable=False),
+    Column("dest_lat", Float, nullable=False),
+    Column("dest_lon", Float, nullable=False),
+    Column("length_m", Float),
+    Column("width_m", Float),
+    Column("height_m", Float),
+    Column("deadline", UTCDateTime),
+    Column("earliest", UTCDateTime),
+    Column("priority", Integer, nullable=False),
+    Column("recipient", String(200)),
+    Column("note", Text),
+    Column("state", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("vehicle_id", String(64)),
+    Column("mode", String(8)),
+    Column("eta", UTCDateTime),
+    Column("energy_margin_wh", Float),
+    Column("reasons", Json, nullable=False),
+    Column("detail", Json, nullable=False),
+    UniqueConstraint("key", name="uq_packages_key"),  # the idempotency guarantee, across processes
+    Index("ix_packages_state", "state"),
+    Index("ix_packages_created_id", "created_at", "id"),
+)
+
+package_events = Table(
+    "package_events",
+    metadata,
+    Column("id", EventId, primary_key=True, autoincrement=True),
+    Column("package_id", String(32), ForeignKey("packages.id"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("from_state", String(16)),
+    Column("to_state", String(16), nullable=False),
+    Column("reason", String(200), nullable=False),
+    Column("detail", Json, nullable=False),
+    Index("ix_package_events_package", "package_id", "id"),
+    sqlite_autoincrement=True,  # never reuse an id: the fallback feed's cursor relies on it
+)
+
+missions = Table(
+    "missions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("package_id", String(32), ForeignKey("packages.id"), nullable=False),
+    Column("vehicle_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("plan", Json, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_missions_state", "state"),
+    Index("ix_missions_package", "package_id"),
+)

@@ -1,0 +1,107 @@
+"""Opening a database: the engine with the right per-backend settings, and the schema brought to head.
+
+SQLite is the embedded default, so it gets the settings a shared file needs: WAL (readers never block the
+writer), foreign keys on, a busy timeout, and `BEGIN IMMEDIATE` for writing transactions, which takes the
+write lock up front; otherwise a transaction that read first and writes later can fail at once with
+"database is locked" when another process wrote in between.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
+
+from controller.store.errors import StoreOpenError
+
+__all__ = [
+    "MIGRATIONS_DIR",
+    "WRITE",
+    "alembic_config",
+    "current_revision",
+    "head_revision",
+    "open_engine",
+    "upgrade",
+]
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+WRITE = "lastmile_write"  # execution option marking a connection whose transaction will write
+_MIGRATION_LOCK = 0x6C6D_7374_6F72  # "lmstor": PostgreSQL advisory lock serialising schema upgrades
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
+def open_engine(url: str) -> Engine:
+    """An engine for `url` with the settings each backend needs for the store's guarantees."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    memory = parsed.database in (None, "", ":memory:")
+    kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}}
+    if memory:
+        kwargs["poolclass"] = StaticPool  # one shared connection, or every connection gets its own database
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below), pysqlite must not
+        cur = dbapi_conn.cursor()
+        if not memory:
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
+
+    return engine
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Alembic configured in code: the scripts ship inside this package, no alembic.ini is read."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str | None:
+    """The newest schema revision this release ships."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None for an empty database)."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to head, safely when several processes start at once on one database.
+
+    PostgreSQL: a transaction-level advisory lock makes the second starter wait, then find the schema
+    at head. SQLite: `BEGIN IMMEDIATE` does the same. DDL is transactional on both, so a failed
+    upgrade leaves the previous schema intact.
+    """
+    try:
+        with engine.connect() as conn:
+            conn = conn.execution_options(**{WRITE: True})
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+                command.upgrade(alembic_config(conn), "head")
+    except CommandError as exc:
+        raise StoreOpenError(
+            f"cannot upgrade the store's schema to {head_revision()}: {exc} "
+            "(was the database written by a newer lastmile release?)"
+        ) from exc

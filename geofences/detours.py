@@ -1,0 +1,208 @@
+"""Shortest clear paths around exclusion zones: a reduced visibility graph plus Dijkstra.
+
+Why a visibility graph: in the plane, a shortest path among polygonal obstacles bends only at obstacle
+corners, so corners of the zones grown by `clearance_m` are the only waypoints worth considering. The
+graph is reduced to edges tangent to the obstacle at both ends (a shortest path never turns into an
+obstacle), which keeps the static part small, and every edge is confirmed by `ZoneIndex.segments_clear_xy`
+against the real zones (margin included), so a returned route never crosses an exclusion whatever the
+simplification did. Lengths are geodesic, so a detour is never shorter than the straight line.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from numpy.typing import ArrayLike
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import dijkstra
+from shapely.geometry.base import BaseGeometry
+
+from geofences.checks import ZoneIndex
+from geofences.frame import geodesic_distance_m
+
+__all__ = ["DetourPlanner", "Route"]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A clear path as (lon, lat) waypoints, start and end included; `length_m` is geodesic."""
+
+    waypoints: list[tuple[float, float]]
+    length_m: float
+    detoured: bool
+
+
+def _ring_corners(geom: BaseGeometry, obstacle_left: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Convex obstacle corners of every ring of `geom`: (vertex, previous vertex, next vertex) arrays.
+
+    Rings are oriented exterior counter-clockwise, holes clockwise, so the polygon's inside lies to the
+    left; `obstacle_left` says whether that inside is the obstacle (zones) or the free space (operating
+    area). A corner is convex towards the free space when the ring turns towards the obstacle side.
+    """
+    verts, prevs, nexts = [], [], []
+    for poly in shapely.get_parts(shapely.orient_polygons(geom, exterior_cw=False)):
+        if poly.is_empty:
+            continue
+        for ring in [poly.exterior, *poly.interiors]:
+            c = np.asarray(ring.coords)[:-1]
+            if len(c) < 3:
+                continue
+            prev, nxt = np.roll(c, 1, axis=0), np.roll(c, -1, axis=0)
+            turn = _cross(c - prev, nxt - c)
+            convex = turn > 0.0 if obstacle_left else turn < 0.0
+            verts.append(c[convex])
+            prevs.append(prev[convex])
+            nexts.append(nxt[convex])
+    if not verts:
+        empty = np.zeros((0, 2))
+        return empty, empty, empty
+    return np.concatenate(verts), np.concatenate(prevs), np.concatenate(nexts)
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+
+
+def _tangent_at(v: np.ndarray, prev: np.ndarray, nxt: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """True where the line v->other is tangent to the obstacle at v (prev and next on one side of it)."""
+    d = other - v
+    a, b = prev - v, nxt - v
+    norm_d = np.hypot(d[..., 0], d[..., 1])
+    sin1 = _cross(d, a) / np.maximum(norm_d * np.hypot(a[..., 0], a[..., 1]), 1e-300)
+    sin2 = _cross(d, b) / np.maximum(norm_d * np.hypot(b[..., 0], b[..., 1]), 1e-300)
+    # Collinear within float noise counts as tangent: pruning is only an optimisation, never a safety test.
+    return sin1 * sin2 >= -1e-9
+
+
+class DetourPlanner:
+    """Visibility graph on zone corners grown by `clearance_m`, built once per index; Dijkstra per query."""
+
+    def __init__(self, index: ZoneIndex, *, clearance_m: float = 50.0) -> None:
+        if not (math.isfinite(clearance_m) and clearance_m > 0.0):
+            raise ValueError(f"clearance_m {clearance_m!r}: must be a finite number > 0")
+        self.index = index
+        self.clearance_m = float(clearance_m)
+        tol = self.clearance_m * 0.2
+        parts = []
+        excl = index.exclusion_geometries_xy
+        if len(excl):
+            grown = shapely.union_all(shapely.buffer(excl, self.clearance_m, quad_segs=2))
+            parts.append(_ring_corners(grown.simplify(tol), obstacle_left=True))
+        area = index.allowed_area_xy
+        if area is not None and not area.is_empty:
+            shrunk = area.buffer(-self.clearance_m, quad_segs=2)
+            if not shrunk.is_empty:
+                parts.append(_ring_corners(shrunk.simplify(tol), obstacle_left=False))
+        if parts:
+            v, p, n = (np.concatenate(a) for a in zip(*parts, strict=True))
+        else:
+            v = p = n = np.zeros((0, 2))
+        ok = index.points_allowed_xy(v[:, 0], v[:, 1]) if len(v) else np.zeros(0, dtype=bool)
+        self._v, self._prev, self._next = v[ok], p[ok], n[ok]
+        self._edges = self._static_edges()
+
+    @property
+    def vertex_count(self) -> int:
+        """Corners in the graph: the figure that sets construction time (pairs are checked once)."""
+        return len(self._v)
+
+    @property
+    def edge_count(self) -> int:
+        """Clear, bitangent corner-to-corner edges found at construction."""
+        return len(self._edges[0])
+
+    def _static_edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n = len(self._v)
+        rows, cols = [], []
+        block = max(1, 200_000 // max(n, 1))
+        for start in range(0, n, block):
+            i = np.arange(start, min(n, start + block))
+            ii, jj = np.meshgrid(i, np.arange(n), indexing="ij")
+            keep = jj > ii
+            ii, jj = ii[keep], jj[keep]
+            v, w = self._v[ii], self._v[jj]
+            tangent = _tangent_at(v, self._prev[ii], self._next[ii], w) & _tangent_at(
+                w, self._prev[jj], self._next[jj], v
+            )
+            ii, jj = ii[tangent], jj[tangent]
+            clear = self.index.segments_clear_xy(
+                self._v[ii, 0], self._v[ii, 1], self._v[jj, 0], self._v[jj, 1]
+            )
+            rows.append(ii[clear])
+            cols.append(jj[clear])
+        r = np.concatenate(rows) if rows else np.zeros(0, dtype=np.intp)
+        c = np.concatenate(cols) if cols else np.zeros(0, dtype=np.intp)
+        w = np.hypot(*(self._v[r] - self._v[c]).T) if len(r) else np.zeros(0)
+        return r, c, w
+
+    def _visible(self, x: float, y: float) -> np.ndarray:
+        """Indices of corners reachable in a straight clear line from (x, y) and tangent at the corner."""
+        if not len(self._v):
+            return np.zeros(0, dtype=np.intp)
+        p = np.broadcast_to(np.array([x, y]), self._v.shape)
+        cand = np.flatnonzero(_tangent_at(self._v, self._prev, self._next, p))
+        clear = self.index.segments_clear_xy(np.full(len(cand), x), np.full(len(cand), y), *self._v[cand].T)
+        return cand[clear]
+
+    def _search(self, sx: float, sy: float, ex: float, ey: float) -> list[tuple[float, float]] | None:
+        """Local-frame corner waypoints between start and end (exclusive), or None when unreachable."""
+        n = len(self._v)
+        vs, ve = self._visible(sx, sy), self._visible(ex, ey)
+        if not len(vs) or not len(ve):
+            return None
+        s, e = n, n + 1
+        r, c, w = self._edges
+        ws = np.hypot(self._v[vs, 0] - sx, self._v[vs, 1] - sy)
+        we = np.hypot(self._v[ve, 0] - ex, self._v[ve, 1] - ey)
+        rows = np.concatenate([r, np.full(len(vs), s), ve])
+        cols = np.concatenate([c, vs, np.full(len(ve), e)])
+        weights = np.concatenate([w, ws, we])
+        # Zero-length edges would vanish from a sparse matrix; a tiny floor keeps them as edges.
+        graph = coo_matrix((np.maximum(weights, 1e-9), (rows, cols)), shape=(n + 2, n + 2)).tocsr()
+        dist, pred = dijkstra(graph, directed=False, indices=s, return_predecessors=True)
+        if not np.isfinite(dist[e]):
+            return None
+        chain = []
+        k = pred[e]
+        while k != s:
+            chain.append((float(self._v[k, 0]), float(self._v[k, 1])))
+            k = pred[k]
+        return chain[::-1]
+
+    def route(self, start: tuple[float, float], end: tuple[float, float]) -> Route | None:
+        """The shortest clear (lon, lat) path found from start to end; None when there is none."""
+        return self.routes([start], [end])[0]
+
+    def routes(self, starts: ArrayLike, ends: ArrayLike) -> list[Route | None]:
+        """`route` for many pairs: straight lines are checked together first, only blocked ones search."""
+        s = np.asarray(starts, dtype=float).reshape(-1, 2)
+        e = np.asarray(ends, dtype=float).reshape(-1, 2)
+        if len(s) != len(e):
+            raise ValueError(f"routes: {len(s)} starts but {len(e)} ends")
+        if not len(s):
+            return []
+        frame = self.index.frame
+        sx, sy = frame.to_local(s[:, 0], s[:, 1])
+        ex, ey = frame.to_local(e[:, 0], e[:, 1])
+        straight = self.index.segments_clear_xy(sx, sy, ex, ey)
+        direct = geodesic_distance_m(s[:, 0], s[:, 1], e[:, 0], e[:, 1])
+        ends_ok = self.index.points_allowed_xy(sx, sy) & self.index.points_allowed_xy(ex, ey)
+        out: list[Route | None] = []
+        for i in range(len(s)):
+            a, b = (float(s[i, 0]), float(s[i, 1])), (float(e[i, 0]), float(e[i, 1]))
+            if straight[i]:
+                out.append(Route(waypoints=[a, b], length_m=float(direct[i]), detoured=False))
+                continue
+            corners = self._search(sx[i], sy[i], ex[i], ey[i]) if ends_ok[i] else None
+            if corners is None:
+                out.append(None)
+                continue
+            lon, lat = frame.to_wgs84([c[0] for c in corners], [c[1] for c in corners])
+            pts = [a, *zip(lon.tolist(), lat.tolist(), strict=True), b]
+            arr = np.asarray(pts)
+            legs = geodesic_distance_m(arr[:-1, 0], arr[:-1, 1], arr[1:, 0], arr[1:, 1])
+            out.append(Route(waypoints=pts, length_m=float(legs.sum()), detoured=True))
+        return out

@@ -1,0 +1,205 @@
+"""Battery, fence and GCS failsafes, as ArduCopter triggers and answers them.
+
+- Battery: libraries/AP_BattMonitor/AP_BattMonitor_Backend.cpp update_failsafes (voltage below
+  BATT_LOW_VOLT / BATT_CRT_VOLT for BATT_LOW_TIMER seconds, or remaining mAh below BATT_LOW_MAH /
+  BATT_CRT_MAH), announced by AP_BattMonitor::check_failsafes as "Battery 1 is low 41.90V used 9000 mAh",
+  answered by Copter::handle_battery_failsafe (ArduCopter/events.cpp) with BATT_FS_LOW_ACT /
+  BATT_FS_CRT_ACT. Only checked while armed; a failsafe only escalates, never clears in flight.
+- Fence: ArduCopter/fence.cpp Copter::fence_check: on a new breach while armed, disarm if landed, LAND if
+  more than 100 m outside, else FENCE_ACTION.
+- GCS: ArduCopter/events.cpp failsafe_gcs_check: only once a heartbeat from SYSID_MYGCS has been seen;
+  no such heartbeat for FS_GCS_TIMEOUT seconds triggers FS_GCS_ENABLE's action; a heartbeat clears it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pymavlink.dialects.v20 import ardupilotmega as mavlink
+
+from sitl.copter.fence import GIVE_UP_DISTANCE_M, Fence
+from sitl.copter.modes import Mode
+
+if TYPE_CHECKING:
+    from sitl.copter.vehicle import SimCopter
+
+# Copter's Failsafe_Action (ArduCopter/Copter.h), which BATT_FS_*_ACT use directly.
+NONE, LAND, RTL, SMARTRTL, SMARTRTL_LAND, TERMINATE, AUTO_DO_LAND_START, BRAKE_LAND = range(8)
+# FS_GCS_ENABLE -> Failsafe_Action (events.cpp failsafe_gcs_on_event)
+GCS_ACTIONS = {0: NONE, 1: RTL, 2: RTL, 3: SMARTRTL, 4: SMARTRTL_LAND, 5: LAND, 6: AUTO_DO_LAND_START, 7: BRAKE_LAND}
+# FENCE_ACTION -> mode order to try (fence.cpp)
+FENCE_MODES = {1: (Mode.RTL, Mode.LAND), 2: (Mode.LAND,), 3: (Mode.SMART_RTL, Mode.RTL, Mode.LAND),
+               4: (Mode.BRAKE, Mode.LAND), 5: (Mode.SMART_RTL, Mode.LAND)}  # fmt: skip
+BATT_NONE, BATT_LOW, BATT_CRITICAL = 0, 1, 2
+
+
+class Failsafes:
+    """All failsafe state of one vehicle; stepped with the physics."""
+
+    def __init__(self, v: SimCopter) -> None:
+        self.v = v
+        self.fence = Fence(v)
+        self.battery_level = BATT_NONE
+        self._low_volt_since: float | None = None
+        self._crit_volt_since: float | None = None
+        self.gcs_last_seen: float | None = None
+        self.gcs = False
+        v.params.on_change(self._param_changed)
+
+    def _param_changed(self, name: str, value: float) -> None:
+        if name == "FENCE_ENABLE":
+            self.set_fence_enabled(value != 0)
+
+    def set_fence_enabled(self, enabled: bool) -> None:
+        if enabled != self.fence.enabled:
+            self.fence.enabled = enabled
+            self.v.send_text(f"Fence {'enabled' if enabled else 'disabled'}")
+            if not enabled:
+                self.fence.breached_types = 0
+
+    def any_active(self) -> bool:
+        """Copter::any_failsafe_triggered (battery or GCS here)."""
+        return self.battery_level != BATT_NONE or self.gcs
+
+    def gcs_heartbeat(self) -> None:
+        """A HEARTBEAT from SYSID_MYGCS arrived (GCS_MAVLINK::handle_heartbeat -> sysid_myggcs_seen)."""
+        self.gcs_last_seen = self.v.time_s
+
+    # ---- actions -------------------------------------------------------------------------------
+    def _try_modes(self, *modes: Mode, reason: str) -> None:
+        for mode in modes:
+            if self.v.set_mode(mode, reason=reason):
+                return
+
+    def do_action(self, action: int, reason: str) -> None:
+        """Copter::do_failsafe_action."""
+        if action == LAND:
+            self._try_modes(Mode.LAND, reason=reason)
+        elif action == RTL:
+            self._try_modes(Mode.RTL, Mode.LAND, reason=reason)
+        elif action == SMARTRTL:
+            self._try_modes(Mode.SMART_RTL, Mode.RTL, Mode.LAND, reason=reason)
+        elif action == SMARTRTL_LAND:
+            self._try_modes(Mode.SMART_RTL, Mode.LAND, reason=reason)
+        elif action == TERMINATE:
+            self.v.disarm(force=True)
+        elif action == AUTO_DO_LAND_START:
+            self._try_modes(Mode.RTL, Mode.LAND, reason=reason)
+        elif action == BRAKE_LAND:
+            self._try_modes(Mode.BRAKE, Mode.LAND, reason=reason)
+
+    def _should_disarm(self) -> bool:
+        """Copter::should_disarm_on_failsafe: on the ground (AUTO: before the mission took off)."""
+        v = self.v
+        if v.mode_number == Mode.AUTO:
+            return not v.auto_armed and v.landed
+        return v.landed
+
+    def _announce(self, kind: str, action: str | None = None) -> None:
+        text = f"{kind} Failsafe On: {action}" if action else f"{kind} Failsafe On"
+        self.v.send_text(text, mavlink.MAV_SEVERITY_WARNING)
+
+    # ---- battery -------------------------------------------------------------------------------
+    def battery_types(self) -> tuple[bool, bool, bool, bool]:
+        """AP_BattMonitor_Backend::check_failsafe_types: low/critical by voltage and by capacity."""
+        p, b = self.v.params, self.v.battery
+        volts = b.resting_voltage if p["BATT_FS_VOLTSRC"] == 1 else b.voltage
+        remaining_mah = p["BATT_CAPACITY"] * b.remaining
+        low_v = p["BATT_LOW_VOLT"] > 0 and volts < p["BATT_LOW_VOLT"]
+        low_c = p["BATT_LOW_MAH"] > 0 and remaining_mah < p["BATT_LOW_MAH"]
+        crit_v = p["BATT_CRT_VOLT"] > 0 and volts < p["BATT_CRT_VOLT"]
+        crit_c = p["BATT_CRT_MAH"] > 0 and remaining_mah < p["BATT_CRT_MAH"]
+        return low_v, low_c, crit_v, crit_c
+
+    def battery_arming_problem(self) -> str | None:
+        """AP_BattMonitor::arming_checks text (without the "PreArm: " prefix)."""
+        p, b = self.v.params, self.v.battery
+        low_v, low_c, crit_v, crit_c = self.battery_types()
+        checks = (
+            (low_v, "low voltage failsafe"),
+            (low_c, "low capacity failsafe"),
+            (crit_v, "critical voltage failsafe"),
+            (crit_c, "critical capacity failsafe"),
+            (p["BATT_ARM_VOLT"] > 0 and b.voltage < p["BATT_ARM_VOLT"], "below minimum arming voltage"),
+            (p["BATT_ARM_MAH"] > 0 and p["BATT_CAPACITY"] * b.remaining < p["BATT_ARM_MAH"],
+             "below minimum arming capacity"),
+        )  # fmt: skip
+        for failed, text in checks:
+            if failed:
+                return f"Battery 1 {text}"
+        return None
+
+    def _battery_level_now(self) -> int:
+        low_v, low_c, crit_v, crit_c = self.battery_types()
+        now = self.v.time_s
+        timer = self.v.params["BATT_LOW_TIMER"]
+        self._crit_volt_since = (self._crit_volt_since if self._crit_volt_since is not None else now) if crit_v else None
+        self._low_volt_since = (self._low_volt_since if self._low_volt_since is not None else now) if low_v else None
+        if (self._crit_volt_since is not None and timer > 0 and now - self._crit_volt_since > timer) or crit_c:
+            return BATT_CRITICAL
+        if (self._low_volt_since is not None and timer > 0 and now - self._low_volt_since > timer) or low_c:
+            return BATT_LOW
+        return BATT_NONE
+
+    def _battery_check(self) -> None:
+        level = self._battery_level_now()
+        if level <= self.battery_level:
+            return
+        self.battery_level = level
+        v, p = self.v, self.v.params
+        kind = "low" if level == BATT_LOW else "critical"
+        used_mah = v.battery.consumed_ah * 1000.0
+        v.send_text(f"Battery 1 is {kind} {v.battery.voltage:.2f}V used {used_mah:.0f} mAh", mavlink.MAV_SEVERITY_WARNING)
+        action = int(p["BATT_FS_LOW_ACT"] if level == BATT_LOW else p["BATT_FS_CRT_ACT"])
+        if self._should_disarm():
+            v.disarm(force=True)
+            self._announce("Battery", "Disarming")
+            return
+        self._announce("Battery")
+        self.do_action(action, "battery")
+
+    # ---- fence ---------------------------------------------------------------------------------
+    def _fence_check(self) -> None:
+        new, distance = self.fence.check()
+        v = self.v
+        if not v.armed or not new:
+            return
+        if not v.landed:
+            v.send_text(f"Fence breached: {Fence.describe(new)}", mavlink.MAV_SEVERITY_CRITICAL)
+        action = int(v.params["FENCE_ACTION"])
+        if action == 0:
+            return
+        if v.landed:
+            v.disarm(force=True)
+        elif distance > GIVE_UP_DISTANCE_M:
+            v.set_mode(Mode.LAND, reason="fence")
+        else:
+            self._try_modes(*FENCE_MODES.get(action, (Mode.RTL, Mode.LAND)), reason="fence")
+
+    # ---- GCS -----------------------------------------------------------------------------------
+    def _gcs_check(self) -> None:
+        v = self.v
+        enable = int(v.params["FS_GCS_ENABLE"])
+        if enable == 0 or self.gcs_last_seen is None:
+            return
+        late = v.time_s - self.gcs_last_seen > v.params["FS_GCS_TIMEOUT"]
+        if not late and self.gcs:
+            self.gcs = False
+            v.send_text("GCS Failsafe Cleared", mavlink.MAV_SEVERITY_WARNING)
+        elif late and not self.gcs:
+            self.gcs = True
+            if not v.armed:
+                self._announce("GCS")
+                return
+            if self._should_disarm():
+                v.disarm(force=True)
+                self._announce("GCS", "Disarming")
+                return
+            self._announce("GCS")
+            self.do_action(GCS_ACTIONS.get(enable, LAND), "gcs")
+
+    def step(self, dt: float) -> None:
+        if self.v.armed:
+            self._battery_check()
+        self._fence_check()
+        self._gcs_check()

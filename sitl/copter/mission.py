@@ -1,0 +1,374 @@
+"""Mission, fence and rally storage, and the upload/download protocol ArduPilot speaks for them.
+
+Protocol: libraries/GCS_MAVLink/MissionItemProtocol.cpp, followed closely:
+- MISSION_COUNT starts an upload; the vehicle sends MISSION_REQUEST for item 0.. (ArduPilot sends
+  MISSION_REQUEST, not _INT, in queued_request_send) and resends the request after 1 s without an item;
+  after 8 s (upload_timeout_ms) without an item it gives up with MISSION_ACK OPERATION_CANCELLED.
+- A second uploader is refused with DENIED while one upload runs; the same uploader may restart.
+- count above capacity: NO_SPACE; an item with the wrong seq: INVALID_SEQUENCE (the upload continues);
+  an item that cannot be stored: its error (UNSUPPORTED, UNSUPPORTED_FRAME, INVALID_PARAM5_X ...) and
+  the upload ends; download during an upload: DENIED.
+- Timers run in simulated time, as AP_HAL::millis() does in SITL.
+MISSION item 0 is home (AP_Mission keeps home there; what a GCS uploads as item 0 is ignored and a
+download returns the current home). FENCE and RALLY have no home item and need MAVLink 2
+(mavlink2_requirement_met); their storage follows libraries/AC_Fence/AC_PolyFence_loader.cpp and
+libraries/AP_Rally/AP_Rally.cpp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from pymavlink.dialects.v20 import ardupilotmega as mavlink
+
+from sitl.copter import fence
+
+if TYPE_CHECKING:
+    from sitl.copter.vehicle import SimCopter
+
+MISSION = mavlink.MAV_MISSION_TYPE_MISSION
+FENCE = mavlink.MAV_MISSION_TYPE_FENCE
+RALLY = mavlink.MAV_MISSION_TYPE_RALLY
+
+REQUEST_RESEND_S = 1.0  # MissionItemProtocol::update: 1000 ms + stream slowdown
+UPLOAD_TIMEOUT_S = 8.0  # MissionItemProtocol.h upload_timeout_ms
+CAPACITY = {MISSION: 700, FENCE: 200, RALLY: 20}
+
+GLOBAL_FRAMES = {
+    mavlink.MAV_FRAME_GLOBAL,
+    mavlink.MAV_FRAME_GLOBAL_INT,
+    mavlink.MAV_FRAME_GLOBAL_RELATIVE_ALT,
+    mavlink.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT,
+    mavlink.MAV_FRAME_GLOBAL_TERRAIN_ALT,
+    mavlink.MAV_FRAME_GLOBAL_TERRAIN_ALT_INT,
+}
+ABSOLUTE_FRAMES = {mavlink.MAV_FRAME_GLOBAL, mavlink.MAV_FRAME_GLOBAL_INT}
+
+# Commands AP_Mission::mavlink_int_to_mission_cmd stores for a copter (others: UNSUPPORTED).
+MISSION_COMMANDS = {
+    mavlink.MAV_CMD_NAV_WAYPOINT,
+    mavlink.MAV_CMD_NAV_LOITER_UNLIM,
+    mavlink.MAV_CMD_NAV_LOITER_TURNS,
+    mavlink.MAV_CMD_NAV_LOITER_TIME,
+    mavlink.MAV_CMD_NAV_RETURN_TO_LAUNCH,
+    mavlink.MAV_CMD_NAV_LAND,
+    mavlink.MAV_CMD_NAV_TAKEOFF,
+    mavlink.MAV_CMD_NAV_SPLINE_WAYPOINT,
+    mavlink.MAV_CMD_NAV_DELAY,
+    mavlink.MAV_CMD_NAV_PAYLOAD_PLACE,
+    mavlink.MAV_CMD_CONDITION_DELAY,
+    mavlink.MAV_CMD_CONDITION_DISTANCE,
+    mavlink.MAV_CMD_CONDITION_YAW,
+    mavlink.MAV_CMD_DO_JUMP,
+    mavlink.MAV_CMD_DO_CHANGE_SPEED,
+    mavlink.MAV_CMD_DO_SET_HOME,
+    mavlink.MAV_CMD_DO_SET_SERVO,
+    mavlink.MAV_CMD_DO_SET_RELAY,
+    mavlink.MAV_CMD_DO_FENCE_ENABLE,
+    mavlink.MAV_CMD_DO_GRIPPER,
+    mavlink.MAV_CMD_DO_WINCH,
+    mavlink.MAV_CMD_DO_LAND_START,
+    mavlink.MAV_CMD_DO_SET_ROI,
+    mavlink.MAV_CMD_DO_DIGICAM_CONTROL,
+}
+# Commands whose x/y are a location (AP_Mission stores them as a Location).
+LOCATION_COMMANDS = {
+    mavlink.MAV_CMD_NAV_WAYPOINT,
+    mavlink.MAV_CMD_NAV_LOITER_UNLIM,
+    mavlink.MAV_CMD_NAV_LOITER_TURNS,
+    mavlink.MAV_CMD_NAV_LOITER_TIME,
+    mavlink.MAV_CMD_NAV_LAND,
+    mavlink.MAV_CMD_NAV_TAKEOFF,
+    mavlink.MAV_CMD_NAV_SPLINE_WAYPOINT,
+    mavlink.MAV_CMD_NAV_PAYLOAD_PLACE,
+    mavlink.MAV_CMD_DO_SET_HOME,
+    mavlink.MAV_CMD_DO_LAND_START,
+    mavlink.MAV_CMD_DO_SET_ROI,
+    mavlink.MAV_CMD_NAV_FENCE_RETURN_POINT,
+    mavlink.MAV_CMD_NAV_FENCE_POLYGON_VERTEX_INCLUSION,
+    mavlink.MAV_CMD_NAV_FENCE_POLYGON_VERTEX_EXCLUSION,
+    mavlink.MAV_CMD_NAV_FENCE_CIRCLE_INCLUSION,
+    mavlink.MAV_CMD_NAV_FENCE_CIRCLE_EXCLUSION,
+    mavlink.MAV_CMD_NAV_RALLY_POINT,
+}
+
+
+@dataclass
+class Item:
+    """One stored item, kept in MISSION_ITEM_INT terms (x, y in degE7 for global frames)."""
+
+    command: int
+    frame: int = mavlink.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT
+    param1: float = 0.0
+    param2: float = 0.0
+    param3: float = 0.0
+    param4: float = 0.0
+    x: int = 0
+    y: int = 0
+    z: float = 0.0
+    autocontinue: int = 1
+
+    @property
+    def lat(self) -> float:
+        return self.x / 1e7
+
+    @property
+    def lon(self) -> float:
+        return self.y / 1e7
+
+    def params(self) -> tuple[float, float, float, float, float, float, float]:
+        return (self.param1, self.param2, self.param3, self.param4, self.lat, self.lon, self.z)
+
+    @classmethod
+    def from_msg(cls, m: mavlink.MAVLink_message) -> Item:
+        """From MISSION_ITEM_INT, or MISSION_ITEM (float lat/lon converted as GCS_Common.cpp does)."""
+        x, y = m.x, m.y
+        if m.get_type() == "MISSION_ITEM":
+            x, y = round(m.x * 1e7), round(m.y * 1e7)
+        return cls(m.command, m.frame, m.param1, m.param2, m.param3, m.param4, x, y, m.z, m.autocontinue)
+
+    def to_msg(self, target: tuple[int, int], seq: int, mission_type: int, current: int = 0):
+        return mavlink.MAVLink_mission_item_int_message(
+            target[0], target[1], seq, self.frame, self.command, current, self.autocontinue,
+            self.param1, self.param2, self.param3, self.param4, self.x, self.y, self.z, mission_type,
+        )  # fmt: skip
+
+
+class Replier(Protocol):
+    """The link a request came in on (answers go back there only)."""
+
+    sending_mavlink1: bool
+
+    def send(self, msg: mavlink.MAVLink_message) -> None: ...
+
+
+def validate(item: Item, mission_type: int) -> int:
+    """MAV_MISSION_RESULT for storing `item` (AP_Mission::mavlink_int_to_mission_cmd and friends)."""
+    allowed = {MISSION: MISSION_COMMANDS, FENCE: fence.FENCE_COMMANDS, RALLY: {mavlink.MAV_CMD_NAV_RALLY_POINT}}
+    if item.command not in allowed[mission_type]:
+        return mavlink.MAV_MISSION_UNSUPPORTED
+    if item.command in LOCATION_COMMANDS:
+        if item.frame not in GLOBAL_FRAMES:
+            return mavlink.MAV_MISSION_UNSUPPORTED_FRAME
+        if not -900_000_000 <= item.x <= 900_000_000:  # check_lat
+            return mavlink.MAV_MISSION_INVALID_PARAM5_X
+        if not -1_800_000_000 <= item.y <= 1_800_000_000:  # check_lng
+            return mavlink.MAV_MISSION_INVALID_PARAM6_Y
+    return mavlink.MAV_MISSION_ACCEPTED
+
+
+class Transfer:
+    """One MissionItemProtocol instance (one per mission type, shared by all links as in ArduPilot)."""
+
+    def __init__(self, store: MissionStore, mission_type: int) -> None:
+        self.store = store
+        self.mission_type = mission_type
+        self.receiving = False
+        self.link: Replier | None = None
+        self.dest = (0, 0)
+        self.request_i = 0
+        self.request_last = 0
+        self.new_items: list[Item] = []
+        self.last_receive = 0.0
+        self.last_request = 0.0
+
+    def _ack(self, link: Replier, dest: tuple[int, int], result: int) -> None:
+        link.send(mavlink.MAVLink_mission_ack_message(dest[0], dest[1], result, self.mission_type))
+
+    def _request(self) -> None:
+        assert self.link is not None
+        self.link.send(
+            mavlink.MAVLink_mission_request_message(self.dest[0], self.dest[1], self.request_i, self.mission_type)
+        )
+        self.last_request = self.store.v.time_s
+
+    def _mav2_ok(self, link: Replier, dest: tuple[int, int]) -> bool:
+        if self.mission_type == MISSION or not link.sending_mavlink1:
+            return True
+        self.store.v.send_text("Need mavlink2 for item transfer", mavlink.MAV_SEVERITY_WARNING)
+        self._ack(link, dest, mavlink.MAV_MISSION_UNSUPPORTED)
+        return False
+
+    def handle_count(self, link: Replier, src: tuple[int, int], count: int) -> None:
+        if not self._mav2_ok(link, src):
+            return
+        if self.receiving and src != self.dest:
+            self._ack(link, src, mavlink.MAV_MISSION_DENIED)
+            return
+        if count > CAPACITY[self.mission_type]:
+            self._ack(link, src, mavlink.MAV_MISSION_NO_SPACE)
+            self.store.v.send_text(f"Only {CAPACITY[self.mission_type]} items are supported")
+            self.receiving = False
+            return
+        self.new_items = []
+        if count == 0:
+            self.receiving = False
+            self._ack(link, src, self.store.commit(self.mission_type, []))
+            return
+        now = self.store.v.time_s
+        self.receiving, self.link, self.dest = True, link, src
+        self.request_i, self.request_last = 0, count - 1
+        self.last_receive = now
+        self._request()
+
+    def handle_item(self, link: Replier, src: tuple[int, int], item: Item, seq: int) -> None:
+        if not self.receiving or self.link is None:
+            # GCS_MAVLINK::handle_mission_item with no upload in progress
+            self._ack(link, src, mavlink.MAV_MISSION_ERROR)
+            return
+        if seq != self.request_i:
+            self._ack(self.link, src, mavlink.MAV_MISSION_INVALID_SEQUENCE)
+            return
+        if src != self.dest:
+            self._ack(self.link, src, mavlink.MAV_MISSION_DENIED)
+            return
+        result = validate(item, self.mission_type)
+        if result != mavlink.MAV_MISSION_ACCEPTED:
+            self._ack(self.link, src, result)
+            self.receiving, self.link = False, None
+            return
+        self.new_items.append(item)
+        self.last_receive = self.store.v.time_s
+        self.request_i += 1
+        if self.request_i > self.request_last:
+            link_, self.receiving, self.link = self.link, False, None
+            self._ack(link_, src, self.store.commit(self.mission_type, self.new_items))
+            return
+        self._request()
+
+    def handle_request_list(self, link: Replier, src: tuple[int, int]) -> None:
+        if not self._mav2_ok(link, src):
+            return
+        if self.receiving:
+            self._ack(link, src, mavlink.MAV_MISSION_DENIED)
+            return
+        count = len(self.store.items_for(self.mission_type))
+        link.send(mavlink.MAVLink_mission_count_message(src[0], src[1], count, self.mission_type))
+
+    def handle_request(self, link: Replier, src: tuple[int, int], seq: int, want_int: bool) -> None:
+        if not self._mav2_ok(link, src):
+            return
+        if self.receiving:
+            self._ack(link, src, mavlink.MAV_MISSION_DENIED)
+            return
+        items = self.store.items_for(self.mission_type)
+        if not 0 <= seq < len(items):
+            self._ack(link, src, mavlink.MAV_MISSION_INVALID_SEQUENCE)
+            return
+        current = 1 if (self.mission_type == MISSION and seq == self.store.current) else 0
+        msg = items[seq].to_msg(src, seq, self.mission_type, current)
+        if not want_int:
+            i = items[seq]
+            msg = mavlink.MAVLink_mission_item_message(
+                src[0], src[1], seq, i.frame, i.command, current, i.autocontinue,
+                i.param1, i.param2, i.param3, i.param4, i.lat, i.lon, i.z, self.mission_type,
+            )  # fmt: skip
+        link.send(msg)
+
+    def handle_clear_all(self, link: Replier, src: tuple[int, int]) -> None:
+        ok = not self.receiving
+        if ok:
+            self.store.commit(self.mission_type, [])
+        self._ack(link, src, mavlink.MAV_MISSION_ACCEPTED if ok else mavlink.MAV_MISSION_ERROR)
+
+    def step(self) -> None:
+        """MissionItemProtocol::update: resend the request after 1 s, give up after 8 s."""
+        if not self.receiving or self.link is None:
+            return
+        now = self.store.v.time_s
+        if now - self.last_receive > UPLOAD_TIMEOUT_S:
+            self.receiving = False
+            self._ack(self.link, self.dest, mavlink.MAV_MISSION_OPERATION_CANCELLED)
+            self.link = None
+            self.new_items = []
+            return
+        if now - self.last_request > REQUEST_RESEND_S:
+            self._request()
+
+    def drop_link(self, link: Replier) -> None:
+        """A link closed: stop talking to it (the upload then times out as it would in ArduPilot)."""
+        if self.link is link:
+            self.receiving, self.link = False, None
+
+
+class MissionStore:
+    """The vehicle's stored mission (item 0 = home), fence items and rally points."""
+
+    def __init__(self, v: SimCopter) -> None:
+        self.v = v
+        self.mission: list[Item] = [self._home_item()]
+        self.fence_items: list[Item] = []
+        self.rally: list[Item] = []
+        self.transfers = {t: Transfer(self, t) for t in (MISSION, FENCE, RALLY)}
+        self.current = 0
+
+    def _home_item(self) -> Item:
+        lat, lon, alt, _ = self.v.home
+        return Item(mavlink.MAV_CMD_NAV_WAYPOINT, mavlink.MAV_FRAME_GLOBAL, x=round(lat * 1e7), y=round(lon * 1e7), z=alt)
+
+    def items_for(self, mission_type: int) -> list[Item]:
+        if mission_type == MISSION:
+            self.mission[0] = self._home_item()
+            return self.mission
+        return self.fence_items if mission_type == FENCE else self.rally
+
+    def commit(self, mission_type: int, items: list[Item]) -> int:
+        """Store a completed upload; MAV_MISSION_RESULT (fence validation may refuse it)."""
+        if mission_type == MISSION:
+            self.mission = [self._home_item(), *items[1:]]
+            self.v.nav.auto.complete = False
+            self.v.nav.auto.current = min(self.v.nav.auto.current, len(self.mission) - 1)
+        elif mission_type == FENCE:
+            result = fence.check_items(items)
+            if result != mavlink.MAV_MISSION_ACCEPTED:
+                return result
+            self.fence_items = list(items)
+            self.v.failsafes.fence.load(items)
+        else:
+            self.rally = list(items)
+        return mavlink.MAV_MISSION_ACCEPTED
+
+    def rel_alt(self, item: Item) -> float:
+        """Altitude above home of a location item."""
+        if item.frame in ABSOLUTE_FRAMES:
+            return item.z - self.v.home[2]
+        return item.z
+
+    def nav_count(self) -> int:
+        return sum(1 for i in self.mission[1:] if i.command <= 95)
+
+    def starts_with_takeoff(self) -> bool:
+        """AP_Mission::starts_with_takeoff_cmd: the first NAV item is a takeoff."""
+        for item in self.mission[1:]:
+            if item.command <= 95:
+                return item.command == mavlink.MAV_CMD_NAV_TAKEOFF
+        return False
+
+    def rally_points(self) -> list[tuple[float, float]]:
+        return [(i.lat, i.lon) for i in self.rally]
+
+    def announce_current(self, seq: int) -> None:
+        self.current = seq
+        self.v.emit(self.mission_current_msg())
+
+    def mission_current_msg(self) -> mavlink.MAVLink_message:
+        """MISSION_CURRENT as GCS_MAVLINK::send_mission_current (total excludes home)."""
+        auto = self.v.nav.auto
+        total = len(self.mission) - 1
+        if total == 0:
+            state = mavlink.MISSION_STATE_NO_MISSION
+        elif auto.complete:
+            state = mavlink.MISSION_STATE_COMPLETE
+        elif auto.running and self.v.mode == "AUTO":
+            state = mavlink.MISSION_STATE_ACTIVE
+        elif auto.current > 0:
+            state = mavlink.MISSION_STATE_PAUSED
+        else:
+            state = mavlink.MISSION_STATE_NOT_STARTED
+        mission_mode = 1 if self.v.mode == "AUTO" else 0
+        return mavlink.MAVLink_mission_current_message(self.current, total, state, mission_mode)
+
+    def step(self) -> None:
+        for t in self.transfers.values():
+            t.step()

@@ -1,0 +1,215 @@
+"""What each flight mode asks of the position controller.
+
+Behaviour per mode follows ArduCopter's mode_*.cpp at the level a ground station observes:
+GUIDED holds or flies to the last SET_POSITION_TARGET / takeoff target (mode_guided.cpp), LOITER /
+POSHOLD / ALT_HOLD / STABILIZE hold where they are (no pilot here), BRAKE stops (mode_brake.cpp),
+LAND descends in place at LAND_SPEED_HIGH then LAND_SPEED below LAND_ALT_LOW and disarms on touchdown
+(mode_land.cpp), RTL climbs to RTL_ALT, returns to the nearest of home and the rally points, loiters
+RTL_LOIT_TIME and lands (mode_rtl.cpp); SMART_RTL is flown as RTL here. AUTO runs the mission
+(`auto.py`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sitl.copter import geo, physics
+from sitl.copter.auto import MissionRunner
+from sitl.copter.modes import Mode
+
+if TYPE_CHECKING:
+    from sitl.copter.vehicle import SimCopter
+
+TAKEOFF_DONE_M = 0.3  # altitude error under which a takeoff counts as complete
+
+
+class Navigator:
+    """Turns the current mode into position-controller targets, one step at a time."""
+
+    def __init__(self, v: SimCopter) -> None:
+        self.v = v
+        self.auto = MissionRunner(v, self)
+        self.hold: tuple[float, float] | None = None  # horizontal hold point
+        self.hold_alt = 0.0
+        self.guided_target: tuple[float, float, float] | None = None
+        self.takeoff_alt: float | None = None
+        self.rtl_phase = ""
+        self.rtl_point: tuple[float, float] = (0.0, 0.0)
+        self.rtl_timer = 0.0
+        self.speed_override: float | None = None  # DO_CHANGE_SPEED, m/s
+
+    # ---- limits from parameters ----------------------------------------------------------------
+    def wp_speed(self) -> float:
+        return self.speed_override or self.v.params["WPNAV_SPEED"] / 100.0
+
+    def accel(self) -> float:
+        return self.v.params["WPNAV_ACCEL"] / 100.0
+
+    def up_speed(self) -> float:
+        return self.v.params["WPNAV_SPEED_UP"] / 100.0
+
+    def down_speed(self) -> float:
+        return self.v.params["WPNAV_SPEED_DN"] / 100.0
+
+    def land_speed(self) -> float:
+        """mode_land.cpp get_land_descent_speed: LAND_SPEED_HIGH (or WPNAV_SPEED_DN) high up, LAND_SPEED low."""
+        p = self.v.params
+        if self.v.alt_m > p["LAND_ALT_LOW"] / 100.0:
+            high = p["LAND_SPEED_HIGH"] or p["WPNAV_SPEED_DN"]
+            return high / 100.0
+        return p["LAND_SPEED"] / 100.0
+
+    # ---- mode changes --------------------------------------------------------------------------
+    def can_enter(self, mode: Mode) -> bool:
+        v = self.v
+        if mode == Mode.AUTO:
+            if v.missions.nav_count() == 0:
+                return False  # ModeAuto::init: mission.num_commands() > 1
+            if v.armed and v.landed and not v.missions.starts_with_takeoff():
+                v.send_text("Auto: Missing Takeoff Cmd")  # ArduCopter/mode_auto.cpp
+                return False
+        return True
+
+    def enter(self, mode: Mode) -> None:
+        v = self.v
+        self.hold = (v.lat, v.lon)
+        self.hold_alt = v.alt_m
+        self.takeoff_alt = None
+        self.guided_target = None
+        if mode in (Mode.RTL, Mode.SMART_RTL):
+            self._rtl_start()
+        elif mode == Mode.AUTO:
+            self.auto.start()
+        elif mode == Mode.BRAKE:
+            self.hold = None
+
+    def wants_takeoff(self) -> bool:
+        """True while a takeoff is pending, so auto-disarm does not fire under it."""
+        if self.v.mode_number == Mode.AUTO:
+            return self.auto.wants_takeoff()
+        return self.takeoff_alt is not None
+
+    def start_takeoff(self, alt: float) -> bool:
+        """GUIDED takeoff (MAV_CMD_NAV_TAKEOFF): only armed, in GUIDED, on the ground."""
+        v = self.v
+        if not v.armed or v.mode_number != Mode.GUIDED or not v.landed:
+            return False
+        self.takeoff_alt = max(alt, 1.0)
+        v.auto_armed = True
+        return True
+
+    def set_guided_target(self, lat: float, lon: float, alt: float) -> bool:
+        v = self.v
+        if v.mode_number != Mode.GUIDED or not v.armed or v.landed:
+            return False
+        self.guided_target = (lat, lon, alt)
+        self.takeoff_alt = None
+        return True
+
+    # ---- primitives used by the modes and the mission runner -----------------------------------
+    def fly_to(
+        self,
+        point: tuple[float, float] | None,
+        alt: float,
+        dt: float,
+        wind: tuple[float, float],
+        speed: float | None = None,
+    ) -> tuple[float, float]:
+        """One step toward (point, alt); returns (horizontal distance, |altitude error|)."""
+        k = self.v.k
+        dist = physics.step_horizontal(
+            k, point, speed or self.wp_speed(), self.accel(), wind, dt
+        )
+        dz = physics.step_vertical(k, alt, self.up_speed(), self.down_speed(), dt)
+        return dist, abs(dz)
+
+    def climb_from_ground(self) -> None:
+        if self.v.landed:
+            self.v.landed = False
+
+    def descend_to_ground(self, point: tuple[float, float] | None, rate: float, dt: float, wind) -> bool:
+        """Descend at `rate` over `point`; True on touchdown (the land detector)."""
+        k = self.v.k
+        physics.step_horizontal(k, point, self.wp_speed(), self.accel(), wind, dt)
+        k.vu = physics._approach(k.vu, -rate, physics.ACCEL_Z_MPS2 * dt)
+        k.alt += k.vu * dt
+        if k.alt <= 0.0:
+            k.alt = 0.0
+            k.vn = k.ve = k.vu = 0.0
+            self.v.landed = True
+            return True
+        return False
+
+    def land_step(self, point: tuple[float, float] | None, dt: float, wind) -> bool:
+        """LAND behaviour; disarms on touchdown as mode_land.cpp does. True once down."""
+        if self.v.landed:
+            return True
+        if self.descend_to_ground(point, self.land_speed(), dt, wind):
+            self.v.disarm()
+            return True
+        return False
+
+    # ---- the per-step behaviour ------------------------------------------------------------------
+    def step(self, dt: float, wind: tuple[float, float]) -> None:
+        v = self.v
+        mode = v.mode_number
+        if mode == Mode.AUTO:
+            self.auto.step(dt, wind)
+        elif mode == Mode.LAND:
+            self.land_step(self.hold, dt, wind)
+        elif mode in (Mode.RTL, Mode.SMART_RTL):
+            self._rtl_step(dt, wind)
+        elif mode == Mode.GUIDED and self.takeoff_alt is not None:
+            self.climb_from_ground()
+            _, dz = self.fly_to(self.hold, self.takeoff_alt, dt, wind)
+            if dz < TAKEOFF_DONE_M:
+                self.takeoff_alt = None
+                self.hold_alt = v.alt_m
+        elif mode == Mode.GUIDED and self.guided_target is not None:
+            lat, lon, alt = self.guided_target
+            self.fly_to((lat, lon), alt, dt, wind)
+        elif not v.landed:
+            self.fly_to(self.hold, self.hold_alt, dt, wind)
+
+    # ---- RTL (ArduCopter/mode_rtl.cpp) ---------------------------------------------------------------
+    def rtl_return_point(self) -> tuple[float, float]:
+        """Nearest of home and the rally points (AP_Rally::calc_best_rally_or_home_location)."""
+        v = self.v
+        best = (v.home[0], v.home[1])
+        best_d = geo.distance_m(v.lat, v.lon, *best)
+        for lat, lon in v.missions.rally_points():
+            d = geo.distance_m(v.lat, v.lon, lat, lon)
+            if d < best_d:
+                best, best_d = (lat, lon), d
+        return best
+
+    def _rtl_start(self) -> None:
+        v = self.v
+        self.rtl_point = self.rtl_return_point()
+        self.rtl_timer = 0.0
+        self.rtl_phase = "land" if v.landed else "climb"
+        # ModeRTL::compute_return_target: return at max(RTL_ALT, current altitude)
+        self.hold_alt = max(v.params["RTL_ALT"] / 100.0, v.alt_m)
+
+    def _rtl_step(self, dt: float, wind) -> None:
+        v = self.v
+        p = v.params
+        if self.rtl_phase == "climb":
+            _, dz = self.fly_to(self.hold, self.hold_alt, dt, wind)
+            if dz < 0.5:
+                self.rtl_phase = "return"
+        elif self.rtl_phase == "return":
+            speed = (p["RTL_SPEED"] / 100.0) or self.wp_speed()
+            dist, dz = self.fly_to(self.rtl_point, self.hold_alt, dt, wind, speed)
+            if dist < p["WPNAV_RADIUS"] / 100.0 and v.groundspeed_mps < 0.5:
+                self.rtl_phase = "loiter"
+        elif self.rtl_phase == "loiter":
+            self.fly_to(self.rtl_point, self.hold_alt, dt, wind)
+            self.rtl_timer += dt
+            if self.rtl_timer >= p["RTL_LOIT_TIME"] / 1000.0:
+                final = p["RTL_ALT_FINAL"] / 100.0
+                self.rtl_phase = "final" if final > 0 else "land"
+        elif self.rtl_phase == "final":
+            self.fly_to(self.rtl_point, p["RTL_ALT_FINAL"] / 100.0, dt, wind)
+        else:
+            self.land_step(self.rtl_point, dt, wind)

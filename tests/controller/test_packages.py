@@ -1,0 +1,257 @@
+"""The package model: what intake accepts, what it refuses and how it says so, and the legal moves."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from controller.errors import ControllerError
+from controller.packages import (
+    ALLOWED_TRANSITIONS,
+    TERMINAL_STATES,
+    InvalidTransition,
+    PackageIn,
+    PackageState,
+    check_transition,
+    describe_validation_error,
+)
+
+GOOD: dict[str, Any] = {"key": "order-1", "weight": 1.2, "dest_lat": 37.7749, "dest_lon": -122.4194}
+
+
+def problems(**changes: Any) -> list[tuple[str, str]]:
+    """The (field, reason) pairs for GOOD with `changes`; fails the test if it validates."""
+    data = {**GOOD, **changes}
+    data = {k: v for k, v in data.items() if v is not ...}
+    with pytest.raises(ValidationError) as info:
+        PackageIn(**data)
+    return describe_validation_error(info.value)
+
+
+def only_problem(**changes: Any) -> tuple[str, str]:
+    found = problems(**changes)
+    assert len(found) == 1, found
+    return found[0]
+
+
+# --- accepted input, normalised ---------------------------------------------------------------------------
+
+
+def test_pounds_become_kilograms_exactly() -> None:
+    pkg = PackageIn(**{**GOOD, "weight": 5, "weight_unit": "lb"})
+    assert pkg.weight_kg == pytest.approx(2.26796185, abs=1e-12)
+    assert PackageIn(**GOOD).weight_kg == 1.2
+
+
+@pytest.mark.parametrize("spelling", ["LB", "lbs", " Pounds "])
+def test_unit_spellings_people_use_are_understood(spelling: str) -> None:
+    assert PackageIn(**{**GOOD, "weight_unit": spelling}).weight_unit == "lb"
+
+
+def test_times_are_converted_to_utc() -> None:
+    pkg = PackageIn(**GOOD, deadline="2026-11-22T15:00:00+01:00", earliest="2026-11-22T12:00:00Z")
+    assert pkg.deadline == datetime(2026, 11, 22, 14, 0, tzinfo=UTC)
+    assert pkg.deadline.utcoffset() == timedelta(0)
+    assert pkg.earliest == datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def test_numeric_key_from_a_spreadsheet_is_kept_as_text() -> None:
+    assert PackageIn(**{**GOOD, "key": 123}).key == "123"
+
+
+def test_content_hash_is_equal_for_a_faithful_retry_in_other_units() -> None:
+    in_lb = PackageIn(**{**GOOD, "weight": 2, "weight_unit": "lb"})
+    in_kg = PackageIn(**{**GOOD, "weight": 2 * 0.45359237})
+    assert in_lb.content_hash() == in_kg.content_hash()
+    cet = timezone(timedelta(hours=1))
+    a = PackageIn(**GOOD, deadline=datetime(2026, 11, 22, 15, tzinfo=cet))
+    b = PackageIn(**GOOD, deadline=datetime(2026, 11, 22, 14, tzinfo=UTC))
+    assert a.content_hash() == b.content_hash()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"weight": 1.3}, {"dest_lat": 37.775}, {"priority": 1}, {"note": "ring twice"}, {"height_m": 0.2}],
+)
+def test_content_hash_changes_with_any_content(change: dict[str, Any]) -> None:
+    assert PackageIn(**GOOD).content_hash() != PackageIn(**{**GOOD, **change}).content_hash()
+
+
+# --- refused input: the message names the field and the reason ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("weight", "words"),
+    [
+        (float("nan"), "finite"),
+        ("nan", "finite"),
+        (float("inf"), "finite"),
+        ("-inf", "finite"),
+        (-1.0, "greater than zero"),
+        (0, "greater than zero"),
+        (1500, "more than 1000 kg"),
+        ("heavy", "must be a number"),
+        (True, "must be a number"),
+    ],
+)
+def test_bad_weights_are_refused_naming_weight(weight: Any, words: str) -> None:
+    field, reason = only_problem(weight=weight)
+    assert field == "weight"
+    assert words in reason
+    assert "weight" in reason
+
+
+def test_absurd_weight_accounts_for_the_unit() -> None:
+    # 2000 lb is 907 kg: heavy but possible; 2300 lb (1043 kg) is not a parcel.
+    assert PackageIn(**{**GOOD, "weight": 2000, "weight_unit": "lb"}).weight_kg < 1000
+    field, reason = only_problem(weight=2300, weight_unit="lb")
+    assert field == "weight"
+    assert "2300 lb" in reason and "1000 kg" in reason
+
+
+def test_unknown_unit_is_refused_naming_the_unit() -> None:
+    field, reason = only_problem(weight_unit="stone")
+    assert field == "weight_unit"
+    assert "unknown weight unit 'stone'" in reason and "'kg' or 'lb'" in reason
+
+
+def test_swapped_coordinates_get_a_hint() -> None:
+    field, reason = only_problem(dest_lat=-122.4194, dest_lon=37.7749)
+    assert field == "dest_lat"
+    assert "outside -90..90" in reason and "swapped" in reason
+
+
+def test_latitude_out_of_range_without_swap_gets_no_swap_hint() -> None:
+    field, reason = only_problem(dest_lat=95.0, dest_lon=-122.4)
+    assert field == "dest_lat"
+    assert "outside -90..90" in reason and "swapped" not in reason
+
+
+def test_longitude_out_of_range() -> None:
+    field, reason = only_problem(dest_lon=181.0)
+    assert field == "dest_lon" and "outside -180..180" in reason
+
+
+def test_null_island_is_refused() -> None:
+    field, reason = only_problem(dest_lat=0, dest_lon=0.0)
+    assert field == "dest_lat"
+    assert "null island" in reason and "dest_lon" in reason
+
+
+@pytest.mark.parametrize("field", ["dest_lat", "dest_lon"])
+def test_non_finite_coordinates(field: str) -> None:
+    got_field, reason = only_problem(**{field: float("nan")})
+    assert got_field == field and "finite" in reason
+
+
+@pytest.mark.parametrize("field", ["deadline", "earliest"])
+def test_naive_times_are_refused_naming_the_field(field: str) -> None:
+    got_field, reason = only_problem(**{field: "2026-11-22T14:00:00"})
+    assert got_field == field
+    assert "no time zone" in reason
+
+
+@pytest.mark.parametrize("earliest", ["2026-11-22T14:00:00Z", "2026-11-22T15:00:00Z"])
+def test_empty_time_window_is_refused(earliest: str) -> None:
+    field, reason = only_problem(earliest=earliest, deadline="2026-11-22T14:00:00Z")
+    assert field == "earliest"
+    assert "must be before deadline" in reason
+
+
+@pytest.mark.parametrize(("priority", "field_words"), [(10, "0 (normal) to 9"), (-1, "0 (normal) to 9")])
+def test_priority_range(priority: int, field_words: str) -> None:
+    field, reason = only_problem(priority=priority)
+    assert field == "priority" and field_words in reason
+
+
+@pytest.mark.parametrize(
+    ("key", "words"), [("", "1 to 128"), ("   ", "1 to 128"), ("x" * 129, "1 to 128"), ("a\nb", "printable")]
+)
+def test_bad_keys(key: str, words: str) -> None:
+    field, reason = only_problem(key=key)
+    assert field == "key" and words in reason
+
+
+@pytest.mark.parametrize("dim", ["length_m", "width_m", "height_m"])
+@pytest.mark.parametrize(
+    ("value", "words"), [(0, "greater than zero"), (-0.1, "greater than zero"), (45, "centimetres")]
+)
+def test_bad_dimensions(dim: str, value: float, words: str) -> None:
+    field, reason = only_problem(**{dim: value})
+    assert field == dim and words in reason
+
+
+def test_missing_and_unknown_fields_are_named() -> None:
+    found = dict(problems(weight=..., wieght=1.0))
+    assert found == {"weight": "weight is required", "wieght": "wieght is not a known field"}
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    fields = {f for f, _ in problems(weight=-1, dest_lon=500, priority=42)}
+    assert fields == {"weight", "dest_lon", "priority"}
+
+
+def test_fields_are_located_inside_a_batch() -> None:
+    class Batch(BaseModel):
+        packages: list[PackageIn]
+
+    with pytest.raises(ValidationError) as info:
+        Batch(packages=[GOOD, {**GOOD, "key": "b", "weight": 5000}])
+    [(field, reason)] = describe_validation_error(info.value)
+    assert field == "packages.1.weight" and "more than 1000 kg" in reason
+
+
+def test_braces_in_user_text_do_not_break_messages() -> None:
+    field, reason = only_problem(weight_unit="{kg}")
+    assert field == "weight_unit" and "'{kg}'" in reason
+
+
+# --- the life of a package ----------------------------------------------------------------------------------
+
+
+def test_terminal_states_are_exactly_those_without_exits() -> None:
+    assert {PackageState.DELIVERED, PackageState.VAN, PackageState.CANCELLED} == TERMINAL_STATES
+    assert set(ALLOWED_TRANSITIONS) == set(PackageState)
+
+
+@pytest.mark.parametrize(
+    ("src", "dst"),
+    [
+        ("received", "assigned"),
+        ("assigned", "received"),
+        ("assigned", "launching"),
+        ("launching", "en_route"),
+        ("launching", "received"),
+        ("en_route", "delivered"),
+        ("en_route", "failed"),
+        ("failed", "received"),
+        ("failed", "van"),
+        ("received", "cancelled"),
+    ],
+)
+def test_allowed_moves(src: str, dst: str) -> None:
+    check_transition("p1", PackageState(src), PackageState(dst))
+
+
+@pytest.mark.parametrize(
+    ("src", "dst"),
+    [
+        ("received", "en_route"),
+        ("received", "delivered"),
+        ("en_route", "received"),  # a flying package cannot be silently put back on the shelf
+        ("en_route", "cancelled"),
+        ("delivered", "assigned"),
+        ("van", "received"),
+        ("cancelled", "received"),
+        ("assigned", "assigned"),
+    ],
+)
+def test_refused_moves_say_what_is_allowed(src: str, dst: str) -> None:
+    with pytest.raises(InvalidTransition) as info:
+        check_transition("p1", PackageState(src), PackageState(dst))
+    assert isinstance(info.value, ControllerError)
+    assert (info.value.from_state, info.value.to_state) == (src, dst)
+    assert f"cannot go from {src} to {dst}" in str(info.value)

@@ -1,0 +1,182 @@
+"""The drone driver: many drones on one event loop, each a `Drone` handle over its own connection.
+
+A `Drone` is a thin facade over the capability modules (telemetry, commands, params, missions, streams,
+signing) so callers write `drone.commands.arm()` or `await drone.arm()` without knowing the wire. The
+driver owns the handles and closes them together; nothing here decides anything (`vehicles` never does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+
+from vehicles.errors import VehicleError
+from vehicles.mavlink.commands import Commands
+from vehicles.mavlink.connection import GCS_COMPID, GCS_SYSID, DroneConnection
+from vehicles.mavlink.link import Link
+from vehicles.mavlink.missions import FENCE, MISSION, RALLY, MissionItem, Missions
+from vehicles.mavlink.params import Params
+from vehicles.mavlink.signing import provision_signing, use_signing
+from vehicles.mavlink.streams import set_message_rates
+from vehicles.mavlink.telemetry import DroneState, Telemetry
+
+__all__ = ["Drone", "DroneDriver"]
+
+log = logging.getLogger("lastmile.vehicles.mavlink.driver")
+
+
+class Drone:
+    """One connected drone: `state` (live telemetry), `events()`, and the command methods."""
+
+    def __init__(self, vehicle_id: str, conn: DroneConnection) -> None:
+        self.vehicle_id = vehicle_id
+        self.conn = conn
+        self.telemetry = Telemetry(conn)
+        self.commands = Commands(conn, self.telemetry)
+        self.params = Params(conn)
+        self.missions = Missions(conn)
+
+    @property
+    def state(self) -> DroneState:
+        """Latest telemetry (updated in place as messages arrive)."""
+        return self.telemetry.state
+
+    @property
+    def sysid(self) -> int:
+        """The drone's MAVLink system id (learnt from its heartbeat)."""
+        return self.conn.target_system
+
+    def events(self):
+        """Async iterator over DroneEvents from now on."""
+        return self.telemetry.events()
+
+    # Shortcuts for the common calls; the capability objects have the full set.
+    async def arm(self, *, force: bool = False) -> None:
+        await self.commands.arm(force=force)
+
+    async def disarm(self, *, force: bool = False) -> None:
+        await self.commands.disarm(force=force)
+
+    async def set_mode(self, mode: str | int) -> None:
+        await self.commands.set_mode(mode)
+
+    async def start_mission(self) -> None:
+        await self.commands.mission_start()
+
+    async def return_to_launch(self) -> None:
+        await self.commands.return_to_launch()
+
+    async def land(self) -> None:
+        await self.commands.land()
+
+    async def pause(self) -> None:
+        await self.commands.pause()
+
+    async def upload_mission(self, items: Sequence[MissionItem]) -> list[MissionItem]:
+        return await self.missions.upload_verified(items, MISSION)
+
+    async def upload_fence(self, items: Sequence[MissionItem]) -> list[MissionItem]:
+        return await self.missions.upload_verified(items, FENCE)
+
+    async def upload_rally(self, items: Sequence[MissionItem]) -> list[MissionItem]:
+        return await self.missions.upload_verified(items, RALLY)
+
+    async def set_params(self, values: Mapping[str, float]) -> dict[str, float]:
+        return await self.params.set_many(values)
+
+    async def set_rates(self, rates_hz: Mapping[int, float] | None = None) -> str:
+        return await set_message_rates(self.commands, rates_hz)
+
+    async def provision_signing(self, key: bytes) -> None:
+        await provision_signing(self.conn, key)
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+
+class DroneDriver:
+    """Holds many drones on the running event loop; `async with DroneDriver() as d: await d.add(...)`."""
+
+    def __init__(
+        self,
+        *,
+        source_system: int = GCS_SYSID,
+        source_component: int = GCS_COMPID,
+        link_timeout_s: float = 3.0,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
+        self.source_system = source_system
+        self.source_component = source_component
+        self.link_timeout_s = link_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.drones: dict[str, Drone] = {}
+
+    async def add(
+        self,
+        vehicle_id: str,
+        url: str | Link,
+        *,
+        target_system: int | None = None,
+        signing_key: bytes | None = None,
+        rates_hz: Mapping[int, float] | None = None,
+        set_rates: bool = True,
+    ) -> Drone:
+        """Connect to a drone, wait for its heartbeat, set stream rates; keep the handle as `vehicle_id`.
+
+        With `signing_key`, every message is signed with it (the drone must already hold the key; use
+        `Drone.provision_signing` to give it one).
+        """
+        if vehicle_id in self.drones:
+            raise VehicleError("already added", vehicle=vehicle_id)
+        conn = DroneConnection(
+            url,
+            vehicle_id=vehicle_id,
+            source_system=self.source_system,
+            source_component=self.source_component,
+            target_system=target_system,
+            link_timeout_s=self.link_timeout_s,
+        )
+        if signing_key is not None:
+            use_signing(conn, signing_key)
+        drone = Drone(vehicle_id, conn)
+        await conn.start()
+        try:
+            await conn.wait_connected(self.connect_timeout_s)
+            if set_rates:
+                await drone.set_rates(rates_hz)
+        except BaseException:
+            await conn.close()
+            raise
+        self.drones[vehicle_id] = drone
+        return drone
+
+    async def add_many(self, urls: Mapping[str, str], **kw: object) -> list[Drone]:
+        """Connect to several drones at once."""
+        return list(await asyncio.gather(*(self.add(vid, url, **kw) for vid, url in urls.items())))  # type: ignore[arg-type]
+
+    def __getitem__(self, vehicle_id: str) -> Drone:
+        return self.drones[vehicle_id]
+
+    async def remove(self, vehicle_id: str) -> None:
+        """Close and forget one drone."""
+        drone = self.drones.pop(vehicle_id, None)
+        if drone is not None:
+            await drone.close()
+
+    async def close(self) -> None:
+        """Close every drone."""
+        drones, self.drones = list(self.drones.values()), {}
+        for drone in drones:
+            with contextlib.suppress(Exception):
+                await drone.close()
+
+    async def __aenter__(self) -> DroneDriver:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()

@@ -1,0 +1,95 @@
+"""What differs between VDA 5050 2.1.0 and 3.0.0, in one table, so no other module branches on versions.
+
+Every entry here was read from the official schemas shipped in `schemas/` (copied from
+github.com/VDA5050/VDA5050, see `schemas/SOURCE.txt`):
+
+- topic prefix: 2.x robots use `uagv/v2/<manufacturer>/<serialNumber>/<topic>`; 3.0.0 uses
+  `vda5050/v3/<manufacturer>/<serialNumber>/<topic>` (interfaceName/majorVersion, VDA 5050 §6.1).
+- connection.schema: the last will says `CONNECTIONBROKEN` (2.1.0) or `CONNECTION_BROKEN` (3.0.0);
+  3.0.0 adds `HIBERNATING`.
+- state.schema: battery in `batteryState.batteryCharge` (2.1.0) or `powerSupply.stateOfCharge` (3.0.0);
+  position in `agvPosition` (2.1.0, `positionInitialized`) or `mobileRobotPosition` (3.0.0, `localized`);
+  3.0.0 reports instant actions apart in `instantActionStates`; error levels WARNING/FATAL (2.1.0) or
+  WARNING/URGENT/CRITICAL/FATAL (3.0.0).
+- order.schema: 2.1.0 edges require `startNodeId`/`endNodeId`; 3.0.0 edges drop them (the sequenceIds
+  place an edge between its nodes) and rename `maxSpeed` to `maximumSpeed`.
+- instantActions.schema: 3.0.0 allows only blockingType `NONE` for instant actions (we use it for both).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["SUPPORTED_VERSIONS", "VersionInfo", "version_info"]
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """The wire details of one VDA 5050 version."""
+
+    version: str  # the full version string sent in every header, e.g. "2.1.0"
+    interface: str  # first topic level
+    major: str  # second topic level
+    connection_broken: str
+    battery_object: str
+    battery_charge: str
+    position_object: str
+    localized_field: str
+    stopping_error_levels: frozenset[str]  # error levels after which the robot cannot go on with the order
+    edge_has_node_ids: bool
+    edge_speed_field: str
+    separate_instant_action_states: bool
+    text_suffix: str  # free-text fields: 2.1.0 `actionDescription`, 3.0.0 `actionDescriptor`
+
+    def topic(self, manufacturer: str, serial_number: str, subtopic: str) -> str:
+        """The full MQTT topic of one robot's subtopic (`order`, `state`, ...)."""
+        return f"{self.interface}/{self.major}/{manufacturer}/{serial_number}/{subtopic}"
+
+    @property
+    def wildcard(self) -> str:
+        """One subscription for every robot of this version: `<interface>/<major>/+/+/<topic>` is narrower."""
+        return f"{self.interface}/{self.major}/#"
+
+
+_V2 = VersionInfo(
+    version="2.1.0",
+    interface="uagv",
+    major="v2",
+    connection_broken="CONNECTIONBROKEN",
+    battery_object="batteryState",
+    battery_charge="batteryCharge",
+    position_object="agvPosition",
+    localized_field="positionInitialized",
+    stopping_error_levels=frozenset({"FATAL"}),
+    edge_has_node_ids=True,
+    edge_speed_field="maxSpeed",
+    separate_instant_action_states=False,
+    text_suffix="Description",
+)
+_V3 = VersionInfo(
+    version="3.0.0",
+    interface="vda5050",
+    major="v3",
+    connection_broken="CONNECTION_BROKEN",
+    battery_object="powerSupply",
+    battery_charge="stateOfCharge",
+    position_object="mobileRobotPosition",
+    localized_field="localized",
+    stopping_error_levels=frozenset({"CRITICAL", "FATAL"}),
+    edge_has_node_ids=False,
+    edge_speed_field="maximumSpeed",
+    separate_instant_action_states=True,
+    text_suffix="Descriptor",
+)
+
+SUPPORTED_VERSIONS: dict[str, VersionInfo] = {_V2.version: _V2, _V3.version: _V3}
+
+
+def version_info(version: str) -> VersionInfo:
+    """The table row for `version` ("2.1.0" or "3.0.0"); a clear ValueError for anything else."""
+    try:
+        return SUPPORTED_VERSIONS[version]
+    except KeyError:
+        raise ValueError(
+            f"version={version!r}: unsupported VDA 5050 version, expected one of {sorted(SUPPORTED_VERSIONS)}"
+        ) from None
