@@ -31,8 +31,8 @@ from controller.reasons import (
     wind_hint,
 )
 from controller.routing import KindRouter, KindRoutes
-from geofences import Route
 from controller.station import StationConfig
+from geofences import Route
 from vehicles.spec import VehicleKind
 
 # Cost weights (seconds-equivalent): 1 Wh costs as much as 2 s of delivery time; each priority level is
@@ -78,8 +78,15 @@ class Demand:
 
     @classmethod
     def from_request(cls, request: PackageIn) -> Demand:
-        return cls(request.key, request.weight_kg, request.dest_lat, request.dest_lon, request.deadline,
-                   request.earliest, request.priority)
+        return cls(
+            request.key,
+            request.weight_kg,
+            request.dest_lat,
+            request.dest_lon,
+            request.deadline,
+            request.earliest,
+            request.priority,
+        )
 
 
 Status = Literal["assigned", "queued", "van"]
@@ -134,11 +141,20 @@ class _Kind:
 class Planner:
     """Plans packages onto a station's fleet at one instant. Build once per tick; zones are indexed once."""
 
-    def __init__(self, station: StationConfig, *, at: datetime, horizon_s: float = DEFAULT_HORIZON_S) -> None:
+    def __init__(
+        self,
+        station: StationConfig,
+        *,
+        at: datetime,
+        horizon_s: float = DEFAULT_HORIZON_S,
+        previous: Planner | None = None,
+    ) -> None:
+        """`previous`: the last tick's planner; its routes are reused where the same zones are in force."""
         self.station = station
         self.at = at
         self.horizon_s = horizon_s
         self._routers: dict[VehicleKind, KindRouter] = {}
+        self._previous = previous._routers if previous is not None else {}
 
     def router(self, kind: VehicleKind, radius_m: float, altitude_m: float | None) -> KindRouter:
         """One zone index (and detour graph) per kind, reused across plans at this instant."""
@@ -151,10 +167,13 @@ class Planner:
                 at=self.at,
                 altitude_m=altitude_m,
             )
+            if kind in self._previous:
+                self._routers[kind].adopt_cache(self._previous[kind])
         return self._routers[kind]
 
-    def plan(self, packages: Sequence[PackageLike], fleet: Sequence[FleetVehicle], *,
-             max_rounds: int | None = None) -> list[Decision]:
+    def plan(
+        self, packages: Sequence[PackageLike], fleet: Sequence[FleetVehicle], *, max_rounds: int | None = None
+    ) -> list[Decision]:
         """Decide every package: launch now, wait for a vehicle (queued), or go by van.
 
         `max_rounds` bounds the look-ahead (1 = only what launches now, as a busy tick does); packages that
@@ -177,10 +196,14 @@ class Planner:
         last_rows = pending
         round_no = 0
         while pending.size and kinds and (max_rounds is None or round_no < max_rounds):
-            matrices = {k.kind: fz.pair_matrix(k.table, k.fleet, pending, deadline_s=deadline,
-                                               earliest_s=earliest) for k in kinds}
+            matrices = {
+                k.kind: fz.pair_matrix(k.table, k.fleet, pending, deadline_s=deadline, earliest_s=earliest)
+                for k in kinds
+            }
             last, last_rows = matrices, pending
-            placed = self._match_round(kinds, matrices, pending, priority, deadline, round_no, decisions, packages)
+            placed = self._match_round(
+                kinds, matrices, pending, priority, deadline, round_no, decisions, packages
+            )
             if not placed:
                 break
             pending = np.array([i for i in pending if decisions[i] is None], dtype=np.intp)
@@ -188,19 +211,29 @@ class Planner:
                 break
             round_no += 1
 
-        row_of = {int(i): r for r, i in enumerate(last_rows)}
+        row_of = np.full(n, -1, dtype=np.intp)
+        row_of[last_rows] = np.arange(len(last_rows))
         cut_short = max_rounds is not None and round_no >= max_rounds
-        for i in range(n):
-            if decisions[i] is not None:
-                continue
-            waiting = self._waiting(i, packages[i], kinds, last, row_of.get(i)) if cut_short else None
-            decisions[i] = waiting or self._van(i, packages[i], kinds, last, row_of.get(i), weight[i], deadline[i])
+        waiting_kind = self._waiting_kinds(kinds, last) if cut_short else None
+        for i in np.flatnonzero(np.array([d is None for d in decisions])):
+            row = int(row_of[i]) if row_of[i] >= 0 else None
+            k = waiting_kind[row] if waiting_kind is not None and row is not None else -1
+            if k >= 0:  # the bounded look-ahead stopped before reaching it: queued, no vehicle yet
+                decisions[i] = Decision(
+                    package_id=packages[i].id,
+                    status="queued",
+                    mode=_mode(kinds[k].kind),
+                    route=_waypoints(kinds[k].routes.routes[i]),
+                )
+            else:
+                decisions[i] = self._van(i, packages[i], kinds, last, row, weight[i], deadline[i])
         return [d for d in decisions if d is not None]
 
     # --- rounds -------------------------------------------------------------------------------------------
 
-    def _kinds(self, fleet: Sequence[FleetVehicle], weight: np.ndarray, lat: np.ndarray,
-               lon: np.ndarray) -> list[_Kind]:
+    def _kinds(
+        self, fleet: Sequence[FleetVehicle], weight: np.ndarray, lat: np.ndarray, lon: np.ndarray
+    ) -> list[_Kind]:
         kinds: list[_Kind] = []
         for kind in (VehicleKind.DRONE, VehicleKind.ROBOT):
             members = [v for v in fleet if v.kind is kind]
@@ -208,22 +241,42 @@ class Planner:
                 continue
             arrays = FleetArrays.of(members)
             radius = max(s.max_range_m for s in arrays.specs)
-            altitude = max((s.cruise_altitude_m or 0.0) for s in arrays.specs) if kind is VehicleKind.DRONE else 0.0
+            altitude = (
+                max((s.cruise_altitude_m or 0.0) for s in arrays.specs) if kind is VehicleKind.DRONE else 0.0
+            )
             routes = self.router(kind, radius, altitude).routes(lat, lon)
-            table = fz.spec_table(kind, arrays.specs, routes, weight,
-                                  wind_speed_mps=self.station.weather.wind_speed_mps,
-                                  wind_from_deg=self.station.weather.wind_from_deg)
+            table = fz.spec_table(
+                kind,
+                arrays.specs,
+                routes,
+                weight,
+                wind_speed_mps=self.station.weather.wind_speed_mps,
+                wind_from_deg=self.station.weather.wind_from_deg,
+            )
             # A vehicle with its own, shorter radius: fold it into the geometry code of its spec column.
             for j, spec in enumerate(arrays.specs):
-                table.code[(routes.distance_m > spec.max_range_m) & (table.code[:, j] == fz.OK), j] = fz.GEOMETRY
-            turnaround = (self.station.drone_turnaround_s if kind is VehicleKind.DRONE
-                          else self.station.robot_turnaround_s)
+                table.code[(routes.distance_m > spec.max_range_m) & (table.code[:, j] == fz.OK), j] = (
+                    fz.GEOMETRY
+                )
+            turnaround = (
+                self.station.drone_turnaround_s
+                if kind is VehicleKind.DRONE
+                else self.station.robot_turnaround_s
+            )
             kinds.append(_Kind(kind, routes, table, arrays, turnaround))
         return kinds
 
-    def _match_round(self, kinds: list[_Kind], matrices: dict[VehicleKind, fz.PairMatrix], rows: np.ndarray,
-                     priority: np.ndarray, deadline: np.ndarray, round_no: int,
-                     decisions: list[Decision | None], packages: Sequence[PackageLike]) -> int:
+    def _match_round(
+        self,
+        kinds: list[_Kind],
+        matrices: dict[VehicleKind, fz.PairMatrix],
+        rows: np.ndarray,
+        priority: np.ndarray,
+        deadline: np.ndarray,
+        round_no: int,
+        decisions: list[Decision | None],
+        packages: Sequence[PackageLike],
+    ) -> int:
         """One optimal matching over all kinds' vehicles; books the chosen vehicles. Returns pairs placed."""
         blocks = [matrices[k.kind] for k in kinds]
         feasible = np.hstack([m.feasible for m in blocks])
@@ -235,21 +288,39 @@ class Planner:
         bonus = PRIORITY_S * priority[rows[useful]] + DEADLINE_BONUS_S * np.isfinite(deadline[rows[useful]])
         cost = eta + ENERGY_S_PER_WH * energy - bonus[:, None]
         cost = np.where(feasible[useful], cost, _INFEASIBLE)
+        cost, useful = _candidate_rows(cost, useful)
         r_idx, c_idx = linear_sum_assignment(cost)
 
         offsets = np.cumsum([0] + [len(k.fleet) for k in kinds])
         placed = 0
         for r, c in zip(r_idx, c_idx, strict=True):
-            if not feasible[useful[r], c]:
+            if cost[r, c] >= _INFEASIBLE:
                 continue
             k = int(np.searchsorted(offsets, c, side="right") - 1)
-            self._book(kinds[k], matrices[kinds[k].kind], int(useful[r]), int(c - offsets[k]), rows,
-                       round_no, decisions, packages)
+            self._book(
+                kinds[k],
+                matrices[kinds[k].kind],
+                int(useful[r]),
+                int(c - offsets[k]),
+                rows,
+                round_no,
+                decisions,
+                packages,
+            )
             placed += 1
         return placed
 
-    def _book(self, kind: _Kind, m: fz.PairMatrix, row: int, v: int, rows: np.ndarray, round_no: int,
-              decisions: list[Decision | None], packages: Sequence[PackageLike]) -> None:
+    def _book(
+        self,
+        kind: _Kind,
+        m: fz.PairMatrix,
+        row: int,
+        v: int,
+        rows: np.ndarray,
+        round_no: int,
+        decisions: list[Decision | None],
+        packages: Sequence[PackageLike],
+    ) -> None:
         i = int(rows[row])
         vehicle = kind.fleet.vehicles[v]
         launch = float(m.launch_s[row, v])
@@ -257,7 +328,7 @@ class Planner:
         decisions[i] = Decision(
             package_id=packages[i].id,
             status="assigned" if round_no == 0 and launch <= 0.0 else "queued",
-            mode="drone" if kind.kind is VehicleKind.DRONE else "robot",
+            mode=_mode(kind.kind),
             vehicle_id=vehicle.id,
             launch_at=self.at + timedelta(seconds=launch),
             eta=self.at + timedelta(seconds=float(m.eta_s[row, v])),
@@ -270,29 +341,29 @@ class Planner:
         kind.fleet.free_in_s[v] = launch + float(m.duration_s[row, v]) + kind.turnaround_s
         kind.fleet.charge[v] = 1.0
 
-    def _waiting(self, i: int, package: PackageLike, kinds: list[_Kind], last: dict[VehicleKind, fz.PairMatrix],
-                 row: int | None) -> Decision | None:
-        """A package the bounded look-ahead did not reach but some vehicle could carry: queued, no vehicle yet."""
-        if row is None:
-            return None
-        best: tuple[float, _Kind] | None = None
-        for k in kinds:
-            m = last.get(k.kind)
-            if m is None or not m.feasible[row].any():
-                continue
-            eta = float(m.eta_s[row][m.feasible[row]].min())
-            if best is None or eta < best[0]:
-                best = (eta, k)
-        if best is None:
-            return None
-        eta, k = best
-        return Decision(package_id=package.id, status="queued", mode="drone" if k.kind is VehicleKind.DRONE
-                        else "robot", route=_waypoints(k.routes.routes[i]))
+    @staticmethod
+    def _waiting_kinds(kinds: list[_Kind], last: dict[VehicleKind, fz.PairMatrix]) -> np.ndarray:
+        """Per row of the last round: the kind that could carry it soonest (index into kinds), or -1."""
+        etas = [
+            np.where(last[k.kind].feasible, last[k.kind].eta_s, np.inf).min(axis=1, initial=np.inf)
+            for k in kinds
+        ]
+        stacked = np.vstack(etas)
+        best = stacked.argmin(axis=0)
+        return np.where(np.isfinite(stacked.min(axis=0)), best, -1)
 
     # --- van fallback -------------------------------------------------------------------------------------
 
-    def _van(self, i: int, package: PackageLike, kinds: list[_Kind], last: dict[VehicleKind, fz.PairMatrix],
-             row: int | None, weight_kg: float, deadline_s: float) -> Decision:
+    def _van(
+        self,
+        i: int,
+        package: PackageLike,
+        kinds: list[_Kind],
+        last: dict[VehicleKind, fz.PairMatrix],
+        row: int | None,
+        weight_kg: float,
+        deadline_s: float,
+    ) -> Decision:
         reasons: set[Reason] = set()
         hints: dict[str, dict[str, str]] = {}
         if not kinds:
@@ -302,10 +373,13 @@ class Planner:
             why = self._why_not(k, i, last.get(k.kind), row, weight_kg, deadline_s)
             reasons.update(why)
             hints[str(k.kind)] = {str(code): text for code, text in why.items()}
-        return Decision(package_id=package.id, status="van", mode="van", reasons=sort_reasons(reasons), hints=hints)
+        return Decision(
+            package_id=package.id, status="van", mode="van", reasons=sort_reasons(reasons), hints=hints
+        )
 
-    def _why_not(self, k: _Kind, i: int, m: fz.PairMatrix | None, row: int | None,
-                 weight_kg: float, deadline_s: float) -> dict[Reason, str]:
+    def _why_not(
+        self, k: _Kind, i: int, m: fz.PairMatrix | None, row: int | None, weight_kg: float, deadline_s: float
+    ) -> dict[Reason, str]:
         """Every reason this kind could not take package i, each with what would have made it eligible."""
         name = str(k.kind)
         if k.routes.reason[i] is not None:
@@ -315,16 +389,16 @@ class Planner:
         codes = m.code[row]
         out: dict[Reason, str] = {}
         fleet = k.fleet
-        failing = [int(c) for c in codes if c != fz.OK]
         # Report the vehicles that came closest (passed the most checks): "d2 would be late" says more than
         # "d8 is offline" when both are true.
-        for code in [max(failing)] if failing else []:
+        closest = int(m.closest[row]) if not m.feasible[row].any() else fz.OK
+        for code in [closest] if closest != fz.OK else []:
             reason = fz.CODES[code]
             assert reason is not None
             cols = np.flatnonzero(codes == code)
             spec = fleet.specs[int(fleet.spec_index[cols[0]])]
             if code == fz.OVERWEIGHT:
-                limit = max(fleet.specs[int(fleet.spec_index[c])].max_payload_kg for c in cols)
+                limit = max(spec.max_payload_kg for spec in fleet.specs)
                 out[reason] = overweight_hint(name, weight_kg, limit)
             elif code == fz.WIND:
                 out[reason] = wind_hint(name, self.station.weather.wind_speed_mps, spec.max_wind_mps)
@@ -333,8 +407,12 @@ class Planner:
                 best_spec = fleet.specs[int(fleet.spec_index[best])]
                 missing = -float(m.margin_wh[row, best]) / best_spec.battery_wh
                 if code == fz.FULL_BATTERY:
-                    missing = (float(m.energy_wh[row, best]) / best_spec.battery_wh) - (1 - best_spec.reserve_fraction)
-                out.setdefault(reason, battery_hint(name, fleet.vehicles[best].id, missing, code == fz.FULL_BATTERY))
+                    missing = (float(m.energy_wh[row, best]) / best_spec.battery_wh) - (
+                        1 - best_spec.reserve_fraction
+                    )
+                out.setdefault(
+                    reason, battery_hint(name, fleet.vehicles[best].id, missing, code == fz.FULL_BATTERY)
+                )
             elif code == fz.OFFLINE:
                 out[reason] = f"no {name} is online"
             elif code == fz.LATE:
@@ -354,3 +432,23 @@ class Planner:
 
 def _waypoints(route: Route | None) -> list[tuple[float, float]] | None:
     return list(route.waypoints) if route else None
+
+
+def _mode(kind: VehicleKind) -> Literal["drone", "robot"]:
+    return "drone" if kind is VehicleKind.DRONE else "robot"
+
+
+def _candidate_rows(cost: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Drop rows that cannot be in any optimal matching, before the O(n^3) solve.
+
+    With more rows (packages) than columns (vehicles) V, some optimal matching gives every column one of
+    its own V cheapest rows: if column c held a row outside them, one of those V rows is unused (the
+    other V-1 columns hold at most V-1 rows) and moving c there costs no more. So only the union of the
+    columns' V cheapest rows matters. Vehicles of one model rank packages alike, so the union is small.
+    """
+    n_rows, n_cols = cost.shape
+    if n_rows <= 2 * n_cols:
+        return cost, rows
+    top = np.argpartition(cost, n_cols - 1, axis=0)[:n_cols]
+    keep = np.unique(top)
+    return cost[keep], rows[keep]

@@ -18,8 +18,11 @@ from rich.table import Table
 
 from geofences.errors import LastmileError
 
-app = typer.Typer(help="lastmile-fleet: a fleet controller for drone, sidewalk-robot and van delivery.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="lastmile-fleet: a fleet controller for drone, sidewalk-robot and van delivery.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 zones_app = typer.Typer(help="Geofence (zone file) tools.", no_args_is_help=True)
 sitl_app = typer.Typer(help="Simulated vehicles to fly and drive against.", no_args_is_help=True)
 app.add_typer(zones_app, name="zones")
@@ -50,8 +53,12 @@ def _parse_at(at: str | None) -> datetime:
 def assign(
     packages_csv: Annotated[Path, typer.Argument(help="packages CSV (weights in kg or lb, decimal degrees)")],
     station: Annotated[Path, typer.Option("--station", "-s", help="station TOML file")],
-    at: Annotated[str | None, typer.Option(help="planning instant, ISO 8601 with zone (default: now)")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="also write every decision as JSON here")] = None,
+    at: Annotated[
+        str | None, typer.Option(help="planning instant, ISO 8601 with zone (default: now)")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="also write every decision as JSON here")
+    ] = None,
     limit: Annotated[int, typer.Option(help="rows to print (0 = all)")] = 40,
 ) -> None:
     """Decide who carries each package: drone, robot, a later trip (queued), or a van with its reasons."""
@@ -82,7 +89,9 @@ def assign(
             d.eta.astimezone(UTC).strftime("%H:%M") if d.eta else "",
             f"{d.energy_wh:.0f}" if d.energy_wh is not None else "",
             f"{d.margin_wh:.0f}" if d.margin_wh is not None else "",
-            (", ".join(d.reasons) + (f" — {hints}" if hints else "")) if d.reasons else ("detour" if d.detoured else ""),
+            (", ".join(d.reasons) + (f" — {hints}" if hints else ""))
+            if d.reasons
+            else ("detour" if d.detoured else ""),
         )
     console.print(table)
     if limit and len(decisions) > limit:
@@ -106,8 +115,9 @@ def _style(status: str, mode: str) -> str:
 @zones_app.command("check")
 def zones_check(
     zones_file: Annotated[Path, typer.Argument(help="GeoJSON FeatureCollection of zones")],
-    station: Annotated[Path | None, typer.Option(help="station TOML: also check the station is not inside a zone")]
-    = None,
+    station: Annotated[
+        Path | None, typer.Option(help="station TOML: also check the station is not inside a zone")
+    ] = None,
 ) -> None:
     """Validate a zone file and summarise it; exit 2 with the feature and field when it is invalid."""
     from geofences import LocalFrame, load_zones
@@ -130,7 +140,11 @@ def zones_check(
         shape = f"circle r={z.radius_m:.0f} m" if z.radius_m else z.geometry.geom_type.lower()
         if frame is not None:
             shape += f", {zone_geometry_xy(z, frame).area / 1e6:.2f} km²"
-        band = f"{z.floor_m or 0:.0f}–{z.ceiling_m:.0f}" if z.ceiling_m else (f"≥ {z.floor_m:.0f}" if z.floor_m else "all")
+        band = (
+            f"{z.floor_m or 0:.0f}–{z.ceiling_m:.0f}"
+            if z.ceiling_m
+            else (f"≥ {z.floor_m:.0f}" if z.floor_m else "all")
+        )
         active = "always"
         if z.active_from or z.active_until:
             active = f"{_utc(z.active_from)} → {_utc(z.active_until)}"
@@ -157,7 +171,9 @@ def _register_simulators() -> None:
     except ImportError:
         pass
     else:
-        sitl_app.command("robot", help="Run simulated VDA 5050 sidewalk robots against an MQTT broker.")(robot)
+        sitl_app.command("robot", help="Run simulated VDA 5050 sidewalk robots against an MQTT broker.")(
+            robot
+        )
 
 
 _register_simulators()

@@ -106,10 +106,10 @@ class PairMatrix:
     energy_wh: np.ndarray
     margin_wh: np.ndarray  # energy left above the reserve after the trip
     duration_s: np.ndarray
-
-    @property
-    def feasible(self) -> np.ndarray:
-        return self.code == OK
+    feasible: np.ndarray  # code == OK, computed once
+    closest: (
+        np.ndarray
+    )  # (R,) per package the highest failing code (the vehicle that came closest), 0 if none
 
 
 def pair_matrix(
@@ -142,4 +142,15 @@ def pair_matrix(
     code[ok & ~fleet.online[None, :]] = OFFLINE
     ok = code == OK
     code[ok & (eta > deadline_s[rows, None])] = LATE
-    return PairMatrix(code=code, launch_s=launch, eta_s=eta, energy_wh=energy, margin_wh=margin, duration_s=duration)
+    feasible = code == OK
+    closest = code.max(axis=1) if code.shape[1] else np.zeros(len(rows), dtype=np.int8)
+    return PairMatrix(
+        code=code,
+        launch_s=launch,
+        eta_s=eta,
+        energy_wh=energy,
+        margin_wh=margin,
+        duration_s=duration,
+        feasible=feasible,
+        closest=closest,
+    )

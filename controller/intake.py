@@ -3,7 +3,8 @@
 Columns (header names, case-insensitive):
 - ``key`` (required): the client's idempotency key, unique per package.
 - weight: ``weight_kg`` or ``weight_lb``, or ``weight`` with ``weight_unit`` (``kg``/``lb``) — one of them.
-- destination: ``lat`` and ``lon`` (or ``dest_lat``/``dest_lon``, ``latitude``/``longitude``), decimal degrees.
+- destination: ``lat`` and ``lon`` (or ``dest_lat``/``dest_lon``, ``latitude``/``longitude``), in
+  decimal degrees.
 - optional: ``deadline``, ``earliest`` (ISO 8601 with a time zone), ``priority`` (0-9), ``length_m``,
   ``width_m``, ``height_m``, ``recipient``, ``note``.
 A file is read whole before anything is used: one bad row fails the file with an `InputError` naming the
@@ -96,7 +97,9 @@ def _columns(header: Iterable[str]) -> list[str]:
     for name in header:
         canonical = _ALIASES.get(name.strip().lower())
         if canonical is None:
-            raise InputError(f"unknown column '{name}' (known: {', '.join(sorted(set(_ALIASES)))})", field=name)
+            raise InputError(
+                f"unknown column '{name}' (known: {', '.join(sorted(set(_ALIASES)))})", field=name
+            )
         if canonical in columns:
             raise InputError(f"column '{name}' appears twice", field=name)
         columns.append(canonical)
@@ -115,7 +118,11 @@ def _columns(header: Iterable[str]) -> list[str]:
 
 
 def _package(cells: dict[str, str], row_no: int) -> PackageIn:
-    data: dict[str, object] = {"key": cells["key"], "dest_lat": cells["dest_lat"], "dest_lon": cells["dest_lon"]}
+    data: dict[str, object] = {
+        "key": cells["key"],
+        "dest_lat": cells["dest_lat"],
+        "dest_lon": cells["dest_lon"],
+    }
     if "weight_kg" in cells:
         data.update(weight=cells["weight_kg"], weight_unit="kg")
     elif "weight_lb" in cells:

@@ -142,19 +142,19 @@ class PackageIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
-    key: str
-    weight: float
-    weight_unit: Literal["kg", "lb"] = "kg"
-    dest_lat: float
-    dest_lon: float
-    length_m: float | None = None
-    width_m: float | None = None
-    height_m: float | None = None
-    deadline: datetime | None = None
-    earliest: datetime | None = None
-    priority: int = Field(default=0)
-    recipient: str | None = None
-    note: str | None = None
+    key: str = Field(description="Client-chosen idempotency key, 1..128 printable characters.")
+    weight: float = Field(description="Weight in `weight_unit`; > 0 and at most 1000 kg.")
+    weight_unit: Literal["kg", "lb"] = Field(default="kg", description="'kg' or 'lb' (1 lb = 0.45359237 kg).")
+    dest_lat: float = Field(description="Destination latitude, WGS84 decimal degrees.")
+    dest_lon: float = Field(description="Destination longitude, WGS84 decimal degrees.")
+    length_m: float | None = Field(default=None, description="Parcel length in metres.")
+    width_m: float | None = Field(default=None, description="Parcel width in metres.")
+    height_m: float | None = Field(default=None, description="Parcel height in metres.")
+    deadline: datetime | None = Field(default=None, description="Latest delivery time, with a time zone.")
+    earliest: datetime | None = Field(default=None, description="Earliest delivery time; before `deadline`.")
+    priority: int = Field(default=0, description="0 normal .. 9 most urgent.")
+    recipient: str | None = Field(default=None, description="Who receives it (at most 200 characters).")
+    note: str | None = Field(default=None, description="Free text for the courier (at most 2000 characters).")
 
     # --- single fields -----------------------------------------------------------------------------------
 

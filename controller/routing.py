@@ -55,6 +55,27 @@ class KindRouter:
         self.radius_m = radius_m
         self.index = ZoneIndex(zones, frame, kind, at=at, altitude_m=altitude_m)
         self._planner: DetourPlanner | None = None
+        # Destinations do not move between ticks, so a package's route is computed once while the same
+        # zones are in force; a tick then only pays for new packages.
+        self._cache: dict[
+            tuple[float, float], tuple[float, float, float, Route | None, Reason | None, str | None]
+        ] = {}
+
+    @property
+    def signature(self) -> tuple[object, ...]:
+        """What the routes depend on: the zones in force, the radius. Equal signatures share routes."""
+        return (
+            self.kind,
+            self.radius_m,
+            tuple(z.id for z in self.index.exclusions),
+            tuple(z.id for z in self.index.operating_areas),
+        )
+
+    def adopt_cache(self, other: KindRouter) -> None:
+        """Take over another router's routes (and detour graph) when both see the same zones."""
+        if other.signature == self.signature and other.frame is self.frame:
+            self._cache = other._cache
+            self._planner = other._planner
 
     @property
     def planner(self) -> DetourPlanner:
@@ -64,7 +85,34 @@ class KindRouter:
         return self._planner
 
     def routes(self, lat: np.ndarray, lon: np.ndarray) -> KindRoutes:
-        """Route every destination; straight lines are checked in one vectorized call, detours only where blocked."""
+        """Route every destination, reusing routes already computed for the same destinations."""
+        keys = list(zip(lat.tolist(), lon.tolist(), strict=True))
+        missing = [i for i, key in enumerate(keys) if key not in self._cache]
+        if missing:
+            fresh = self._compute(lat[missing], lon[missing])
+            for j, i in enumerate(missing):
+                self._cache[keys[i]] = (
+                    float(fresh.distance_m[j]),
+                    float(fresh.route_m[j]),
+                    float(fresh.bearing_deg[j]),
+                    fresh.routes[j],
+                    fresh.reason[j],
+                    fresh.hint[j],
+                )
+        rows = [self._cache[key] for key in keys]
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 6
+        return KindRoutes(
+            self.kind,
+            np.asarray(columns[0], dtype=float),
+            np.asarray(columns[1], dtype=float),
+            np.asarray(columns[2], dtype=float),
+            list(columns[3]),
+            list(columns[4]),
+            list(columns[5]),
+        )
+
+    def _compute(self, lat: np.ndarray, lon: np.ndarray) -> KindRoutes:
+        """Straight lines are checked in one vectorized call; detours are searched only where blocked."""
         n = len(lat)
         station = (self.frame.lon, self.frame.lat)
         slon = np.full(n, self.frame.lon)
@@ -97,24 +145,30 @@ class KindRouter:
         reachable = candidates[allowed]
         clear = self.index.segments_clear(slon[reachable], slat[reachable], lon[reachable], lat[reachable])
         for i in reachable[clear]:
-            routes[i] = Route(waypoints=[station, (float(lon[i]), float(lat[i]))], length_m=float(distance[i]),
-                              detoured=False)
+            routes[i] = Route(
+                waypoints=[station, (float(lon[i]), float(lat[i]))],
+                length_m=float(distance[i]),
+                detoured=False,
+            )
             route_m[i] = distance[i]
         blocked = reachable[~clear]
         if blocked.size:
             blockers = self.index.blocking_zone_ids(slon[blocked], slat[blocked], lon[blocked], lat[blocked])
             starts = np.column_stack([slon[blocked], slat[blocked]])
             ends = np.column_stack([lon[blocked], lat[blocked]])
-            for i, blocker, route in zip(blocked, blockers, self.planner.routes(starts, ends), strict=True):
-                if route is None or not self._both_ways_clear(route):
+            found = self.planner.routes(starts, ends)
+            # The planner's promise, checked independently in one call: out and back both stay clear.
+            paths = [list(r.waypoints) for r in found if r is not None]
+            verdict = iter(
+                self.index.paths_clear(paths + [p[::-1] for p in paths]).reshape(2, -1).all(axis=0)
+                if paths
+                else []
+            )
+            for i, blocker, route in zip(blocked, blockers, found, strict=True):
+                if route is None or not next(verdict):
                     reason[i] = Reason.EXCLUSION_ZONE
                     hint[i] = zone_hint(self.kind, blocker, inside=False)
                     continue
                 routes[i] = route
                 route_m[i] = route.length_m
         return KindRoutes(self.kind, distance, route_m, bearing, routes, reason, hint)
-
-    def _both_ways_clear(self, route: Route) -> bool:
-        """The planner's promise, checked independently: out and back both stay clear."""
-        out = list(route.waypoints)
-        return bool(np.all(self.index.paths_clear([out, out[::-1]])))

@@ -29,8 +29,12 @@ class VehicleConfig(BaseModel):
     kind: VehicleKind
     charge: float = Field(default=1.0, ge=0.0, le=1.0, description="battery state of charge, 0..1")
     online: bool = True
-    url: str | None = Field(default=None, description="link: MAVLink URL for drones, serial number for robots")
-    spec: dict[str, float | str] = Field(default_factory=dict, description="overrides of the kind's default spec")
+    url: str | None = Field(
+        default=None, description="link: MAVLink URL for drones, serial number for robots"
+    )
+    spec: dict[str, float | str] = Field(
+        default_factory=dict, description="overrides of the kind's default spec"
+    )
 
     def vehicle_spec(self) -> VehicleSpec:
         """The default spec of this vehicle's kind with this vehicle's overrides applied (validated)."""
@@ -64,9 +68,13 @@ class StationConfig(BaseModel):
     lon: float = Field(ge=-180.0, le=180.0)
     alt_m: float = Field(default=0.0, description="ground altitude above mean sea level")
     zones_file: Path | None = None
-    altitude_ceiling_m: float = Field(default=120.0, gt=0.0, description="Part 107 style ceiling above ground")
+    altitude_ceiling_m: float = Field(
+        default=120.0, gt=0.0, description="Part 107 style ceiling above ground"
+    )
     launch: Literal["auto", "operator"] = "auto"
-    drone_turnaround_s: float = Field(default=300.0, ge=0.0, description="battery swap and reload at the station")
+    drone_turnaround_s: float = Field(
+        default=300.0, ge=0.0, description="battery swap and reload at the station"
+    )
     robot_turnaround_s: float = Field(default=600.0, ge=0.0)
     weather: WeatherConfig = Field(default_factory=WeatherConfig)
     fleet: list[VehicleConfig] = Field(default_factory=list)

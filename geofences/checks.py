@@ -94,6 +94,20 @@ class _Discs:
         return hit, near & ~hit
 
 
+def _inner_disc(area: BaseGeometry) -> tuple[tuple[float, float], float]:
+    """A disc inside the largest part of `area` ((0, 0), 0 when empty): a fast "surely inside" test."""
+    parts = shapely.get_parts(area)
+    if area.is_empty or not len(parts):
+        return (0.0, 0.0), 0.0
+    part = max(parts, key=lambda g: g.area)
+    tol = max(math.sqrt(part.area) * 0.01, 1e-3)
+    centre = shapely.get_point(shapely.maximum_inscribed_circle(part, tolerance=tol), 0)
+    if not shapely.contains_properly(part, centre):
+        return (0.0, 0.0), 0.0
+    radius = float(shapely.distance(centre, part.boundary)) - _Discs._GUARD_M
+    return (float(centre.x), float(centre.y)), max(radius, 0.0)
+
+
 def _point_segment_distance(
     p: np.ndarray, x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray
 ) -> np.ndarray:
@@ -164,6 +178,7 @@ class ZoneIndex:
                 union = union.buffer(-self.margin_m, quad_segs=8)
             shapely.prepare(union)
             self._op_union = union
+            self._op_disc = _inner_disc(union)
 
     # --- geometry for other modules (detours) ---------------------------------------------------------
 
@@ -260,6 +275,11 @@ class ZoneIndex:
         clear[line_idx[seg]] = False
         if self._op_union is not None:
             rest = line_idx[clear[line_idx]]
+            # Both ends inside a disc that lies inside the area: the whole segment is (a disc is convex).
+            (cx, cy), r = self._op_disc
+            inside = np.hypot(x0[rest] - cx, y0[rest] - cy) < r
+            inside &= np.hypot(x1[rest] - cx, y1[rest] - cy) < r
+            rest = rest[~inside]
             lines = self._lines(x0[rest], y0[rest], x1[rest], y1[rest])
             clear[rest] = shapely.covered_by(lines, self._op_union)
         return clear

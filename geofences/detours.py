@@ -85,7 +85,7 @@ class DetourPlanner:
             raise ValueError(f"clearance_m {clearance_m!r}: must be a finite number > 0")
         self.index = index
         self.clearance_m = float(clearance_m)
-        tol = self.clearance_m * 0.2
+        tol = self.clearance_m * 0.5
         parts = []
         excl = index.exclusion_geometries_xy
         if len(excl):
@@ -138,39 +138,61 @@ class DetourPlanner:
         w = np.hypot(*(self._v[r] - self._v[c]).T) if len(r) else np.zeros(0)
         return r, c, w
 
-    def _visible(self, x: float, y: float) -> np.ndarray:
-        """Indices of corners reachable in a straight clear line from (x, y) and tangent at the corner."""
-        if not len(self._v):
-            return np.zeros(0, dtype=np.intp)
-        p = np.broadcast_to(np.array([x, y]), self._v.shape)
-        cand = np.flatnonzero(_tangent_at(self._v, self._prev, self._next, p))
-        clear = self.index.segments_clear_xy(np.full(len(cand), x), np.full(len(cand), y), *self._v[cand].T)
-        return cand[clear]
-
-    def _search(self, sx: float, sy: float, ex: float, ey: float) -> list[tuple[float, float]] | None:
-        """Local-frame corner waypoints between start and end (exclusive), or None when unreachable."""
+    def _visible(self, px: np.ndarray, py: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(point index, corner index) pairs joined by a clear straight line that is tangent at the corner."""
         n = len(self._v)
-        vs, ve = self._visible(sx, sy), self._visible(ex, ey)
+        pts, corners = [], []
+        block = max(1, 400_000 // max(n, 1))
+        for start in range(0, len(px) if n else 0, block):
+            k = np.arange(start, min(len(px), start + block))
+            kk, jj = (a.ravel() for a in np.meshgrid(k, np.arange(n), indexing="ij"))
+            p = np.column_stack([px[kk], py[kk]])
+            tangent = _tangent_at(self._v[jj], self._prev[jj], self._next[jj], p)
+            kk, jj = kk[tangent], jj[tangent]
+            clear = self.index.segments_clear_xy(px[kk], py[kk], self._v[jj, 0], self._v[jj, 1])
+            pts.append(kk[clear])
+            corners.append(jj[clear])
+        if not pts:
+            empty = np.zeros(0, dtype=np.intp)
+            return empty, empty
+        return np.concatenate(pts), np.concatenate(corners)
+
+    def _search(
+        self, sx: float, sy: float, ex: np.ndarray, ey: np.ndarray
+    ) -> list[list[tuple[float, float]] | None]:
+        """Corner waypoints (local frame, start and end excluded) from one start to each end, or None.
+
+        One Dijkstra serves every end sharing the start (the station, usually): ends are sink nodes with
+        edges in only, so no path runs through another package's destination.
+        """
+        n, k = len(self._v), len(ex)
+        _, vs = self._visible(np.array([sx]), np.array([sy]))
+        ke, ve = self._visible(ex, ey)
         if not len(vs) or not len(ve):
-            return None
-        s, e = n, n + 1
+            return [None] * k
+        s = n
         r, c, w = self._edges
         ws = np.hypot(self._v[vs, 0] - sx, self._v[vs, 1] - sy)
-        we = np.hypot(self._v[ve, 0] - ex, self._v[ve, 1] - ey)
-        rows = np.concatenate([r, np.full(len(vs), s), ve])
-        cols = np.concatenate([c, vs, np.full(len(ve), e)])
-        weights = np.concatenate([w, ws, we])
+        we = np.hypot(self._v[ve, 0] - ex[ke], self._v[ve, 1] - ey[ke])
+        rows = np.concatenate([r, c, np.full(len(vs), s), ve])
+        cols = np.concatenate([c, r, vs, n + 1 + ke])
+        weights = np.concatenate([w, w, ws, we])
         # Zero-length edges would vanish from a sparse matrix; a tiny floor keeps them as edges.
-        graph = coo_matrix((np.maximum(weights, 1e-9), (rows, cols)), shape=(n + 2, n + 2)).tocsr()
-        dist, pred = dijkstra(graph, directed=False, indices=s, return_predecessors=True)
-        if not np.isfinite(dist[e]):
-            return None
-        chain = []
-        k = pred[e]
-        while k != s:
-            chain.append((float(self._v[k, 0]), float(self._v[k, 1])))
-            k = pred[k]
-        return chain[::-1]
+        size = n + 1 + k
+        graph = coo_matrix((np.maximum(weights, 1e-9), (rows, cols)), shape=(size, size)).tocsr()
+        dist, pred = dijkstra(graph, directed=True, indices=s, return_predecessors=True)
+        out: list[list[tuple[float, float]] | None] = []
+        for e in range(n + 1, size):
+            if not np.isfinite(dist[e]):
+                out.append(None)
+                continue
+            chain = []
+            node = pred[e]
+            while node != s:
+                chain.append((float(self._v[node, 0]), float(self._v[node, 1])))
+                node = pred[node]
+            out.append(chain[::-1])
+        return out
 
     def route(self, start: tuple[float, float], end: tuple[float, float]) -> Route | None:
         """The shortest clear (lon, lat) path found from start to end; None when there is none."""
@@ -190,19 +212,25 @@ class DetourPlanner:
         straight = self.index.segments_clear_xy(sx, sy, ex, ey)
         direct = geodesic_distance_m(s[:, 0], s[:, 1], e[:, 0], e[:, 1])
         ends_ok = self.index.points_allowed_xy(sx, sy) & self.index.points_allowed_xy(ex, ey)
-        out: list[Route | None] = []
-        for i in range(len(s)):
+        out: list[Route | None] = [None] * len(s)
+        for i in np.flatnonzero(straight):
             a, b = (float(s[i, 0]), float(s[i, 1])), (float(e[i, 0]), float(e[i, 1]))
-            if straight[i]:
-                out.append(Route(waypoints=[a, b], length_m=float(direct[i]), detoured=False))
-                continue
-            corners = self._search(sx[i], sy[i], ex[i], ey[i]) if ends_ok[i] else None
-            if corners is None:
-                out.append(None)
-                continue
-            lon, lat = frame.to_wgs84([c[0] for c in corners], [c[1] for c in corners])
-            pts = [a, *zip(lon.tolist(), lat.tolist(), strict=True), b]
-            arr = np.asarray(pts)
-            legs = geodesic_distance_m(arr[:-1, 0], arr[:-1, 1], arr[1:, 0], arr[1:, 1])
-            out.append(Route(waypoints=pts, length_m=float(legs.sum()), detoured=True))
+            out[i] = Route(waypoints=[a, b], length_m=float(direct[i]), detoured=False)
+        # Blocked pairs grouped by start, so each distinct start costs one graph search.
+        groups: dict[tuple[float, float], list[int]] = {}
+        for i in np.flatnonzero(~straight & ends_ok):
+            groups.setdefault((float(sx[i]), float(sy[i])), []).append(int(i))
+        for (gx, gy), members in groups.items():
+            found = self._search(gx, gy, ex[members], ey[members])
+            for i, corners in zip(members, found, strict=True):
+                if corners is not None:
+                    out[i] = self._route(s[i], e[i], corners)
         return out
+
+    def _route(self, start: np.ndarray, end: np.ndarray, corners: list[tuple[float, float]]) -> Route:
+        lon, lat = self.index.frame.to_wgs84([c[0] for c in corners], [c[1] for c in corners])
+        a, b = (float(start[0]), float(start[1])), (float(end[0]), float(end[1]))
+        pts = [a, *zip(np.atleast_1d(lon).tolist(), np.atleast_1d(lat).tolist(), strict=True), b]
+        arr = np.asarray(pts)
+        legs = geodesic_distance_m(arr[:-1, 0], arr[:-1, 1], arr[1:, 0], arr[1:, 1])
+        return Route(waypoints=pts, length_m=float(legs.sum()), detoured=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -198,7 +199,9 @@ def _parse_geometry(raw: Any, feature: str) -> BaseGeometry:
             field="geometry",
         )
     try:
-        geom = shape(raw)
+        with warnings.catch_warnings():  # NaN coordinates warn here; _check_coordinates reports them
+            warnings.simplefilter("ignore", RuntimeWarning)
+            geom = shape(raw)
     except Exception as exc:  # shapely/GEOS raise several types for malformed coordinate arrays
         raise ZoneError(f"malformed {gtype} coordinates: {exc}", feature=feature, field="geometry") from exc
     _check_coordinates(geom, feature)

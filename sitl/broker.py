@@ -94,9 +94,13 @@ class Broker:
         self._robots: list[str] = []
         for serial in robots:
             if not serial or any(c in serial for c in "/+#: \n"):
-                raise ValueError(f"robots: serial number {serial!r} is not usable as an MQTT username/topic level")
+                raise ValueError(
+                    f"robots: serial number {serial!r} is not usable as an MQTT username/topic level"
+                )
             if serial in self._passwords:
-                raise ValueError(f"robots: serial number {serial!r} given twice (or equals the controller user)")
+                raise ValueError(
+                    f"robots: serial number {serial!r} given twice (or equals the controller user)"
+                )
             self._robots.append(serial)
             self._passwords[serial] = robot_password or secrets.token_urlsafe(12)
         self._mosquitto = _find_mosquitto()
@@ -226,7 +230,7 @@ class Broker:
             )
 
     def _write_mosquitto_passwords(self, path: Path) -> None:
-        """Plain `user:password` lines hashed in place by `mosquitto_passwd -U` (one process for all users)."""
+        """Plain `user:password` lines hashed in place by `mosquitto_passwd -U` (one process, all users)."""
         path.write_text("".join(f"{user}:{pw}\n" for user, pw in self._passwords.items()))
         path.chmod(0o600)
         tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
@@ -234,7 +238,9 @@ class Broker:
             done = subprocess.run([tool, "-U", str(path)], capture_output=True, timeout=60, check=False)
             if done.returncode == 0:
                 return
-            log.warning("mosquitto_passwd -U failed (%s); writing PBKDF2 hashes ourselves", done.stderr[-200:])
+            log.warning(
+                "mosquitto_passwd -U failed (%s); writing PBKDF2 hashes ourselves", done.stderr[-200:]
+            )
         path.write_text("".join(f"{user}:{_pbkdf2_hash(pw)}\n" for user, pw in self._passwords.items()))
 
     # ---- mosquitto ---------------------------------------------------------------------------
@@ -274,7 +280,9 @@ class Broker:
         while time.monotonic() < deadline:
             if self.kind == "mosquitto" and self._proc is not None and self._proc.poll() is not None:
                 err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
-                raise BrokerError(f"mosquitto exited with {self._proc.returncode}: {err.strip()} {self.log_text()}")
+                raise BrokerError(
+                    f"mosquitto exited with {self._proc.returncode}: {err.strip()} {self.log_text()}"
+                )
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.5):
                     return
@@ -282,7 +290,9 @@ class Broker:
                 last = exc
                 time.sleep(0.02)  # polling a port that is not open yet: there is no event to wait on
         self._halt()
-        raise BrokerError(f"{self.kind} did not accept connections on {self.url} within {self.start_timeout} s: {last}")
+        raise BrokerError(
+            f"{self.kind} did not accept connections on {self.url} within {self.start_timeout} s: {last}"
+        )
 
     # ---- amqtt fallback ----------------------------------------------------------------------
     def _amqtt_config(self) -> dict[str, Any]:
@@ -330,7 +340,9 @@ class Broker:
             await self._amqtt_stop.wait()
             await broker.shutdown()
 
-        self._amqtt_thread = threading.Thread(target=asyncio.run, args=(serve(),), name="amqtt-broker", daemon=True)
+        self._amqtt_thread = threading.Thread(
+            target=asyncio.run, args=(serve(),), name="amqtt-broker", daemon=True
+        )
         self._amqtt_thread.start()
         if not started.wait(self.start_timeout):
             raise BrokerError(f"amqtt did not start within {self.start_timeout} s")

@@ -18,6 +18,7 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, func, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
 from controller.store.errors import StoreOpenError
@@ -40,9 +41,15 @@ SQLITE_BUSY_TIMEOUT_S = 30.0
 
 def open_engine(url: str) -> Engine:
     """An engine for `url` with the settings each backend needs for the store's guarantees."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() != "sqlite":
+            return create_engine(url, pool_pre_ping=True)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise StoreOpenError(
+            f"not a usable database URL ({exc}); use e.g. sqlite:///lastmile.sqlite3 or "
+            "postgresql+psycopg://user@host/dbname"
+        ) from exc
     memory = parsed.database in (None, "", ":memory:")
     kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}}
     if memory:

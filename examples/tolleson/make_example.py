@@ -21,7 +21,9 @@ DAY = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)  # 09:00 local (MST): the example
 APPROX = "approximate, not for navigation"
 
 
-def circle(zone_id: str, name: str, kind: str, lat: float, lon: float, radius_m: float, **props: object) -> dict:
+def circle(
+    zone_id: str, name: str, kind: str, lat: float, lon: float, radius_m: float, **props: object
+) -> dict:
     return {
         "type": "Feature",
         "id": zone_id,
@@ -30,8 +32,9 @@ def circle(zone_id: str, name: str, kind: str, lat: float, lon: float, radius_m:
     }
 
 
-def box(zone_id: str, name: str, kind: str, south: float, west: float, north: float, east: float, **props: object
-        ) -> dict:
+def box(
+    zone_id: str, name: str, kind: str, south: float, west: float, north: float, east: float, **props: object
+) -> dict:
     ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
     return {
         "type": "Feature",
@@ -46,13 +49,45 @@ def zones() -> dict:
         circle("phx-class-b", "Phoenix Sky Harbor (PHX) inner class B", "no_fly", 33.4343, -112.0116, 9260.0),
         circle("gyr-class-d", "Phoenix Goodyear (GYR) class D", "no_fly", 33.4225, -112.3760, 3000.0),
         circle("luf-class-d", "Luke AFB (LUF) class D", "no_fly", 33.5350, -112.3831, 5500.0),
-        circle("stadium-tfr", "State Farm Stadium event TFR", "no_fly", 33.5276, -112.2626, 3704.0,
-               active_from="2026-12-01T15:00:00+00:00", active_until="2026-12-01T23:00:00+00:00"),
-        box("lbj-facility", "Correctional facility no-drone area", "no_fly", 33.4240, -112.1330, 33.4340, -112.1190),
-        box("robot-area", "Tolleson sidewalk robot area", "operating_area", 33.4140, -112.2880, 33.4600, -112.2240,
-            applies_to="robot"),
-        box("i10-freeway", "Interstate 10 (robots may not cross)", "no_go", 33.4575, -112.3000, 33.4610, -112.2000,
-            applies_to="robot"),
+        circle(
+            "stadium-tfr",
+            "State Farm Stadium event TFR",
+            "no_fly",
+            33.5276,
+            -112.2626,
+            3704.0,
+            active_from="2026-12-01T15:00:00+00:00",
+            active_until="2026-12-01T23:00:00+00:00",
+        ),
+        box(
+            "lbj-facility",
+            "Correctional facility no-drone area",
+            "no_fly",
+            33.4240,
+            -112.1330,
+            33.4340,
+            -112.1190,
+        ),
+        box(
+            "robot-area",
+            "Tolleson sidewalk robot area",
+            "operating_area",
+            33.4140,
+            -112.2880,
+            33.4600,
+            -112.2240,
+            applies_to="robot",
+        ),
+        box(
+            "i10-freeway",
+            "Interstate 10 (robots may not cross)",
+            "no_go",
+            33.4575,
+            -112.3000,
+            33.4610,
+            -112.2000,
+            applies_to="robot",
+        ),
     ]
     return {"type": "FeatureCollection", "features": features}
 

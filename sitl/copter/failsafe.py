@@ -26,7 +26,16 @@ if TYPE_CHECKING:
 # Copter's Failsafe_Action (ArduCopter/Copter.h), which BATT_FS_*_ACT use directly.
 NONE, LAND, RTL, SMARTRTL, SMARTRTL_LAND, TERMINATE, AUTO_DO_LAND_START, BRAKE_LAND = range(8)
 # FS_GCS_ENABLE -> Failsafe_Action (events.cpp failsafe_gcs_on_event)
-GCS_ACTIONS = {0: NONE, 1: RTL, 2: RTL, 3: SMARTRTL, 4: SMARTRTL_LAND, 5: LAND, 6: AUTO_DO_LAND_START, 7: BRAKE_LAND}
+GCS_ACTIONS = {
+    0: NONE,
+    1: RTL,
+    2: RTL,
+    3: SMARTRTL,
+    4: SMARTRTL_LAND,
+    5: LAND,
+    6: AUTO_DO_LAND_START,
+    7: BRAKE_LAND,
+}
 # FENCE_ACTION -> mode order to try (fence.cpp)
 FENCE_MODES = {1: (Mode.RTL, Mode.LAND), 2: (Mode.LAND,), 3: (Mode.SMART_RTL, Mode.RTL, Mode.LAND),
                4: (Mode.BRAKE, Mode.LAND), 5: (Mode.SMART_RTL, Mode.LAND)}  # fmt: skip
@@ -133,9 +142,15 @@ class Failsafes:
         low_v, low_c, crit_v, crit_c = self.battery_types()
         now = self.v.time_s
         timer = self.v.params["BATT_LOW_TIMER"]
-        self._crit_volt_since = (self._crit_volt_since if self._crit_volt_since is not None else now) if crit_v else None
-        self._low_volt_since = (self._low_volt_since if self._low_volt_since is not None else now) if low_v else None
-        if (self._crit_volt_since is not None and timer > 0 and now - self._crit_volt_since > timer) or crit_c:
+        self._crit_volt_since = (
+            (self._crit_volt_since if self._crit_volt_since is not None else now) if crit_v else None
+        )
+        self._low_volt_since = (
+            (self._low_volt_since if self._low_volt_since is not None else now) if low_v else None
+        )
+        if (
+            self._crit_volt_since is not None and timer > 0 and now - self._crit_volt_since > timer
+        ) or crit_c:
             return BATT_CRITICAL
         if (self._low_volt_since is not None and timer > 0 and now - self._low_volt_since > timer) or low_c:
             return BATT_LOW
@@ -149,7 +164,10 @@ class Failsafes:
         v, p = self.v, self.v.params
         kind = "low" if level == BATT_LOW else "critical"
         used_mah = v.battery.consumed_ah * 1000.0
-        v.send_text(f"Battery 1 is {kind} {v.battery.voltage:.2f}V used {used_mah:.0f} mAh", mavlink.MAV_SEVERITY_WARNING)
+        v.send_text(
+            f"Battery 1 is {kind} {v.battery.voltage:.2f}V used {used_mah:.0f} mAh",
+            mavlink.MAV_SEVERITY_WARNING,
+        )
         action = int(p["BATT_FS_LOW_ACT"] if level == BATT_LOW else p["BATT_FS_CRT_ACT"])
         if self._should_disarm():
             v.disarm(force=True)

@@ -73,7 +73,9 @@ class Fence:
             item = items[i]
             if item.command in (POLY_INCL, POLY_EXCL):
                 n = int(item.param1)
-                self.polygons.append((item.command == POLY_INCL, [(it.lat, it.lon) for it in items[i : i + n]]))
+                self.polygons.append(
+                    (item.command == POLY_INCL, [(it.lat, it.lon) for it in items[i : i + n]])
+                )
                 i += n
                 continue
             if item.command in (CIRCLE_INCL, CIRCLE_EXCL):
@@ -149,5 +151,3 @@ class Fence:
             self.breach_time_ms & 0xFFFFFFFF,
             mavlink.FENCE_MITIGATE_NONE,
         )
-
-

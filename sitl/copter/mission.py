@@ -145,7 +145,11 @@ class Replier(Protocol):
 
 def validate(item: Item, mission_type: int) -> int:
     """MAV_MISSION_RESULT for storing `item` (AP_Mission::mavlink_int_to_mission_cmd and friends)."""
-    allowed = {MISSION: MISSION_COMMANDS, FENCE: fence.FENCE_COMMANDS, RALLY: {mavlink.MAV_CMD_NAV_RALLY_POINT}}
+    allowed = {
+        MISSION: MISSION_COMMANDS,
+        FENCE: fence.FENCE_COMMANDS,
+        RALLY: {mavlink.MAV_CMD_NAV_RALLY_POINT},
+    }
     if item.command not in allowed[mission_type]:
         return mavlink.MAV_MISSION_UNSUPPORTED
     if item.command in LOCATION_COMMANDS:
@@ -179,7 +183,9 @@ class Transfer:
     def _request(self) -> None:
         assert self.link is not None
         self.link.send(
-            mavlink.MAVLink_mission_request_message(self.dest[0], self.dest[1], self.request_i, self.mission_type)
+            mavlink.MAVLink_mission_request_message(
+                self.dest[0], self.dest[1], self.request_i, self.mission_type
+            )
         )
         self.last_request = self.store.v.time_s
 
@@ -305,7 +311,13 @@ class MissionStore:
 
     def _home_item(self) -> Item:
         lat, lon, alt, _ = self.v.home
-        return Item(mavlink.MAV_CMD_NAV_WAYPOINT, mavlink.MAV_FRAME_GLOBAL, x=round(lat * 1e7), y=round(lon * 1e7), z=alt)
+        return Item(
+            mavlink.MAV_CMD_NAV_WAYPOINT,
+            mavlink.MAV_FRAME_GLOBAL,
+            x=round(lat * 1e7),
+            y=round(lon * 1e7),
+            z=alt,
+        )
 
     def items_for(self, mission_type: int) -> list[Item]:
         if mission_type == MISSION:

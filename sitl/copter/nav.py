@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from sitl.copter.vehicle import SimCopter
 
 TAKEOFF_DONE_M = 0.3  # altitude error under which a takeoff counts as complete
+BRAKE_DECEL_MPS2 = 7.5  # ArduCopter/mode_brake.cpp BRAKE_MODE_DECEL_RATE 750 cm/s/s
 
 
 class Navigator:
@@ -52,7 +53,7 @@ class Navigator:
         return self.v.params["WPNAV_SPEED_DN"] / 100.0
 
     def land_speed(self) -> float:
-        """mode_land.cpp get_land_descent_speed: LAND_SPEED_HIGH (or WPNAV_SPEED_DN) high up, LAND_SPEED low."""
+        """mode_land.cpp land descent speed: LAND_SPEED_HIGH (or WPNAV_SPEED_DN) high, LAND_SPEED low."""
         p = self.v.params
         if self.v.alt_m > p["LAND_ALT_LOW"] / 100.0:
             high = p["LAND_SPEED_HIGH"] or p["WPNAV_SPEED_DN"]
@@ -117,9 +118,8 @@ class Navigator:
     ) -> tuple[float, float]:
         """One step toward (point, alt); returns (horizontal distance, |altitude error|)."""
         k = self.v.k
-        dist = physics.step_horizontal(
-            k, point, speed or self.wp_speed(), self.accel(), wind, dt
-        )
+        accel = BRAKE_DECEL_MPS2 if self.v.mode_number == Mode.BRAKE else self.accel()
+        dist = physics.step_horizontal(k, point, speed or self.wp_speed(), accel, wind, dt)
         dz = physics.step_vertical(k, alt, self.up_speed(), self.down_speed(), dt)
         return dist, abs(dz)
 

@@ -143,7 +143,7 @@ class ParamStore:
             # GCS_Param.cpp handle_param_set: unknown names and NaN/inf are ignored without an answer
             return False
         if DEFAULTS[name].kind != REAL32:
-            value = float(int(round(value)))
+            value = float(round(value))
         self._values[name] = float(value)
         for listener in self._listeners:
             listener(name, float(value))

@@ -63,6 +63,7 @@ class SimCopter:
         self.track: list[tuple[float, float, float]] = [(self.lat, self.lon, self.alt_m)]
         self.statustexts: list[str] = []
         self.outlets: list[Outlet] = []
+        self.signing = mavlink.MAVLinkSigning()  # one key for every link (GCS_Signing.cpp)
         self.missions = MissionStore(self)
         self.failsafes = Failsafes(self)
         self.nav = Navigator(self)
@@ -123,7 +124,7 @@ class SimCopter:
         self.params.set("SIM_WIND_SPD", speed_mps)
         self.params.set("SIM_WIND_DIR", from_deg)
 
-    async def wait_for(self, predicate: Callable[[SimCopter], bool], timeout: float) -> None:
+    async def wait_for(self, predicate: Callable[[SimCopter], bool], timeout: float) -> None:  # noqa: ASYNC109 (public API)
         """Return once `predicate(self)` holds, checking after every physics step; TimeoutError otherwise."""
         async with asyncio.timeout(timeout):
             while not predicate(self):
@@ -241,9 +242,7 @@ class SimCopter:
         elif self.landed:
             self.power_w = power.IDLE_ARMED_POWER_W
         else:
-            self.power_w = power.flight_power_w(
-                self.total_mass_kg, physics.airspeed(self.k, wind), self.k.vu
-            )
+            self.power_w = power.flight_power_w(self.total_mass_kg, physics.airspeed(self.k, wind), self.k.vu)
         self.battery.draw(self.power_w, dt)
 
     def _step_winch(self, dt: float) -> None:

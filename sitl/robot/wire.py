@@ -38,12 +38,32 @@ class Wire:
 
 WIRE: dict[str, Wire] = {
     "2.1.0": Wire(
-        "2.1.0", "uagv/v2", "CONNECTIONBROKEN", "batteryState", "batteryCharge", "agvPosition",
-        "positionInitialized", "Description", "resultDescription", False, "eStop", "AUTOMATIC",
+        "2.1.0",
+        "uagv/v2",
+        "CONNECTIONBROKEN",
+        "batteryState",
+        "batteryCharge",
+        "agvPosition",
+        "positionInitialized",
+        "Description",
+        "resultDescription",
+        False,
+        "eStop",
+        "AUTOMATIC",
     ),
     "3.0.0": Wire(
-        "3.0.0", "vda5050/v3", "CONNECTION_BROKEN", "powerSupply", "stateOfCharge", "mobileRobotPosition",
-        "localized", "Descriptor", "actionResult", True, "activeEmergencyStop", "AUTOMATIC",
+        "3.0.0",
+        "vda5050/v3",
+        "CONNECTION_BROKEN",
+        "powerSupply",
+        "stateOfCharge",
+        "mobileRobotPosition",
+        "localized",
+        "Descriptor",
+        "actionResult",
+        True,
+        "activeEmergencyStop",
+        "AUTOMATIC",
     ),
 }
 

@@ -17,6 +17,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from controller.store import Store
+
 PG_ENV = "LASTMILE_TEST_POSTGRES_URL"
 PG_MISSING = f"{PG_ENV} not set: PostgreSQL store tests did not run"
 
@@ -59,3 +61,11 @@ def store_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_url")
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """An open `Store` on a fresh database (SQLite and PostgreSQL, via `store_url`), closed afterwards."""
+    s = Store(store_url)
+    yield s
+    s.close()

@@ -142,8 +142,8 @@ def test_station_inside_an_exclusion_zone_is_refused(tmp_path: Path) -> None:
             "charge",
         ),
         (
-            'name = "x"\nlat = 33.44\nlon = -112.256\n[[fleet]]\nid = "d1"\nkind = "drone"\n[[fleet]]\nid = "d1"\n'
-            'kind = "robot"\n',
+            'name = "x"\nlat = 33.44\nlon = -112.256\n[[fleet]]\nid = "d1"\nkind = "drone"\n'
+            '[[fleet]]\nid = "d1"\nkind = "robot"\n',
             "twice",
         ),
         ('name = "x"\nlat = ', "TOML"),

@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 from controller.errors import ControllerError
@@ -207,6 +209,39 @@ def test_fields_are_located_inside_a_batch() -> None:
 def test_braces_in_user_text_do_not_break_messages() -> None:
     field, reason = only_problem(weight_unit="{kg}")
     assert field == "weight_unit" and "'{kg}'" in reason
+
+
+@given(
+    weight=st.floats(allow_nan=True, allow_infinity=True),
+    unit=st.sampled_from(["kg", "lb"]),
+    lat=st.floats(allow_nan=True, allow_infinity=True),
+    lon=st.floats(allow_nan=True, allow_infinity=True),
+    priority=st.integers(-5, 15),
+)
+def test_any_numbers_are_either_sane_or_refused_by_name(
+    weight: float, unit: str, lat: float, lon: float, priority: int
+) -> None:
+    data = {
+        "key": "h",
+        "weight": weight,
+        "weight_unit": unit,
+        "dest_lat": lat,
+        "dest_lon": lon,
+        "priority": priority,
+    }
+    try:
+        p = PackageIn(**data)
+    except ValidationError as exc:
+        found = describe_validation_error(exc)
+        assert found
+        for field, reason in found:
+            assert field in {"weight", "dest_lat", "dest_lon", "priority"}
+            assert field in reason
+        return
+    assert 0 < p.weight_kg <= 1000
+    assert -90 <= p.dest_lat <= 90 and -180 <= p.dest_lon <= 180 and (p.dest_lat, p.dest_lon) != (0, 0)
+    assert 0 <= p.priority <= 9
+    assert p.content_hash() == PackageIn(**data).content_hash()
 
 
 # --- the life of a package ----------------------------------------------------------------------------------

@@ -39,13 +39,6 @@ def pkg(key: str = "k-1", **changes: Any) -> PackageIn:
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    s = Store(store_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def open_store(store_url: str) -> Iterator[Callable[[], Store]]:
     """Open more Store instances on the same database (another process, or after a restart)."""
     opened: list[Store] = []
@@ -508,6 +501,10 @@ def test_unreachable_database_is_a_clear_error_without_the_password(tmp_path: An
     assert "cannot open the store" in str(info.value) and "s3cret" not in str(info.value)
     with pytest.raises(StoreOpenError):
         Store(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'x.sqlite3'}")
+    for bad in ("lastmile.sqlite3", "oracle+nosuchdriver://x/y"):
+        with pytest.raises(StoreOpenError) as info:
+            Store(bad)
+        assert "not a usable database URL" in str(info.value)
 
 
 def test_a_database_from_a_newer_release_is_refused(store: Store, store_url: str) -> None:

@@ -66,7 +66,9 @@ def test_good_file_loads_every_property(tmp_path: Path) -> None:
     assert heli.geometry.geom_type == "Point" and heli.radius_m == 250.0
     assert heli.active_from == datetime(2026, 11, 21, 15, 0, tzinfo=UTC)
     area = zones["area"]
-    assert not area.is_exclusion and area.applies_to == {"drone"} and area.geometry.geom_type == "MultiPolygon"
+    assert (
+        not area.is_exclusion and area.applies_to == {"drone"} and area.geometry.geom_type == "MultiPolygon"
+    )
     assert zones["7"].floor_m == 60.0 and zones["7"].ceiling_m is None
 
 

@@ -107,11 +107,13 @@ class DroneDriver:
         source_component: int = GCS_COMPID,
         link_timeout_s: float = 3.0,
         connect_timeout_s: float = 10.0,
+        heartbeat_period_s: float = 1.0,
     ) -> None:
         self.source_system = source_system
         self.source_component = source_component
         self.link_timeout_s = link_timeout_s
         self.connect_timeout_s = connect_timeout_s
+        self.heartbeat_period_s = heartbeat_period_s  # shorten against sped-up simulators (FS_GCS_TIMEOUT)
         self.drones: dict[str, Drone] = {}
 
     async def add(
@@ -138,6 +140,7 @@ class DroneDriver:
             source_component=self.source_component,
             target_system=target_system,
             link_timeout_s=self.link_timeout_s,
+            heartbeat_period_s=self.heartbeat_period_s,
         )
         if signing_key is not None:
             use_signing(conn, signing_key)

@@ -22,8 +22,8 @@ from vehicles.vda5050.versions import SUPPORTED_VERSIONS, VersionInfo
 
 __all__ = [
     "ROBOT_TOPICS",
-    "checker",
     "TopicAddress",
+    "checker",
     "decode",
     "encode",
     "header",
@@ -60,7 +60,12 @@ def load_schema(version: str, topic: str) -> dict[str, Any]:
     """The shipped official schema of `topic` ("state", "order", ...) in `version`."""
     if version not in SUPPORTED_VERSIONS:
         raise ValueError(f"version={version!r}: unsupported, expected one of {sorted(SUPPORTED_VERSIONS)}")
-    path = resources.files("vehicles.vda5050").joinpath("schemas").joinpath(f"v{version}").joinpath(f"{topic}.json")
+    path = (
+        resources.files("vehicles.vda5050")
+        .joinpath("schemas")
+        .joinpath(f"v{version}")
+        .joinpath(f"{topic}.json")
+    )
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -107,7 +112,9 @@ def parse_topic(topic: str) -> TopicAddress:
         raise MalformedMessage("bad_topic", f"topic {topic!r}: expected 5 levels <interface>/<major>/...")
     info = _BY_PREFIX.get((parts[0], parts[1]))
     if info is None:
-        raise MalformedMessage("bad_topic", f"topic {topic!r}: unknown interface/version {parts[0]}/{parts[1]}")
+        raise MalformedMessage(
+            "bad_topic", f"topic {topic!r}: unknown interface/version {parts[0]}/{parts[1]}"
+        )
     return TopicAddress(info, parts[2], parts[3], parts[4])
 
 
@@ -146,9 +153,8 @@ def decode(
         if problem is not None:
             where, reason = problem
             raise MalformedMessage("schema_invalid", f"field {where or '(root)'}: {reason}")
-    if message.get("serialNumber") != address.serial_number:
-        raise MalformedMessage(
-            "header_mismatch",
-            f"field serialNumber: {message.get('serialNumber')!r} does not match topic {address.serial_number!r}",
-        )
+    claimed = message.get("serialNumber")
+    if claimed != address.serial_number:
+        reason = f"field serialNumber: {str(claimed)[:64]!r} is not the topic's {address.serial_number!r}"
+        raise MalformedMessage("header_mismatch", reason)
     return message

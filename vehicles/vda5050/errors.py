@@ -1,12 +1,12 @@
 """Errors of the VDA 5050 robot driver; they sit in the project tree under `vehicles.errors`.
 
-    LastmileError
-    └── VehicleError
-        ├── LinkError
-        │   └── BrokerUnavailable   the MQTT broker cannot be reached (after retries)
-        └── ProtocolError
-            ├── MalformedMessage    a received message that is not usable VDA 5050 (kind says why)
-            └── OrderRejected       the robot refused an order (its errors say why)
+LastmileError
+└── VehicleError
+    ├── LinkError
+    │   └── BrokerUnavailable   the MQTT broker cannot be reached (after retries)
+    └── ProtocolError
+        ├── MalformedMessage    a received message that is not usable VDA 5050 (kind says why)
+        └── OrderRejected       the robot refused an order (its errors say why)
 """
 
 from __future__ import annotations

@@ -55,9 +55,9 @@ class EventStream:
         except asyncio.QueueFull:
             self.dropped += 1
 
-    async def get(self, timeout: float | None = None) -> RobotEvent:
-        """The next event; TimeoutError after `timeout` seconds."""
-        async with asyncio.timeout(timeout):
+    async def get(self, timeout_s: float | None = None) -> RobotEvent:
+        """The next event; TimeoutError after `timeout_s` seconds."""
+        async with asyncio.timeout(timeout_s):
             return await self._queue.get()
 
     def get_nowait(self) -> RobotEvent | None:

@@ -1,4 +1,4 @@
-"""A compiled checker for the subset of JSON Schema the VDA 5050 schemas use, about 20x faster than jsonschema.
+"""A compiled checker for the JSON Schema subset used by the VDA 5050 schemas, ~6x faster than jsonschema.
 
 Why: the controller validates every state message it accepts (a schema-invalid state must never change a
 robot's view). `jsonschema` spends about 0.5 ms on one 2.1.0 state message, which at 1,000 robots x 1 Hz
@@ -20,8 +20,20 @@ __all__ = ["Check", "UnsupportedSchema", "compile_schema"]
 Check = Callable[[Any], tuple[str, str] | None]
 
 _ANNOTATIONS = frozenset(
-    {"$schema", "title", "description", "examples", "format", "unit", "subtopic", "definitions", "$defs",
-     "default", "$comment", "$id"}
+    {
+        "$schema",
+        "title",
+        "description",
+        "examples",
+        "format",
+        "unit",
+        "subtopic",
+        "definitions",
+        "$defs",
+        "default",
+        "$comment",
+        "$id",
+    }
 )
 _HANDLED = frozenset(
     {"type", "properties", "required", "items", "enum", "const", "minimum", "maximum", "minItems", "$ref"}

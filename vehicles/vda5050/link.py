@@ -96,16 +96,29 @@ class FleetLink:
 
     # ---- robots ------------------------------------------------------------------------------
     def add_robot(
-        self, serial_number: str, *, manufacturer: str, version: str = "2.1.0", map_id: str = "station"
+        self,
+        serial_number: str,
+        *,
+        manufacturer: str,
+        version: str = "2.1.0",
+        map_id: str = "station",
+        battery_wh: float = 500.0,
     ) -> RobotHandle:
-        """Register a robot (one VDA 5050 version per robot) and return its handle."""
+        """Register a robot (one VDA 5050 version per robot) and return its handle.
+
+        `battery_wh` (the pack's capacity; VDA 5050 reports only percent) turns charge used into Wh.
+        """
+        if not battery_wh > 0:
+            raise ValueError(f"battery_wh={battery_wh!r}: must be > 0 Wh")
         info = version_info(version)
         for name, value in (("serial_number", serial_number), ("manufacturer", manufacturer)):
             if not value or any(c in value for c in "/+#"):
-                raise ValueError(f"{name}={value!r}: must be non-empty and free of MQTT topic characters / + #")
+                raise ValueError(
+                    f"{name}={value!r}: must be non-empty and free of MQTT topic characters / + #"
+                )
         if serial_number in self._by_serial:
             raise ValueError(f"serial_number={serial_number!r}: already registered")
-        handle = RobotHandle(self, info, manufacturer, serial_number, map_id)
+        handle = RobotHandle(self, info, manufacturer, serial_number, map_id, battery_wh=battery_wh)
         self._robots[(info.interface, manufacturer, serial_number)] = handle
         self._by_serial[serial_number] = handle
         return handle
@@ -141,14 +154,14 @@ class FleetLink:
         self._main = asyncio.create_task(self._run(), name=f"vda5050[{self.client_id}].run")
         self._spawn(self._watchdog(), name=f"vda5050[{self.client_id}].watchdog")
 
-    async def wait_connected(self, timeout: float = 10.0) -> None:
-        """Wait for the broker; BrokerUnavailable (with the last error) after `timeout` seconds."""
+    async def wait_connected(self, timeout_s: float = 10.0) -> None:
+        """Wait for the broker; BrokerUnavailable (with the last error) after `timeout_s` seconds."""
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout_s):
                 await self.connected.wait()
         except TimeoutError:
             raise BrokerUnavailable(
-                f"no connection to mqtt://{self.host}:{self.port} within {timeout:g} s: {self.last_error}"
+                f"no connection to mqtt://{self.host}:{self.port} within {timeout_s:g} s: {self.last_error}"
             ) from None
 
     async def stop(self) -> None:
@@ -240,7 +253,9 @@ class FleetLink:
             address = parse_topic(topic)
             robot = self._robots.get((address.info.interface, address.manufacturer, address.serial_number))
             if robot is None:
-                raise MalformedMessage("unknown_robot", f"no robot {address.manufacturer}/{address.serial_number}")
+                raise MalformedMessage(
+                    "unknown_robot", f"no robot {address.manufacturer}/{address.serial_number}"
+                )
             payload = message.payload
             if not isinstance(payload, bytes | bytearray | str):
                 raise MalformedMessage("bad_json", f"payload of type {type(payload).__name__}")
@@ -248,7 +263,9 @@ class FleetLink:
         except MalformedMessage as exc:
             self.stats.malformed[exc.kind] += 1
             log.warning("dropped message on %s: %s", topic, exc)
-            self._hub.emit(RobotEvent("malformed", None, {"kind": exc.kind, "reason": exc.reason, "topic": topic}))
+            self._hub.emit(
+                RobotEvent("malformed", None, {"kind": exc.kind, "reason": exc.reason, "topic": topic})
+            )
             return
         try:
             robot._receive(address.subtopic, body, retained=bool(message.retain))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,13 +47,21 @@ class RobotHandle:
     """The controller's handle on one VDA 5050 robot (create it with `FleetLink.add_robot`)."""
 
     def __init__(
-        self, link: FleetLink, info: VersionInfo, manufacturer: str, serial_number: str, map_id: str
+        self,
+        link: FleetLink,
+        info: VersionInfo,
+        manufacturer: str,
+        serial_number: str,
+        map_id: str,
+        *,
+        battery_wh: float = 500.0,
     ) -> None:
         self.link = link
         self.info = info
         self.manufacturer = manufacturer
         self.serial_number = serial_number
         self.map_id = map_id
+        self.battery_wh = battery_wh
         self.view: RobotView | None = None
         self.connection = ConnectionState.UNKNOWN
         self.factsheet: dict[str, Any] | None = None
@@ -114,9 +121,9 @@ class RobotHandle:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def wait_until(self, predicate: Callable[[RobotHandle], bool], timeout: float) -> None:
-        """Return once `predicate(self)` holds (checked after every event); TimeoutError after `timeout` s."""
-        async with asyncio.timeout(timeout):
+    async def wait_until(self, predicate: Callable[[RobotHandle], bool], timeout_s: float) -> None:
+        """Return once `predicate(self)` holds (checked after every event); TimeoutError after `timeout_s`."""
+        async with asyncio.timeout(timeout_s):
             while not predicate(self):
                 await self._changed.wait()
 
@@ -231,7 +238,9 @@ class RobotHandle:
             await self.link.publish(self.info.topic(self.manufacturer, self.serial_number, "order"), message)
         except LinkError as exc:
             order.sent_at, order.sent_epoch = None, -1  # retried when the link comes back
-            log.warning("order %s not sent yet: %s", order.plan.order_id, exc, extra={"vehicle": self.serial_number})
+            log.warning(
+                "order %s not sent yet: %s", order.plan.order_id, exc, extra={"vehicle": self.serial_number}
+            )
             return
         if resend:
             self.link.stats.orders_resent += 1
@@ -253,9 +262,14 @@ class RobotHandle:
         if order is None:
             raise ValueError("release: no order was sent to this robot")
         if released_until <= order.released_until:
-            raise ValueError(f"released_until={released_until}: must be past the base end {order.released_until}")
+            raise ValueError(
+                f"released_until={released_until}: must be past the base end {order.released_until}"
+            )
         self.order = SentOrder(
-            order.plan, update_id=order.update_id + 1, first_node=order.released_until, released_until=released_until
+            order.plan,
+            update_id=order.update_id + 1,
+            first_node=order.released_until,
+            released_until=released_until,
         )
         await self._publish_order()
 
@@ -292,7 +306,3 @@ class RobotHandle:
         if self.last_heard is None:
             return None
         return asyncio.get_running_loop().time() - self.last_heard
-
-    @staticmethod
-    def wall_time() -> float:
-        return time.time()

@@ -16,7 +16,7 @@ __all__ = ["Availability", "ConnectionState", "RobotError", "RobotView", "view_f
 
 
 class ConnectionState(StrEnum):
-    """The `connection` topic, normalized across versions (2.1.0 CONNECTIONBROKEN == 3.0.0 CONNECTION_BROKEN)."""
+    """The `connection` topic across versions (2.1.0 CONNECTIONBROKEN == 3.0.0 CONNECTION_BROKEN)."""
 
     UNKNOWN = "UNKNOWN"  # nothing heard yet
     ONLINE = "ONLINE"
@@ -114,7 +114,8 @@ def view_from_state(info: VersionInfo, message: dict[str, Any]) -> RobotView:
         charging=bool(battery["charging"]),
         operating_mode=message["operatingMode"],
         errors=[
-            RobotError(e["errorType"], e["errorLevel"], e.get("errorDescription", "")) for e in message["errors"]
+            RobotError(e["errorType"], e["errorLevel"], e.get("errorDescription", ""))
+            for e in message["errors"]
         ],
         action_states=states,
         action_results=results,

@@ -135,7 +135,7 @@ async def test_signing_provisions_the_key_and_signs_everything_after(peer):
             original(data)
             if not setup_seen.is_set() and any(m.get_type() == "SETUP_SIGNING" for m in v.received):
                 setup_seen.set()
-                v.mav.signing.secret_key = bytes(v.received[-1].secret_key) if False else key
+                v.mav.signing.secret_key = key
                 v.mav.signing.sign_outgoing = True  # from here on the peer refuses unsigned messages
 
         v.feed = feed

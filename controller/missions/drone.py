@@ -1,0 +1,474 @@
+"""A drone delivery, controller side: plan -> fence, safety parameters, mission -> flight -> result.
+
+`fly_delivery` is the whole life of one drone trip. It sets the failsafes first (battery thresholds from the
+plan's reserve, GCS-loss RTL, the fence), so that whatever happens next the drone itself knows how to come
+home; then uploads and verifies the fence and mission, arms the way ArduCopter wants (GUIDED, arm, AUTO,
+MISSION_START), follows telemetry to touchdown and reports a `DeliveryResult`. It never raises for a flight
+that went wrong: the result carries `reason_code` so the controller can reassign the package.
+
+Failure causes are read from what the drone says: "Battery 1 is low ..." STATUSTEXT / BATTERY_STATUS,
+FENCE_STATUS breaches, heartbeat silence (link lost; the drone's FS_GCS takes over), and mode changes away
+from AUTO that none of those explain (an operator abort, or something else on board).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from pymavlink.dialects.v20 import ardupilotmega as mavlink
+from shapely.geometry import MultiPolygon, Point, Polygon
+
+from controller.errors import InputError
+from controller.missions.results import DeliveryResult
+from vehicles.errors import LinkError, VehicleError
+from vehicles.mavlink import (
+    ArmedChanged,
+    BatteryFailsafe,
+    Drone,
+    DroneEvent,
+    FenceBreach,
+    LinkLost,
+    LinkRestored,
+    MissionError,
+    MissionItem,
+    MissionItemReached,
+    ModeChanged,
+    PreArmError,
+    StatusText,
+)
+
+__all__ = ["DeliveryPlan", "FencePlan", "abort_delivery", "build_mission", "fence_from_zones", "fly_delivery"]
+
+LatLon = tuple[float, float]
+Ring = list[LatLon]
+
+FENCE_TYPE_ALT_MAX, FENCE_TYPE_POLYGON = 1, 4  # FENCE_TYPE bits (libraries/AC_Fence/AC_Fence.cpp)
+FENCE_ACTION_RTL = 1  # RTL, or LAND when RTL is impossible
+FS_LOW_RTL, FS_CRT_LAND = (
+    2,
+    1,
+)  # BATT_FS_LOW_ACT / BATT_FS_CRT_ACT values (ArduCopter Copter.h Failsafe_Action)
+FS_GCS_RTL = 1  # FS_GCS_ENABLE: RTL
+HOME_RADIUS_M = 15.0  # "landed at the station"
+_GLOBAL = mavlink.MAV_FRAME_GLOBAL
+
+
+@dataclass
+class FencePlan:
+    """What ArduPilot's FENCE mission type holds: lat/lon polygons and circles, plus an altitude ceiling."""
+
+    inclusion_polygons: list[Ring] = field(default_factory=list)
+    exclusion_polygons: list[Ring] = field(default_factory=list)
+    inclusion_circles: list[tuple[LatLon, float]] = field(default_factory=list)  # (centre, radius m)
+    exclusion_circles: list[tuple[LatLon, float]] = field(default_factory=list)
+    ceiling_m: float | None = None
+    return_point: LatLon | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("inclusion_polygons", "exclusion_polygons"):
+            for i, ring in enumerate(getattr(self, name)):
+                if len(ring) < 3:
+                    raise InputError(f"polygon {i} has {len(ring)} vertices; at least 3 needed", field=name)
+        for name in ("inclusion_circles", "exclusion_circles"):
+            for i, (_, radius) in enumerate(getattr(self, name)):
+                if not radius > 0:
+                    raise InputError(f"circle {i} radius {radius} m must be positive", field=name)
+        if self.ceiling_m is not None and not self.ceiling_m > 0:
+            raise InputError(f"{self.ceiling_m} m must be positive", field="ceiling_m")
+
+    @property
+    def has_areas(self) -> bool:
+        return bool(self.inclusion_polygons or self.exclusion_polygons or self.inclusion_circles
+                    or self.exclusion_circles)  # fmt: skip
+
+    @property
+    def fence_type(self) -> int:
+        """FENCE_TYPE bits: polygon (covers FENCE-mission polygons and circles) and max altitude."""
+        return (FENCE_TYPE_POLYGON if self.has_areas else 0) | (FENCE_TYPE_ALT_MAX if self.ceiling_m else 0)
+
+    def to_items(self) -> list[MissionItem]:
+        """FENCE mission items: 5001/5002 vertices (param1 = vertex count), 5003/5004 circles
+        (param1 = radius), 5000 return point (https://mavlink.io/en/services/geofence.html)."""
+        items: list[MissionItem] = []
+        polygon_kinds = (
+            (mavlink.MAV_CMD_NAV_FENCE_POLYGON_VERTEX_INCLUSION, self.inclusion_polygons),
+            (mavlink.MAV_CMD_NAV_FENCE_POLYGON_VERTEX_EXCLUSION, self.exclusion_polygons),
+        )
+        for cmd, rings in polygon_kinds:
+            for ring in rings:
+                items += [MissionItem(cmd, lat, lon, param1=len(ring), frame=_GLOBAL) for lat, lon in ring]
+        circle_kinds = (
+            (mavlink.MAV_CMD_NAV_FENCE_CIRCLE_INCLUSION, self.inclusion_circles),
+            (mavlink.MAV_CMD_NAV_FENCE_CIRCLE_EXCLUSION, self.exclusion_circles),
+        )
+        for cmd, circles in circle_kinds:
+            items += [MissionItem(cmd, lat, lon, param1=r, frame=_GLOBAL) for (lat, lon), r in circles]
+        if self.return_point is not None:
+            lat, lon = self.return_point
+            items.append(MissionItem(mavlink.MAV_CMD_NAV_FENCE_RETURN_POINT, lat, lon, frame=_GLOBAL))
+        return items
+
+
+def _ring(coords: Any) -> Ring:
+    pts = [(float(lat), float(lon)) for lon, lat, *_ in coords]
+    return pts[:-1] if len(pts) > 1 and pts[0] == pts[-1] else pts
+
+
+def fence_from_zones(
+    zones: Sequence[Any], ceiling_m: float | None = None, *, at: datetime | None = None
+) -> FencePlan:
+    """The drone fence for a station's zones (geofences `Zone`s in WGS84 lon/lat).
+
+    Exclusions (no_fly) become exclusion polygons/circles; operating areas become inclusions, and their holes
+    exclusions (ArduPilot has no polygon holes). Zones that do not bind drones at `at`, and exclusions whose
+    floor is above `ceiling_m` (the drone cannot reach them), are left out. An operating area's own ceiling
+    lowers the altitude fence.
+    """
+    plan = FencePlan(ceiling_m=ceiling_m)
+    for zone in zones:
+        if not zone.applies("drone", at=at):
+            continue
+        if (
+            zone.is_exclusion
+            and ceiling_m is not None
+            and zone.floor_m is not None
+            and zone.floor_m > ceiling_m
+        ):
+            continue
+        geom = zone.geometry
+        if isinstance(geom, Point):
+            if zone.radius_m is None:
+                raise InputError(f"zone {zone.id} is a point without radius_m", field="radius_m")
+            circle = ((geom.y, geom.x), float(zone.radius_m))
+            (plan.exclusion_circles if zone.is_exclusion else plan.inclusion_circles).append(circle)
+            continue
+        polygons = list(geom.geoms) if isinstance(geom, MultiPolygon) else [geom]
+        for poly in polygons:
+            if not isinstance(poly, Polygon):
+                raise InputError(f"zone {zone.id}: {poly.geom_type} cannot be a fence", field="geometry")
+            if zone.is_exclusion:
+                plan.exclusion_polygons.append(_ring(poly.exterior.coords))
+            else:
+                plan.inclusion_polygons.append(_ring(poly.exterior.coords))
+                plan.exclusion_polygons += [_ring(hole.coords) for hole in poly.interiors]
+        if not zone.is_exclusion and zone.ceiling_m is not None:
+            plan.ceiling_m = min(zone.ceiling_m, plan.ceiling_m or math.inf)
+    plan.__post_init__()
+    return plan
+
+
+@dataclass
+class DeliveryPlan:
+    """One package on one drone, as the controller assigned it (lat/lon degrees, metres, kg)."""
+
+    package_id: str
+    vehicle_id: str
+    station: LatLon  # home
+    waypoints_out: list[LatLon]  # detour vertices from station to destination (both ends excluded)
+    destination: LatLon
+    waypoints_back: list[LatLon]
+    payload_kg: float
+    cruise_alt_m: float = 60.0
+    delivery_alt_m: float = 5.0
+    reserve_fraction: float = 0.25
+    predicted_energy_wh: float | None = None
+    fence: FencePlan | None = None
+    release: Literal["gripper", "payload_place", "winch"] = "gripper"
+    gcs_timeout_s: float = 5.0  # FS_GCS_TIMEOUT, in the drone's time
+
+    def __post_init__(self) -> None:
+        def check_point(name: str, p: Any) -> None:
+            if not (
+                isinstance(p, tuple | list) and len(p) == 2 and -90 <= p[0] <= 90 and -180 <= p[1] <= 180
+            ):
+                raise InputError(
+                    f"{p!r} is not a (lat, lon) pair in degrees", field=name, row=self.package_id
+                )
+
+        check_point("station", self.station)
+        check_point("destination", self.destination)
+        for name in ("waypoints_out", "waypoints_back"):
+            for p in getattr(self, name):
+                check_point(name, p)
+        if not 0 <= self.reserve_fraction < 1:
+            raise InputError(f"{self.reserve_fraction} must be in [0, 1)", field="reserve_fraction")
+        if not 0 < self.delivery_alt_m < self.cruise_alt_m:
+            raise InputError(
+                f"{self.delivery_alt_m} m must be above 0 and below cruise_alt_m {self.cruise_alt_m} m",
+                field="delivery_alt_m", row=self.package_id,
+            )  # fmt: skip
+        if self.fence and self.fence.ceiling_m is not None and self.cruise_alt_m >= self.fence.ceiling_m:
+            raise InputError(f"{self.cruise_alt_m} m is not below the fence ceiling {self.fence.ceiling_m} m",
+                             field="cruise_alt_m", row=self.package_id)  # fmt: skip
+        if self.payload_kg < 0:
+            raise InputError(f"{self.payload_kg} kg is negative", field="payload_kg", row=self.package_id)
+
+
+@dataclass
+class BuiltMission:
+    """The mission items and the sequence numbers fly_delivery watches."""
+
+    items: list[MissionItem]
+    release_seq: int  # the item whose completion means the package is down
+    release_point_seq: int  # the nav item at the destination (release position is taken there)
+
+
+def build_mission(plan: DeliveryPlan) -> BuiltMission:
+    """Home, takeoff, detour out at cruise, release at the destination, detour back, RTL."""
+    wp, alt = mavlink.MAV_CMD_NAV_WAYPOINT, plan.cruise_alt_m
+    home = MissionItem(wp, *plan.station, 0.0, frame=mavlink.MAV_FRAME_GLOBAL_INT)
+    items = [home, MissionItem(mavlink.MAV_CMD_NAV_TAKEOFF, alt=alt)]
+    items += [MissionItem(wp, lat, lon, alt) for lat, lon in plan.waypoints_out]
+    dlat, dlon = plan.destination
+    if plan.release == "payload_place":
+        # NAV_PAYLOAD_PLACE descends until it senses touchdown, releases, climbs back
+        # (ArduCopter/mode_auto.cpp); param1 is the maximum descent (m) from the arrival altitude.
+        items.append(MissionItem(wp, dlat, dlon, alt))
+        release_point = len(items)
+        items.append(MissionItem(mavlink.MAV_CMD_NAV_PAYLOAD_PLACE, dlat, dlon, alt, param1=alt))
+        release = release_point
+    else:
+        items.append(MissionItem(wp, dlat, dlon, alt))
+        items.append(MissionItem(wp, dlat, dlon, plan.delivery_alt_m))
+        release_point = len(items) - 1
+        if plan.release == "winch":
+            line = max(0.0, plan.delivery_alt_m - 0.5)
+            winch = mavlink.MAV_CMD_DO_WINCH
+            items.append(
+                MissionItem(winch, param1=1, param2=mavlink.WINCH_RELATIVE_LENGTH_CONTROL, param3=line)
+            )
+        items.append(MissionItem(mavlink.MAV_CMD_DO_GRIPPER, param1=1, param2=mavlink.GRIPPER_ACTION_RELEASE))
+        release = len(items) - 1
+        items.append(MissionItem(wp, dlat, dlon, alt))
+    items += [MissionItem(wp, lat, lon, alt) for lat, lon in plan.waypoints_back]
+    items.append(MissionItem(mavlink.MAV_CMD_NAV_RETURN_TO_LAUNCH))
+    return BuiltMission(items, release, release_point)
+
+
+def safety_params(plan: DeliveryPlan, capacity_mah: float) -> dict[str, float]:
+    """Failsafe parameters: battery thresholds from the plan's reserve, RTL on GCS loss, the fence."""
+    params: dict[str, float] = {
+        "BATT_LOW_MAH": round(capacity_mah * plan.reserve_fraction),
+        "BATT_CRT_MAH": round(capacity_mah * plan.reserve_fraction / 2),
+        "BATT_FS_LOW_ACT": FS_LOW_RTL,
+        "BATT_FS_CRT_ACT": FS_CRT_LAND,
+        "FS_GCS_ENABLE": FS_GCS_RTL,
+        "FS_GCS_TIMEOUT": plan.gcs_timeout_s,
+    }
+    fence = plan.fence
+    if fence is not None and fence.fence_type:
+        params |= {"FENCE_TYPE": fence.fence_type, "FENCE_ACTION": FENCE_ACTION_RTL}
+        if fence.ceiling_m is not None:
+            params["FENCE_ALT_MAX"] = fence.ceiling_m
+    return params
+
+
+_ABORTED: set[str] = set()
+
+
+async def abort_delivery(drone: Drone) -> None:
+    """Operator abort: the drone returns to launch now; a running fly_delivery reports `aborted`."""
+    _ABORTED.add(drone.vehicle_id)
+    await drone.return_to_launch()
+
+
+def _energy_wh(drone: Drone) -> tuple[float | None, float | None, float | None]:
+    s = drone.state
+    return s.battery_energy_wh, s.battery_mah_used, s.battery_voltage
+
+
+def _distance_m(a: LatLon, b: LatLon) -> float:
+    lat = math.radians((a[0] + b[0]) / 2)
+    return 6371000.0 * math.hypot(math.radians(b[0] - a[0]), math.radians(b[1] - a[1]) * math.cos(lat))
+
+
+class _Flight:
+    """Bookkeeping for one flight: what happened, in order, and what it means."""
+
+    def __init__(self, drone: Drone, plan: DeliveryPlan, on_event: Callable[[dict[str, Any]], None] | None):
+        self.drone, self.plan, self.on_event = drone, plan, on_event
+        self.events: list[dict[str, Any]] = []
+        self.cause: tuple[str, str] | None = None  # (reason_code, reason)
+        self.released = False
+        self.release_position: LatLon | None = None
+        self.link_lost = False
+        self.weak_cause = False
+
+    def record(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def phase(self, name: str, **extra: Any) -> None:
+        self.record({"event": "phase", "phase": name, "t": time.monotonic(), **extra})
+
+    def set_cause(self, code: str, reason: str, *, weak: bool = False) -> None:
+        """Keep the first cause; a weak one (an unexplained mode change) yields to a named failsafe that
+        arrives just after it (FENCE_STATUS comes at 1 Hz, the mode change with the next heartbeat)."""
+        if self.cause is None or (self.weak_cause and not weak):
+            self.cause = (code, reason)
+            self.weak_cause = weak
+
+    def result(self, *, delivered: bool, energy_wh: float | None, returned: bool) -> DeliveryResult:
+        code, reason = self.cause if self.cause else (None, None)
+        return DeliveryResult(
+            package_id=self.plan.package_id, vehicle_id=self.plan.vehicle_id, delivered=delivered,
+            reason=reason, reason_code=code, energy_used_wh=energy_wh, release_position=self.release_position,
+            returned=returned, events=self.events,
+        )  # fmt: skip
+
+    def fail(self, code: str, reason: str) -> DeliveryResult:
+        self.set_cause(code, reason)
+        return self.result(delivered=False, energy_wh=None, returned=not self.drone.state.armed)
+
+
+async def fly_delivery(
+    drone: Drone,
+    plan: DeliveryPlan,
+    *,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+    timeout_s: float = 3600.0,
+    link_lost_timeout_s: float = 600.0,
+) -> DeliveryResult:
+    """Fly one delivery and report it; never raises for a flight that went wrong (see `reason_code`)."""
+    flight = _Flight(drone, plan, on_event)
+    _ABORTED.discard(drone.vehicle_id)
+    mission = build_mission(plan)
+    try:
+        flight.phase("safety_params")
+        capacity = await drone.params.get("BATT_CAPACITY")
+        if plan.fence is not None:
+            await drone.params.set("FENCE_ENABLE", 0)  # a half-uploaded fence must not be live
+        await drone.set_params(safety_params(plan, capacity))
+        if plan.fence is not None and plan.fence.has_areas:
+            flight.phase("fence_upload", items=len(plan.fence.to_items()))
+            await drone.upload_fence(plan.fence.to_items())
+        if plan.fence is not None and plan.fence.fence_type:
+            await drone.params.set("FENCE_ENABLE", 1)
+        flight.phase("mission_upload", items=len(mission.items))
+        await drone.upload_mission(mission.items)
+    except MissionError as exc:
+        return flight.fail("mission_rejected", f"mission rejected: {exc}")
+    except (LinkError, VehicleError) as exc:
+        return flight.fail("connection_broken", f"could not prepare the drone: {exc}")
+
+    with drone.telemetry.subscribe() as queue:
+        try:
+            flight.phase("arming")
+            await drone.set_mode("GUIDED")
+            await drone.arm()
+            e0 = _energy_wh(drone)
+            await drone.set_mode("AUTO")
+            await drone.start_mission()
+            flight.phase("flying")
+        except PreArmError as exc:
+            return flight.fail("prearm_refused", f"pre-arm refused: {'; '.join(exc.reasons) or exc}")
+        except (LinkError, VehicleError) as exc:
+            if drone.state.armed:
+                with contextlib.suppress(VehicleError):
+                    await drone.disarm(force=True)
+            return flight.fail("vehicle_error", f"could not start the flight: {exc}")
+        landed_at = await _follow(flight, queue, mission, timeout_s, link_lost_timeout_s)
+
+    e1 = _energy_wh(drone)
+    energy = _energy_between(e0, e1)
+    returned = landed_at is not None and _distance_m(landed_at, plan.station) <= HOME_RADIUS_M
+    if landed_at is None:
+        why = "link still down" if flight.link_lost else "flight timed out"
+        flight.set_cause("link_lost" if flight.link_lost else "timeout", f"no touchdown seen: {why}")
+    elif not flight.released:
+        flight.set_cause("vehicle_error", "the drone landed without releasing the package")
+    elif not returned:
+        flight.set_cause(
+            "landed_away", f"package delivered but the drone landed away from the station at {landed_at}"
+        )
+    flight.phase("done", delivered=flight.released, returned=returned, energy_used_wh=energy)
+    return flight.result(delivered=flight.released, energy_wh=energy, returned=returned)
+
+
+def _energy_between(e0: tuple[float | None, ...], e1: tuple[float | None, ...]) -> float | None:
+    """Energy used: BATTERY_STATUS energy_consumed difference, else mAh used times mean voltage."""
+    (w0, mah0, v0), (w1, mah1, v1) = e0, e1
+    if w0 is not None and w1 is not None and w1 > w0:
+        return w1 - w0
+    if mah0 is not None and mah1 is not None and v0 and v1:
+        return (mah1 - mah0) / 1000.0 * (v0 + v1) / 2
+    return None
+
+
+async def _follow(
+    flight: _Flight, queue: asyncio.Queue[DroneEvent], mission: BuiltMission, timeout_s: float, lost_s: float
+) -> LatLon | None:
+    """Consume events until the drone is down and disarmed; returns where it landed (None if never seen)."""
+    drone = flight.drone
+    deadline = time.monotonic() + timeout_s
+    lost_since: float | None = None
+    while True:
+        now = time.monotonic()
+        if now > deadline or (lost_since is not None and now - lost_since > lost_s):
+            return None
+        limit = deadline - now if lost_since is None else min(deadline, lost_since + lost_s) - now
+        try:
+            async with asyncio.timeout(max(0.0, limit)):
+                ev = await queue.get()
+        except TimeoutError:
+            continue
+        s = drone.state
+        if not isinstance(ev, StatusText) or ev.severity <= mavlink.MAV_SEVERITY_WARNING:
+            flight.record(ev.as_dict())
+        if isinstance(ev, MissionItemReached):
+            if ev.seq == mission.release_point_seq and s.lat is not None:
+                flight.release_position = (s.lat, s.lon)
+            if ev.seq >= mission.release_seq:
+                flight.released = True
+        elif isinstance(ev, BatteryFailsafe):
+            flight.set_cause("battery_failsafe", f"battery failsafe: {ev.text}")
+        elif isinstance(ev, FenceBreach):
+            flight.set_cause("fence_breach", f"fence breach (type {ev.breach_type}, count {ev.breach_count})")
+        elif isinstance(ev, LinkLost):
+            flight.link_lost, lost_since = True, time.monotonic()
+            flight.set_cause(
+                "link_lost", f"link lost ({ev.silent_s:.1f} s without heartbeat); drone on FS_GCS"
+            )
+        elif isinstance(ev, LinkRestored):
+            lost_since = None
+            _reattach(flight, mission, ev)
+        elif isinstance(ev, ModeChanged) and ev.old == "AUTO" and s.armed:
+            if drone.vehicle_id in _ABORTED:
+                flight.set_cause("aborted", "aborted by operator: returning to launch")
+            else:
+                flight.set_cause(
+                    "mode_changed", f"left AUTO for {ev.new} without a known failsafe", weak=True
+                )
+        elif isinstance(ev, StatusText) and ev.text.startswith("Fence breach"):
+            flight.set_cause("fence_breach", f"fence breach: {ev.text}")
+        elif isinstance(ev, StatusText) and ev.text.startswith("GCS Failsafe On"):
+            flight.set_cause("link_lost", f"link lost; the drone says {ev.text!r}")
+        elif isinstance(ev, ArmedChanged) and not ev.armed:
+            if s.lat is None:
+                return None
+            if (
+                not flight.released
+                and s.mission_current is not None
+                and s.mission_current > mission.release_seq
+            ):
+                flight.released = True
+            return (s.lat, s.lon)
+
+
+def _reattach(flight: _Flight, mission: BuiltMission, ev: LinkRestored) -> None:
+    """After a link gap: what is the drone doing now, and did the package go while we were away?"""
+    s = flight.drone.state
+    if s.mission_current is not None and s.mission_current > mission.release_seq and s.mode == "AUTO":
+        flight.released = True
+    flight.record({
+        "event": "reattached", "t": time.monotonic(), "down_s": ev.down_s, "mode": s.mode, "armed": s.armed,
+        "mission_current": s.mission_current, "position": (s.lat, s.lon),
+    })  # fmt: skip

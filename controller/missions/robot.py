@@ -1,0 +1,277 @@
+"""Deliver one package with a VDA 5050 sidewalk robot: order out, follow the state, drop-off, return.
+
+The whole trip is one orderId. The first message releases the way out (the base ends at the destination,
+where the drop-off action sits) and shows the way back as horizon; once the robot reports the drop-off
+FINISHED, an order update stitched at the destination releases the way back. So a robot never drives home
+with the package still on board, and the controller sees exactly where the package was released.
+
+Outcomes (`DeliveryResult.reason_code`) let the orchestration decide what to do with the package:
+`connection_broken` (last will, stale state, or the controller lost the broker) and `vehicle_error`
+(a stopping error, a rejected order, a failed drop-off, or no completion within the time limit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import math
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from controller.missions.results import DeliveryResult
+from geofences.frame import LocalFrame
+from vehicles.vda5050 import Action, Availability, OrderPlan, PlannedNode, RobotEvent, RobotHandle
+
+__all__ = ["RobotDeliveryPlan", "drive_delivery"]
+
+log = logging.getLogger("lastmile.controller.missions.robot")
+
+LatLon = tuple[float, float]
+# errors a robot reports when it refuses an order (VDA 5050 2.1 §6.10.6 / 3.0 error types)
+ORDER_REJECTIONS = frozenset({"orderError", "orderUpdateError", "noRouteError", "validationError"})
+# the robot itself is gone; a controller-side broker outage (BROKER_DOWN) gets a grace period instead
+LINK_LOST = frozenset({Availability.CONNECTION_BROKEN, Availability.OFFLINE, Availability.STALE})
+WALKING_SPEED = 1.7  # m/s
+
+
+@dataclass
+class RobotDeliveryPlan:
+    """What the controller decided: which robot carries which package along which sidewalk path."""
+
+    package_id: str
+    vehicle_id: str
+    station: LatLon  # (lat, lon)
+    path_out: list[LatLon]  # station -> destination, both ends included
+    path_back: list[LatLon]  # destination -> station, both ends included
+    payload_kg: float
+
+    def __post_init__(self) -> None:
+        if not self.package_id:
+            raise ValueError("package_id: must be a non-empty string")
+        if not math.isfinite(self.payload_kg) or self.payload_kg < 0:
+            raise ValueError(f"payload_kg={self.payload_kg!r}: must be a finite mass >= 0 kg")
+        for name in ("path_out", "path_back"):
+            path = getattr(self, name)
+            if len(path) < 2:
+                raise ValueError(f"{name}: needs at least 2 points (start and end), got {len(path)}")
+            for i, (lat, lon) in enumerate(path):
+                if not (
+                    math.isfinite(lat) and -90 <= lat <= 90 and math.isfinite(lon) and -180 <= lon <= 180
+                ):
+                    raise ValueError(f"{name}[{i}]=({lat!r}, {lon!r}): not a WGS84 (lat, lon) in degrees")
+
+    @property
+    def destination(self) -> LatLon:
+        return self.path_out[-1]
+
+
+def _order_plan(robot: RobotHandle, plan: RobotDeliveryPlan, frame: LocalFrame) -> tuple[OrderPlan, int, str]:
+    """Nodes in the station's map frame; returns (order, index of the destination node, drop actionId)."""
+    points = list(plan.path_out) + list(plan.path_back[1:])  # the destination is shared by both legs
+    lats = [p[0] for p in points]
+    lons = [p[1] for p in points]
+    xs, ys = frame.to_local(lons, lats)
+    dest = len(plan.path_out) - 1
+    drop_id = f"drop-{plan.package_id}-{uuid.uuid4().hex[:8]}"
+    drop = Action(
+        "drop",
+        drop_id,
+        "HARD",
+        {"loadId": plan.package_id, "loadType": "parcel", "weight": plan.payload_kg},
+        description=f"hand over package {plan.package_id}",
+    )
+    nodes = []
+    for i, (x, y) in enumerate(zip(xs.tolist(), ys.tolist(), strict=True)):
+        leg = "out" if i <= dest else "back"
+        nodes.append(
+            PlannedNode(f"{plan.package_id}-{leg}{i}", round(x, 3), round(y, 3), (drop,) if i == dest else ())
+        )
+    order_id = f"{plan.package_id}-{uuid.uuid4().hex[:8]}"
+    return OrderPlan(order_id, nodes, map_id=robot.map_id), dest, drop_id
+
+
+def _trip_length(order: OrderPlan) -> float:
+    return sum(math.hypot(b.x - a.x, b.y - a.y) for a, b in zip(order.nodes, order.nodes[1:], strict=False))
+
+
+class _Delivery:
+    """The running state of one drive_delivery call."""
+
+    def __init__(
+        self, robot: RobotHandle, plan: RobotDeliveryPlan, on_event: Callable[[dict[str, Any]], Any] | None
+    ) -> None:
+        self.robot = robot
+        self.plan = plan
+        self.on_event = on_event
+        self.frame = LocalFrame(*plan.station)
+        self.order, self.dest, self.drop_id = _order_plan(robot, plan, self.frame)
+        self.events: list[dict[str, Any]] = []
+        self.start_charge = robot.view.battery_percent if robot.view else None
+        self.release_position: LatLon | None = None
+        self.phase = "outbound"
+        self.broker_lost_at: float | None = None  # loop time the controller lost the broker
+
+    async def note(self, kind: str, **data: Any) -> None:
+        entry = {"kind": kind, "vehicle": self.robot.serial_number, "package": self.plan.package_id, **data}
+        self.events.append(entry)
+        if self.on_event is not None:
+            outcome = self.on_event(entry)
+            if inspect.isawaitable(outcome):
+                await outcome
+
+    def energy(self) -> float | None:
+        view = self.robot.view
+        if self.start_charge is None or view is None:
+            return None
+        return round(max(0.0, (self.start_charge - view.battery_percent) / 100.0 * self.robot.battery_wh), 3)
+
+    def position(self) -> LatLon | None:
+        view = self.robot.view
+        if view is None or view.position is None:
+            return None
+        lon, lat = self.frame.to_wgs84(view.position[0], view.position[1])
+        return float(lat), float(lon)
+
+    def result(self, delivered: bool, reason: str | None = None, code: str | None = None) -> DeliveryResult:
+        return DeliveryResult(
+            self.plan.package_id,
+            self.robot.serial_number,
+            delivered,
+            reason,
+            code,
+            energy_used_wh=self.energy(),
+            release_position=self.release_position,
+            returned=self.phase == "done",
+            events=self.events,
+        )
+
+    def failed(self, reason: str, code: str) -> DeliveryResult:
+        """A failure; if the package is already out of the robot it still counts as delivered."""
+        if self.release_position is not None:
+            return self.result(True, f"delivered, but on the way back: {reason}", code)
+        return self.result(False, reason, code)
+
+    def complete(self) -> bool:
+        view = self.robot.view
+        return (
+            view is not None
+            and view.order_id == self.order.order_id
+            and view.order_update_id >= 1
+            and not view.node_ids_left
+            and not view.driving
+        )
+
+    async def handle(self, event: RobotEvent) -> DeliveryResult | None:
+        """React to one robot event; a DeliveryResult ends the delivery."""
+        robot, kind, data = self.robot, event.kind, event.data
+        name = robot.serial_number
+        if kind == "availability":
+            availability = Availability(data["availability"])
+            await self.note("availability", availability=availability.value, reason=data.get("reason"))
+            loop = asyncio.get_running_loop()
+            if availability is Availability.BROKER_DOWN:
+                self.broker_lost_at = self.broker_lost_at or loop.time()
+            else:
+                self.broker_lost_at = None
+            if availability in LINK_LOST:
+                return self.failed(f"robot {name} unreachable: {data.get('reason')}", "connection_broken")
+            if availability is Availability.ERROR:
+                await _best_effort_cancel(robot)
+                return self.failed(
+                    f"robot {name} stopped with an error: {data.get('reason')}", "vehicle_error"
+                )
+        elif kind == "error_raised":
+            await self.note("robot_error", **data)
+            if data["error_type"] in ORDER_REJECTIONS:
+                await _best_effort_cancel(robot)
+                reason = f"robot {name} rejected the order: {data['error_type']}: {data.get('description')}"
+                return self.failed(reason, "vehicle_error")
+        elif kind == "node_reached":
+            await self.note("node_reached", node_id=data["node_id"], position=self.position())
+        elif kind == "action" and data["action_id"] == self.drop_id:
+            await self.note("drop_off", status=data["status"], result=data.get("result"))
+            if data["status"] == "FAILED":
+                return self.failed(
+                    f"robot {name}: drop-off failed: {data.get('result') or 'no reason given'}",
+                    "vehicle_error",
+                )
+            if data["status"] == "FINISHED" and self.release_position is None:
+                self.release_position = self.position()
+                self.phase = "returning"
+                await robot.release(len(self.order.nodes) - 1)
+                await self.note("return_released", order_id=self.order.order_id)
+        elif kind in ("order_sent", "header_gap", "stale", "connection"):
+            await self.note(kind, **data)
+        if self.phase == "returning" and self.complete():
+            self.phase = "done"
+            await self.note("returned", position=self.position(), energy_used_wh=self.energy())
+            return self.result(True)
+        return None
+
+
+async def drive_delivery(
+    robot: RobotHandle,
+    plan: RobotDeliveryPlan,
+    *,
+    on_event: Callable[[dict[str, Any]], Any] | None = None,
+    timeout_s: float | None = None,
+    broker_grace_s: float = 30.0,
+) -> DeliveryResult:
+    """Drive one delivery to completion and report it; never raises for vehicle trouble.
+
+    `on_event` (sync or async) gets every step as a dict (the same dicts end up in `result.events`).
+    `timeout_s` bounds the whole trip; by default the walking time of the path x 3 + 10 minutes.
+    `broker_grace_s`: how long the controller may be cut off from the broker (e.g. a broker restart)
+    before the delivery is given up as `connection_broken`; the robot keeps driving meanwhile.
+    Returns delivered=True once the robot is back (or, with a reason_code, when it delivered but could
+    not finish the way back); delivered=False with `connection_broken` or `vehicle_error` otherwise.
+    """
+    run = _Delivery(robot, plan, on_event)
+    if not robot.available:
+        code = "vehicle_error" if robot.availability is Availability.ERROR else "connection_broken"
+        await run.note("refused", availability=robot.availability.value)
+        return run.result(
+            False, f"robot {robot.serial_number} not available: {robot.availability.value}", code
+        )
+    limit = timeout_s if timeout_s is not None else _trip_length(run.order) / WALKING_SPEED * 3 + 600
+    with robot.events() as stream:
+        await robot.send_order(run.order, released_until=run.dest)
+        await run.note(
+            "order_sent", order_id=run.order.order_id, nodes=len(run.order.nodes), released_until=run.dest
+        )
+        try:
+            loop = asyncio.get_running_loop()
+            async with asyncio.timeout(limit):
+                while True:
+                    wait = None
+                    if run.broker_lost_at is not None:
+                        wait = max(0.0, run.broker_lost_at + broker_grace_s - loop.time())
+                    try:
+                        event = await stream.get(timeout_s=wait)
+                    except TimeoutError:
+                        if wait is None:
+                            raise
+                        await run.note("broker_lost", grace_s=broker_grace_s)
+                        reason = f"no MQTT broker for {broker_grace_s:g} s: {robot.link.last_error}"
+                        return run.failed(reason, "connection_broken")
+                    outcome = await run.handle(event)
+                    if outcome is not None:
+                        return outcome
+        except TimeoutError:
+            await run.note("timeout", limit_s=limit, phase=run.phase)
+            await _best_effort_cancel(robot)
+            return run.failed(
+                f"robot {robot.serial_number} did not finish within {limit:.0f} s", "vehicle_error"
+            )
+
+
+async def _best_effort_cancel(robot: RobotHandle) -> None:
+    """Tell a misbehaving robot to drop the order; the delivery outcome does not depend on it."""
+    try:
+        async with asyncio.timeout(2.0):
+            await robot.cancel_order()
+    except Exception as exc:
+        log.info("cancelOrder to %s not sent: %s", robot.serial_number, exc)

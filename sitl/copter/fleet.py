@@ -1,0 +1,132 @@
+"""Many simulated copters in one event loop, stepped together at a fixed simulated rate.
+
+One task steps every vehicle at STEP_S of simulated time; wall time per step is STEP_S / speedup. When
+the loop falls behind (a busy machine), it catches up with at most MAX_CATCHUP steps per wake-up and then
+lets simulated time slip rather than spiral, so a slow machine runs the simulation slower, never wrong.
+Vehicle i serves TCP on base_port + 10*i (ArduPilot SITL's SERIAL0 with -I i), SYSID_THISMAV = i + 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+
+from sitl.copter import link, telemetry
+from sitl.copter.params import ParamStore
+from sitl.copter.vehicle import SimCopter
+
+log = logging.getLogger("sitl.copter.fleet")
+STEP_S = 0.1  # simulated seconds per physics step (10 Hz)
+HEARTBEAT_S = 1.0
+MAX_CATCHUP = 50
+
+
+class SimCopterFleet:
+    """Many simulated copters in one process/event loop. Use as `async with SimCopterFleet(...) as fleet:`."""
+
+    def __init__(
+        self,
+        count: int = 1,
+        *,
+        home: tuple[float, float, float, float] = (33.4484, -112.2590, 300.0, 0.0),
+        speedup: float = 1.0,
+        base_port: int = 5760,
+        host: str = "127.0.0.1",
+        udp_out: Sequence[str] = (),
+        params: Mapping[str, float] | None = None,
+        batteries: Sequence[float] | None = None,
+    ) -> None:
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        if speedup <= 0:
+            raise ValueError("speedup must be positive")
+        if batteries is not None and len(batteries) != count:
+            raise ValueError("batteries must give one fraction per vehicle")
+        self.count = count
+        self.home = home
+        self.speedup = float(speedup)
+        self.base_port = base_port
+        self.host = host
+        self.udp_out = list(udp_out)
+        self.params = dict(params or {})
+        self.batteries = list(batteries) if batteries is not None else [1.0] * count
+        self.vehicles: list[SimCopter] = []
+        self.tcp_ports: list[int] = []
+        self._servers: list[asyncio.Server] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> SimCopterFleet:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def urls(self) -> list[str]:
+        """Connection strings, e.g. "tcp:127.0.0.1:5760", index i -> vehicle i."""
+        return [f"tcp:{self.host}:{port}" for port in self.tcp_ports]
+
+    async def start(self) -> None:
+        """Create the vehicles, open their ports, and start the clock."""
+        try:
+            for i in range(self.count):
+                values = {**self.params, "SYSID_THISMAV": i + 1, "SIM_SPEEDUP": self.speedup}
+                v = SimCopter(i + 1, self.home, ParamStore(values), battery=self.batteries[i])
+                self.vehicles.append(v)
+                port = 0 if self.base_port == 0 else self.base_port + 10 * i
+                server = await link.serve_tcp(v, self.host, port)
+                self._servers.append(server)
+                self.tcp_ports.append(server.sockets[0].getsockname()[1])
+                for target in self.udp_out:
+                    await link.open_udp_out(v, target, self.host)
+        except BaseException:
+            await self.stop()
+            raise
+        self._task = asyncio.create_task(self._run(), name="sitl.copter.fleet.clock")
+
+    async def stop(self) -> None:
+        """Stop the clock, close the servers and every link."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for server in self._servers:
+            server.close()
+        for v in self.vehicles:
+            for outlet in list(v.outlets):
+                outlet.close()  # type: ignore[attr-defined]
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 2.0)
+        self._servers.clear()
+
+    def _step_all(self) -> None:
+        for v in self.vehicles:
+            v.step(STEP_S)
+            if v.time_s + 1e-9 >= getattr(v, "_next_heartbeat", 0.0):
+                v._next_heartbeat = v.time_s + HEARTBEAT_S  # type: ignore[attr-defined]
+                v.emit(telemetry.heartbeat(v))
+            for outlet in list(v.outlets):
+                outlet.tick()  # type: ignore[attr-defined]
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        sim = 0.0
+        while True:
+            target = (loop.time() - t0) * self.speedup
+            steps = 0
+            while sim + STEP_S <= target + 1e-9 and steps < MAX_CATCHUP:
+                sim += STEP_S
+                try:
+                    self._step_all()
+                except Exception:
+                    log.exception("simulation step failed")
+                steps += 1
+            if steps == MAX_CATCHUP:
+                t0 = loop.time() - sim / self.speedup  # let simulated time slip instead of spiralling
+            wake = t0 + (sim + STEP_S) / self.speedup
+            await asyncio.sleep(max(0.0, wake - loop.time()))

@@ -1,0 +1,137 @@
+"""Incoming message dispatch: what ArduPilot's GCS_MAVLINK::handle_message does with each message.
+
+Messages addressed to another system are ignored (target_system not 0 and not ours), as ArduPilot's
+routing does. Parameters follow libraries/GCS_MAVLink/GCS_Param.cpp: PARAM_SET answers with the new
+PARAM_VALUE to every link (param_index -1, i.e. 65535), unknown names are ignored without an answer.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from pymavlink.dialects.v20 import ardupilotmega as mavlink
+
+from sitl.copter import commands
+from sitl.copter.mission import Item
+
+if TYPE_CHECKING:
+    from sitl.copter.link import Link
+    from sitl.copter.vehicle import SimCopter
+
+M = mavlink
+SIGNING_EPOCH = 1420070400  # 1 Jan 2015, the MAVLink signing epoch (GCS_Signing.cpp)
+
+
+def param_value(v: SimCopter, name: str, index: int) -> M.MAVLink_message:
+    return M.MAVLink_param_value_message(
+        name.encode(), v.params[name], v.params.kind(name), len(v.params), index
+    )
+
+
+def _targets_us(v: SimCopter, msg: M.MAVLink_message) -> bool:
+    target = getattr(msg, "target_system", 0)
+    return target in (0, v.sysid)
+
+
+def handle_message(v: SimCopter, link: Link, msg: M.MAVLink_message) -> None:
+    """Act on one decoded message that arrived on `link`."""
+    kind = msg.get_type()
+    src = (msg.get_srcSystem(), msg.get_srcComponent())
+    if kind == "HEARTBEAT":
+        if src[0] == int(v.params["SYSID_MYGCS"]):
+            v.failsafes.gcs_heartbeat()
+        return
+    if not _targets_us(v, msg):
+        return
+    if kind in ("COMMAND_LONG", "COMMAND_INT"):
+        result = commands.handle(v, link, msg)
+        link.send(M.MAVLink_command_ack_message(msg.command, result, 0, 0, src[0], src[1]))
+    elif kind == "SET_MODE":
+        # GCS_MAVLINK::handle_set_mode answers with a COMMAND_ACK for message id 11
+        ok = bool(msg.base_mode & M.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED) and v.set_mode(msg.custom_mode)
+        result = M.MAV_RESULT_ACCEPTED if ok else M.MAV_RESULT_FAILED
+        link.send(M.MAVLink_command_ack_message(M.MAVLINK_MSG_ID_SET_MODE, result, 0, 0, src[0], src[1]))
+    elif kind == "PARAM_REQUEST_LIST":
+        for i, name in enumerate(v.params.names()):
+            link.send(param_value(v, name, i))
+    elif kind == "PARAM_REQUEST_READ":
+        names = v.params.names()
+        name = (
+            msg.param_id
+            if msg.param_index < 0
+            else (names[msg.param_index] if msg.param_index < len(names) else "")
+        )
+        if name in v.params:
+            link.send(param_value(v, name, v.params.index(name)))
+    elif kind == "PARAM_SET":
+        if v.params.set(msg.param_id, msg.param_value):
+            v.emit(param_value(v, msg.param_id, 65535))  # -1 as uint16, as ArduPilot sends
+    elif kind == "REQUEST_DATA_STREAM":
+        link.request_data_stream(msg.req_stream_id, msg.req_message_rate, msg.start_stop)
+    elif kind == "SET_POSITION_TARGET_GLOBAL_INT":
+        _position_target(v, msg)
+    elif kind == "SETUP_SIGNING":
+        _setup_signing(v, msg)
+    elif kind == "MISSION_SET_CURRENT":
+        if v.nav.auto.set_current(msg.seq):
+            link.send(v.missions.mission_current_msg())
+    elif kind.startswith("MISSION_"):
+        _mission(v, link, msg, kind, src)
+
+
+def _mission(v: SimCopter, link: Link, msg: M.MAVLink_message, kind: str, src: tuple[int, int]) -> None:
+    mission_type = getattr(msg, "mission_type", 0)
+    transfer = v.missions.transfers.get(mission_type)
+    if transfer is None:
+        if kind != "MISSION_ACK":
+            link.send(M.MAVLink_mission_ack_message(src[0], src[1], M.MAV_MISSION_UNSUPPORTED, mission_type))
+        return
+    if kind == "MISSION_COUNT":
+        transfer.handle_count(link, src, msg.count)
+    elif kind in ("MISSION_ITEM_INT", "MISSION_ITEM"):
+        transfer.handle_item(link, src, Item.from_msg(msg), msg.seq)
+    elif kind == "MISSION_REQUEST_LIST":
+        transfer.handle_request_list(link, src)
+    elif kind in ("MISSION_REQUEST_INT", "MISSION_REQUEST"):
+        transfer.handle_request(link, src, msg.seq, kind == "MISSION_REQUEST_INT")
+    elif kind == "MISSION_CLEAR_ALL":
+        transfer.handle_clear_all(link, src)
+
+
+def _position_target(v: SimCopter, msg: M.MAVLink_message) -> None:
+    """GUIDED position target.
+
+    ArduCopter/GCS_MAVLink_Copter.cpp handle_message_set_position_target_global_int.
+    """
+    if msg.type_mask & M.POSITION_TARGET_TYPEMASK_X_IGNORE:
+        return  # velocity/acceleration targets are not simulated
+    alt = msg.alt
+    if msg.coordinate_frame in (M.MAV_FRAME_GLOBAL, M.MAV_FRAME_GLOBAL_INT):
+        alt -= v.home[2]
+    v.nav.set_guided_target(msg.lat_int / 1e7, msg.lon_int / 1e7, alt)
+
+
+def _setup_signing(v: SimCopter, msg: M.MAVLink_message) -> None:
+    """GCS_MAVLINK::handle_setup_signing: store the key for all links; an all-zero key turns signing off."""
+    key = bytes(msg.secret_key)
+    signing = v.signing
+    if not any(key) and msg.initial_timestamp == 0:
+        signing.secret_key = None
+        signing.sign_outgoing = False
+        return
+    signing.secret_key = key
+    signing.sign_outgoing = True
+    now_10us = int((time.time() - SIGNING_EPOCH) * 100_000)
+    signing.timestamp = max(int(msg.initial_timestamp), now_10us)
+    signing.link_id = 0
+    signing.allow_unsigned_callback = _accept_unsigned
+    signing.stream_timestamps.clear()
+
+
+def _accept_unsigned(mav: M.MAVLink, msgid: int) -> bool:
+    """GCS_Signing.cpp accept_unsigned_callback: only RADIO_STATUS / RADIO pass unsigned.
+
+    ArduPilot also trusts channel 0 (USB); every link here is a network link, so none is trusted.
+    """
+    return msgid in (M.MAVLINK_MSG_ID_RADIO_STATUS, M.MAVLINK_MSG_ID_RADIO)

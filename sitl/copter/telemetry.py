@@ -1,0 +1,191 @@
+"""Builders for every message the simulator sends, filled the way ArduPilot fills them.
+
+Field conventions from libraries/GCS_MAVLink/GCS_Common.cpp (send_sys_status, send_battery_status,
+send_global_position_int, send_vfr_hud, send_home_position ...) and ArduCopter/GCS_MAVLink_Copter.cpp
+(base_mode, vehicle_system_status). HEARTBEAT: MAV_TYPE_QUADROTOR, MAV_AUTOPILOT_ARDUPILOTMEGA.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pymavlink.dialects.v20 import ardupilotmega as mavlink
+
+from sitl.copter import power
+from sitl.copter.modes import GUIDED_FLAG_MODES
+
+if TYPE_CHECKING:
+    from sitl.copter.vehicle import SimCopter
+
+M = mavlink
+# SYS_STATUS sensor bits we claim present/enabled/healthy: gyro, accel, mag, baro, GPS, motors, battery,
+# geofence (enabled only while the fence is), AHRS, logging, pre-arm check.
+_SENSORS = (
+    M.MAV_SYS_STATUS_SENSOR_3D_GYRO | M.MAV_SYS_STATUS_SENSOR_3D_ACCEL | M.MAV_SYS_STATUS_SENSOR_3D_MAG
+    | M.MAV_SYS_STATUS_SENSOR_ABSOLUTE_PRESSURE | M.MAV_SYS_STATUS_SENSOR_GPS
+    | M.MAV_SYS_STATUS_SENSOR_MOTOR_OUTPUTS | M.MAV_SYS_STATUS_SENSOR_BATTERY | M.MAV_SYS_STATUS_AHRS
+    | M.MAV_SYS_STATUS_PREARM_CHECK
+)  # fmt: skip
+
+
+def base_mode(v: SimCopter) -> int:
+    """GCS_MAVLINK_Copter::base_mode (ArduCopter/GCS_MAVLink_Copter.cpp)."""
+    flags = M.MAV_MODE_FLAG_STABILIZE_ENABLED | M.MAV_MODE_FLAG_MANUAL_INPUT_ENABLED
+    flags |= M.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED
+    if v.mode_number in GUIDED_FLAG_MODES:
+        flags |= M.MAV_MODE_FLAG_GUIDED_ENABLED
+    if v.armed:
+        flags |= M.MAV_MODE_FLAG_SAFETY_ARMED
+    return flags
+
+
+def heartbeat(v: SimCopter) -> M.MAVLink_message:
+    return M.MAVLink_heartbeat_message(
+        M.MAV_TYPE_QUADROTOR,
+        M.MAV_AUTOPILOT_ARDUPILOTMEGA,
+        base_mode(v),
+        int(v.mode_number),
+        v.system_status(),
+        3,
+    )
+
+
+def _boot_ms(v: SimCopter) -> int:
+    return int(v.time_s * 1000) & 0xFFFFFFFF
+
+
+def sys_status(v: SimCopter) -> M.MAVLink_message:
+    present = _SENSORS | M.MAV_SYS_STATUS_GEOFENCE
+    enabled = _SENSORS | (M.MAV_SYS_STATUS_GEOFENCE if v.failsafes.fence.enabled else 0)
+    health = _SENSORS | (0 if v.failsafes.fence.breached_types else M.MAV_SYS_STATUS_GEOFENCE)
+    if v.failsafes.battery_level:
+        health &= ~M.MAV_SYS_STATUS_SENSOR_BATTERY
+    b = v.battery
+    return M.MAVLink_sys_status_message(
+        present, enabled, health, 200, int(b.voltage * 1000), int(b.current_a * 100),
+        round(b.remaining * 100), 0, 0, 0, 0, 0, 0,
+    )  # fmt: skip
+
+
+def gps_raw_int(v: SimCopter) -> M.MAVLink_message:
+    cog = int(math.degrees(math.atan2(v.k.ve, v.k.vn)) % 360 * 100) if v.groundspeed_mps > 0.1 else 0
+    return M.MAVLink_gps_raw_int_message(
+        int(v.time_s * 1e6), M.GPS_FIX_TYPE_3D_FIX, round(v.lat * 1e7), round(v.lon * 1e7),
+        int((v.home[2] + v.alt_m) * 1000), 70, 120, int(v.groundspeed_mps * 100), cog, 16,
+    )  # fmt: skip
+
+
+def global_position_int(v: SimCopter) -> M.MAVLink_message:
+    return M.MAVLink_global_position_int_message(
+        _boot_ms(v), round(v.lat * 1e7), round(v.lon * 1e7), int((v.home[2] + v.alt_m) * 1000),
+        int(v.alt_m * 1000), int(v.k.vn * 100), int(v.k.ve * 100), int(-v.k.vu * 100),
+        int(v.k.heading_deg * 100) % 36000,
+    )  # fmt: skip
+
+
+def attitude(v: SimCopter) -> M.MAVLink_message:
+    # a multicopter leans into its acceleration; a small pitch with speed is enough for displays
+    pitch = -math.radians(min(v.groundspeed_mps, 25.0) * 0.6)
+    yaw = math.radians(v.k.heading_deg)
+    yaw = yaw - 2 * math.pi if yaw > math.pi else yaw
+    return M.MAVLink_attitude_message(_boot_ms(v), 0.0, pitch, yaw, 0.0, 0.0, 0.0)
+
+
+def vfr_hud(v: SimCopter) -> M.MAVLink_message:
+    from sitl.copter import physics
+
+    air = physics.airspeed(v.k, physics.wind_vector(*v.wind))
+    throttle = int(min(100.0, v.power_w / 15.0)) if v.armed else 0
+    return M.MAVLink_vfr_hud_message(
+        air, v.groundspeed_mps, int(v.k.heading_deg) % 360, throttle, v.home[2] + v.alt_m, v.k.vu
+    )
+
+
+def battery_status(v: SimCopter) -> M.MAVLink_message:
+    """GCS_MAVLINK::send_battery_status: cell voltages in mV (UINT16_MAX = unused), mAh, hJ."""
+    b = v.battery
+    cell_mv = int(b.voltage * 1000 / power.CELLS)
+    cells = [cell_mv] * 10
+    ext = [0, 0, 0, 0]
+    # the 12S pack: first 10 cells in voltages, the other 2 in voltages_ext
+    ext[0] = ext[1] = cell_mv
+    energy_hj = int(b.energy_used_wh * 36)  # Wh -> hJ
+    return M.MAVLink_battery_status_message(
+        0, M.MAV_BATTERY_FUNCTION_UNKNOWN, M.MAV_BATTERY_TYPE_LIPO, 2500, cells, int(b.current_a * 100),
+        int(b.consumed_ah * 1000), energy_hj, round(b.remaining * 100), 0,
+        M.MAV_BATTERY_CHARGE_STATE_CRITICAL if v.failsafes.battery_level == 2
+        else M.MAV_BATTERY_CHARGE_STATE_LOW if v.failsafes.battery_level == 1
+        else M.MAV_BATTERY_CHARGE_STATE_OK,
+        ext,
+    )  # fmt: skip
+
+
+def home_position(v: SimCopter) -> M.MAVLink_message:
+    lat, lon, alt, _ = v.home
+    return M.MAVLink_home_position_message(
+        round(lat * 1e7), round(lon * 1e7), int(alt * 1000), 0.0, 0.0, 0.0,
+        [1.0, 0.0, 0.0, 0.0], 0.0, 0.0, 0.0, int(v.time_s * 1e6),
+    )  # fmt: skip
+
+
+def extended_sys_state(v: SimCopter) -> M.MAVLink_message:
+    if v.landed:
+        state = M.MAV_LANDED_STATE_ON_GROUND
+    elif v.k.vu < -0.2 and v.mode in ("LAND", "RTL"):
+        state = M.MAV_LANDED_STATE_LANDING
+    else:
+        state = M.MAV_LANDED_STATE_IN_AIR
+    return M.MAVLink_extended_sys_state_message(M.MAV_VTOL_STATE_UNDEFINED, state)
+
+
+def autopilot_version(v: SimCopter) -> M.MAVLink_message:
+    """AUTOPILOT_VERSION with the capabilities ArduPilot advertises (GCS_Common.cpp capabilities())."""
+    caps = (
+        M.MAV_PROTOCOL_CAPABILITY_MAVLINK2 | M.MAV_PROTOCOL_CAPABILITY_MISSION_FLOAT
+        | M.MAV_PROTOCOL_CAPABILITY_PARAM_FLOAT | M.MAV_PROTOCOL_CAPABILITY_MISSION_INT
+        | M.MAV_PROTOCOL_CAPABILITY_COMMAND_INT | M.MAV_PROTOCOL_CAPABILITY_SET_POSITION_TARGET_GLOBAL_INT
+        | M.MAV_PROTOCOL_CAPABILITY_MISSION_FENCE | M.MAV_PROTOCOL_CAPABILITY_MISSION_RALLY
+        | M.MAV_PROTOCOL_CAPABILITY_COMPASS_CALIBRATION
+    )  # fmt: skip
+    version = (4 << 24) | (5 << 16) | (7 << 8) | 255  # 4.5.7 official (FIRMWARE_VERSION_TYPE_OFFICIAL)
+    return M.MAVLink_autopilot_version_message(
+        caps, version, 0, 0, 0, [0] * 8, [0] * 8, [0] * 8, 0, 0, v.sysid
+    )
+
+
+BUILDERS: dict[int, Callable[[SimCopter], M.MAVLink_message]] = {
+    M.MAVLINK_MSG_ID_HEARTBEAT: heartbeat,
+    M.MAVLINK_MSG_ID_SYS_STATUS: sys_status,
+    M.MAVLINK_MSG_ID_GPS_RAW_INT: gps_raw_int,
+    M.MAVLINK_MSG_ID_GLOBAL_POSITION_INT: global_position_int,
+    M.MAVLINK_MSG_ID_ATTITUDE: attitude,
+    M.MAVLINK_MSG_ID_VFR_HUD: vfr_hud,
+    M.MAVLINK_MSG_ID_BATTERY_STATUS: battery_status,
+    M.MAVLINK_MSG_ID_HOME_POSITION: home_position,
+    M.MAVLINK_MSG_ID_EXTENDED_SYS_STATE: extended_sys_state,
+    M.MAVLINK_MSG_ID_AUTOPILOT_VERSION: autopilot_version,
+    M.MAVLINK_MSG_ID_MISSION_CURRENT: lambda v: v.missions.mission_current_msg(),
+    M.MAVLINK_MSG_ID_FENCE_STATUS: lambda v: v.failsafes.fence.status_msg(),
+}
+
+# REQUEST_DATA_STREAM groups (ArduCopter/GCS_MAVLink_Copter.cpp STREAM_* message lists, the subset here).
+STREAM_GROUPS: dict[int, tuple[int, ...]] = {
+    M.MAV_DATA_STREAM_EXTENDED_STATUS: (
+        M.MAVLINK_MSG_ID_SYS_STATUS, M.MAVLINK_MSG_ID_MISSION_CURRENT, M.MAVLINK_MSG_ID_GPS_RAW_INT,
+        M.MAVLINK_MSG_ID_FENCE_STATUS, M.MAVLINK_MSG_ID_EXTENDED_SYS_STATE,
+    ),
+    M.MAV_DATA_STREAM_POSITION: (M.MAVLINK_MSG_ID_GLOBAL_POSITION_INT,),
+    M.MAV_DATA_STREAM_EXTRA1: (M.MAVLINK_MSG_ID_ATTITUDE,),
+    M.MAV_DATA_STREAM_EXTRA2: (M.MAVLINK_MSG_ID_VFR_HUD,),
+    M.MAV_DATA_STREAM_EXTRA3: (M.MAVLINK_MSG_ID_BATTERY_STATUS,),
+}  # fmt: skip
+
+
+def build(v: SimCopter, msgid: int) -> M.MAVLink_message | None:
+    """The message `msgid` now, or None if it is not one this vehicle sends (or FENCE_STATUS while off)."""
+    if msgid == M.MAVLINK_MSG_ID_FENCE_STATUS and not v.failsafes.fence.enabled:
+        return None
+    builder = BUILDERS.get(msgid)
+    return builder(v) if builder else None

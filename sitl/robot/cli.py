@@ -1,0 +1,105 @@
+"""`lastmile sitl robot`: run simulated VDA 5050 sidewalk robots against an MQTT broker.
+
+    lastmile sitl robot --count 10 --broker mqtt://127.0.0.1:1883 --speedup 10 --password secret
+
+Robots are named `<prefix>001`, `<prefix>002`, ... and log in with their serial number as MQTT username
+(the layout `sitl.broker.Broker` and docs/robots.md use). Per-robot passwords can come from a JSON file
+`{"robot-001": "pw", ...}`. Prints `ready <n> robots` once all are online; SIGTERM/Ctrl-C says OFFLINE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import typer
+
+from sitl.robot.client import RobotFleet
+from sitl.robot.sim import WALKING_SPEED, SimRobot
+
+__all__ = ["main", "parse_broker_url", "robot"]
+
+
+def parse_broker_url(url: str) -> tuple[str, int, str | None, str | None]:
+    """`mqtt://[user:password@]host[:port]` -> (host, port, user, password); ValueError names the problem."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "tcp"):
+        raise ValueError(f"broker={url!r}: scheme must be mqtt:// (got {parts.scheme or 'none'!r})")
+    if not parts.hostname:
+        raise ValueError(f"broker={url!r}: no host")
+    try:
+        port = parts.port or 1883
+    except ValueError:
+        raise ValueError(f"broker={url!r}: port is not a number in 1..65535") from None
+    return parts.hostname, port, parts.username, parts.password
+
+
+def robot(
+    count: int = typer.Option(1, "--count", min=1, help="How many robots to simulate."),
+    broker: str = typer.Option("mqtt://127.0.0.1:1883", help="Broker URL: mqtt://host:port, optionally mqtt://user:password@host:port."),
+    speedup: float = typer.Option(1.0, min=0.001, help="Simulated seconds per real second."),
+    version: str = typer.Option("2.1.0", help="VDA 5050 version: 2.1.0 or 3.0.0."),
+    manufacturer: str = typer.Option("lastmile", help="Manufacturer topic level."),
+    prefix: str = typer.Option("robot-", help="Serial numbers are <prefix>001, <prefix>002, ..."),
+    first: int = typer.Option(1, min=0, help="Number of the first robot."),
+    password: str | None = typer.Option(None, help="One password for every robot (demos)."),
+    credentials: Path | None = typer.Option(None, help='JSON file {"serial": "password"} for per-robot logins.'),
+    state_interval: float = typer.Option(1.0, min=0.01, help="Seconds between periodic state messages."),
+    keepalive: int = typer.Option(5, min=1, help="MQTT keepalive (s); the last will fires within 1.5x."),
+    speed: float = typer.Option(WALKING_SPEED, min=0.1, help="Robot speed in m/s (walking pace)."),
+    x: float = typer.Option(0.0, help="Start x (m east of the station)."),
+    y: float = typer.Option(0.0, help="Start y (m north of the station)."),
+) -> None:
+    """Run simulated VDA 5050 sidewalk robots until interrupted."""
+    try:
+        host, port, url_user, url_password = parse_broker_url(broker)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--broker") from None
+    if version not in ("2.1.0", "3.0.0"):
+        raise typer.BadParameter(f"{version!r}: expected 2.1.0 or 3.0.0", param_hint="--version")
+    serials = [f"{prefix}{i:03d}" for i in range(first, first + count)]
+    logins: dict[str, tuple[str, str]] = {}
+    table: dict[str, str] = {}
+    if credentials is not None:
+        try:
+            table = json.loads(credentials.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise typer.BadParameter(f"{credentials}: {exc}", param_hint="--credentials") from None
+    for serial in serials:
+        secret = table.get(serial, password if password is not None else url_password)
+        if secret is not None:
+            logins[serial] = (url_user if url_user and count == 1 else serial, secret)
+    sims = [
+        SimRobot(serial, manufacturer=manufacturer, version=version, speed=speed, x=x, y=y) for serial in serials
+    ]
+    fleet = RobotFleet(
+        sims, host, port, credentials=logins, speedup=speedup, state_interval_s=state_interval, keepalive=keepalive
+    )
+    asyncio.run(_serve(fleet))
+
+
+async def _serve(fleet: RobotFleet) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await fleet.start()
+    print(f"ready {len(fleet.clients)} robots", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await fleet.stop()
+        print("stopped", flush=True)
+
+
+def main() -> None:
+    """`python -m sitl.robot.cli ...` without the lastmile console."""
+    typer.run(robot)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

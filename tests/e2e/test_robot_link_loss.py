@@ -1,0 +1,86 @@
+"""Link trouble during a robot delivery: a robot cut off from the broker, and a broker restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+
+import pytest
+
+from controller.missions.robot import drive_delivery
+from sitl.broker import Broker
+from sitl.robot import RobotFleet, SimRobot
+from tests.e2e.test_robot_delivery import SPEEDUP, sidewalk_plan
+from tests.robot_fixtures import MANUFACTURER, broker, controller_link, robot_credentials, schema_tap  # noqa: F401
+from vehicles.vda5050 import Availability, ConnectionState, FleetLink
+
+pytestmark = pytest.mark.slow
+KEEPALIVE = 2  # s; mosquitto gives up on a silent client after 1.5 x keepalive and sends its last will
+
+
+async def test_cut_off_robot_shows_connection_broken_within_keepalive(tmp_path):
+    """A robot process frozen mid-delivery (TCP stays open, nothing is sent): last will, package not lost."""
+    async with Broker(robots=["r001"], manufacturer=MANUFACTURER, kind="mosquitto") as b:
+        creds = tmp_path / "credentials.json"
+        creds.write_text(json.dumps({"r001": b.credentials("r001")[1]}))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sitl.robot.cli", "--count", "1", "--prefix", "r", "--broker", b.url,
+            "--credentials", str(creds), "--speedup", "10", "--keepalive", str(KEEPALIVE),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert proc.stdout is not None
+            line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            assert line.startswith(b"ready 1 robots"), line
+            user, password = b.controller_credentials
+            async with FleetLink(b.host, b.port, username=user, password=password) as link:
+                robot = link.add_robot("r001", manufacturer=MANUFACTURER)
+                await robot.wait_until(lambda r: r.available, timeout_s=10)
+                delivery = asyncio.create_task(drive_delivery(robot, sidewalk_plan("pkg-cut", "r001", [(500.0, 0.0)])))
+                await robot.wait_until(lambda r: r.view is not None and r.view.driving, timeout_s=10)
+
+                os.kill(proc.pid, signal.SIGSTOP)  # cut off: the process stops talking, its socket stays open
+                loop = asyncio.get_running_loop()
+                cut_at = loop.time()
+                await robot.wait_until(lambda r: r.availability is Availability.CONNECTION_BROKEN, timeout_s=10)
+                detected_s = loop.time() - cut_at
+                result = await asyncio.wait_for(delivery, 5)
+
+            assert detected_s <= 1.5 * KEEPALIVE + 1.5, detected_s
+            assert not result.delivered
+            assert result.reason_code == "connection_broken"
+            assert result.release_position is None  # the package is still on the robot: reassign or van
+
+            # the will is retained: a controller that starts now also sees the robot as cut off
+            async with FleetLink(b.host, b.port, username=user, password=password) as fresh:
+                again = fresh.add_robot("r001", manufacturer=MANUFACTURER)
+                await again.wait_until(lambda r: r.connection is ConnectionState.CONNECTION_BROKEN, timeout_s=10)
+                assert not again.available
+        finally:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_broker_restart_mid_delivery_completes(broker, schema_tap, controller_link):  # noqa: F811
+    robot = controller_link.add_robot("r2", manufacturer=MANUFACTURER, version="3.0.0")
+    sim = SimRobot("r2", manufacturer=MANUFACTURER, version="3.0.0")
+    plan = sidewalk_plan("pkg-restart", "r2", [(60.0, 0.0), (60.0, 60.0)])
+    async with RobotFleet(
+        [sim], broker.host, broker.port, credentials=robot_credentials(broker, "r2"), speedup=SPEEDUP
+    ) as fleet:
+        await robot.wait_until(lambda r: r.available, timeout_s=10)
+        delivery = asyncio.create_task(drive_delivery(robot, plan, timeout_s=60))
+        await robot.wait_until(lambda r: r.view is not None and r.view.last_node_id.endswith("out1"), timeout_s=20)
+        epoch = controller_link.epoch
+
+        await asyncio.to_thread(broker.restart)  # same port, no persistence: sessions and retained lost
+
+        result = await asyncio.wait_for(delivery, 60)
+        assert controller_link.epoch > epoch  # the driver reconnected ...
+        assert fleet.clients["r2"].connects >= 2  # ... and so did the robot
+    assert result.delivered, result.reason
+    assert result.returned
+    assert abs(sim.x) < 0.01 and abs(sim.y) < 0.01

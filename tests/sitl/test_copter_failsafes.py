@@ -1,0 +1,141 @@
+"""Failsafes as ArduCopter answers them: battery, fence breach, GCS link loss, and pre-arm refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from pymavlink.dialects.v20 import ardupilotmega as mavlink
+
+from sitl.copter import SimCopter, SimCopterFleet, geo
+
+from .conftest import CopterClient, item, upload
+
+M = mavlink
+HOME = (33.4484, -112.2590)
+GUIDED, RTL, LAND, BRAKE = 4, 6, 9, 17
+
+
+async def set_param(client: CopterClient, name: str, value: float) -> None:
+    since = client.mark()
+    client.mav.param_set_send(1, 1, name.encode(), value, M.MAV_PARAM_TYPE_REAL32)
+    echo = await client.expect("PARAM_VALUE", lambda m: m.param_id == name, since=since)
+    assert echo.param_value == value
+
+
+async def take_off(client: CopterClient, copter: SimCopter, alt: float = 30.0) -> None:
+    assert await client.command(M.MAV_CMD_DO_SET_MODE, 1, GUIDED) == M.MAV_RESULT_ACCEPTED
+    assert await client.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1) == M.MAV_RESULT_ACCEPTED
+    assert await client.command(M.MAV_CMD_NAV_TAKEOFF, 0, 0, 0, 0, 0, 0, alt) == M.MAV_RESULT_ACCEPTED
+    await copter.wait_for(lambda c: c.alt_m > alt - 0.5, timeout=20)
+
+
+def goto(client: CopterClient, lat: float, lon: float, alt: float) -> None:
+    client.mav.set_position_target_global_int_send(
+        0, 1, 1, M.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT, 0b0000111111111000,
+        round(lat * 1e7), round(lon * 1e7), alt, 0, 0, 0, 0, 0, 0, 0, 0,
+    )  # fmt: skip
+
+
+async def test_battery_low_then_critical_trigger_rtl_then_land(
+    copter_fleet: SimCopterFleet, copter_client: CopterClient
+):
+    copter = copter_fleet.vehicles[0]
+    await set_param(copter_client, "BATT_LOW_MAH", 2720)  # 20 % of 13600 mAh
+    await set_param(copter_client, "BATT_CRT_MAH", 1360)
+    await take_off(copter_client, copter)
+    goto(copter_client, *geo.offset(*HOME, 400, 0), 30)
+    await copter.wait_for(lambda c: c.groundspeed_mps > 10, timeout=10)
+    since = copter_client.mark()
+    copter.set_battery(0.18)
+    text = await copter_client.expect("STATUSTEXT", lambda m: "Battery 1 is low" in m.text, since=since)
+    assert "used" in text.text and "mAh" in text.text  # "Battery 1 is low 44.61V used 11152 mAh"
+    hb = await copter_client.expect("HEARTBEAT", lambda m: m.custom_mode == RTL, since=since)
+    assert hb.system_status == M.MAV_STATE_CRITICAL
+    copter.set_battery(0.08)
+    await copter_client.expect("STATUSTEXT", lambda m: "Battery 1 is critical" in m.text, since=since)
+    await copter.wait_for(lambda c: c.mode == "LAND", timeout=5)
+    await copter.wait_for(lambda c: not c.armed, timeout=60)
+    assert copter.alt_m == 0.0
+    # a critical battery on the ground refuses arming with ArduPilot's pre-arm text
+    since = copter_client.mark()
+    await copter_client.command(M.MAV_CMD_DO_SET_MODE, 1, GUIDED)
+    assert await copter_client.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1) == M.MAV_RESULT_FAILED
+    refusal = await copter_client.expect("STATUSTEXT", lambda m: m.text.startswith("PreArm"), since=since)
+    assert refusal.text == "PreArm: Battery 1 low capacity failsafe"
+
+
+async def test_low_voltage_needs_batt_low_timer_seconds(copter_fleet: SimCopterFleet, copter_client: CopterClient):
+    copter = copter_fleet.vehicles[0]
+    await take_off(copter_client, copter)
+    copter.set_battery(0.06)  # ~41.5 V under hover load: under BATT_LOW_VOLT 42.0, above BATT_CRT_VOLT 40.8
+    t0 = copter.time_s
+    await copter.wait_for(lambda c: any("Battery 1 is low" in t for t in c.statustexts), timeout=5)
+    assert copter.time_s - t0 >= 10.0  # BATT_LOW_TIMER
+    await copter.wait_for(lambda c: c.mode == "RTL", timeout=2)
+
+
+async def test_fence_breach_into_exclusion_zone_brakes_and_reports(
+    copter_fleet: SimCopterFleet, copter_client: CopterClient
+):
+    copter = copter_fleet.vehicles[0]
+    zone = [geo.offset(*HOME, n, e) for n, e in ((150, -100), (150, 100), (400, 100), (400, -100))]
+    fence = [item(M.MAV_CMD_NAV_FENCE_POLYGON_VERTEX_EXCLUSION, *p, 0, 4) for p in zone]
+    assert await upload(copter_client, fence, M.MAV_MISSION_TYPE_FENCE) == M.MAV_MISSION_ACCEPTED
+    await set_param(copter_client, "FENCE_ACTION", 4)  # brake, or land
+    assert await copter_client.command(M.MAV_CMD_DO_FENCE_ENABLE, 1) == M.MAV_RESULT_ACCEPTED
+    copter_client.mav.command_long_send(1, 1, M.MAV_CMD_SET_MESSAGE_INTERVAL, 0, 162, 200_000, 0, 0, 0, 0, 0)
+    status = await copter_client.expect("FENCE_STATUS")
+    assert status.breach_status == 0
+    await take_off(copter_client, copter)
+    since = copter_client.mark()
+    goto(copter_client, *geo.offset(*HOME, 300, 0), 30)  # straight through the zone
+    breach = await copter_client.expect("FENCE_STATUS", lambda m: m.breach_status == 1, since=since, timeout=20)
+    assert breach.breach_type == M.FENCE_BREACH_BOUNDARY and breach.breach_count == 1
+    await copter_client.expect("HEARTBEAT", lambda m: m.custom_mode == BRAKE, since=since)
+    await copter.wait_for(lambda c: c.groundspeed_mps < 0.1, timeout=10)
+    north, _ = geo.ne_of(*HOME, copter.lat, copter.lon)
+    assert 150 <= north < 190  # BRAKE stops at 7.5 m/s/s: about 32 m from 22 m/s
+    assert any(t.startswith("Fence breached") for t in copter.statustexts)
+
+
+async def test_gcs_link_loss_triggers_rtl_counting_only_our_gcs(copter_fleet: SimCopterFleet):
+    copter = copter_fleet.vehicles[0]
+    gcs = await CopterClient.connect(copter_fleet.tcp_ports[0])
+    other = await CopterClient.connect(copter_fleet.tcp_ports[0], sysid=200)  # not SYSID_MYGCS
+
+    async def beat(client: CopterClient) -> None:
+        while True:
+            client.heartbeat()
+            await asyncio.sleep(0.02)  # 1 Hz of simulated time at speed-up 20 is every 50 ms
+
+    beats = [asyncio.create_task(beat(gcs)), asyncio.create_task(beat(other))]
+    try:
+        await set_param(gcs, "FS_GCS_ENABLE", 1)
+        await take_off(gcs, copter)
+        goto(gcs, *geo.offset(*HOME, 300, 0), 30)
+        await copter.wait_for(lambda c: c.groundspeed_mps > 5, timeout=10)
+        beats[0].cancel()
+        await gcs.close()  # the GCS link is cut; the other client keeps beating
+        t_cut = copter.time_s
+        await copter.wait_for(lambda c: c.mode == "RTL", timeout=5)
+        assert 4.4 <= copter.time_s - t_cut <= 6.0  # FS_GCS_TIMEOUT 5 s after the last heartbeat (sent <= 0.4 s earlier)
+        assert "GCS Failsafe On" in copter.statustexts
+        await copter.wait_for(lambda c: not c.armed, timeout=60)
+        assert geo.distance_m(copter.lat, copter.lon, *HOME) < 2.0
+    finally:
+        for task in beats:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await other.close()
+
+
+async def test_arming_in_auto_is_refused(copter_fleet: SimCopterFleet, copter_client: CopterClient):
+    mission = [item(M.MAV_CMD_NAV_WAYPOINT, *HOME, 0), item(M.MAV_CMD_NAV_TAKEOFF, 0, 0, 10)]
+    assert await upload(copter_client, mission) == M.MAV_MISSION_ACCEPTED
+    assert await copter_client.command(M.MAV_CMD_DO_SET_MODE, 1, 3) == M.MAV_RESULT_ACCEPTED
+    since = copter_client.mark()
+    assert await copter_client.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1) == M.MAV_RESULT_FAILED
+    text = await copter_client.expect("STATUSTEXT", since=since)
+    assert text.text == "Arm: Mode not armable"
