@@ -152,10 +152,9 @@ def main() -> None:
     body = (
         "`python bench/assign.py` — one planning tick is zone index + routes and detours + energy + "
         "feasibility arrays + one `linear_sum_assignment`; a warm tick reuses the last tick's routes (the "
-        "controller does, while the same zones are in force); the full plan repeats rounds until every package "
-        "is "
-        "placed on a later trip or handed to a van. Packages spread over 15 mi around the example station "
-        "(its 7 zones), 60 % under 2.2 kg; fleet 80 % drones, 20 % robots.\n\n"
+        "controller does, while the same zones are in force); the full plan repeats rounds until "
+        "every package is placed on a later trip or handed to a van. Packages spread over 15 mi around the "
+        "example station (its 7 zones), 60 % under 2.2 kg; fleet 80 % drones, 20 % robots.\n\n"
         + table(
             [
                 "packages x vehicles",

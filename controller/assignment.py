@@ -102,6 +102,7 @@ class Decision:
     vehicle_id: str | None = None
     launch_at: datetime | None = None
     eta: datetime | None = None
+    back_at: datetime | None = None  # when the vehicle is expected back at the station
     energy_wh: float | None = None
     margin_wh: float | None = None  # energy above the reserve left at the end of the trip
     route: list[tuple[float, float]] | None = None  # (lon, lat) out; the return flies it backwards
@@ -118,6 +119,7 @@ class Decision:
             "vehicle_id": self.vehicle_id,
             "launch_at": self.launch_at.isoformat() if self.launch_at else None,
             "eta": self.eta.isoformat() if self.eta else None,
+            "back_at": self.back_at.isoformat() if self.back_at else None,
             "energy_wh": None if self.energy_wh is None else round(self.energy_wh, 1),
             "margin_wh": None if self.margin_wh is None else round(self.margin_wh, 1),
             "route": self.route,
@@ -332,6 +334,7 @@ class Planner:
             vehicle_id=vehicle.id,
             launch_at=self.at + timedelta(seconds=launch),
             eta=self.at + timedelta(seconds=float(m.eta_s[row, v])),
+            back_at=self.at + timedelta(seconds=launch + float(m.duration_s[row, v])),
             energy_wh=float(m.energy_wh[row, v]),
             margin_wh=float(m.margin_wh[row, v]),
             route=_waypoints(route),

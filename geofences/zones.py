@@ -10,6 +10,7 @@ is written by a person and a silent mistake in one is a safety problem.
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -62,6 +63,27 @@ class Zone:
     active_from: datetime | None = None
     active_until: datetime | None = None
     note: str = ""
+
+    def __post_init__(self) -> None:
+        """Hold zones built in code to the same rules as zones loaded from files (raises ZoneError)."""
+        zid = str(self.id)
+        try:
+            object.__setattr__(self, "kind", ZoneKind(self.kind))
+        except ValueError:
+            kinds = ", ".join(k.value for k in ZoneKind)
+            raise ZoneError(
+                f"unknown kind {self.kind!r} (one of {kinds})", feature=zid, field="kind"
+            ) from None
+        applies = frozenset({self.applies_to} if isinstance(self.applies_to, str) else self.applies_to)
+        if not applies or not applies <= VEHICLE_KINDS:
+            raise ZoneError(
+                f"{sorted(applies)!r} must be a non-empty subset of {sorted(VEHICLE_KINDS)}",
+                feature=zid,
+                field="applies_to",
+            )
+        object.__setattr__(self, "applies_to", applies)
+        _check_geometry(self.geometry, zid)
+        _check_limits(self, zid)
 
     @property
     def is_exclusion(self) -> bool:
@@ -204,9 +226,22 @@ def _parse_geometry(raw: Any, feature: str) -> BaseGeometry:
             geom = shape(raw)
     except Exception as exc:  # shapely/GEOS raise several types for malformed coordinate arrays
         raise ZoneError(f"malformed {gtype} coordinates: {exc}", feature=feature, field="geometry") from exc
+    _check_geometry(geom, feature)
+    return geom
+
+
+def _check_geometry(geom: Any, feature: str) -> None:
+    if not isinstance(geom, BaseGeometry) or geom.geom_type not in _GEOMETRY_TYPES:
+        got = geom.geom_type if isinstance(geom, BaseGeometry) else type(geom).__name__
+        raise ZoneError(
+            f"unsupported geometry type {got!r} (use one of {', '.join(_GEOMETRY_TYPES)})",
+            feature=feature,
+            field="geometry",
+        )
+    gtype = geom.geom_type
     _check_coordinates(geom, feature)
     if gtype == "Point":
-        return geom
+        return
     # Collinear rings are also "Self-intersection" to GEOS; their hull having no area tells them apart.
     if geom.convex_hull.area <= 0.0:
         raise ZoneError(f"degenerate {gtype}: it encloses no area", feature=feature, field="geometry")
@@ -218,7 +253,54 @@ def _parse_geometry(raw: Any, feature: str) -> BaseGeometry:
         )
     if geom.area <= 0.0:
         raise ZoneError(f"degenerate {gtype}: it encloses no area", feature=feature, field="geometry")
-    return geom
+
+
+def _positive(value: float | None, field: str, feature: str, *, zero_ok: bool = False) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ZoneError(f"must be a finite number (got {value!r})", feature=feature, field=field)
+    if value < 0.0 or (value == 0.0 and not zero_ok):
+        raise ZoneError(
+            f"must be {'>= 0' if zero_ok else '> 0'} (got {value!r})", feature=feature, field=field
+        )
+
+
+def _check_limits(zone: Zone, feature: str) -> None:
+    """Radius, altitude band and active window rules shared by files and code."""
+    is_point = zone.geometry.geom_type == "Point"
+    if is_point and zone.radius_m is None:
+        raise ZoneError("required for a Point (circle) zone", feature=feature, field="radius_m")
+    if not is_point and zone.radius_m is not None:
+        raise ZoneError(
+            f"only allowed for Point (circle) zones, not {zone.geometry.geom_type}",
+            feature=feature,
+            field="radius_m",
+        )
+    _positive(zone.radius_m, "radius_m", feature)
+    _positive(zone.floor_m, "floor_m", feature, zero_ok=True)
+    _positive(zone.ceiling_m, "ceiling_m", feature)
+    if zone.floor_m is not None and zone.ceiling_m is not None and zone.ceiling_m <= zone.floor_m:
+        raise ZoneError(
+            f"ceiling_m {zone.ceiling_m} must be above floor_m {zone.floor_m}",
+            feature=feature,
+            field="ceiling_m",
+        )
+    for field in ("active_from", "active_until"):
+        when = getattr(zone, field)
+        if when is not None and (not isinstance(when, datetime) or when.utcoffset() is None):
+            raise ZoneError(f"must be a timezone-aware datetime (got {when!r})", feature=feature, field=field)
+    if (
+        zone.active_from is not None
+        and zone.active_until is not None
+        and zone.active_until <= zone.active_from
+    ):
+        raise ZoneError(
+            f"active_until {zone.active_until.isoformat()} must be after "
+            f"active_from {zone.active_from.isoformat()}",
+            feature=feature,
+            field="active_until",
+        )
 
 
 # --- loading ---------------------------------------------------------------------------------------------
@@ -251,30 +333,7 @@ def _feature_zone(feat: Any, index: int) -> Zone:
         raise ZoneError("every zone needs an id (Feature.id or properties.id)", feature=label, field="id")
     zid = str(props.id)
 
-    if props.floor_m is not None and props.ceiling_m is not None and props.ceiling_m <= props.floor_m:
-        raise ZoneError(
-            f"ceiling_m {props.ceiling_m} must be above floor_m {props.floor_m}",
-            feature=zid,
-            field="ceiling_m",
-        )
-    if (
-        props.active_from is not None
-        and props.active_until is not None
-        and props.active_until <= props.active_from
-    ):
-        raise ZoneError(
-            f"active_until {props.active_until.isoformat()} must be after "
-            f"active_from {props.active_from.isoformat()}",
-            feature=zid,
-            field="active_until",
-        )
     geom = _parse_geometry(feat.get("geometry"), zid)
-    if geom.geom_type == "Point" and props.radius_m is None:
-        raise ZoneError("required for a Point (circle) zone", feature=zid, field="radius_m")
-    if geom.geom_type != "Point" and props.radius_m is not None:
-        raise ZoneError(
-            f"only allowed for Point (circle) zones, not {geom.geom_type}", feature=zid, field="radius_m"
-        )
     return Zone(
         id=zid,
         name=props.name if props.name is not None else zid,

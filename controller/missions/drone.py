@@ -384,6 +384,8 @@ async def fly_delivery(
         why = "link still down" if flight.link_lost else "flight timed out"
         flight.set_cause("link_lost" if flight.link_lost else "timeout", f"no touchdown seen: {why}")
     elif not flight.released:
+        if flight.link_lost:
+            flight.set_cause("link_lost", "link lost during the flight; the drone came back with the package")
         flight.set_cause("vehicle_error", "the drone landed without releasing the package")
     elif not returned:
         flight.set_cause(
@@ -434,14 +436,16 @@ async def _follow(
             flight.set_cause("fence_breach", f"fence breach (type {ev.breach_type}, count {ev.breach_count})")
         elif isinstance(ev, LinkLost):
             flight.link_lost, lost_since = True, time.monotonic()
-            flight.set_cause(
-                "link_lost", f"link lost ({ev.silent_s:.1f} s without heartbeat); drone on FS_GCS"
-            )
         elif isinstance(ev, LinkRestored):
             lost_since = None
             _reattach(flight, mission, ev)
         elif isinstance(ev, ModeChanged) and ev.old == "AUTO" and s.armed:
-            if drone.vehicle_id in _ABORTED:
+            if lost_since is not None or not drone.conn.link_up:
+                # Heard with the first heartbeat after a gap: the drone's own GCS failsafe acted meanwhile.
+                flight.set_cause(
+                    "link_lost", f"link lost; the drone switched to {ev.new} on its own (FS_GCS)"
+                )
+            elif drone.vehicle_id in _ABORTED:
                 flight.set_cause("aborted", "aborted by operator: returning to launch")
             else:
                 flight.set_cause(

@@ -113,6 +113,9 @@ class _Delivery:
         self.release_position: LatLon | None = None
         self.phase = "outbound"
         self.broker_lost_at: float | None = None  # loop time the controller lost the broker
+        self.hold: tuple[float, str] | None = None  # (deadline, reason): give up unless the robot is back
+        self.broker_grace_s = 30.0
+        self.settle_s = 1.0
 
     async def note(self, kind: str, **data: Any) -> None:
         entry = {"kind": kind, "vehicle": self.robot.serial_number, "package": self.plan.package_id, **data}
@@ -171,13 +174,22 @@ class _Delivery:
         if kind == "availability":
             availability = Availability(data["availability"])
             await self.note("availability", availability=availability.value, reason=data.get("reason"))
-            loop = asyncio.get_running_loop()
-            if availability is Availability.BROKER_DOWN:
-                self.broker_lost_at = self.broker_lost_at or loop.time()
-            else:
-                self.broker_lost_at = None
-            if availability in LINK_LOST:
-                return self.failed(f"robot {name} unreachable: {data.get('reason')}", "connection_broken")
+            now = asyncio.get_running_loop().time()
+            if availability is Availability.AVAILABLE:
+                self.broker_lost_at, self.hold = None, None
+            elif availability is Availability.BROKER_DOWN:
+                self.broker_lost_at = self.broker_lost_at or now
+                reason = f"no MQTT broker for {self.broker_grace_s:g} s: {robot.link.last_error}"
+                self.hold = (self.broker_lost_at + self.broker_grace_s, reason)
+            elif availability in LINK_LOST:
+                reason = f"robot {name} unreachable: {data.get('reason')}"
+                if self.broker_lost_at is not None and now < self.broker_lost_at + self.broker_grace_s:
+                    # wills and silence right around a broker outage: give the robot the same grace
+                    self.hold = (self.broker_lost_at + self.broker_grace_s, reason)
+                else:
+                    # a broker shutting down sends every client's will just before it drops us too:
+                    # wait a moment to tell a lost robot from a lost broker
+                    self.hold = (now + self.settle_s, reason)
             if availability is Availability.ERROR:
                 await _best_effort_cancel(robot)
                 return self.failed(
@@ -219,6 +231,7 @@ async def drive_delivery(
     on_event: Callable[[dict[str, Any]], Any] | None = None,
     timeout_s: float | None = None,
     broker_grace_s: float = 30.0,
+    settle_s: float = 1.0,
 ) -> DeliveryResult:
     """Drive one delivery to completion and report it; never raises for vehicle trouble.
 
@@ -226,10 +239,13 @@ async def drive_delivery(
     `timeout_s` bounds the whole trip; by default the walking time of the path x 3 + 10 minutes.
     `broker_grace_s`: how long the controller may be cut off from the broker (e.g. a broker restart)
     before the delivery is given up as `connection_broken`; the robot keeps driving meanwhile.
+    `settle_s`: after a robot's last will, how long to wait for it to come back before giving up (a broker
+    shutting down sends every robot's will just before it disconnects the controller).
     Returns delivered=True once the robot is back (or, with a reason_code, when it delivered but could
     not finish the way back); delivered=False with `connection_broken` or `vehicle_error` otherwise.
     """
     run = _Delivery(robot, plan, on_event)
+    run.broker_grace_s, run.settle_s = broker_grace_s, settle_s
     if not robot.available:
         code = "vehicle_error" if robot.availability is Availability.ERROR else "connection_broken"
         await run.note("refused", availability=robot.availability.value)
@@ -246,17 +262,14 @@ async def drive_delivery(
             loop = asyncio.get_running_loop()
             async with asyncio.timeout(limit):
                 while True:
-                    wait = None
-                    if run.broker_lost_at is not None:
-                        wait = max(0.0, run.broker_lost_at + broker_grace_s - loop.time())
+                    wait = None if run.hold is None else max(0.0, run.hold[0] - loop.time())
                     try:
                         event = await stream.get(timeout_s=wait)
                     except TimeoutError:
-                        if wait is None:
+                        if run.hold is None:
                             raise
-                        await run.note("broker_lost", grace_s=broker_grace_s)
-                        reason = f"no MQTT broker for {broker_grace_s:g} s: {robot.link.last_error}"
-                        return run.failed(reason, "connection_broken")
+                        await run.note("unreachable", reason=run.hold[1])
+                        return run.failed(run.hold[1], "connection_broken")
                     outcome = await run.handle(event)
                     if outcome is not None:
                         return outcome

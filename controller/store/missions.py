@@ -45,15 +45,20 @@ class MissionStore:
         plan: Mapping[str, Any] | None = None,
         *,
         state: str = "planned",
+        mission_id: str | None = None,
     ) -> Mission:
-        """Record a mission for a package, so it can be found again after a restart."""
+        """Record a mission for a package, so it can be found again after a restart.
+
+        `mission_id` lets the caller name the mission before it is stored (the package's assignment event
+        refers to it); by default a new uuid.
+        """
         checks.text("vehicle_id", vehicle_id, limit=64)
         checks.text("state", state, limit=32)
         if kind not in MISSION_KINDS:
             raise InputError(f"must be one of {', '.join(sorted(MISSION_KINDS))}; got {kind!r}", field="kind")
         now = datetime.now(UTC)
         values = {
-            "id": uuid.uuid4().hex,
+            "id": mission_id or uuid.uuid4().hex,
             "package_id": package_id,
             "vehicle_id": vehicle_id,
             "kind": kind,

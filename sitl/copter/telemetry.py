@@ -140,6 +140,15 @@ def extended_sys_state(v: SimCopter) -> M.MAVLink_message:
     return M.MAVLink_extended_sys_state_message(M.MAV_VTOL_STATE_UNDEFINED, state)
 
 
+def ekf_status_report(v: SimCopter) -> M.MAVLink_message:
+    """A healthy EKF (AP_NavEKF3 send_status_report): attitude, velocities, positions, predicted too."""
+    flags = (
+        M.EKF_ATTITUDE | M.EKF_VELOCITY_HORIZ | M.EKF_VELOCITY_VERT | M.EKF_POS_HORIZ_REL
+        | M.EKF_POS_HORIZ_ABS | M.EKF_POS_VERT_ABS | M.EKF_PRED_POS_HORIZ_REL | M.EKF_PRED_POS_HORIZ_ABS
+    )  # fmt: skip
+    return M.MAVLink_ekf_status_report_message(flags, 0.02, 0.02, 0.02, 0.02, 0.0, 0.0)
+
+
 def autopilot_version(v: SimCopter) -> M.MAVLink_message:
     """AUTOPILOT_VERSION with the capabilities ArduPilot advertises (GCS_Common.cpp capabilities())."""
     caps = (
@@ -165,6 +174,7 @@ BUILDERS: dict[int, Callable[[SimCopter], M.MAVLink_message]] = {
     M.MAVLINK_MSG_ID_BATTERY_STATUS: battery_status,
     M.MAVLINK_MSG_ID_HOME_POSITION: home_position,
     M.MAVLINK_MSG_ID_EXTENDED_SYS_STATE: extended_sys_state,
+    M.MAVLINK_MSG_ID_EKF_STATUS_REPORT: ekf_status_report,
     M.MAVLINK_MSG_ID_AUTOPILOT_VERSION: autopilot_version,
     M.MAVLINK_MSG_ID_MISSION_CURRENT: lambda v: v.missions.mission_current_msg(),
     M.MAVLINK_MSG_ID_FENCE_STATUS: lambda v: v.failsafes.fence.status_msg(),
@@ -179,7 +189,7 @@ STREAM_GROUPS: dict[int, tuple[int, ...]] = {
     M.MAV_DATA_STREAM_POSITION: (M.MAVLINK_MSG_ID_GLOBAL_POSITION_INT,),
     M.MAV_DATA_STREAM_EXTRA1: (M.MAVLINK_MSG_ID_ATTITUDE,),
     M.MAV_DATA_STREAM_EXTRA2: (M.MAVLINK_MSG_ID_VFR_HUD,),
-    M.MAV_DATA_STREAM_EXTRA3: (M.MAVLINK_MSG_ID_BATTERY_STATUS,),
+    M.MAV_DATA_STREAM_EXTRA3: (M.MAVLINK_MSG_ID_BATTERY_STATUS, M.MAVLINK_MSG_ID_EKF_STATUS_REPORT),
 }  # fmt: skip
 
 

@@ -102,6 +102,7 @@ async def test_link_loss_triggers_fs_gcs_and_the_controller_reattaches(drone_fle
     result = await asyncio.wait_for(flight, 120)
 
     assert not result.delivered and result.reason_code == "link_lost"
+    assert "RTL" in result.reason  # what the drone did on its own while we were cut off
     reattached = [e for e in result.events if e["event"] == "reattached"]
     assert reattached and reattached[0]["mode"] == "RTL"
     assert result.returned and not sim.armed

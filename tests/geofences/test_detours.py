@@ -109,3 +109,17 @@ def test_routes_batch_matches_single_queries(frame: LocalFrame, make_zone: MakeZ
         planner.routes(starts, ends[:2])
     with pytest.raises(ValueError, match="clearance_m"):
         DetourPlanner(idx, clearance_m=0)
+
+
+def test_start_hugging_a_zone_still_detours(frame: LocalFrame, make_zone: MakeZone) -> None:
+    idx = ZoneIndex([make_zone("wall", shapely.box(-100, -1000, 100, 1000))], frame, "drone")
+    a, b = lonlat(frame, -100.2, 0), lonlat(frame, 2000, 0)  # 20 cm from the wall
+    route = DetourPlanner(idx, clearance_m=50).route(a, b)
+    assert route is not None and route.detoured and legs_clear(idx, route)
+
+
+def test_no_zones_means_straight_lines(frame: LocalFrame) -> None:
+    planner = DetourPlanner(ZoneIndex([], frame, "robot"))
+    assert planner.vertex_count == 0
+    route = planner.route(lonlat(frame, 0, 0), lonlat(frame, 500, 500))
+    assert route is not None and not route.detoured

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import shapely
 
-from geofences import Zone, ZoneError, ZoneKind, load_zones, zones_to_geojson
+from geofences import LastmileError, Zone, ZoneError, ZoneKind, load_zones, zones_to_geojson
 
 SQUARE = [[-112.27, 33.44], [-112.26, 33.44], [-112.26, 33.45], [-112.27, 33.45], [-112.27, 33.44]]
 
@@ -243,3 +243,38 @@ def test_zone_is_immutable_and_hashable() -> None:
     with pytest.raises(AttributeError):
         zone.name = "other"  # type: ignore[misc]
     assert shapely.equals(zone.geometry, shapely.Polygon(SQUARE))
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"kind": "no_swim"}, "kind"),
+        ({"applies_to": frozenset({"van"})}, "applies_to"),
+        ({"applies_to": frozenset()}, "applies_to"),
+        ({"geometry": shapely.LineString([(0, 0), (1, 1)])}, "geometry"),
+        ({"geometry": shapely.Point(-112.26, 33.45)}, "radius_m"),
+        ({"geometry": shapely.Point(-112.26, 33.45), "radius_m": -5.0}, "radius_m"),
+        ({"radius_m": 10.0}, "radius_m"),
+        ({"floor_m": 80.0, "ceiling_m": 60.0}, "ceiling_m"),
+        ({"floor_m": float("nan")}, "floor_m"),
+        ({"active_from": datetime(2026, 1, 1)}, "active_from"),
+        ({"geometry": shapely.Polygon([(33.44, -112.27), (33.45, -112.27), (33.45, -112.26)])}, "geometry"),
+    ],
+)
+def test_zones_built_in_code_follow_the_same_rules(changes: dict[str, Any], field: str) -> None:
+    args: dict[str, Any] = {
+        "id": "z",
+        "name": "z",
+        "kind": ZoneKind.NO_FLY,
+        "applies_to": frozenset({"drone"}),
+        "geometry": shapely.Polygon(SQUARE),
+    }
+    with pytest.raises(ZoneError) as info:
+        Zone(**{**args, **changes})
+    assert (info.value.feature, info.value.field) == ("z", field)
+
+
+def test_zone_in_code_coerces_kind_and_applies_to() -> None:
+    zone = Zone("z", "z", "no_go", ["robot"], shapely.Polygon(SQUARE))  # type: ignore[arg-type]
+    assert zone.kind is ZoneKind.NO_GO and zone.applies_to == frozenset({"robot"})
+    assert isinstance(ZoneError("x"), LastmileError)

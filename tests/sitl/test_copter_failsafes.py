@@ -65,7 +65,9 @@ async def test_battery_low_then_critical_trigger_rtl_then_land(
     assert refusal.text == "PreArm: Battery 1 low capacity failsafe"
 
 
-async def test_low_voltage_needs_batt_low_timer_seconds(copter_fleet: SimCopterFleet, copter_client: CopterClient):
+async def test_low_voltage_needs_batt_low_timer_seconds(
+    copter_fleet: SimCopterFleet, copter_client: CopterClient
+):
     copter = copter_fleet.vehicles[0]
     await take_off(copter_client, copter)
     copter.set_battery(0.06)  # ~41.5 V under hover load: under BATT_LOW_VOLT 42.0, above BATT_CRT_VOLT 40.8
@@ -90,7 +92,9 @@ async def test_fence_breach_into_exclusion_zone_brakes_and_reports(
     await take_off(copter_client, copter)
     since = copter_client.mark()
     goto(copter_client, *geo.offset(*HOME, 300, 0), 30)  # straight through the zone
-    breach = await copter_client.expect("FENCE_STATUS", lambda m: m.breach_status == 1, since=since, timeout=20)
+    breach = await copter_client.expect(
+        "FENCE_STATUS", lambda m: m.breach_status == 1, since=since, timeout=20
+    )
     assert breach.breach_type == M.FENCE_BREACH_BOUNDARY and breach.breach_count == 1
     await copter_client.expect("HEARTBEAT", lambda m: m.custom_mode == BRAKE, since=since)
     await copter.wait_for(lambda c: c.groundspeed_mps < 0.1, timeout=10)
@@ -119,7 +123,9 @@ async def test_gcs_link_loss_triggers_rtl_counting_only_our_gcs(copter_fleet: Si
         await gcs.close()  # the GCS link is cut; the other client keeps beating
         t_cut = copter.time_s
         await copter.wait_for(lambda c: c.mode == "RTL", timeout=5)
-        assert 4.4 <= copter.time_s - t_cut <= 6.0  # FS_GCS_TIMEOUT 5 s after the last heartbeat (sent <= 0.4 s earlier)
+        assert (
+            4.4 <= copter.time_s - t_cut <= 6.0
+        )  # FS_GCS_TIMEOUT 5 s after the last heartbeat (sent <= 0.4 s earlier)
         assert "GCS Failsafe On" in copter.statustexts
         await copter.wait_for(lambda c: not c.armed, timeout=60)
         assert geo.distance_m(copter.lat, copter.lon, *HOME) < 2.0

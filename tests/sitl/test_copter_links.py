@@ -56,9 +56,10 @@ async def test_parameters_list_read_and_set(copter_fleet: SimCopterFleet, copter
             m = await copter_client.expect("PARAM_VALUE", since=since)
             since = copter_client.log.index(m, since) + 1
             names.add(m.param_id)
-    for needed in ("BATT_CAPACITY", "BATT_LOW_VOLT", "BATT_FS_LOW_ACT", "FENCE_ENABLE", "FENCE_ACTION",
-                   "FS_GCS_ENABLE", "FS_GCS_TIMEOUT", "RTL_ALT", "WPNAV_SPEED", "SYSID_THISMAV", "SIM_SPEEDUP"):  # fmt: skip
-        assert needed in names
+    needed = ["BATT_CAPACITY", "BATT_LOW_VOLT", "BATT_FS_LOW_ACT", "FENCE_ENABLE", "FENCE_ACTION"]
+    needed += ["FS_GCS_ENABLE", "FS_GCS_TIMEOUT", "RTL_ALT", "WPNAV_SPEED", "SYSID_THISMAV", "SIM_SPEEDUP"]
+    for name in needed:
+        assert name in names
     copter_client.mav.param_request_read_send(1, 1, b"WPNAV_SPEED", -1)
     speed = await copter_client.expect("PARAM_VALUE", lambda m: m.param_id == "WPNAV_SPEED")
     assert speed.param_value == 2200 and speed.param_type == M.MAV_PARAM_TYPE_REAL32
@@ -115,6 +116,7 @@ async def test_signing_refuses_unsigned_and_badly_signed_commands(
         assert await copter_client.command(M.MAV_CMD_DO_SET_MODE, 1, 5) == M.MAV_RESULT_ACCEPTED
         assert not any(m.get_type() == "COMMAND_ACK" for m in intruder.log + forger.log)
         assert not copter.armed and copter.mode == "LOITER"
+        assert sum(link.rx_rejected for link in copter.outlets) >= 2  # they arrived, and were refused
         assert await copter_client.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1) == M.MAV_RESULT_ACCEPTED
     finally:
         await intruder.close()

@@ -76,6 +76,8 @@ class DroneConnection:
     async def start(self) -> None:
         """Open the link and start the receive, heartbeat and watchdog tasks."""
         await self.link.open()
+        if hasattr(self.link, "on_drop"):
+            self.link.on_drop = self._on_transport_drop
         name = f"mavlink[{self.vehicle_id}]"
         self._tasks = [
             asyncio.create_task(self._receive_loop(), name=f"{name}.receive_loop"),
@@ -279,6 +281,11 @@ class DroneConnection:
             except TimeoutError:
                 if self.link_up:
                     self._set_link(False)
+
+    def _on_transport_drop(self) -> None:
+        """A TCP drop is a lost link now, not after the heartbeat timeout (the link reconnects by itself)."""
+        if self.link_up:
+            self._set_link(False)
 
     def _set_link(self, up: bool) -> None:
         now = time.monotonic()

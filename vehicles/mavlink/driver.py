@@ -20,7 +20,7 @@ from vehicles.mavlink.link import Link
 from vehicles.mavlink.missions import FENCE, MISSION, RALLY, MissionItem, Missions
 from vehicles.mavlink.params import Params
 from vehicles.mavlink.signing import provision_signing, use_signing
-from vehicles.mavlink.streams import set_message_rates
+from vehicles.mavlink.streams import DEFAULT_RATES_HZ, set_message_rates
 from vehicles.mavlink.telemetry import DroneState, Telemetry
 
 __all__ = ["Drone", "DroneDriver"]
@@ -38,6 +38,22 @@ class Drone:
         self.commands = Commands(conn, self.telemetry)
         self.params = Params(conn)
         self.missions = Missions(conn)
+        self.rates_hz: Mapping[int, float] | None = None
+        self._rates_task: asyncio.Task[str] | None = None
+        conn.add_link_listener(self._on_link)
+
+    def _on_link(self, up: bool, _seconds: float) -> None:
+        # A new connection may have lost the stream setup (per-link on many vehicles): ask again.
+        if up and self._rates_task is None and self.rates_hz is not None:
+            self._rates_task = asyncio.get_running_loop().create_task(self._reapply_rates())
+
+    async def _reapply_rates(self) -> str:
+        try:
+            return await self.set_rates(self.rates_hz)
+        except VehicleError:
+            return "failed"
+        finally:
+            self._rates_task = None
 
     @property
     def state(self) -> DroneState:
@@ -88,12 +104,16 @@ class Drone:
         return await self.params.set_many(values)
 
     async def set_rates(self, rates_hz: Mapping[int, float] | None = None) -> str:
-        return await set_message_rates(self.commands, rates_hz)
+        """Ask for telemetry at these rates (default: DEFAULT_RATES_HZ); re-applied after a reconnection."""
+        self.rates_hz = rates_hz if rates_hz is not None else DEFAULT_RATES_HZ
+        return await set_message_rates(self.commands, self.rates_hz)
 
     async def provision_signing(self, key: bytes) -> None:
         await provision_signing(self.conn, key)
 
     async def close(self) -> None:
+        if self._rates_task is not None:
+            self._rates_task.cancel()
         await self.conn.close()
 
 

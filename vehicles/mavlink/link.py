@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -92,6 +93,7 @@ class TcpLink:
         self._closed = False
         self.connected = asyncio.Event()
         self.reconnections = 0
+        self.on_drop: Callable[[], None] | None = None  # told at once when the connection drops
 
     async def _connect(self) -> asyncio.StreamReader:
         reader, writer = await asyncio.open_connection(self.address.host, self.address.port)
@@ -141,6 +143,8 @@ class TcpLink:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+            if self.on_drop is not None and not self._closed:
+                self.on_drop()
 
     def send(self, data: bytes) -> None:
         writer = self._writer

@@ -47,6 +47,7 @@ _KEPT_PARAMS: dict[int, tuple[int, ...]] = {
     mavlink.MAV_CMD_NAV_FENCE_CIRCLE_INCLUSION: (1,),
     mavlink.MAV_CMD_NAV_FENCE_CIRCLE_EXCLUSION: (1,),
 }
+_TRANSIENT = {mavlink.MAV_MISSION_DENIED, mavlink.MAV_MISSION_OPERATION_CANCELLED}
 _POSITIONLESS = {mavlink.MAV_CMD_DO_GRIPPER, mavlink.MAV_CMD_DO_WINCH, mavlink.MAV_CMD_NAV_RETURN_TO_LAUNCH}
 
 
@@ -131,10 +132,25 @@ class Missions:
     def _err(self, mission_type: int, result: int | None, message: str) -> MissionError:
         return MissionError(mission_type, result, message, vehicle=self.conn.vehicle_id)
 
-    async def upload(self, items: Sequence[MissionItem], mission_type: int = MISSION) -> bool:
+    async def upload(
+        self, items: Sequence[MissionItem], mission_type: int = MISSION, *, restarts: int = 3
+    ) -> bool:
         """Upload `items`; True when the vehicle ACKed ACCEPTED, False when every item went out but the final
         ACK never came (then only a read-back can tell). Raises MissionError on a refusal, LinkError when the
-        vehicle stops asking."""
+        vehicle stops asking.
+
+        A vehicle that gave up waiting (MISSION_ACK OPERATION_CANCELLED: ArduPilot's 8 s upload timeout,
+        which a lossy link or a sped-up simulator can reach) gets the whole transfer again, `restarts` times.
+        """
+        for attempt in range(restarts + 1):
+            try:
+                return await self._upload_once(items, mission_type)
+            except MissionError as exc:
+                if exc.result != mavlink.MAV_MISSION_OPERATION_CANCELLED or attempt == restarts:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _upload_once(self, items: Sequence[MissionItem], mission_type: int) -> bool:
         conn = self.conn
         count = len(items)
 
@@ -217,9 +233,16 @@ class Missions:
     ) -> list[MissionItem]:
         """Upload, read back and compare; retry the whole transfer on mismatch. Returns the read-back list."""
         diffs: list[str] = []
-        for _ in range(attempts):
-            await self.upload(items, mission_type)
-            got = await self.download(mission_type)
+        for attempt in range(attempts):
+            try:
+                await self.upload(items, mission_type)
+                got = await self.download(mission_type)
+            except MissionError as exc:
+                # DENIED: the vehicle still thinks an upload is running (our last item was lost with its ACK).
+                if exc.result not in _TRANSIENT or attempt == attempts - 1:
+                    raise
+                diffs = [str(exc)]
+                continue
             diffs = compare_items(items, got, mission_type)
             if not diffs:
                 return got

@@ -1,0 +1,71 @@
+"""Drones as carriers: a `Drone` handle of the MAVLink driver behind the service's `Carrier` interface."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from controller.missions.drone import DeliveryPlan, abort_delivery, fence_from_zones, fly_delivery, follow_delivery
+from controller.missions.results import DeliveryResult
+from controller.service.carriers import Assignment, EventSink, VehicleSnapshot
+from geofences import Zone
+from vehicles.mavlink import Drone
+from vehicles.spec import VehicleKind, VehicleSpec
+
+
+class DroneCarrier:
+    """One drone: telemetry for the planner and the console, flights for the missions."""
+
+    kind = VehicleKind.DRONE
+
+    def __init__(self, vehicle_id: str, drone: Drone, spec: VehicleSpec, zones: Sequence[Zone],
+                 *, ceiling_m: float | None = None) -> None:
+        self.vehicle_id = vehicle_id
+        self.drone = drone
+        self.spec = spec
+        # The station's zones become the drone's own fence, so it stops itself even if we are wrong.
+        self.fence = fence_from_zones(zones, ceiling_m) if zones or ceiling_m else None
+
+    def snapshot(self) -> VehicleSnapshot:
+        s = self.drone.state
+        age = s.heartbeat_age()
+        return VehicleSnapshot(
+            vehicle_id=self.vehicle_id,
+            kind=self.kind,
+            online=bool(self.drone.conn.link_up),
+            charge=s.battery_remaining,
+            lat=s.lat,
+            lon=s.lon,
+            alt_m=s.alt_m,
+            heading_deg=s.heading,
+            speed_mps=s.groundspeed,
+            mode=s.mode,
+            link_age_s=round(age, 2) if age is not None else None,
+            errors=["fence breached"] if s.fence_breached else [],
+        )
+
+    def plan_for(self, job: Assignment) -> DeliveryPlan:
+        """The flight for a job: out along the route's inner vertices, back along them reversed."""
+        inner = [tuple(p) for p in job.route[1:-1]]
+        return DeliveryPlan(
+            package_id=job.package_id,
+            vehicle_id=self.vehicle_id,
+            station=tuple(job.station),  # type: ignore[arg-type]
+            waypoints_out=inner,  # type: ignore[arg-type]
+            destination=tuple(job.destination),  # type: ignore[arg-type]
+            waypoints_back=inner[::-1],  # type: ignore[arg-type]
+            payload_kg=job.payload_kg,
+            cruise_alt_m=self.spec.cruise_altitude_m or 60.0,
+            delivery_alt_m=self.spec.delivery_altitude_m or 5.0,
+            reserve_fraction=self.spec.reserve_fraction,
+            predicted_energy_wh=job.predicted_energy_wh,
+            fence=self.fence,
+        )
+
+    async def deliver(self, job: Assignment, on_event: EventSink) -> DeliveryResult:
+        return await fly_delivery(self.drone, self.plan_for(job), on_event=on_event)
+
+    async def resume(self, job: Assignment, on_event: EventSink) -> DeliveryResult:
+        return await follow_delivery(self.drone, self.plan_for(job), on_event=on_event)
+
+    async def abort(self) -> None:
+        await abort_delivery(self.drone)

@@ -1,0 +1,66 @@
+"""Robots as carriers: a VDA 5050 `RobotHandle` behind the service's `Carrier` interface."""
+
+from __future__ import annotations
+
+from controller.missions.results import DeliveryResult
+from controller.missions.robot import RobotDeliveryPlan, drive_delivery
+from controller.service.carriers import Assignment, EventSink, VehicleSnapshot
+from geofences import LocalFrame
+from vehicles.spec import VehicleKind
+from vehicles.vda5050 import RobotHandle
+
+
+class RobotCarrier:
+    """One sidewalk robot: its last state for the planner and console, orders for the missions."""
+
+    kind = VehicleKind.ROBOT
+
+    def __init__(self, vehicle_id: str, robot: RobotHandle, frame: LocalFrame) -> None:
+        self.vehicle_id = vehicle_id
+        self.robot = robot
+        self.frame = frame  # the robots' map frame is the station's local frame
+
+    def snapshot(self) -> VehicleSnapshot:
+        view = self.robot.view
+        lat = lon = heading = None
+        if view is not None and view.position is not None:
+            x, y, theta = view.position
+            lons, lats = self.frame.to_wgs84(x, y)
+            lon, lat = float(lons), float(lats)
+            heading = (90.0 - theta * 180.0 / 3.141592653589793) % 360.0  # map theta (CCW from east) -> compass
+        silent = self.robot.silent_for()
+        return VehicleSnapshot(
+            vehicle_id=self.vehicle_id,
+            kind=self.kind,
+            online=self.robot.available,
+            charge=view.battery_percent / 100.0 if view is not None else None,
+            lat=lat,
+            lon=lon,
+            heading_deg=heading,
+            speed_mps=None,
+            mode="driving" if view is not None and view.driving else ("paused" if view and view.paused else "idle"),
+            link_age_s=round(silent, 2) if silent is not None else None,
+            errors=[f"{e.level}: {e.error_type}" for e in view.errors] if view is not None else [],
+        )
+
+    def plan_for(self, job: Assignment) -> RobotDeliveryPlan:
+        path = [tuple(p) for p in job.route]
+        return RobotDeliveryPlan(
+            package_id=job.package_id,
+            vehicle_id=self.vehicle_id,
+            station=tuple(job.station),  # type: ignore[arg-type]
+            path_out=path,  # type: ignore[arg-type]
+            path_back=path[::-1],  # type: ignore[arg-type]
+            payload_kg=job.payload_kg,
+        )
+
+    async def deliver(self, job: Assignment, on_event: EventSink) -> DeliveryResult:
+        return await drive_delivery(self.robot, self.plan_for(job), on_event=on_event)
+
+    async def resume(self, job: Assignment, on_event: EventSink) -> DeliveryResult:
+        # The robot still holds its order (VDA 5050 state names it); sending the same order id again is
+        # reconciled by the driver, so resuming is delivering with the same plan.
+        return await drive_delivery(self.robot, self.plan_for(job), on_event=on_event)
+
+    async def abort(self) -> None:
+        await self.robot.cancel_order()

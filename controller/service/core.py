@@ -1,0 +1,531 @@
+"""The station controller: intake, planning passes, missions, failures, and recovery after a restart.
+
+One asyncio task runs the planning loop (on every arrival and every `tick_s`); one task per mission
+follows a vehicle through its `Carrier`. Every state change goes to the store first (so a crash loses
+nothing) and then to the event bus (so consoles see it). The store is synchronous SQLAlchemy and is
+called through `asyncio.to_thread`, never on the event loop.
+
+After a restart, `start()` reloads every unfinished mission: held ones are held again, started ones are
+resumed through their carrier (which re-attaches to the vehicle and follows it), and packages that were
+only planned are planned again. A package is moved with `expect=` its current state, so a late or
+duplicate report can never deliver a package twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from controller.assignment import Decision, Demand, Planner
+from controller.fleet import FleetVehicle
+from controller.missions.results import DeliveryResult
+from controller.packages import Package, PackageIn, PackageState
+from controller.reasons import Reason
+from controller.service.carriers import Assignment, Carrier, VehicleSnapshot
+from controller.service.events import EventBus
+from controller.station import StationConfig
+from controller.store import Mission, Move, Store
+from vehicles.spec import VehicleKind
+
+log = logging.getLogger("lastmile.service")
+
+S = PackageState
+# Failures after which a second vehicle would fail the same way: straight to a van.
+_NO_RETRY = {"prearm_refused_all", "mission_rejected"}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class StationService:
+    """Runs one station: use as `async with StationService(config, store, carriers=...) as service:`."""
+
+    def __init__(
+        self,
+        config: StationConfig,
+        store: Store,
+        *,
+        carriers: Mapping[str, Carrier] | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.carriers: dict[str, Carrier] = dict(carriers or {})
+        self.clock = clock
+        self.bus = EventBus()
+        self.grounded: str | None = None  # reason of the weather hold, None when flying
+        self._planner: Planner | None = None
+        self._queued: dict[str, Decision] = {}  # package id -> latest plan for a package still waiting
+        self._busy: dict[str, tuple[str, datetime]] = {}  # vehicle id -> (mission id, expected free time)
+        self._held: dict[str, Assignment] = {}  # mission id -> job awaiting an operator's launch
+        self._running: dict[str, asyncio.Task[None]] = {}  # mission id -> task
+        self._wake = asyncio.Event()
+        self._plan_lock = asyncio.Lock()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    # --- life ---------------------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> StationService:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Resume what the store says is unfinished, then start planning."""
+        await self._recover()
+        self._loop_task = asyncio.create_task(self._loop(), name="lastmile.service.plan_loop")
+        self.bus.publish("service", state="started", station=self.config.name)
+
+    async def stop(self) -> None:
+        """Stop planning and following; missions stay in the store and resume on the next start."""
+        tasks = [t for t in [self._loop_task, *self._running.values()] if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._running.clear()
+        self.bus.publish("service", state="stopped", station=self.config.name)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.plan_now()
+            except Exception:  # a bad pass must not stop the station; the next tick tries again
+                log.exception("planning pass failed")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.tick_s):
+                    await self._wake.wait()
+            self._wake.clear()
+
+    # --- intake -------------------------------------------------------------------------------------------
+
+    async def submit(self, requests: Sequence[PackageIn]) -> list[tuple[Package, bool, dict[str, Any]]]:
+        """Store packages (idempotently, all or none), plan at once, and say what became of each."""
+        stored = await asyncio.to_thread(self.store.submit_many, list(requests))
+        for package, created in stored:
+            if created:
+                self.bus.publish(
+                    "package",
+                    package_id=package.id,
+                    key=package.key,
+                    state=str(package.state),
+                    reason="received",
+                )
+        await self.plan_now()
+        out = []
+        for package, created in stored:
+            fresh = await asyncio.to_thread(self.store.get, package.id)
+            out.append((fresh, created, self.decision_of(fresh)))
+        return out
+
+    def decision_of(self, package: Package) -> dict[str, Any]:
+        """What the controller means to do with a package, in the API's words."""
+        if package.state is S.VAN:
+            return {"decision": "van", "reasons": package.reasons, "detail": package.detail}
+        if package.state in (S.ASSIGNED, S.LAUNCHING, S.EN_ROUTE):
+            return {
+                "decision": package.mode,
+                "vehicle_id": package.vehicle_id,
+                "eta": package.eta.isoformat() if package.eta else None,
+            }
+        if package.state is S.RECEIVED:
+            waiting = self._queued.get(package.id)
+            out: dict[str, Any] = {"decision": "queued"}
+            if self.grounded:
+                out["reason"] = f"fleet grounded: {self.grounded}"
+            if waiting is not None:
+                out.update(mode=waiting.mode, eta=waiting.eta.isoformat() if waiting.eta else None)
+            return out
+        return {"decision": str(package.state)}
+
+    # --- planning -----------------------------------------------------------------------------------------
+
+    def poke(self) -> None:
+        """Ask for a planning pass soon (after an arrival, a vehicle coming free, an unground)."""
+        self._wake.set()
+
+    async def plan_now(self) -> None:
+        """One planning pass over every received package."""
+        async with self._plan_lock:
+            if self.grounded:
+                return
+            received = await asyncio.to_thread(self._all_in_state, S.RECEIVED)
+            if not received:
+                self._queued.clear()
+                return
+            now = self.clock()
+            planner = Planner(self.config, at=now, previous=self._planner)
+            self._planner = planner
+            decisions = planner.plan([_demand(p) for p in received], self._fleet(now))
+            await self._apply(decisions, {p.id: p for p in received}, now)
+
+    def _all_in_state(self, state: PackageState) -> list[Package]:
+        out: list[Package] = []
+        after: str | None = None
+        while True:
+            page = self.store.list(state=state, limit=1000, after=after)
+            out.extend(page)
+            if len(page) < 1000:
+                return out
+            after = page[-1].id
+
+    def _fleet(self, now: datetime) -> list[FleetVehicle]:
+        fleet = []
+        for vehicle in self.config.fleet:
+            if vehicle.kind is VehicleKind.VAN:
+                continue
+            carrier = self.carriers.get(vehicle.id)
+            snap = carrier.snapshot() if carrier else None
+            charge = snap.charge if snap and snap.charge is not None else vehicle.charge
+            online = vehicle.online and snap is not None and snap.online
+            free_in = 0.0
+            if vehicle.id in self._busy:
+                free_in = max(1.0, (self._busy[vehicle.id][1] - now).total_seconds())
+                charge = 1.0  # planned after its return and battery swap
+            fleet.append(
+                FleetVehicle(
+                    vehicle.id,
+                    vehicle.kind,
+                    vehicle.vehicle_spec(),
+                    charge=max(0.0, charge),
+                    online=online,
+                    free_in_s=free_in,
+                )
+            )
+        return fleet
+
+    async def _apply(self, decisions: list[Decision], packages: dict[str, Package], now: datetime) -> None:
+        moves: list[Move] = []
+        launches: list[tuple[Assignment, Decision]] = []
+        self._queued = {}
+        for d in decisions:
+            package = packages[d.package_id]
+            if d.status == "queued":
+                self._queued[d.package_id] = d
+            elif d.status == "van":
+                moves.append(
+                    Move(
+                        d.package_id,
+                        S.VAN,
+                        "no drone or robot can carry it safely",
+                        detail={"hints": d.hints},
+                        expect=S.RECEIVED,
+                        fields={"reasons": [str(r) for r in d.reasons]},
+                    )
+                )
+            elif d.status == "assigned" and d.vehicle_id is not None and d.vehicle_id not in self._busy:
+                job = _job(self.config, package, d)
+                moves.append(
+                    Move(
+                        d.package_id,
+                        S.ASSIGNED,
+                        f"assigned to {d.mode} {d.vehicle_id}",
+                        detail={"mission_id": job.mission_id, "route": job.route},
+                        expect=S.RECEIVED,
+                        fields={
+                            "vehicle_id": d.vehicle_id,
+                            "mode": d.mode,
+                            "eta": d.eta,
+                            "energy_margin_wh": d.margin_wh,
+                        },
+                    )
+                )
+                launches.append((job, d))
+        if not moves:
+            return
+        held = self.config.launch == "operator"
+        # Missions first: a crash between the two writes leaves a mission whose package is still received,
+        # which recovery closes; the other order could strand a package in `assigned` with no mission.
+        for job, d in launches:
+            await asyncio.to_thread(
+                self.store.create_mission,
+                job.package_id,
+                job.vehicle_id,
+                d.mode,
+                {"job": job.as_dict()},
+                state="held" if held else "planned",
+                mission_id=job.mission_id,
+            )
+        updated = await asyncio.to_thread(self.store.transition_many, moves)
+        for package in updated:
+            self.bus.publish(
+                "package",
+                package_id=package.id,
+                key=package.key,
+                state=str(package.state),
+                vehicle_id=package.vehicle_id,
+                mode=package.mode,
+                reasons=package.reasons,
+                eta=package.eta.isoformat() if package.eta else None,
+            )
+        for job, d in launches:
+            self._busy[job.vehicle_id] = (job.mission_id, d.back_at or now)
+            self.bus.publish(
+                "mission",
+                mission_id=job.mission_id,
+                package_id=job.package_id,
+                vehicle_id=job.vehicle_id,
+                state="held" if held else "planned",
+            )
+            if held:
+                self._held[job.mission_id] = job
+            else:
+                self._start(job, resume=False)
+
+    # --- missions -----------------------------------------------------------------------------------------
+
+    def _start(self, job: Assignment, *, resume: bool) -> None:
+        task = asyncio.create_task(self._run(job, resume=resume), name=f"lastmile.mission[{job.mission_id}]")
+        self._running[job.mission_id] = task
+
+    async def _run(self, job: Assignment, *, resume: bool) -> None:
+        carrier = self.carriers.get(job.vehicle_id)
+        try:
+            if carrier is None:
+                result = DeliveryResult(
+                    job.package_id,
+                    job.vehicle_id,
+                    delivered=False,
+                    reason=f"vehicle {job.vehicle_id} has no link",
+                    reason_code="link_lost",
+                )
+            else:
+                if not resume:
+                    await self._move(job.package_id, S.LAUNCHING, f"launching {job.vehicle_id}", S.ASSIGNED)
+                    await self._mission_state(job, "launching")
+                result = await (carrier.resume if resume else carrier.deliver)(
+                    job, self._on_vehicle_event(job)
+                )
+            await self._finish(job, result)
+        finally:
+            self._running.pop(job.mission_id, None)
+            self._busy.pop(job.vehicle_id, None)
+            self.poke()
+
+    def _on_vehicle_event(self, job: Assignment) -> Callable[[dict[str, Any]], None]:
+        def sink(event: dict[str, Any]) -> None:
+            self.bus.publish("vehicle", mission_id=job.mission_id, vehicle_id=job.vehicle_id, **event)
+            if event.get("phase") in ("airborne", "en_route", "driving"):
+                asyncio.get_running_loop().create_task(self._en_route(job))
+
+        return sink
+
+    async def _en_route(self, job: Assignment) -> None:
+        package = await asyncio.to_thread(self.store.get, job.package_id)
+        if package.state is S.LAUNCHING:
+            await self._move(job.package_id, S.EN_ROUTE, f"{job.vehicle_id} under way", S.LAUNCHING)
+            await self._mission_state(job, "en_route")
+
+    async def _finish(self, job: Assignment, result: DeliveryResult) -> None:
+        package = await asyncio.to_thread(self.store.get, job.package_id)
+        detail = {
+            "mission_id": job.mission_id,
+            "energy_used_wh": result.energy_used_wh,
+            "release_position": result.release_position,
+            "returned": result.returned,
+        }
+        if result.delivered:
+            if package.state is S.LAUNCHING:
+                await self._move(job.package_id, S.EN_ROUTE, f"{job.vehicle_id} under way", S.LAUNCHING)
+            await self._move(
+                job.package_id, S.DELIVERED, f"delivered by {job.vehicle_id}", S.EN_ROUTE, detail
+            )
+            await self._mission_state(job, "completed", result)
+            return
+        reason = result.reason or result.reason_code or "failed"
+        await self._mission_state(job, "aborted" if result.reason_code == "aborted" else "failed", result)
+        if package.state in (S.ASSIGNED,):  # never left: back to the queue
+            await self._move(job.package_id, S.RECEIVED, f"not launched: {reason}", S.ASSIGNED, detail)
+            return
+        if package.state not in (S.LAUNCHING, S.EN_ROUTE):
+            return
+        await self._move(
+            job.package_id, S.FAILED, reason, package.state, {**detail, "reason_code": result.reason_code}
+        )
+        attempts = sum(
+            1 for e in await asyncio.to_thread(self.store.history, job.package_id) if e.to_state is S.FAILED
+        )
+        if attempts >= self.config.max_attempts or result.reason_code in _NO_RETRY:
+            await self._move(
+                job.package_id,
+                S.VAN,
+                f"{attempts} attempt(s) failed; last: {reason}",
+                S.FAILED,
+                {"reason_code": result.reason_code},
+                reasons=[str(Reason.FLIGHT_FAILED)],
+            )
+        else:
+            await self._move(job.package_id, S.RECEIVED, f"to be reassigned after: {reason}", S.FAILED)
+        if not result.returned and result.reason_code in ("connection_broken", "link_lost"):
+            self.bus.publish("vehicle", vehicle_id=job.vehicle_id, state="unavailable", reason=reason)
+
+    async def _move(
+        self,
+        package_id: str,
+        to: PackageState,
+        reason: str,
+        expect: PackageState,
+        detail: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> Package:
+        package = await asyncio.to_thread(
+            self.store.transition, package_id, to, reason=reason, detail=detail, expect=expect, **fields
+        )
+        self.bus.publish(
+            "package",
+            package_id=package.id,
+            key=package.key,
+            state=str(package.state),
+            reason=reason,
+            vehicle_id=package.vehicle_id,
+            mode=package.mode,
+            reasons=package.reasons,
+        )
+        return package
+
+    async def _mission_state(self, job: Assignment, state: str, result: DeliveryResult | None = None) -> None:
+        plan: dict[str, Any] = {"job": job.as_dict()}
+        if result is not None:
+            plan["result"] = {
+                "delivered": result.delivered,
+                "reason": result.reason,
+                "reason_code": result.reason_code,
+                "energy_used_wh": result.energy_used_wh,
+                "returned": result.returned,
+            }
+        await asyncio.to_thread(self.store.update_mission, job.mission_id, state=state, plan=plan)
+        self.bus.publish(
+            "mission",
+            mission_id=job.mission_id,
+            package_id=job.package_id,
+            vehicle_id=job.vehicle_id,
+            state=state,
+            reason=result.reason if result is not None else None,
+        )
+
+    # --- operator actions ---------------------------------------------------------------------------------
+
+    async def launch(self, mission_id: str) -> None:
+        """Launch a mission held for an operator."""
+        job = self._held.pop(mission_id, None)
+        if job is None:
+            raise KeyError(mission_id)
+        if self.grounded:
+            self._held[mission_id] = job
+            raise PermissionError(f"the fleet is grounded: {self.grounded}")
+        await self._mission_state(job, "planned")
+        self._start(job, resume=False)
+
+    async def abort(self, mission_id: str) -> None:
+        """Abort a mission: held ones are released back to the queue, flying ones return home."""
+        job = self._held.pop(mission_id, None)
+        if job is not None:
+            await self._mission_state(job, "aborted")
+            await self._move(
+                job.package_id, S.RECEIVED, "mission aborted by an operator before launch", S.ASSIGNED
+            )
+            self._busy.pop(job.vehicle_id, None)
+            self.poke()
+            return
+        if mission_id not in self._running:
+            raise KeyError(mission_id)
+        mission = await asyncio.to_thread(self.store.get_mission, mission_id)
+        carrier = self.carriers.get(mission.vehicle_id)
+        if carrier is not None:
+            await carrier.abort()
+
+    async def ground(self, reason: str = "weather hold") -> None:
+        """Stop launching (held and planned missions wait; flying ones carry on)."""
+        self.grounded = reason
+        self.bus.publish("fleet", state="grounded", reason=reason)
+
+    async def unground(self) -> None:
+        self.grounded = None
+        self.bus.publish("fleet", state="released")
+        self.poke()
+
+    async def hand_to_van(self, package_id: str, reason: str = "handed to vans by an operator") -> Package:
+        """Take a waiting package off the drone/robot queue and give it to the vans."""
+        package = await asyncio.to_thread(self.store.get, package_id)
+        return await self._move(package_id, S.VAN, reason, package.state, reasons=["operator"])
+
+    # --- views ----------------------------------------------------------------------------------------------
+
+    def fleet_status(self) -> list[dict[str, Any]]:
+        out = []
+        for vehicle in self.config.fleet:
+            carrier = self.carriers.get(vehicle.id)
+            snap = carrier.snapshot() if carrier else VehicleSnapshot(vehicle.id, vehicle.kind, online=False)
+            data = snap.as_dict()
+            data["mission_id"] = self._busy.get(vehicle.id, (None,))[0]
+            data["grounded"] = self.grounded is not None
+            out.append(data)
+        return out
+
+    async def missions(self, *, unfinished_only: bool = True) -> list[Mission]:
+        return await asyncio.to_thread(self.store.missions, unfinished_only)
+
+    # --- recovery -------------------------------------------------------------------------------------------
+
+    async def _recover(self) -> None:
+        for mission in await asyncio.to_thread(self.store.missions, True):
+            job = Assignment.from_dict(mission.plan["job"])
+            package = await asyncio.to_thread(self.store.get, mission.package_id)
+            self._busy[job.vehicle_id] = (job.mission_id, self.clock() + timedelta(minutes=30))
+            if mission.state == "held":
+                self._held[job.mission_id] = job
+            elif package.state is S.ASSIGNED:
+                self._start(job, resume=False)
+            elif package.state in (S.LAUNCHING, S.EN_ROUTE):
+                self.bus.publish(
+                    "mission", mission_id=job.mission_id, state="resuming", vehicle_id=job.vehicle_id
+                )
+                self._start(job, resume=True)
+            else:  # the package moved on without the mission record: close it
+                await asyncio.to_thread(self.store.update_mission, job.mission_id, state="failed")
+                self._busy.pop(job.vehicle_id, None)
+        # A package assigned by a mission that has since finished (or never got stored) is planned again.
+        live = {m.package_id for m in await asyncio.to_thread(self.store.missions, True)}
+        for package in await asyncio.to_thread(self._all_in_state, S.ASSIGNED):
+            if package.id not in live:
+                await self._move(
+                    package.id, S.RECEIVED, "assignment lost in a restart; planned again", S.ASSIGNED
+                )
+
+
+def _demand(package: Package) -> Demand:
+    return Demand(
+        package.id,
+        package.weight_kg,
+        package.dest_lat,
+        package.dest_lon,
+        package.deadline,
+        package.earliest,
+        package.priority,
+    )
+
+
+def _job(config: StationConfig, package: Package, decision: Decision) -> Assignment:
+    import uuid
+
+    route = [(lat, lon) for lon, lat in (decision.route or [])]
+    if not route:
+        route = [(config.lat, config.lon), (package.dest_lat, package.dest_lon)]
+    return Assignment(
+        mission_id=uuid.uuid4().hex,
+        package_id=package.id,
+        vehicle_id=decision.vehicle_id or "",
+        station=(config.lat, config.lon),
+        destination=(package.dest_lat, package.dest_lon),
+        route=route,
+        payload_kg=package.weight_kg,
+        predicted_energy_wh=decision.energy_wh,
+    )

@@ -1,0 +1,112 @@
+"""A whole simulated station in one process: simulators, broker, drivers, store and the station service.
+
+`lastmile demo`, the end-to-end tests and the benchmarks all need the same assembly, so it lives here once.
+Simulated drones are ArduCopter-compatible MAVLink vehicles on real TCP sockets (`sitl.copter`); simulated
+robots are VDA 5050 clients of a real broker (`sitl.robot`, `sitl.broker`). The controller side is exactly
+what `lastmile serve` runs: the drivers, the carriers and `StationService`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.service import StationService
+from controller.service.carriers import Carrier
+from controller.service.carriers_drone import DroneCarrier
+from controller.service.carriers_robot import RobotCarrier
+from controller.station import StationConfig
+from controller.store import Store
+from sitl.broker import Broker
+from sitl.copter import SimCopterFleet
+from sitl.robot import RobotFleet, SimRobot
+from vehicles.mavlink import DroneDriver
+from vehicles.spec import VehicleKind
+from vehicles.vda5050 import FleetLink
+
+log = logging.getLogger("lastmile.simstation")
+
+
+@dataclass
+class SimStation:
+    """Start with `async with SimStation(config, store_url=...) as station:`; `station.service` runs it."""
+
+    config: StationConfig
+    store_url: str
+    speedup: float = 20.0
+    robot_version: str = "2.1.0"
+    broker_kind: str = "auto"
+    copter_params: dict[str, float] = field(default_factory=dict)
+    service: StationService | None = None
+    copters: SimCopterFleet | None = None
+    robots: RobotFleet | None = None
+    broker: Broker | None = None
+    drone_ids: list[str] = field(default_factory=list)
+    robot_ids: list[str] = field(default_factory=list)
+    _stack: contextlib.AsyncExitStack | None = None
+
+    async def __aenter__(self) -> SimStation:
+        stack = contextlib.AsyncExitStack()
+        self._stack = stack
+        try:
+            carriers = await self._start(stack)
+            store = Store(self.store_url)
+            stack.callback(store.close)
+            self.service = StationService(self.config, store, carriers=carriers)
+            await stack.enter_async_context(self.service)
+        except BaseException:
+            await stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._stack is not None:
+            await self._stack.aclose()
+
+    async def _start(self, stack: contextlib.AsyncExitStack) -> dict[str, Carrier]:
+        cfg = self.config
+        carriers: dict[str, Carrier] = {}
+        drones = [v for v in cfg.fleet if v.kind is VehicleKind.DRONE and v.online]
+        robots = [v for v in cfg.fleet if v.kind is VehicleKind.ROBOT and v.online]
+        if drones:
+            self.copters = SimCopterFleet(
+                len(drones),
+                home=(cfg.lat, cfg.lon, cfg.alt_m, 0.0),
+                speedup=self.speedup,
+                base_port=0,
+                params=self.copter_params,
+                batteries=[v.charge for v in drones],
+            )
+            await stack.enter_async_context(self.copters)
+            # Heartbeats and link timeouts in wall time, scaled so the drones' FS_GCS (in their time) holds.
+            driver = DroneDriver(heartbeat_period_s=min(1.0, 1.0 / self.speedup * 2))
+            await stack.enter_async_context(driver)
+            for vehicle, url in zip(drones, self.copters.urls(), strict=True):
+                drone = await driver.add(vehicle.id, url)
+                carriers[vehicle.id] = DroneCarrier(vehicle.id, drone, vehicle.vehicle_spec(), cfg.zones,
+                                                    ceiling_m=cfg.altitude_ceiling_m)
+                self.drone_ids.append(vehicle.id)
+        if robots:
+            serials = [v.id for v in robots]
+            self.broker = Broker(robots=serials, manufacturer="lastmile", kind=self.broker_kind)
+            await stack.enter_async_context(self.broker)
+            sims = [SimRobot(serial=v.id, version=self.robot_version, battery_percent=v.charge * 100.0)
+                    for v in robots]
+            self.robots = RobotFleet(sims, self.broker.host, self.broker.port,
+                                     credentials={s: self.broker.credentials(s) for s in serials},
+                                     speedup=self.speedup)
+            await stack.enter_async_context(self.robots)
+            user, password = self.broker.controller_credentials()
+            link = FleetLink(self.broker.host, self.broker.port, username=user, password=password)
+            await stack.enter_async_context(link)
+            await link.wait_connected()
+            for vehicle in robots:
+                handle = link.add_robot(vehicle.id, manufacturer="lastmile", version=self.robot_version,
+                                        battery_wh=vehicle.vehicle_spec().battery_wh)
+                carriers[vehicle.id] = RobotCarrier(vehicle.id, handle, cfg.frame)
+                self.robot_ids.append(vehicle.id)
+            for vehicle in robots:
+                await link.robot(vehicle.id).wait_until(lambda r: r.available, timeout_s=20.0)
+        return carriers

@@ -1,0 +1,91 @@
+"""The station service without vehicles: intake, van fallback, weather hold, and recovery from the store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from controller.packages import PackageIn, PackageState
+from controller.service import StationService
+from controller.station import StationConfig
+from controller.store import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def config(**kw: object) -> StationConfig:
+    return StationConfig(
+        name="t",
+        lat=33.44,
+        lon=-112.256,
+        tick_s=60.0,
+        fleet=[{"id": "d1", "kind": "drone"}, {"id": "r1", "kind": "robot"}],
+        **kw,
+    )
+
+
+def request(key: str, kg: float = 1.0) -> PackageIn:
+    return PackageIn(key=key, weight=kg, dest_lat=33.45, dest_lon=-112.25)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(f"sqlite:///{tmp_path / 'station.sqlite3'}")
+    yield s
+    s.close()
+
+
+async def test_without_any_vehicle_online_packages_go_to_vans_with_a_reason(store: Store) -> None:
+    async with StationService(config(), store) as service:
+        seen = service.bus.last_seq
+        ((package, created, decision),) = await service.submit([request("a")])
+        assert created and package.state is PackageState.VAN
+        assert decision["decision"] == "van" and decision["reasons"] == ["no_vehicle_available"]
+        events = [e for e in service.bus.recent(seen) if e["type"] == "package"]
+        assert [e["state"] for e in events] == ["received", "van"]
+
+
+async def test_resubmission_is_idempotent(store: Store) -> None:
+    async with StationService(config(), store) as service:
+        ((first, created1, _),) = await service.submit([request("a")])
+        ((again, created2, _),) = await service.submit([request("a")])
+        assert created1 and not created2 and again.id == first.id
+        assert len(store.history(first.id)) == 2  # received, van: nothing new on the repeat
+
+
+async def test_grounded_fleet_plans_nothing_until_released(store: Store) -> None:
+    async with StationService(config(), store) as service:
+        await service.ground("thunderstorm")
+        ((package, _, decision),) = await service.submit([request("a")])
+        assert package.state is PackageState.RECEIVED
+        assert decision == {"decision": "queued", "reason": "fleet grounded: thunderstorm"}
+        await service.unground()
+        await service.plan_now()
+        assert store.get(package.id).state is PackageState.VAN
+
+
+async def test_restart_replans_a_package_whose_assignment_was_lost(store: Store) -> None:
+    package, _ = store.submit(request("a"))
+    store.transition(
+        package.id,
+        PackageState.ASSIGNED,
+        reason="assigned",
+        vehicle_id="d1",
+        mode="drone",
+        eta=datetime.now(UTC),
+    )
+    async with StationService(config(), store) as service:
+        await service.plan_now()
+        history = [e.to_state for e in store.history(package.id)]
+        assert history[:3] == [PackageState.RECEIVED, PackageState.ASSIGNED, PackageState.RECEIVED]
+        assert service.store.get(package.id).state is PackageState.VAN
+
+
+async def test_operator_hands_a_waiting_package_to_vans(store: Store) -> None:
+    async with StationService(config(), store) as service:
+        await service.ground()
+        ((package, _, _),) = await service.submit([request("a")])
+        moved = await service.hand_to_van(package.id)
+        assert moved.state is PackageState.VAN and moved.reasons == ["operator"]
