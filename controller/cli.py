@@ -51,8 +51,13 @@ def _parse_at(at: str | None) -> datetime:
 
 @app.command()
 def assign(
-    packages_csv: Annotated[Path, typer.Argument(help="packages CSV (weights in kg or lb, decimal degrees)")],
-    station: Annotated[Path, typer.Option("--station", "-s", help="station TOML file")],
+    packages_csv: Annotated[
+        Path | None,
+        typer.Argument(help="packages CSV (weights in kg or lb, decimal degrees); default: example"),
+    ] = None,
+    station: Annotated[
+        Path | None, typer.Option("--station", "-s", help="station TOML (default: example)")
+    ] = None,
     at: Annotated[
         str | None, typer.Option(help="planning instant, ISO 8601 with zone (default: now)")
     ] = None,
@@ -63,14 +68,15 @@ def assign(
 ) -> None:
     """Decide who carries each package: drone, robot, a later trip (queued), or a van with its reasons."""
     from controller.assignment import Demand, Planner
+    from controller.examples import EXAMPLE_PACKAGES, EXAMPLE_STATION
     from controller.fleet import fleet_from_station
     from controller.intake import read_packages_csv
     from controller.station import load_station
 
     when = _parse_at(at)
     try:
-        config = load_station(station)
-        incoming = read_packages_csv(packages_csv)
+        config = load_station(station or EXAMPLE_STATION)
+        incoming = read_packages_csv(packages_csv or EXAMPLE_PACKAGES)
         planner = Planner(config, at=when)
         decisions = planner.plan([Demand.from_request(p) for p in incoming], fleet_from_station(config))
     except LastmileError as exc:
@@ -104,6 +110,42 @@ def assign(
     if json_out is not None:
         json_out.write_text(json.dumps([d.as_dict() for d in decisions], indent=1) + "\n", encoding="utf-8")
         console.print(f"wrote {json_out}")
+
+
+@app.command()
+def demo(
+    station: Annotated[Path | None, typer.Option(help="station TOML (default: the Tolleson example)")] = None,
+    speedup: Annotated[float, typer.Option(min=1.0, help="simulated seconds per wall-clock second")] = 20.0,
+    drones: Annotated[int, typer.Option(min=0, help="simulated drones")] = 6,
+    robots: Annotated[int, typer.Option(min=0, help="simulated sidewalk robots")] = 3,
+    orders: Annotated[int, typer.Option(min=1, help="orders in the stream")] = 40,
+    minutes: Annotated[float, typer.Option(min=0.1, help="wall-clock minutes to run at most")] = 2.0,
+    seed: Annotated[int, typer.Option(help="random seed of the order stream")] = 5050,
+    live: Annotated[bool, typer.Option(help="show the live dashboard")] = True,
+) -> None:
+    """Run a whole simulated station (drones, robots, broker, controller) on a stream of orders."""
+    import asyncio
+
+    from controller.demo import DemoSettings, run_demo
+    from controller.examples import EXAMPLE_STATION
+    from controller.station import load_station
+
+    try:
+        config = load_station(station or EXAMPLE_STATION)
+        settings = DemoSettings(
+            speedup=speedup,
+            drones=drones,
+            robots=robots,
+            orders=orders,
+            minutes=minutes,
+            seed=seed,
+            live=live,
+        )
+        asyncio.run(run_demo(config, settings, console))
+    except LastmileError as exc:
+        raise _fail(exc) from exc
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
 
 
 def _style(status: str, mode: str) -> str:

@@ -85,26 +85,37 @@ class SimStation:
             await stack.enter_async_context(driver)
             for vehicle, url in zip(drones, self.copters.urls(), strict=True):
                 drone = await driver.add(vehicle.id, url)
-                carriers[vehicle.id] = DroneCarrier(vehicle.id, drone, vehicle.vehicle_spec(), cfg.zones,
-                                                    ceiling_m=cfg.altitude_ceiling_m)
+                carriers[vehicle.id] = DroneCarrier(
+                    vehicle.id, drone, vehicle.vehicle_spec(), cfg.zones, ceiling_m=cfg.altitude_ceiling_m
+                )
                 self.drone_ids.append(vehicle.id)
         if robots:
             serials = [v.id for v in robots]
             self.broker = Broker(robots=serials, manufacturer="lastmile", kind=self.broker_kind)
             await stack.enter_async_context(self.broker)
-            sims = [SimRobot(serial=v.id, version=self.robot_version, battery_percent=v.charge * 100.0)
-                    for v in robots]
-            self.robots = RobotFleet(sims, self.broker.host, self.broker.port,
-                                     credentials={s: self.broker.credentials(s) for s in serials},
-                                     speedup=self.speedup)
+            sims = [
+                SimRobot(serial=v.id, version=self.robot_version, battery_percent=v.charge * 100.0)
+                for v in robots
+            ]
+            self.robots = RobotFleet(
+                sims,
+                self.broker.host,
+                self.broker.port,
+                credentials={s: self.broker.credentials(s) for s in serials},
+                speedup=self.speedup,
+            )
             await stack.enter_async_context(self.robots)
             user, password = self.broker.controller_credentials()
             link = FleetLink(self.broker.host, self.broker.port, username=user, password=password)
             await stack.enter_async_context(link)
             await link.wait_connected()
             for vehicle in robots:
-                handle = link.add_robot(vehicle.id, manufacturer="lastmile", version=self.robot_version,
-                                        battery_wh=vehicle.vehicle_spec().battery_wh)
+                handle = link.add_robot(
+                    vehicle.id,
+                    manufacturer="lastmile",
+                    version=self.robot_version,
+                    battery_wh=vehicle.vehicle_spec().battery_wh,
+                )
                 carriers[vehicle.id] = RobotCarrier(vehicle.id, handle, cfg.frame)
                 self.robot_ids.append(vehicle.id)
             for vehicle in robots:

@@ -128,8 +128,8 @@ class Broker:
             raise KeyError(f"serial_number={serial_number!r}: not a robot of this broker")
         return serial_number, self._passwords[serial_number]
 
-    @property
     def controller_credentials(self) -> tuple[str, str]:
+        """(username, password) of the controller, which may read and write every robot topic."""
         return self.controller_user, self._passwords[self.controller_user]
 
     @property
@@ -224,6 +224,9 @@ class Broker:
                         "log_type information",
                         "log_timestamp_format %H:%M:%S",
                         "max_queued_messages 10000",
+                        # send each packet at once instead of waiting to fill a segment (Nagle): robots'
+                        # states are small and latency matters more than a few bytes of TCP overhead
+                        "set_tcp_nodelay true",
                         "",
                     ]
                 )
@@ -233,8 +236,11 @@ class Broker:
         """Plain `user:password` lines hashed in place by `mosquitto_passwd -U` (one process, all users)."""
         path.write_text("".join(f"{user}:{pw}\n" for user, pw in self._passwords.items()))
         path.chmod(0o600)
-        tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
-        if Path(tool).is_file():
+        # MOSQUITTO_PASSWD names the tool; set it empty to write the hashes ourselves
+        tool = os.environ.get(
+            "MOSQUITTO_PASSWD", shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+        )
+        if tool and Path(tool).is_file():
             done = subprocess.run([tool, "-U", str(path)], capture_output=True, timeout=60, check=False)
             if done.returncode == 0:
                 return
@@ -329,8 +335,8 @@ class Broker:
 
             self._amqtt_loop = asyncio.get_running_loop()
             self._amqtt_stop = asyncio.Event()
-            broker = AmqttBroker(config)
             try:
+                broker = AmqttBroker(config)
                 await broker.start()
             except BaseException as exc:
                 failure.append(exc)

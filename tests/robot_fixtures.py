@@ -98,7 +98,7 @@ async def broker() -> AsyncIterator[Broker]:
 async def schema_tap(broker: Broker) -> AsyncIterator[SchemaTap]:
     """Validates every message on the broker; the test fails at teardown if any was invalid."""
     tap = SchemaTap()
-    user, password = broker.controller_credentials
+    user, password = broker.controller_credentials()
     ready = asyncio.Event()
 
     async def listen() -> None:
@@ -128,8 +128,10 @@ async def schema_tap(broker: Broker) -> AsyncIterator[SchemaTap]:
 @pytest.fixture
 async def controller_link(broker: Broker) -> AsyncIterator[FleetLink]:
     """The controller's FleetLink, connected, with a short stale limit and fast reconnects."""
-    user, password = broker.controller_credentials
-    link = FleetLink(broker.host, broker.port, username=user, password=password, keepalive=5, reconnect_max_s=0.5)
+    user, password = broker.controller_credentials()
+    link = FleetLink(
+        broker.host, broker.port, username=user, password=password, keepalive=5, reconnect_max_s=0.5
+    )
     async with link:
         await link.wait_connected(10)
         yield link

@@ -17,13 +17,11 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
-from shapely.geometry import MultiPolygon, Point, Polygon
 
 from controller.errors import InputError
 from controller.missions.results import DeliveryResult
@@ -43,125 +41,17 @@ from vehicles.mavlink import (
     PreArmError,
     StatusText,
 )
+from vehicles.mavlink.fence import FencePlan, fence_from_zones
 
 __all__ = ["DeliveryPlan", "FencePlan", "abort_delivery", "build_mission", "fence_from_zones", "fly_delivery"]
 
 LatLon = tuple[float, float]
-Ring = list[LatLon]
 
-FENCE_TYPE_ALT_MAX, FENCE_TYPE_POLYGON = 1, 4  # FENCE_TYPE bits (libraries/AC_Fence/AC_Fence.cpp)
 FENCE_ACTION_RTL = 1  # RTL, or LAND when RTL is impossible
-FS_LOW_RTL, FS_CRT_LAND = (
-    2,
-    1,
-)  # BATT_FS_LOW_ACT / BATT_FS_CRT_ACT values (ArduCopter Copter.h Failsafe_Action)
+# BATT_FS_LOW_ACT / BATT_FS_CRT_ACT values (ArduCopter/Copter.h Failsafe_Action)
+FS_LOW_RTL, FS_CRT_LAND = 2, 1
 FS_GCS_RTL = 1  # FS_GCS_ENABLE: RTL
 HOME_RADIUS_M = 15.0  # "landed at the station"
-_GLOBAL = mavlink.MAV_FRAME_GLOBAL
-
-
-@dataclass
-class FencePlan:
-    """What ArduPilot's FENCE mission type holds: lat/lon polygons and circles, plus an altitude ceiling."""
-
-    inclusion_polygons: list[Ring] = field(default_factory=list)
-    exclusion_polygons: list[Ring] = field(default_factory=list)
-    inclusion_circles: list[tuple[LatLon, float]] = field(default_factory=list)  # (centre, radius m)
-    exclusion_circles: list[tuple[LatLon, float]] = field(default_factory=list)
-    ceiling_m: float | None = None
-    return_point: LatLon | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("inclusion_polygons", "exclusion_polygons"):
-            for i, ring in enumerate(getattr(self, name)):
-                if len(ring) < 3:
-                    raise InputError(f"polygon {i} has {len(ring)} vertices; at least 3 needed", field=name)
-        for name in ("inclusion_circles", "exclusion_circles"):
-            for i, (_, radius) in enumerate(getattr(self, name)):
-                if not radius > 0:
-                    raise InputError(f"circle {i} radius {radius} m must be positive", field=name)
-        if self.ceiling_m is not None and not self.ceiling_m > 0:
-            raise InputError(f"{self.ceiling_m} m must be positive", field="ceiling_m")
-
-    @property
-    def has_areas(self) -> bool:
-        return bool(self.inclusion_polygons or self.exclusion_polygons or self.inclusion_circles
-                    or self.exclusion_circles)  # fmt: skip
-
-    @property
-    def fence_type(self) -> int:
-        """FENCE_TYPE bits: polygon (covers FENCE-mission polygons and circles) and max altitude."""
-        return (FENCE_TYPE_POLYGON if self.has_areas else 0) | (FENCE_TYPE_ALT_MAX if self.ceiling_m else 0)
-
-    def to_items(self) -> list[MissionItem]:
-        """FENCE mission items: 5001/5002 vertices (param1 = vertex count), 5003/5004 circles
-        (param1 = radius), 5000 return point (https://mavlink.io/en/services/geofence.html)."""
-        items: list[MissionItem] = []
-        polygon_kinds = (
-            (mavlink.MAV_CMD_NAV_FENCE_POLYGON_VERTEX_INCLUSION, self.inclusion_polygons),
-            (mavlink.MAV_CMD_NAV_FENCE_POLYGON_VERTEX_EXCLUSION, self.exclusion_polygons),
-        )
-        for cmd, rings in polygon_kinds:
-            for ring in rings:
-                items += [MissionItem(cmd, lat, lon, param1=len(ring), frame=_GLOBAL) for lat, lon in ring]
-        circle_kinds = (
-            (mavlink.MAV_CMD_NAV_FENCE_CIRCLE_INCLUSION, self.inclusion_circles),
-            (mavlink.MAV_CMD_NAV_FENCE_CIRCLE_EXCLUSION, self.exclusion_circles),
-        )
-        for cmd, circles in circle_kinds:
-            items += [MissionItem(cmd, lat, lon, param1=r, frame=_GLOBAL) for (lat, lon), r in circles]
-        if self.return_point is not None:
-            lat, lon = self.return_point
-            items.append(MissionItem(mavlink.MAV_CMD_NAV_FENCE_RETURN_POINT, lat, lon, frame=_GLOBAL))
-        return items
-
-
-def _ring(coords: Any) -> Ring:
-    pts = [(float(lat), float(lon)) for lon, lat, *_ in coords]
-    return pts[:-1] if len(pts) > 1 and pts[0] == pts[-1] else pts
-
-
-def fence_from_zones(
-    zones: Sequence[Any], ceiling_m: float | None = None, *, at: datetime | None = None
-) -> FencePlan:
-    """The drone fence for a station's zones (geofences `Zone`s in WGS84 lon/lat).
-
-    Exclusions (no_fly) become exclusion polygons/circles; operating areas become inclusions, and their holes
-    exclusions (ArduPilot has no polygon holes). Zones that do not bind drones at `at`, and exclusions whose
-    floor is above `ceiling_m` (the drone cannot reach them), are left out. An operating area's own ceiling
-    lowers the altitude fence.
-    """
-    plan = FencePlan(ceiling_m=ceiling_m)
-    for zone in zones:
-        if not zone.applies("drone", at=at):
-            continue
-        if (
-            zone.is_exclusion
-            and ceiling_m is not None
-            and zone.floor_m is not None
-            and zone.floor_m > ceiling_m
-        ):
-            continue
-        geom = zone.geometry
-        if isinstance(geom, Point):
-            if zone.radius_m is None:
-                raise InputError(f"zone {zone.id} is a point without radius_m", field="radius_m")
-            circle = ((geom.y, geom.x), float(zone.radius_m))
-            (plan.exclusion_circles if zone.is_exclusion else plan.inclusion_circles).append(circle)
-            continue
-        polygons = list(geom.geoms) if isinstance(geom, MultiPolygon) else [geom]
-        for poly in polygons:
-            if not isinstance(poly, Polygon):
-                raise InputError(f"zone {zone.id}: {poly.geom_type} cannot be a fence", field="geometry")
-            if zone.is_exclusion:
-                plan.exclusion_polygons.append(_ring(poly.exterior.coords))
-            else:
-                plan.inclusion_polygons.append(_ring(poly.exterior.coords))
-                plan.exclusion_polygons += [_ring(hole.coords) for hole in poly.interiors]
-        if not zone.is_exclusion and zone.ceiling_m is not None:
-            plan.ceiling_m = min(zone.ceiling_m, plan.ceiling_m or math.inf)
-    plan.__post_init__()
-    return plan
 
 
 @dataclass
@@ -341,6 +231,12 @@ async def fly_delivery(
     flight = _Flight(drone, plan, on_event)
     _ABORTED.discard(drone.vehicle_id)
     mission = build_mission(plan)
+    if not drone.conn.link_up:
+        return flight.fail("connection_broken", "the drone's link is down")
+    if drone.state.armed:
+        return flight.fail(
+            "vehicle_error", f"the drone is already armed (mode {drone.state.mode}): not ours to fly"
+        )
     try:
         flight.phase("safety_params")
         capacity = await drone.params.get("BATT_CAPACITY")
@@ -391,7 +287,10 @@ async def fly_delivery(
         flight.set_cause(
             "landed_away", f"package delivered but the drone landed away from the station at {landed_at}"
         )
-    flight.phase("done", delivered=flight.released, returned=returned, energy_used_wh=energy)
+    flight.phase(
+        "done", delivered=flight.released, returned=returned, energy_used_wh=energy,
+        predicted_energy_wh=plan.predicted_energy_wh,
+    )  # fmt: skip
     return flight.result(delivered=flight.released, energy_wh=energy, returned=returned)
 
 
@@ -438,7 +337,7 @@ async def _follow(
             flight.link_lost, lost_since = True, time.monotonic()
         elif isinstance(ev, LinkRestored):
             lost_since = None
-            _reattach(flight, mission, ev)
+            await _reattach(flight, mission, ev)
         elif isinstance(ev, ModeChanged) and ev.old == "AUTO" and s.armed:
             if lost_since is not None or not drone.conn.link_up:
                 # Heard with the first heartbeat after a gap: the drone's own GCS failsafe acted meanwhile.
@@ -467,9 +366,17 @@ async def _follow(
             return (s.lat, s.lon)
 
 
-def _reattach(flight: _Flight, mission: BuiltMission, ev: LinkRestored) -> None:
-    """After a link gap: what is the drone doing now, and did the package go while we were away?"""
-    s = flight.drone.state
+async def _reattach(flight: _Flight, mission: BuiltMission, ev: LinkRestored) -> None:
+    """After a link gap: what is the drone doing now, and did the package go while we were away?
+
+    The mode comes with the heartbeat that ended the gap; the mission item is asked for explicitly, since
+    telemetry streams may not have resumed yet.
+    """
+    drone = flight.drone
+    with contextlib.suppress(VehicleError):
+        current = await drone.commands.request_message("MISSION_CURRENT")
+        drone.state.mission_current = current.seq
+    s = drone.state
     if s.mission_current is not None and s.mission_current > mission.release_seq and s.mode == "AUTO":
         flight.released = True
     flight.record({

@@ -35,6 +35,7 @@ ORDER_REJECTIONS = frozenset({"orderError", "orderUpdateError", "noRouteError", 
 # the robot itself is gone; a controller-side broker outage (BROKER_DOWN) gets a grace period instead
 LINK_LOST = frozenset({Availability.CONNECTION_BROKEN, Availability.OFFLINE, Availability.STALE})
 WALKING_SPEED = 1.7  # m/s
+ORDER_SEPARATOR = "~"  # orderId = <package_id>~<random>: a robot's state tells which package it carries
 
 
 @dataclass
@@ -68,14 +69,21 @@ class RobotDeliveryPlan:
         return self.path_out[-1]
 
 
-def _order_plan(robot: RobotHandle, plan: RobotDeliveryPlan, frame: LocalFrame) -> tuple[OrderPlan, int, str]:
-    """Nodes in the station's map frame; returns (order, index of the destination node, drop actionId)."""
+def _order_plan(
+    robot: RobotHandle, plan: RobotDeliveryPlan, frame: LocalFrame, order_id: str | None = None
+) -> tuple[OrderPlan, int, str]:
+    """Nodes in the station's map frame; returns (order, index of the destination node, drop actionId).
+
+    Node and action ids derive from the package and the orderId, so the same plan rebuilt later (to adopt
+    an order after a controller restart) names the same nodes and the same drop action.
+    """
     points = list(plan.path_out) + list(plan.path_back[1:])  # the destination is shared by both legs
     lats = [p[0] for p in points]
     lons = [p[1] for p in points]
     xs, ys = frame.to_local(lons, lats)
     dest = len(plan.path_out) - 1
-    drop_id = f"drop-{plan.package_id}-{uuid.uuid4().hex[:8]}"
+    order_id = order_id or f"{plan.package_id}{ORDER_SEPARATOR}{uuid.uuid4().hex[:8]}"
+    drop_id = f"drop-{order_id}"
     drop = Action(
         "drop",
         drop_id,
@@ -89,7 +97,6 @@ def _order_plan(robot: RobotHandle, plan: RobotDeliveryPlan, frame: LocalFrame) 
         nodes.append(
             PlannedNode(f"{plan.package_id}-{leg}{i}", round(x, 3), round(y, 3), (drop,) if i == dest else ())
         )
-    order_id = f"{plan.package_id}-{uuid.uuid4().hex[:8]}"
     return OrderPlan(order_id, nodes, map_id=robot.map_id), dest, drop_id
 
 
@@ -101,13 +108,17 @@ class _Delivery:
     """The running state of one drive_delivery call."""
 
     def __init__(
-        self, robot: RobotHandle, plan: RobotDeliveryPlan, on_event: Callable[[dict[str, Any]], Any] | None
+        self,
+        robot: RobotHandle,
+        plan: RobotDeliveryPlan,
+        on_event: Callable[[dict[str, Any]], Any] | None,
+        order_id: str | None = None,
     ) -> None:
         self.robot = robot
         self.plan = plan
         self.on_event = on_event
         self.frame = LocalFrame(*plan.station)
-        self.order, self.dest, self.drop_id = _order_plan(robot, plan, self.frame)
+        self.order, self.dest, self.drop_id = _order_plan(robot, plan, self.frame, order_id)
         self.events: list[dict[str, Any]] = []
         self.start_charge = robot.view.battery_percent if robot.view else None
         self.release_position: LatLon | None = None
@@ -197,8 +208,9 @@ class _Delivery:
                 )
         elif kind == "error_raised":
             await self.note("robot_error", **data)
-            if data["error_type"] in ORDER_REJECTIONS:
-                await _best_effort_cancel(robot)
+            about = (data.get("references") or {}).get("orderId", self.order.order_id)
+            if data["error_type"] in ORDER_REJECTIONS and about == self.order.order_id:
+                # nothing to cancel: the robot never took the order (or this update)
                 reason = f"robot {name} rejected the order: {data['error_type']}: {data.get('description')}"
                 return self.failed(reason, "vehicle_error")
         elif kind == "node_reached":
@@ -244,7 +256,8 @@ async def drive_delivery(
     Returns delivered=True once the robot is back (or, with a reason_code, when it delivered but could
     not finish the way back); delivered=False with `connection_broken` or `vehicle_error` otherwise.
     """
-    run = _Delivery(robot, plan, on_event)
+    adopted = _running_order_of(robot, plan)
+    run = _Delivery(robot, plan, on_event, order_id=adopted)
     run.broker_grace_s, run.settle_s = broker_grace_s, settle_s
     if not robot.available:
         code = "vehicle_error" if robot.availability is Availability.ERROR else "connection_broken"
@@ -254,10 +267,15 @@ async def drive_delivery(
         )
     limit = timeout_s if timeout_s is not None else _trip_length(run.order) / WALKING_SPEED * 3 + 600
     with robot.events() as stream:
-        await robot.send_order(run.order, released_until=run.dest)
-        await run.note(
-            "order_sent", order_id=run.order.order_id, nodes=len(run.order.nodes), released_until=run.dest
-        )
+        if adopted is None:
+            await robot.send_order(run.order, released_until=run.dest)
+            await run.note(
+                "order_sent", order_id=run.order.order_id, nodes=len(run.order.nodes), released_until=run.dest
+            )
+        else:
+            outcome = await _adopt(run)
+            if outcome is not None:
+                return outcome
         try:
             loop = asyncio.get_running_loop()
             async with asyncio.timeout(limit):
@@ -279,6 +297,40 @@ async def drive_delivery(
             return run.failed(
                 f"robot {robot.serial_number} did not finish within {limit:.0f} s", "vehicle_error"
             )
+
+
+def _running_order_of(robot: RobotHandle, plan: RobotDeliveryPlan) -> str | None:
+    """The orderId the robot reports for this package, if any (it kept driving while we were away)."""
+    view = robot.view
+    if view is None or not view.order_id.startswith(f"{plan.package_id}{ORDER_SEPARATOR}"):
+        return None
+    if view.node_ids_left:
+        return view.order_id  # still on its way
+    final = f"{plan.package_id}-back{len(plan.path_out) + len(plan.path_back) - 2}"
+    if view.order_update_id >= 1 and view.last_node_id == final:
+        return view.order_id  # finished the whole trip while we were away
+    return None  # an order that was cancelled or refused: start a new one
+
+
+async def _adopt(run: _Delivery) -> DeliveryResult | None:
+    """Follow an order the robot already has, from where its state says it is."""
+    robot, view, last = run.robot, run.robot.view, len(run.order.nodes) - 1
+    assert view is not None
+    await run.note("order_adopted", order_id=run.order.order_id, update_id=view.order_update_id)
+    if view.order_update_id >= 1:  # the way back was released: the package is out
+        robot.adopt_order(run.order, update_id=view.order_update_id, first_node=run.dest, released_until=last)
+        run.phase, run.release_position = "returning", run.plan.destination
+        if run.complete():
+            run.phase = "done"
+            await run.note("returned", position=run.position())
+            return run.result(True, "completed while the controller was away")
+        return None
+    robot.adopt_order(run.order, update_id=0, first_node=0, released_until=run.dest)
+    if view.action_states.get(run.drop_id) == "FINISHED":
+        run.phase, run.release_position = "returning", run.plan.destination
+        await robot.release(last)
+        await run.note("return_released", order_id=run.order.order_id)
+    return None
 
 
 async def _best_effort_cancel(robot: RobotHandle) -> None:

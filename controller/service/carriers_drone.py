@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from controller.missions.drone import DeliveryPlan, abort_delivery, fence_from_zones, fly_delivery, follow_delivery
+from controller.missions.drone import (
+    DeliveryPlan,
+    abort_delivery,
+    fence_from_zones,
+    fly_delivery,
+    follow_delivery,
+)
 from controller.missions.results import DeliveryResult
 from controller.service.carriers import Assignment, EventSink, VehicleSnapshot
 from geofences import Zone
@@ -17,8 +23,15 @@ class DroneCarrier:
 
     kind = VehicleKind.DRONE
 
-    def __init__(self, vehicle_id: str, drone: Drone, spec: VehicleSpec, zones: Sequence[Zone],
-                 *, ceiling_m: float | None = None) -> None:
+    def __init__(
+        self,
+        vehicle_id: str,
+        drone: Drone,
+        spec: VehicleSpec,
+        zones: Sequence[Zone],
+        *,
+        ceiling_m: float | None = None,
+    ) -> None:
         self.vehicle_id = vehicle_id
         self.drone = drone
         self.spec = spec

@@ -27,7 +27,9 @@ class RobotCarrier:
             x, y, theta = view.position
             lons, lats = self.frame.to_wgs84(x, y)
             lon, lat = float(lons), float(lats)
-            heading = (90.0 - theta * 180.0 / 3.141592653589793) % 360.0  # map theta (CCW from east) -> compass
+            heading = (
+                90.0 - theta * 180.0 / 3.141592653589793
+            ) % 360.0  # map theta (CCW from east) -> compass
         silent = self.robot.silent_for()
         return VehicleSnapshot(
             vehicle_id=self.vehicle_id,
@@ -38,7 +40,9 @@ class RobotCarrier:
             lon=lon,
             heading_deg=heading,
             speed_mps=None,
-            mode="driving" if view is not None and view.driving else ("paused" if view and view.paused else "idle"),
+            mode="driving"
+            if view is not None and view.driving
+            else ("paused" if view and view.paused else "idle"),
             link_age_s=round(silent, 2) if silent is not None else None,
             errors=[f"{e.level}: {e.error_type}" for e in view.errors] if view is not None else [],
         )

@@ -29,7 +29,17 @@ class Instance:
     windows: npt.NDArray[np.float64] | None  # (n+1) x 2, row 0 the depot
     service: npt.NDArray[np.float64] | None  # n clients
     rounded: bool  # CVRPLIB convention: distances rounded to integers before costing
-    best_known: float | None  # from the .sol file beside the instance, if any
+    best_known: float | None  # the cost stated in the .sol file beside the instance, if any
+    best_routes: list[list[int]] | None  # that solution's routes (client node indices)
+
+    @property
+    def best_known_cost(self) -> float | None:
+        """The best-known routes costed on `distance`, the same measure as our own routes.
+
+        Solomon-type .sol files state costs on distances truncated to one decimal (C101: 827.3), while we
+        cost on exact distances (the same routes: 828.94); comparing like with like needs this.
+        """
+        return None if self.best_routes is None else route_cost(self.distance, self.best_routes)
 
 
 def load_instance(path: str | Path) -> Instance:
@@ -53,7 +63,11 @@ def load_instance(path: str | Path) -> Instance:
         svc = np.broadcast_to(np.asarray(raw.get("service_time", 0), dtype=np.float64), (n + 1,))
         service = np.array(svc[1:])
     sol = path.with_suffix(".sol")
-    best = float(vrplib.read_solution(sol)["cost"]) if sol.exists() else None
+    best = routes = None
+    if sol.exists():
+        known = vrplib.read_solution(sol)
+        best = float(known["cost"])
+        routes = [[int(c) for c in r] for r in known["routes"] if len(r)]
     return Instance(
         name=str(raw.get("name", path.stem)),
         distance=distance,
@@ -64,6 +78,7 @@ def load_instance(path: str | Path) -> Instance:
         service=service,
         rounded=rounded,
         best_known=best,
+        best_routes=routes,
     )
 
 

@@ -164,6 +164,9 @@ class MissionRunner:
             if not v.landed:
                 self.nav.fly_to(self.target, self.target_alt, dt, wind)
             return
+        if self.current >= len(v.missions.mission):  # the mission was cut short under us
+            self._finish()
+            return
         item = v.missions.mission[self.current]
         cmd = item.command
         done = False

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
+from sitl.copter import telemetry
+
 if TYPE_CHECKING:
     from sitl.copter.vehicle import SimCopter
 
@@ -63,5 +65,6 @@ def run_do_command(v: SimCopter, command: int, p: Params, item: Any = None) -> i
             v.set_home_here()
         else:
             v.home = (p[4], p[5], p[6], v.home[3])
+            v.emit(telemetry.home_position(v))
         return mavlink.MAV_RESULT_ACCEPTED
     return mavlink.MAV_RESULT_ACCEPTED

@@ -9,6 +9,8 @@
   more than 100 m outside, else FENCE_ACTION.
 - GCS: ArduCopter/events.cpp failsafe_gcs_check: only once a heartbeat from SYSID_MYGCS has been seen;
   no such heartbeat for FS_GCS_TIMEOUT seconds triggers FS_GCS_ENABLE's action; a heartbeat clears it.
+- FS_OPTIONS (failsafe_gcs_on_event, handle_battery_failsafe): 2 = continue AUTO on GCS loss,
+  8 = continue a landing, 32 = release the gripper on a failsafe action.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ GCS_ACTIONS = {
 FENCE_MODES = {1: (Mode.RTL, Mode.LAND), 2: (Mode.LAND,), 3: (Mode.SMART_RTL, Mode.RTL, Mode.LAND),
                4: (Mode.BRAKE, Mode.LAND), 5: (Mode.SMART_RTL, Mode.LAND)}  # fmt: skip
 BATT_NONE, BATT_LOW, BATT_CRITICAL = 0, 1, 2
+# FS_OPTIONS bits (ArduCopter/Copter.h enum class FailsafeOption)
+GCS_CONTINUE_IF_AUTO, CONTINUE_IF_LANDING, RELEASE_GRIPPER = 1 << 1, 1 << 3, 1 << 5
 
 
 class Failsafes:
@@ -80,8 +84,27 @@ class Failsafes:
             if self.v.set_mode(mode, reason=reason):
                 return
 
+    def _option(self, bit: int) -> bool:
+        return bool(int(self.v.params["FS_OPTIONS"]) & bit)
+
+    def _is_landing(self) -> bool:
+        """Mode::is_landing: LAND, RTL's final descent, or AUTO flying a NAV_LAND."""
+        v, nav = self.v, self.v.nav
+        if v.mode_number == Mode.LAND:
+            return True
+        if v.mode_number == Mode.RTL:
+            return nav.rtl_phase == "land"
+        if v.mode_number == Mode.AUTO and nav.auto.running:
+            item = (
+                v.missions.mission[nav.auto.current] if nav.auto.current < len(v.missions.mission) else None
+            )
+            return item is not None and item.command == mavlink.MAV_CMD_NAV_LAND and nav.auto.phase == "land"
+        return False
+
     def do_action(self, action: int, reason: str) -> None:
-        """Copter::do_failsafe_action."""
+        """Copter::do_failsafe_action (FS_OPTIONS bit 5 releases the gripper first)."""
+        if action != NONE and self._option(RELEASE_GRIPPER):
+            self.v.release_payload()
         if action == LAND:
             self._try_modes(Mode.LAND, reason=reason)
         elif action == RTL:
@@ -173,6 +196,9 @@ class Failsafes:
             v.disarm(force=True)
             self._announce("Battery", "Disarming")
             return
+        if self._is_landing() and self._option(CONTINUE_IF_LANDING) and action != NONE:
+            self._announce("Battery", "Continuing Landing")
+            return
         self._announce("Battery")
         self.do_action(action, "battery")
 
@@ -212,6 +238,15 @@ class Failsafes:
             if self._should_disarm():
                 v.disarm(force=True)
                 self._announce("GCS", "Disarming")
+                return
+            if self._is_landing() and self.battery_level and self.battery_level >= BATT_LOW:
+                self._announce("GCS + Battery", "Continuing Landing")
+                return
+            if self._is_landing() and self._option(CONTINUE_IF_LANDING):
+                self._announce("GCS", "Continuing Landing")
+                return
+            if v.mode_number == Mode.AUTO and self._option(GCS_CONTINUE_IF_AUTO):
+                self._announce("GCS", "Continuing Auto")
                 return
             self._announce("GCS")
             self.do_action(GCS_ACTIONS.get(enable, LAND), "gcs")

@@ -1,9 +1,11 @@
 """Many simulated copters in one event loop, stepped together at a fixed simulated rate.
 
 One task steps every vehicle at STEP_S of simulated time; wall time per step is STEP_S / speedup. When
-the loop falls behind (a busy machine), it catches up with at most MAX_CATCHUP steps per wake-up and then
-lets simulated time slip rather than spiral, so a slow machine runs the simulation slower, never wrong.
-Vehicle i serves TCP on base_port + 10*i (ArduPilot SITL's SERIAL0 with -I i), SYSID_THISMAV = i + 1.
+the loop falls behind (a busy machine), it catches up with at most MAX_CATCHUP steps per wake-up, letting
+the links run between steps, and then lets simulated time slip rather than spiral, so a slow machine
+runs the simulation slower, never wrong, and protocol timers see the peer's answers in time order.
+Vehicle i serves TCP on base_port + 10*i (ArduPilot SITL's SERIAL0 with -I i), SYSID_THISMAV = i + 1
+(or first_sysid + i).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from sitl.copter.vehicle import SimCopter
 log = logging.getLogger("sitl.copter.fleet")
 STEP_S = 0.1  # simulated seconds per physics step (10 Hz)
 HEARTBEAT_S = 1.0
-MAX_CATCHUP = 50
+MAX_CATCHUP = 10  # at most 1 s of simulated time in one burst; beyond that, time slips
 
 
 class SimCopterFleet:
@@ -37,6 +39,7 @@ class SimCopterFleet:
         udp_out: Sequence[str] = (),
         params: Mapping[str, float] | None = None,
         batteries: Sequence[float] | None = None,
+        first_sysid: int = 1,
     ) -> None:
         if count < 1:
             raise ValueError("count must be at least 1")
@@ -45,6 +48,7 @@ class SimCopterFleet:
         if batteries is not None and len(batteries) != count:
             raise ValueError("batteries must give one fraction per vehicle")
         self.count = count
+        self.first_sysid = first_sysid
         self.home = home
         self.speedup = float(speedup)
         self.base_port = base_port
@@ -56,6 +60,8 @@ class SimCopterFleet:
         self.tcp_ports: list[int] = []
         self._servers: list[asyncio.Server] = []
         self._task: asyncio.Task[None] | None = None
+        self._t0 = 0.0  # loop time at which simulated time would have been 0 at the current speed-up
+        self._sim = 0.0  # simulated seconds stepped so far
 
     async def __aenter__(self) -> SimCopterFleet:
         await self.start()
@@ -63,6 +69,16 @@ class SimCopterFleet:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    def set_speedup(self, speedup: float) -> None:
+        """Change the speed-up while running (tests hurry through long cruises); no jump in time."""
+        if speedup <= 0:
+            raise ValueError("speedup must be positive")
+        now = asyncio.get_running_loop().time() if self._task is not None else 0.0
+        self.speedup = float(speedup)
+        self._t0 = now - self._sim / self.speedup
+        for v in self.vehicles:
+            v.params.set("SIM_SPEEDUP", self.speedup)
 
     def urls(self) -> list[str]:
         """Connection strings, e.g. "tcp:127.0.0.1:5760", index i -> vehicle i."""
@@ -72,8 +88,9 @@ class SimCopterFleet:
         """Create the vehicles, open their ports, and start the clock."""
         try:
             for i in range(self.count):
-                values = {**self.params, "SYSID_THISMAV": i + 1, "SIM_SPEEDUP": self.speedup}
-                v = SimCopter(i + 1, self.home, ParamStore(values), battery=self.batteries[i])
+                sysid = self.first_sysid + i
+                values = {**self.params, "SYSID_THISMAV": sysid, "SIM_SPEEDUP": self.speedup}
+                v = SimCopter(sysid, self.home, ParamStore(values), battery=self.batteries[i])
                 self.vehicles.append(v)
                 port = 0 if self.base_port == 0 else self.base_port + 10 * i
                 server = await link.serve_tcp(v, self.host, port)
@@ -97,7 +114,7 @@ class SimCopterFleet:
             server.close()
         for v in self.vehicles:
             for outlet in list(v.outlets):
-                outlet.close()  # type: ignore[attr-defined]
+                outlet.close()
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 2.0)
@@ -106,27 +123,28 @@ class SimCopterFleet:
     def _step_all(self) -> None:
         for v in self.vehicles:
             v.step(STEP_S)
-            if v.time_s + 1e-9 >= getattr(v, "_next_heartbeat", 0.0):
-                v._next_heartbeat = v.time_s + HEARTBEAT_S  # type: ignore[attr-defined]
+            if v.time_s + 1e-9 >= v.next_heartbeat_s:
+                v.next_heartbeat_s = v.time_s + HEARTBEAT_S
                 v.emit(telemetry.heartbeat(v))
             for outlet in list(v.outlets):
-                outlet.tick()  # type: ignore[attr-defined]
+                outlet.tick()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        t0 = loop.time()
-        sim = 0.0
+        self._t0 = loop.time() - self._sim / self.speedup
         while True:
-            target = (loop.time() - t0) * self.speedup
+            target = (loop.time() - self._t0) * self.speedup
             steps = 0
-            while sim + STEP_S <= target + 1e-9 and steps < MAX_CATCHUP:
-                sim += STEP_S
+            while self._sim + STEP_S <= target + 1e-9 and steps < MAX_CATCHUP:
+                self._sim += STEP_S
                 try:
                     self._step_all()
                 except Exception:
                     log.exception("simulation step failed")
                 steps += 1
-            if steps == MAX_CATCHUP:
-                t0 = loop.time() - sim / self.speedup  # let simulated time slip instead of spiralling
-            wake = t0 + (sim + STEP_S) / self.speedup
+                if self._sim + STEP_S <= target + 1e-9:
+                    await asyncio.sleep(0)  # let links read and answer between catch-up steps
+            if steps == MAX_CATCHUP:  # let simulated time slip instead of spiralling
+                self._t0 = loop.time() - self._sim / self.speedup
+            wake = self._t0 + (self._sim + STEP_S) / self.speedup
             await asyncio.sleep(max(0.0, wake - loop.time()))

@@ -23,18 +23,18 @@ M = mavlink
 SIGNING_EPOCH = 1420070400  # 1 Jan 2015, the MAVLink signing epoch (GCS_Signing.cpp)
 
 
-def param_value(v: SimCopter, name: str, index: int) -> M.MAVLink_message:
+def param_value(v: SimCopter, name: str, index: int) -> mavlink.MAVLink_message:
     return M.MAVLink_param_value_message(
         name.encode(), v.params[name], v.params.kind(name), len(v.params), index
     )
 
 
-def _targets_us(v: SimCopter, msg: M.MAVLink_message) -> bool:
+def _targets_us(v: SimCopter, msg: mavlink.MAVLink_message) -> bool:
     target = getattr(msg, "target_system", 0)
     return target in (0, v.sysid)
 
 
-def handle_message(v: SimCopter, link: Link, msg: M.MAVLink_message) -> None:
+def handle_message(v: SimCopter, link: Link, msg: mavlink.MAVLink_message) -> None:
     """Act on one decoded message that arrived on `link`."""
     kind = msg.get_type()
     src = (msg.get_srcSystem(), msg.get_srcComponent())
@@ -80,7 +80,7 @@ def handle_message(v: SimCopter, link: Link, msg: M.MAVLink_message) -> None:
         _mission(v, link, msg, kind, src)
 
 
-def _mission(v: SimCopter, link: Link, msg: M.MAVLink_message, kind: str, src: tuple[int, int]) -> None:
+def _mission(v: SimCopter, link: Link, msg: mavlink.MAVLink_message, kind: str, src: tuple[int, int]) -> None:
     mission_type = getattr(msg, "mission_type", 0)
     transfer = v.missions.transfers.get(mission_type)
     if transfer is None:
@@ -89,17 +89,35 @@ def _mission(v: SimCopter, link: Link, msg: M.MAVLink_message, kind: str, src: t
         return
     if kind == "MISSION_COUNT":
         transfer.handle_count(link, src, msg.count)
+    elif kind in ("MISSION_ITEM_INT", "MISSION_ITEM") and mission_type == 0 and msg.current in (2, 3):
+        _guided_item(v, link, src, Item.from_msg(msg), msg.current)
     elif kind in ("MISSION_ITEM_INT", "MISSION_ITEM"):
         transfer.handle_item(link, src, Item.from_msg(msg), msg.seq)
     elif kind == "MISSION_REQUEST_LIST":
         transfer.handle_request_list(link, src)
     elif kind in ("MISSION_REQUEST_INT", "MISSION_REQUEST"):
         transfer.handle_request(link, src, msg.seq, kind == "MISSION_REQUEST_INT")
+    elif kind == "MISSION_WRITE_PARTIAL_LIST":
+        transfer.handle_write_partial(link, src, msg.start_index, msg.end_index)
     elif kind == "MISSION_CLEAR_ALL":
         transfer.handle_clear_all(link, src)
 
 
-def _position_target(v: SimCopter, msg: M.MAVLink_message) -> None:
+def _guided_item(v: SimCopter, link: Link, src: tuple[int, int], item: Item, current: int) -> None:
+    """MISSION_ITEM with current=2 (a GUIDED destination) or 3 (altitude change only), as
+    GCS_MAVLINK::handle_mission_item answers them with a MISSION_ACK (libraries/GCS_MAVLink/GCS_Common.cpp).
+    """
+    alt = v.missions.rel_alt(item)
+    if current == 2:
+        ok = v.nav.set_guided_target(item.lat, item.lon, alt)
+    else:
+        target = v.nav.guided_target or (v.lat, v.lon, v.alt_m)
+        ok = v.nav.set_guided_target(target[0], target[1], alt)
+    result = M.MAV_MISSION_ACCEPTED if ok else M.MAV_MISSION_ERROR
+    link.send(M.MAVLink_mission_ack_message(src[0], src[1], result, M.MAV_MISSION_TYPE_MISSION))
+
+
+def _position_target(v: SimCopter, msg: mavlink.MAVLink_message) -> None:
     """GUIDED position target.
 
     ArduCopter/GCS_MAVLink_Copter.cpp handle_message_set_position_target_global_int.
@@ -112,7 +130,7 @@ def _position_target(v: SimCopter, msg: M.MAVLink_message) -> None:
     v.nav.set_guided_target(msg.lat_int / 1e7, msg.lon_int / 1e7, alt)
 
 
-def _setup_signing(v: SimCopter, msg: M.MAVLink_message) -> None:
+def _setup_signing(v: SimCopter, msg: mavlink.MAVLink_message) -> None:
     """GCS_MAVLINK::handle_setup_signing: store the key for all links; an all-zero key turns signing off."""
     key = bytes(msg.secret_key)
     signing = v.signing
@@ -129,7 +147,7 @@ def _setup_signing(v: SimCopter, msg: M.MAVLink_message) -> None:
     signing.stream_timestamps.clear()
 
 
-def _accept_unsigned(mav: M.MAVLink, msgid: int) -> bool:
+def _accept_unsigned(mav: mavlink.MAVLink, msgid: int) -> bool:
     """GCS_Signing.cpp accept_unsigned_callback: only RADIO_STATUS / RADIO pass unsigned.
 
     ArduPilot also trusts channel 0 (USB); every link here is a network link, so none is trusted.

@@ -73,6 +73,8 @@ class Link:
     # ---- streams -------------------------------------------------------------------------------
     def set_interval(self, msgid: int, interval_us: float) -> bool:
         """MAV_CMD_SET_MESSAGE_INTERVAL: -1 stops, 0 = default rate (1 Hz here), else microseconds."""
+        if msgid in telemetry.EVENT_MESSAGES:
+            return True
         if msgid not in telemetry.BUILDERS:
             return False
         if interval_us < 0:

@@ -8,6 +8,9 @@ Protocol: libraries/GCS_MAVLink/MissionItemProtocol.cpp, followed closely:
 - count above capacity: NO_SPACE; an item with the wrong seq: INVALID_SEQUENCE (the upload continues);
   an item that cannot be stored: its error (UNSUPPORTED, UNSUPPORTED_FRAME, INVALID_PARAM5_X ...) and
   the upload ends; download during an upload: DENIED.
+- MISSION and RALLY items are stored as they arrive (after MISSION_COUNT truncates the list), so a
+  cancelled upload leaves the items received so far, as in ArduPilot; FENCE items are validated and
+  stored only when the upload completes. MISSION_WRITE_PARTIAL_LIST re-uploads a range.
 - Timers run in simulated time, as AP_HAL::millis() does in SITL.
 MISSION item 0 is home (AP_Mission keeps home there; what a GCS uploads as item 0 is ignored and a
 download returns the current home). FENCE and RALLY have no home item and need MAVLink 2
@@ -34,6 +37,8 @@ RALLY = mavlink.MAV_MISSION_TYPE_RALLY
 REQUEST_RESEND_S = 1.0  # MissionItemProtocol::update: 1000 ms + stream slowdown
 UPLOAD_TIMEOUT_S = 8.0  # MissionItemProtocol.h upload_timeout_ms
 CAPACITY = {MISSION: 700, FENCE: 200, RALLY: 20}
+TIMEOUT_NAMES = {MISSION: "Mission", FENCE: "Fence", RALLY: "Rally"}  # each protocol's timeout()
+RECEIVED_TEXTS = {MISSION: "Flight plan received", RALLY: "Rally points received"}  # complete()
 
 GLOBAL_FRAMES = {
     mavlink.MAV_FRAME_GLOBAL,
@@ -143,22 +148,47 @@ class Replier(Protocol):
     def send(self, msg: mavlink.MAVLink_message) -> None: ...
 
 
+RALLY_FRAMES = {mavlink.MAV_FRAME_GLOBAL_RELATIVE_ALT, mavlink.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT}
+
+
+def _check_latlon(item: Item) -> int:
+    if not -900_000_000 <= item.x <= 900_000_000:  # check_lat
+        return mavlink.MAV_MISSION_INVALID_PARAM5_X
+    if not -1_800_000_000 <= item.y <= 1_800_000_000:  # check_lng
+        return mavlink.MAV_MISSION_INVALID_PARAM6_Y
+    return mavlink.MAV_MISSION_ACCEPTED
+
+
 def validate(item: Item, mission_type: int) -> int:
-    """MAV_MISSION_RESULT for storing `item` (AP_Mission::mavlink_int_to_mission_cmd and friends)."""
-    allowed = {
-        MISSION: MISSION_COMMANDS,
-        FENCE: fence.FENCE_COMMANDS,
-        RALLY: {mavlink.MAV_CMD_NAV_RALLY_POINT},
-    }
-    if item.command not in allowed[mission_type]:
+    """MAV_MISSION_RESULT for storing `item`, in the order each protocol checks.
+
+    MISSION: AP_Mission::mavlink_int_to_mission_cmd (command, then frame, then lat/lon);
+    FENCE: MissionItemProtocol_Fence.cpp convert_MISSION_ITEM_INT_to_AC_PolyFenceItem (frame first);
+    RALLY: MissionItemProtocol_Rally.cpp (command, relative-altitude frame only, lat/lon, int16 alt).
+    """
+    if mission_type == FENCE:
+        if item.frame not in GLOBAL_FRAMES:
+            return mavlink.MAV_MISSION_UNSUPPORTED_FRAME
+        return (
+            mavlink.MAV_MISSION_ACCEPTED
+            if item.command in fence.FENCE_COMMANDS
+            else mavlink.MAV_MISSION_UNSUPPORTED
+        )
+    if mission_type == RALLY:
+        if item.command != mavlink.MAV_CMD_NAV_RALLY_POINT:
+            return mavlink.MAV_MISSION_UNSUPPORTED
+        if item.frame not in RALLY_FRAMES:
+            return mavlink.MAV_MISSION_UNSUPPORTED_FRAME
+        result = _check_latlon(item)
+        if result == mavlink.MAV_MISSION_ACCEPTED and not -32768 <= item.z <= 32767:
+            return mavlink.MAV_MISSION_INVALID_PARAM7
+        return result
+    if item.command not in MISSION_COMMANDS:
         return mavlink.MAV_MISSION_UNSUPPORTED
     if item.command in LOCATION_COMMANDS:
         if item.frame not in GLOBAL_FRAMES:
             return mavlink.MAV_MISSION_UNSUPPORTED_FRAME
-        if not -900_000_000 <= item.x <= 900_000_000:  # check_lat
-            return mavlink.MAV_MISSION_INVALID_PARAM5_X
-        if not -1_800_000_000 <= item.y <= 1_800_000_000:  # check_lng
-            return mavlink.MAV_MISSION_INVALID_PARAM6_Y
+        return _check_latlon(item)
     return mavlink.MAV_MISSION_ACCEPTED
 
 
@@ -205,18 +235,31 @@ class Transfer:
         if count > CAPACITY[self.mission_type]:
             self._ack(link, src, mavlink.MAV_MISSION_NO_SPACE)
             self.store.v.send_text(f"Only {CAPACITY[self.mission_type]} items are supported")
-            self.receiving = False
             return
         self.new_items = []
+        self.store.truncate(self.mission_type, count)
         if count == 0:
-            self.receiving = False
-            self._ack(link, src, self.store.commit(self.mission_type, []))
+            self.receiving, self.link = False, None
+            self._ack(link, src, self.store.complete(self.mission_type, []))
             return
-        now = self.store.v.time_s
+        self._begin(link, src, 0, count - 1)
+
+    def _begin(self, link: Replier, src: tuple[int, int], first: int, last: int) -> None:
+        """MissionItemProtocol::init_send_requests."""
         self.receiving, self.link, self.dest = True, link, src
-        self.request_i, self.request_last = 0, count - 1
-        self.last_receive = now
+        self.request_i, self.request_last = first, last
+        self.last_receive = self.store.v.time_s
         self._request()
+
+    def handle_write_partial(self, link: Replier, src: tuple[int, int], start: int, end: int) -> None:
+        """MISSION_WRITE_PARTIAL_LIST: re-upload items start..end of the stored list."""
+        count = len(self.store.items_for(self.mission_type))
+        if start > count or end > count or end < start:
+            self.store.v.send_text("Flight plan update rejected", mavlink.MAV_SEVERITY_WARNING)
+            self._ack(link, src, mavlink.MAV_MISSION_ERROR)
+            return
+        self.new_items = list(self.store.fence_items) if self.mission_type == FENCE else []
+        self._begin(link, src, start, end)
 
     def handle_item(self, link: Replier, src: tuple[int, int], item: Item, seq: int) -> None:
         if not self.receiving or self.link is None:
@@ -230,16 +273,35 @@ class Transfer:
             self._ack(self.link, src, mavlink.MAV_MISSION_DENIED)
             return
         result = validate(item, self.mission_type)
+        if result == mavlink.MAV_MISSION_ACCEPTED and item.command == mavlink.MAV_CMD_DO_JUMP:
+            # MissionItemProtocol_Waypoints.cpp: a jump to 0, or past both the mission and this upload
+            jump = int(item.param1)
+            if jump == 0 or (jump >= len(self.store.mission) and jump > self.request_last):
+                result = mavlink.MAV_MISSION_ERROR
         if result != mavlink.MAV_MISSION_ACCEPTED:
             self._ack(self.link, src, result)
             self.receiving, self.link = False, None
             return
-        self.new_items.append(item)
+        # MISSION and RALLY items are written to storage as they arrive (replace_item / append_item in
+        # MissionItemProtocol_Waypoints/_Rally.cpp); FENCE items are kept until the upload completes.
+        target = self.new_items if self.mission_type == FENCE else self.store.items_for(self.mission_type)
+        if seq < len(target):
+            if not (self.mission_type == MISSION and seq == 0):  # item 0 stays home
+                target[seq] = item
+        elif seq == len(target):
+            target.append(item)
+        else:
+            self._ack(self.link, src, mavlink.MAV_MISSION_ERROR)
+            self.receiving, self.link = False, None
+            return
         self.last_receive = self.store.v.time_s
         self.request_i += 1
         if self.request_i > self.request_last:
             link_, self.receiving, self.link = self.link, False, None
-            self._ack(link_, src, self.store.commit(self.mission_type, self.new_items))
+            result = self.store.complete(self.mission_type, self.new_items)
+            if result == mavlink.MAV_MISSION_ACCEPTED and self.mission_type in RECEIVED_TEXTS:
+                link_.send(self.store.v.text_msg(RECEIVED_TEXTS[self.mission_type]))  # _link.send_text
+            self._ack(link_, src, result)
             return
         self._request()
 
@@ -260,12 +322,23 @@ class Transfer:
             return
         items = self.store.items_for(self.mission_type)
         if not 0 <= seq < len(items):
-            self._ack(link, src, mavlink.MAV_MISSION_INVALID_SEQUENCE)
+            if self.mission_type == MISSION:
+                # MissionItemProtocol_Waypoints::get_item: tell the GCS the real size, then ERROR
+                link.send(mavlink.MAVLink_mission_count_message(src[0], src[1], len(items), MISSION))
+                self._ack(link, src, mavlink.MAV_MISSION_ERROR)
+            elif self.mission_type == FENCE and seq == len(items):
+                self._ack(link, src, mavlink.MAV_MISSION_ERROR)
+            else:
+                self._ack(link, src, mavlink.MAV_MISSION_INVALID_SEQUENCE)
             return
         current = 1 if (self.mission_type == MISSION and seq == self.store.current) else 0
-        msg = items[seq].to_msg(src, seq, self.mission_type, current)
+        i = items[seq]
+        if self.mission_type == FENCE:  # AC_PolyFence stores no frame or altitude
+            i = Item(i.command, mavlink.MAV_FRAME_GLOBAL, i.param1, x=i.x, y=i.y)
+        elif self.mission_type == RALLY:  # AP_Rally stores lat, lng, alt (relative)
+            i = Item(i.command, mavlink.MAV_FRAME_GLOBAL_RELATIVE_ALT, x=i.x, y=i.y, z=int(i.z))
+        msg = i.to_msg(src, seq, self.mission_type, current)
         if not want_int:
-            i = items[seq]
             msg = mavlink.MAVLink_mission_item_message(
                 src[0], src[1], seq, i.frame, i.command, current, i.autocontinue,
                 i.param1, i.param2, i.param3, i.param4, i.lat, i.lon, i.z, self.mission_type,
@@ -275,7 +348,7 @@ class Transfer:
     def handle_clear_all(self, link: Replier, src: tuple[int, int]) -> None:
         ok = not self.receiving
         if ok:
-            self.store.commit(self.mission_type, [])
+            self.store.clear(self.mission_type)
         self._ack(link, src, mavlink.MAV_MISSION_ACCEPTED if ok else mavlink.MAV_MISSION_ERROR)
 
     def step(self) -> None:
@@ -285,6 +358,7 @@ class Transfer:
         now = self.store.v.time_s
         if now - self.last_receive > UPLOAD_TIMEOUT_S:
             self.receiving = False
+            self.link.send(self.store.v.text_msg(f"{TIMEOUT_NAMES[self.mission_type]} upload timeout"))
             self._ack(self.link, self.dest, mavlink.MAV_MISSION_OPERATION_CANCELLED)
             self.link = None
             self.new_items = []
@@ -325,21 +399,32 @@ class MissionStore:
             return self.mission
         return self.fence_items if mission_type == FENCE else self.rally
 
-    def commit(self, mission_type: int, items: list[Item]) -> int:
-        """Store a completed upload; MAV_MISSION_RESULT (fence validation may refuse it)."""
+    def truncate(self, mission_type: int, count: int) -> None:
+        """MISSION_COUNT: AP_Mission::truncate / AP_Rally::truncate keep the first `count` items."""
         if mission_type == MISSION:
-            self.mission = [self._home_item(), *items[1:]]
+            del self.mission[max(count, 1) :]
+        elif mission_type == RALLY:
+            del self.rally[count:]
+
+    def complete(self, mission_type: int, fence_items: list[Item]) -> int:
+        """An upload finished: MAV_MISSION_RESULT (the fence is validated and loaded only now)."""
+        if mission_type == MISSION:
             self.v.nav.auto.complete = False
             self.v.nav.auto.current = min(self.v.nav.auto.current, len(self.mission) - 1)
         elif mission_type == FENCE:
-            result = fence.check_items(items)
+            result = fence.check_items(fence_items)
             if result != mavlink.MAV_MISSION_ACCEPTED:
                 return result
-            self.fence_items = list(items)
-            self.v.failsafes.fence.load(items)
-        else:
-            self.rally = list(items)
+            self.fence_items = list(fence_items)
+            self.v.failsafes.fence.load(fence_items)
         return mavlink.MAV_MISSION_ACCEPTED
+
+    def clear(self, mission_type: int) -> int:
+        """MISSION_CLEAR_ALL."""
+        if mission_type == FENCE:
+            return self.complete(FENCE, [])
+        self.truncate(mission_type, 0)
+        return self.complete(mission_type, [])
 
     def rel_alt(self, item: Item) -> float:
         """Altitude above home of a location item."""

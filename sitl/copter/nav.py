@@ -5,7 +5,8 @@ GUIDED holds or flies to the last SET_POSITION_TARGET / takeoff target (mode_gui
 POSHOLD / ALT_HOLD / STABILIZE hold where they are (no pilot here), BRAKE stops (mode_brake.cpp),
 LAND descends in place at LAND_SPEED_HIGH then LAND_SPEED below LAND_ALT_LOW and disarms on touchdown
 (mode_land.cpp), RTL climbs to RTL_ALT, returns to the nearest of home and the rally points, loiters
-RTL_LOIT_TIME and lands (mode_rtl.cpp); SMART_RTL is flown as RTL here. AUTO runs the mission
+RTL_LOIT_TIME and lands (mode_rtl.cpp); SMART_RTL retraces the recorded path (`smartrtl.py`). AUTO runs
+the mission
 (`auto.py`).
 """
 
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 from sitl.copter import geo, physics
 from sitl.copter.auto import MissionRunner
 from sitl.copter.modes import Mode
+from sitl.copter.smartrtl import SmartRtl
 
 if TYPE_CHECKING:
     from sitl.copter.vehicle import SimCopter
@@ -30,6 +32,7 @@ class Navigator:
     def __init__(self, v: SimCopter) -> None:
         self.v = v
         self.auto = MissionRunner(v, self)
+        self.srtl = SmartRtl(v)
         self.hold: tuple[float, float] | None = None  # horizontal hold point
         self.hold_alt = 0.0
         self.guided_target: tuple[float, float, float] | None = None
@@ -63,6 +66,8 @@ class Navigator:
     # ---- mode changes --------------------------------------------------------------------------
     def can_enter(self, mode: Mode) -> bool:
         v = self.v
+        if mode == Mode.SMART_RTL and not (v.armed and self.srtl.available):
+            return False  # ModeSmartRTL::init: needs a recorded path
         if mode == Mode.AUTO:
             if v.missions.nav_count() == 0:
                 return False  # ModeAuto::init: mission.num_commands() > 1
@@ -77,8 +82,10 @@ class Navigator:
         self.hold_alt = v.alt_m
         self.takeoff_alt = None
         self.guided_target = None
-        if mode in (Mode.RTL, Mode.SMART_RTL):
+        if mode == Mode.RTL:
             self._rtl_start()
+        elif mode == Mode.SMART_RTL:
+            self.srtl.start()
         elif mode == Mode.AUTO:
             self.auto.start()
         elif mode == Mode.BRAKE:
@@ -143,6 +150,7 @@ class Navigator:
     def land_step(self, point: tuple[float, float] | None, dt: float, wind) -> bool:
         """LAND behaviour; disarms on touchdown as mode_land.cpp does. True once down."""
         if self.v.landed:
+            self.v.disarm()  # mode_land.cpp: landed at ground idle -> disarm
             return True
         if self.descend_to_ground(point, self.land_speed(), dt, wind):
             self.v.disarm()
@@ -157,14 +165,15 @@ class Navigator:
             self.auto.step(dt, wind)
         elif mode == Mode.LAND:
             self.land_step(self.hold, dt, wind)
-        elif mode in (Mode.RTL, Mode.SMART_RTL):
+        elif mode == Mode.RTL:
             self._rtl_step(dt, wind)
+        elif mode == Mode.SMART_RTL:
+            self.srtl.step(self, dt, wind)
         elif mode == Mode.GUIDED and self.takeoff_alt is not None:
             self.climb_from_ground()
             _, dz = self.fly_to(self.hold, self.takeoff_alt, dt, wind)
             if dz < TAKEOFF_DONE_M:
-                self.takeoff_alt = None
-                self.hold_alt = v.alt_m
+                self.hold_alt, self.takeoff_alt = self.takeoff_alt, None
         elif mode == Mode.GUIDED and self.guided_target is not None:
             lat, lon, alt = self.guided_target
             self.fly_to((lat, lon), alt, dt, wind)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
-from sitl.copter import power
+from sitl.copter import geo, power
 from sitl.copter.modes import GUIDED_FLAG_MODES
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def base_mode(v: SimCopter) -> int:
     return flags
 
 
-def heartbeat(v: SimCopter) -> M.MAVLink_message:
+def heartbeat(v: SimCopter) -> mavlink.MAVLink_message:
     return M.MAVLink_heartbeat_message(
         M.MAV_TYPE_QUADROTOR,
         M.MAV_AUTOPILOT_ARDUPILOTMEGA,
@@ -56,7 +56,7 @@ def _boot_ms(v: SimCopter) -> int:
     return int(v.time_s * 1000) & 0xFFFFFFFF
 
 
-def sys_status(v: SimCopter) -> M.MAVLink_message:
+def sys_status(v: SimCopter) -> mavlink.MAVLink_message:
     present = _SENSORS | M.MAV_SYS_STATUS_GEOFENCE
     enabled = _SENSORS | (M.MAV_SYS_STATUS_GEOFENCE if v.failsafes.fence.enabled else 0)
     health = _SENSORS | (0 if v.failsafes.fence.breached_types else M.MAV_SYS_STATUS_GEOFENCE)
@@ -69,7 +69,7 @@ def sys_status(v: SimCopter) -> M.MAVLink_message:
     )  # fmt: skip
 
 
-def gps_raw_int(v: SimCopter) -> M.MAVLink_message:
+def gps_raw_int(v: SimCopter) -> mavlink.MAVLink_message:
     cog = int(math.degrees(math.atan2(v.k.ve, v.k.vn)) % 360 * 100) if v.groundspeed_mps > 0.1 else 0
     return M.MAVLink_gps_raw_int_message(
         int(v.time_s * 1e6), M.GPS_FIX_TYPE_3D_FIX, round(v.lat * 1e7), round(v.lon * 1e7),
@@ -77,7 +77,7 @@ def gps_raw_int(v: SimCopter) -> M.MAVLink_message:
     )  # fmt: skip
 
 
-def global_position_int(v: SimCopter) -> M.MAVLink_message:
+def global_position_int(v: SimCopter) -> mavlink.MAVLink_message:
     return M.MAVLink_global_position_int_message(
         _boot_ms(v), round(v.lat * 1e7), round(v.lon * 1e7), int((v.home[2] + v.alt_m) * 1000),
         int(v.alt_m * 1000), int(v.k.vn * 100), int(v.k.ve * 100), int(-v.k.vu * 100),
@@ -85,7 +85,7 @@ def global_position_int(v: SimCopter) -> M.MAVLink_message:
     )  # fmt: skip
 
 
-def attitude(v: SimCopter) -> M.MAVLink_message:
+def attitude(v: SimCopter) -> mavlink.MAVLink_message:
     # a multicopter leans into its acceleration; a small pitch with speed is enough for displays
     pitch = -math.radians(min(v.groundspeed_mps, 25.0) * 0.6)
     yaw = math.radians(v.k.heading_deg)
@@ -93,7 +93,7 @@ def attitude(v: SimCopter) -> M.MAVLink_message:
     return M.MAVLink_attitude_message(_boot_ms(v), 0.0, pitch, yaw, 0.0, 0.0, 0.0)
 
 
-def vfr_hud(v: SimCopter) -> M.MAVLink_message:
+def vfr_hud(v: SimCopter) -> mavlink.MAVLink_message:
     from sitl.copter import physics
 
     air = physics.airspeed(v.k, physics.wind_vector(*v.wind))
@@ -103,7 +103,7 @@ def vfr_hud(v: SimCopter) -> M.MAVLink_message:
     )
 
 
-def battery_status(v: SimCopter) -> M.MAVLink_message:
+def battery_status(v: SimCopter) -> mavlink.MAVLink_message:
     """GCS_MAVLINK::send_battery_status: cell voltages in mV (UINT16_MAX = unused), mAh, hJ."""
     b = v.battery
     cell_mv = int(b.voltage * 1000 / power.CELLS)
@@ -122,7 +122,7 @@ def battery_status(v: SimCopter) -> M.MAVLink_message:
     )  # fmt: skip
 
 
-def home_position(v: SimCopter) -> M.MAVLink_message:
+def home_position(v: SimCopter) -> mavlink.MAVLink_message:
     lat, lon, alt, _ = v.home
     return M.MAVLink_home_position_message(
         round(lat * 1e7), round(lon * 1e7), int(alt * 1000), 0.0, 0.0, 0.0,
@@ -130,7 +130,7 @@ def home_position(v: SimCopter) -> M.MAVLink_message:
     )  # fmt: skip
 
 
-def extended_sys_state(v: SimCopter) -> M.MAVLink_message:
+def extended_sys_state(v: SimCopter) -> mavlink.MAVLink_message:
     if v.landed:
         state = M.MAV_LANDED_STATE_ON_GROUND
     elif v.k.vu < -0.2 and v.mode in ("LAND", "RTL"):
@@ -140,7 +140,7 @@ def extended_sys_state(v: SimCopter) -> M.MAVLink_message:
     return M.MAVLink_extended_sys_state_message(M.MAV_VTOL_STATE_UNDEFINED, state)
 
 
-def ekf_status_report(v: SimCopter) -> M.MAVLink_message:
+def ekf_status_report(v: SimCopter) -> mavlink.MAVLink_message:
     """A healthy EKF (AP_NavEKF3 send_status_report): attitude, velocities, positions, predicted too."""
     flags = (
         M.EKF_ATTITUDE | M.EKF_VELOCITY_HORIZ | M.EKF_VELOCITY_VERT | M.EKF_POS_HORIZ_REL
@@ -149,7 +149,7 @@ def ekf_status_report(v: SimCopter) -> M.MAVLink_message:
     return M.MAVLink_ekf_status_report_message(flags, 0.02, 0.02, 0.02, 0.02, 0.0, 0.0)
 
 
-def autopilot_version(v: SimCopter) -> M.MAVLink_message:
+def autopilot_version(v: SimCopter) -> mavlink.MAVLink_message:
     """AUTOPILOT_VERSION with the capabilities ArduPilot advertises (GCS_Common.cpp capabilities())."""
     caps = (
         M.MAV_PROTOCOL_CAPABILITY_MAVLINK2 | M.MAV_PROTOCOL_CAPABILITY_MISSION_FLOAT
@@ -164,7 +164,31 @@ def autopilot_version(v: SimCopter) -> M.MAVLink_message:
     )
 
 
-BUILDERS: dict[int, Callable[[SimCopter], M.MAVLink_message]] = {
+def system_time(v: SimCopter) -> mavlink.MAVLink_message:
+    """SYSTEM_TIME: wall-clock time of the simulation's start plus simulated time (SITL's clock)."""
+    return M.MAVLink_system_time_message(int((v.start_unix + v.time_s) * 1e6), _boot_ms(v))
+
+
+def local_position_ned(v: SimCopter) -> mavlink.MAVLink_message:
+    """LOCAL_POSITION_NED relative to home (ArduPilot's EKF origin is the first home)."""
+    north, east = geo.ne_of(v.home[0], v.home[1], v.lat, v.lon)
+    return M.MAVLink_local_position_ned_message(_boot_ms(v), north, east, -v.alt_m, v.k.vn, v.k.ve, -v.k.vu)
+
+
+def wind(v: SimCopter) -> mavlink.MAVLink_message:
+    """WIND (ardupilotmega): direction the wind comes from (deg) and speed, the EKF's estimate."""
+    return M.MAVLink_wind_message(v.wind[1] % 360.0, v.wind[0], 0.0)
+
+
+def mission_current(v: SimCopter) -> mavlink.MAVLink_message:
+    return v.missions.mission_current_msg()
+
+
+def fence_status(v: SimCopter) -> mavlink.MAVLink_message:
+    return v.failsafes.fence.status_msg()
+
+
+BUILDERS: dict[int, Callable[[SimCopter], mavlink.MAVLink_message]] = {
     M.MAVLINK_MSG_ID_HEARTBEAT: heartbeat,
     M.MAVLINK_MSG_ID_SYS_STATUS: sys_status,
     M.MAVLINK_MSG_ID_GPS_RAW_INT: gps_raw_int,
@@ -176,8 +200,11 @@ BUILDERS: dict[int, Callable[[SimCopter], M.MAVLink_message]] = {
     M.MAVLINK_MSG_ID_EXTENDED_SYS_STATE: extended_sys_state,
     M.MAVLINK_MSG_ID_EKF_STATUS_REPORT: ekf_status_report,
     M.MAVLINK_MSG_ID_AUTOPILOT_VERSION: autopilot_version,
-    M.MAVLINK_MSG_ID_MISSION_CURRENT: lambda v: v.missions.mission_current_msg(),
-    M.MAVLINK_MSG_ID_FENCE_STATUS: lambda v: v.failsafes.fence.status_msg(),
+    M.MAVLINK_MSG_ID_MISSION_CURRENT: mission_current,
+    M.MAVLINK_MSG_ID_SYSTEM_TIME: system_time,
+    M.MAVLINK_MSG_ID_LOCAL_POSITION_NED: local_position_ned,
+    M.MAVLINK_MSG_ID_WIND: wind,
+    M.MAVLINK_MSG_ID_FENCE_STATUS: fence_status,
 }
 
 # REQUEST_DATA_STREAM groups (ArduCopter/GCS_MAVLink_Copter.cpp STREAM_* message lists, the subset here).
@@ -186,14 +213,21 @@ STREAM_GROUPS: dict[int, tuple[int, ...]] = {
         M.MAVLINK_MSG_ID_SYS_STATUS, M.MAVLINK_MSG_ID_MISSION_CURRENT, M.MAVLINK_MSG_ID_GPS_RAW_INT,
         M.MAVLINK_MSG_ID_FENCE_STATUS, M.MAVLINK_MSG_ID_EXTENDED_SYS_STATE,
     ),
-    M.MAV_DATA_STREAM_POSITION: (M.MAVLINK_MSG_ID_GLOBAL_POSITION_INT,),
+    M.MAV_DATA_STREAM_POSITION: (M.MAVLINK_MSG_ID_GLOBAL_POSITION_INT, M.MAVLINK_MSG_ID_LOCAL_POSITION_NED),
     M.MAV_DATA_STREAM_EXTRA1: (M.MAVLINK_MSG_ID_ATTITUDE,),
     M.MAV_DATA_STREAM_EXTRA2: (M.MAVLINK_MSG_ID_VFR_HUD,),
-    M.MAV_DATA_STREAM_EXTRA3: (M.MAVLINK_MSG_ID_BATTERY_STATUS, M.MAVLINK_MSG_ID_EKF_STATUS_REPORT),
+    M.MAV_DATA_STREAM_EXTRA3: (
+        M.MAVLINK_MSG_ID_SYSTEM_TIME, M.MAVLINK_MSG_ID_WIND, M.MAVLINK_MSG_ID_BATTERY_STATUS,
+        M.MAVLINK_MSG_ID_EKF_STATUS_REPORT,
+    ),
 }  # fmt: skip
 
 
-def build(v: SimCopter, msgid: int) -> M.MAVLink_message | None:
+# Event messages ArduPilot accepts an interval for, sent here when they happen rather than on a timer.
+EVENT_MESSAGES = frozenset({M.MAVLINK_MSG_ID_MISSION_ITEM_REACHED, M.MAVLINK_MSG_ID_STATUSTEXT})
+
+
+def build(v: SimCopter, msgid: int) -> mavlink.MAVLink_message | None:
     """The message `msgid` now, or None if it is not one this vehicle sends (or FENCE_STATUS while off)."""
     if msgid == M.MAVLINK_MSG_ID_FENCE_STATUS and not v.failsafes.fence.enabled:
         return None

@@ -15,10 +15,10 @@ from typing import Protocol
 
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
-from sitl.copter import physics, power
+from sitl.copter import physics, power, telemetry
 from sitl.copter.failsafe import Failsafes
 from sitl.copter.mission import MissionStore
-from sitl.copter.modes import ARMABLE, NEEDS_POSITION, SUPPORTED, Mode, mode_name
+from sitl.copter.modes import ARMABLE, SUPPORTED, Mode, mode_name
 from sitl.copter.nav import Navigator
 from sitl.copter.params import ParamStore
 
@@ -26,9 +26,13 @@ TRACK_PERIOD_S = 1.0  # sim seconds between `track` samples
 
 
 class Outlet(Protocol):
-    """Where the vehicle's unsolicited messages go (every connected link)."""
+    """A connected link: where the vehicle's unsolicited messages go (`link.Link`)."""
+
+    rx_rejected: int
 
     def send(self, msg: mavlink.MAVLink_message) -> None: ...
+    def tick(self) -> None: ...
+    def close(self) -> None: ...
 
 
 class SimCopter:
@@ -45,7 +49,7 @@ class SimCopter:
         self.params = params
         self.home = home  # lat, lon, alt AMSL (m), heading (deg)
         self.time_s = 0.0  # simulated seconds since start
-        self.boot_wall = time.monotonic()
+        self.start_unix = time.time()  # SYSTEM_TIME = start + simulated seconds
         self.k = physics.Kinematics(home[0], home[1], 0.0, heading_deg=home[3])
         self._mode = Mode.STABILIZE
         self.armed = False
@@ -69,6 +73,7 @@ class SimCopter:
         self.nav = Navigator(self)
         self.power_w = 0.0
         self._next_track = TRACK_PERIOD_S
+        self.next_heartbeat_s = 0.0  # the fleet's clock sends HEARTBEAT at 1 Hz of simulated time
         self._land_idle_s = 0.0
         self._stepped = asyncio.Event()
         params.on_change(self._param_changed)
@@ -138,8 +143,12 @@ class SimCopter:
 
     def send_text(self, text: str, severity: int = mavlink.MAV_SEVERITY_INFO) -> None:
         """STATUSTEXT to every link, recorded for tests (GCS::send_text)."""
+        self.emit(self.text_msg(text, severity))
+
+    def text_msg(self, text: str, severity: int = mavlink.MAV_SEVERITY_INFO) -> mavlink.MAVLink_message:
+        """A STATUSTEXT (recorded in `statustexts`) for one link or all (GCS_MAVLINK::send_text)."""
         self.statustexts.append(text)
-        self.emit(mavlink.MAVLink_statustext_message(severity, text.encode()[:50], 0, 0))
+        return mavlink.MAVLink_statustext_message(severity, text.encode()[:50], 0, 0)
 
     # ---- modes and arming ----------------------------------------------------------------------
     def set_mode(self, mode: int, *, reason: str = "gcs") -> bool:
@@ -183,8 +192,8 @@ class SimCopter:
         self.armed = True
         self.auto_armed = False
         self._land_idle_s = 0.0
-        self.battery.energy_used_wh = self.battery.energy_used_wh  # keep counting across flights
         self.set_home_here()
+        self.nav.srtl.reset()
         return True
 
     def disarm(self, *, force: bool = False) -> bool:
@@ -202,6 +211,7 @@ class SimCopter:
         """ArduCopter sets home to the arming position (Copter::set_home_to_current_location)."""
         self.home = (self.lat, self.lon, self.home[2] + self.alt_m, self.k.heading_deg)
         self.k.alt = 0.0 if self.landed else self.k.alt
+        self.emit(telemetry.home_position(self))  # GCS::send_message(MSG_HOME) on every home change
 
     # ---- payload -------------------------------------------------------------------------------
     def release_payload(self) -> None:
@@ -224,6 +234,7 @@ class SimCopter:
         wind = physics.wind_vector(*self.wind)
         if self.armed:
             self.nav.step(dt, wind)
+            self.nav.srtl.record()
         self._step_winch(dt)
         self._step_power(dt, wind)
         if self.armed and self.landed:
@@ -232,7 +243,9 @@ class SimCopter:
         self.missions.step()
         if self.time_s >= self._next_track:
             self._next_track += TRACK_PERIOD_S
-            self.track.append((self.lat, self.lon, self.alt_m))
+            if self.armed or self.track[-1] != (self.lat, self.lon, self.alt_m):
+                # 1 Hz while armed; a copter idling on the ground adds nothing (long CLI runs stay small)
+                self.track.append((self.lat, self.lon, self.alt_m))
         self._stepped.set()
         self._stepped = asyncio.Event()
 
@@ -271,11 +284,6 @@ class SimCopter:
         """GCS_MAVLINK_Copter::vehicle_system_status (ArduCopter/GCS_MAVLink_Copter.cpp)."""
         if self.failsafes.any_active():
             return mavlink.MAV_STATE_CRITICAL
-        if self.landed and not self.armed:
-            return mavlink.MAV_STATE_STANDBY
-        if self.landed and self.armed:
+        if self.landed:  # ap.land_complete
             return mavlink.MAV_STATE_STANDBY
         return mavlink.MAV_STATE_ACTIVE
-
-    def needs_position(self, mode: Mode) -> bool:
-        return mode in NEEDS_POSITION

@@ -40,14 +40,19 @@ def parse_broker_url(url: str) -> tuple[str, int, str | None, str | None]:
 
 def robot(
     count: int = typer.Option(1, "--count", min=1, help="How many robots to simulate."),
-    broker: str = typer.Option("mqtt://127.0.0.1:1883", help="Broker URL: mqtt://host:port, optionally mqtt://user:password@host:port."),
+    broker: str = typer.Option(
+        "mqtt://127.0.0.1:1883",
+        help="Broker URL: mqtt://host:port, optionally mqtt://user:password@host:port.",
+    ),
     speedup: float = typer.Option(1.0, min=0.001, help="Simulated seconds per real second."),
     version: str = typer.Option("2.1.0", help="VDA 5050 version: 2.1.0 or 3.0.0."),
     manufacturer: str = typer.Option("lastmile", help="Manufacturer topic level."),
     prefix: str = typer.Option("robot-", help="Serial numbers are <prefix>001, <prefix>002, ..."),
     first: int = typer.Option(1, min=0, help="Number of the first robot."),
     password: str | None = typer.Option(None, help="One password for every robot (demos)."),
-    credentials: Path | None = typer.Option(None, help='JSON file {"serial": "password"} for per-robot logins.'),
+    credentials: Path | None = typer.Option(  # noqa: B008 - typer reads options from defaults
+        None, help='JSON file {"serial": "password"} for per-robot logins.'
+    ),
     state_interval: float = typer.Option(1.0, min=0.01, help="Seconds between periodic state messages."),
     keepalive: int = typer.Option(5, min=1, help="MQTT keepalive (s); the last will fires within 1.5x."),
     speed: float = typer.Option(WALKING_SPEED, min=0.1, help="Robot speed in m/s (walking pace)."),
@@ -74,10 +79,17 @@ def robot(
         if secret is not None:
             logins[serial] = (url_user if url_user and count == 1 else serial, secret)
     sims = [
-        SimRobot(serial, manufacturer=manufacturer, version=version, speed=speed, x=x, y=y) for serial in serials
+        SimRobot(serial, manufacturer=manufacturer, version=version, speed=speed, x=x, y=y)
+        for serial in serials
     ]
     fleet = RobotFleet(
-        sims, host, port, credentials=logins, speedup=speedup, state_interval_s=state_interval, keepalive=keepalive
+        sims,
+        host,
+        port,
+        credentials=logins,
+        speedup=speedup,
+        state_interval_s=state_interval,
+        keepalive=keepalive,
     )
     asyncio.run(_serve(fleet))
 

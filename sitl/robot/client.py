@@ -107,16 +107,21 @@ class RobotClient:
             async for message in client.messages:
                 self._on_message(message)
         finally:
-            states.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await states
+            await _cancel(states)
 
     async def _state_loop(self) -> None:
+        # a random phase, so a fleet that connected together does not publish in lock-step bursts
+        wait = random.uniform(0, self.state_interval_s)
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.state_interval_s):
-                    await self._dirty.wait()
+            # asyncio.wait, not asyncio.timeout: on Python 3.11 a timeout expiring together with a
+            # cancel turns the cancel into a TimeoutError, and suppressing that hung fleet shutdowns
+            waiter = asyncio.ensure_future(self._dirty.wait())
+            try:
+                await asyncio.wait({waiter}, timeout=wait)
+            finally:
+                waiter.cancel()
             self._dirty.clear()
+            wait = self.state_interval_s
             if self.sim.wants_factsheet:
                 self.sim.wants_factsheet = False
                 await self._publish("factsheet", self.sim.factsheet_message())
@@ -142,19 +147,30 @@ class RobotClient:
         client = self._client
         if client is None:
             return  # offline: the next state after reconnecting carries the news
+        payload = dumps(message)
+        if self.on_publish is not None:  # noted before the send: aiomqtt may return only after the PUBACK
+            self.on_publish(sub, message["headerId"], _wall())
         try:
-            await client.publish(self._topic(sub), dumps(message), qos=qos, retain=retain)
+            await client.publish(self._topic(sub), payload, qos=qos, retain=retain)
         except aiomqtt.MqttError as exc:  # the connection just died; the reconnect loop takes over
             log.debug("robot %s: %s not published: %s", self.sim.serial, sub, exc)
-            return
-        if self.on_publish is not None:
-            self.on_publish(sub, message["headerId"], _wall())
 
     async def stop(self) -> None:
         """Orderly shutdown: publish OFFLINE (retained), then disconnect; the will is not sent."""
         self._closing = True
         with contextlib.suppress(aiomqtt.MqttError):
             await self._publish("connection", self.sim.connection_message("OFFLINE"), qos=1, retain=True)
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    """Cancel `task` and wait for it to end, cancelling again if a cancel gets swallowed.
+
+    Python 3.11's `asyncio.wait_for` (used inside aiomqtt's publish) can lose a cancel that arrives as
+    its future completes; a single `cancel()` then leaves the task running forever.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
 
 
 def _wall() -> float:
@@ -225,12 +241,10 @@ class RobotFleet:
 
     async def stop(self) -> None:
         """Say OFFLINE for every robot, then stop."""
-        await asyncio.gather(*(c.stop() for c in self.clients.values()), return_exceptions=True)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        with contextlib.suppress(TimeoutError):  # a broker that is gone must not hold us up
+            async with asyncio.timeout(10):
+                await asyncio.gather(*(c.stop() for c in self.clients.values()), return_exceptions=True)
+        await asyncio.gather(*(_cancel(t) for t in self._tasks))
         self._tasks.clear()
 
     async def _ticker(self) -> None:

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from sitl.robot.factsheet import factsheet
 from sitl.robot.wire import WIRE, iso_now
 
 __all__ = ["WALKING_SPEED", "SimRobot"]
@@ -387,80 +388,5 @@ class SimRobot:
         return message
 
     def factsheet_message(self) -> dict[str, Any]:
-        """A factsheet for a small wheeled sidewalk robot (dimensions of a Starship-class robot)."""
-        actions = ["drop", "cancelOrder", "startPause", "stopPause", "stateRequest", "factsheetRequest"]
-        if self.version.startswith("2"):
-            return {
-                **self._header("factsheet"),
-                "typeSpecification": {
-                    "seriesName": "lastmile-scout-sim",
-                    "agvKinematic": "DIFF",
-                    "agvClass": "CARRIER",
-                    "maxLoadMass": self.max_payload_kg,
-                    "localizationTypes": ["NATURAL"],
-                    "navigationTypes": ["AUTONOMOUS"],
-                },
-                "physicalParameters": {
-                    "speedMin": 0.0,
-                    "speedMax": self.speed,
-                    "accelerationMax": 1.0,
-                    "decelerationMax": 2.0,
-                    "heightMax": 0.6,
-                    "width": 0.57,
-                    "length": 0.68,
-                },
-                "protocolLimits": {
-                    "maxStringLens": {},
-                    "maxArrayLens": {},
-                    "timing": {"minOrderInterval": 0.1, "minStateInterval": 0.1},
-                },
-                "protocolFeatures": {
-                    "optionalParameters": [],
-                    "agvActions": [
-                        {"actionType": a, "actionScopes": ["NODE"] if a == "drop" else ["INSTANT"]}
-                        for a in actions
-                    ],
-                },
-                "agvGeometry": {},
-                "loadSpecification": {},
-            }
-        return {
-            **self._header("factsheet"),
-            "typeSpecification": {
-                "seriesName": "lastmile-scout-sim",
-                "mobileRobotKinematics": "DIFF",
-                "mobileRobotClass": "CARRIER",
-                "maximumLoadMass": self.max_payload_kg,
-                "localizationTypes": ["NATURAL"],
-                "navigationTypes": ["AUTONOMOUS"],
-            },
-            "physicalParameters": {
-                "minimumSpeed": 0.0,
-                "maximumSpeed": self.speed,
-                "maximumAcceleration": 1.0,
-                "maximumDeceleration": 2.0,
-                "minimumHeight": 0.0,
-                "maximumHeight": 0.6,
-                "width": 0.57,
-                "length": 0.68,
-            },
-            "protocolLimits": {
-                "maximumStringLengths": {},
-                "maximumArrayLengths": {},
-                "timing": {"minimumOrderInterval": 0.1, "minimumStateInterval": 0.1},
-            },
-            "protocolFeatures": {
-                "optionalParameters": [],
-                "mobileRobotActions": [
-                    {
-                        "actionType": a,
-                        "actionScopes": ["NODE"] if a == "drop" else ["INSTANT"],
-                        "pauseAllowed": a == "drop",
-                        "cancelAllowed": a == "drop",
-                    }
-                    for a in actions
-                ],
-            },
-            "mobileRobotGeometry": {},
-            "loadSpecification": {},
-        }
+        """The robot's factsheet (type, size, speeds, supported actions) in its version's shape."""
+        return factsheet(self, self._header("factsheet"))

@@ -86,7 +86,9 @@ async def test_package_is_delivered_around_a_no_fly_zone(drone_fleet, drone_driv
 async def test_ten_drones_fly_ten_deliveries_at_once(drone_fleet, drone_driver):
     frame = LocalFrame(*STATION)
     fleet = await drone_fleet(10)
-    drones = await asyncio.gather(*(drone_driver.add(f"drone-{i}", url) for i, url in enumerate(fleet.urls())))
+    drones = await asyncio.gather(
+        *(drone_driver.add(f"drone-{i}", url) for i, url in enumerate(fleet.urls()))
+    )
     plans = []
     for i in range(10):
         bearing = math.radians(36 * i)
@@ -94,7 +96,8 @@ async def test_ten_drones_fly_ten_deliveries_at_once(drone_fleet, drone_driver):
         fleet.vehicles[i].set_payload(1.0)
         plans.append(DeliveryPlan(
             package_id=f"pkg-{i}", vehicle_id=f"drone-{i}", station=STATION, waypoints_out=[],
-            destination=dest, waypoints_back=[], payload_kg=1.0, cruise_alt_m=40.0 + 5 * i, gcs_timeout_s=30.0,
+            destination=dest, waypoints_back=[], payload_kg=1.0, cruise_alt_m=40.0 + 5 * i,
+            gcs_timeout_s=30.0,
         ))  # fmt: skip
     results = await asyncio.gather(*(fly_delivery(d, p) for d, p in zip(drones, plans, strict=True)))
 
@@ -102,3 +105,20 @@ async def test_ten_drones_fly_ten_deliveries_at_once(drone_fleet, drone_driver):
     for sim, plan, result in zip(fleet.vehicles, plans, results, strict=True):
         assert _dist_m(sim.payload_released_at, plan.destination) < 5.0
         assert result.returned and result.energy_used_wh > 0
+
+
+async def test_payload_place_lowers_the_package_to_the_ground_at_the_destination(drone_fleet, drone_driver):
+    frame = LocalFrame(*STATION)
+    destination = _north_east(frame, 400, 300)
+    fleet = await drone_fleet(1)
+    sim = fleet.vehicles[0]
+    sim.set_payload(0.8)
+    drone = await drone_driver.add("drone-1", fleet.urls()[0])
+    plan = DeliveryPlan(
+        package_id="pkg-2", vehicle_id="drone-1", station=STATION, waypoints_out=[], destination=destination,
+        waypoints_back=[], payload_kg=0.8, cruise_alt_m=40.0, release="payload_place", gcs_timeout_s=30.0,
+    )  # fmt: skip
+    result = await fly_delivery(drone, plan)
+    assert result.delivered and result.returned, result.reason
+    assert sim.payload_released_at is not None and _dist_m(sim.payload_released_at, destination) < 5.0
+    assert sim.payload_kg == 0.0

@@ -8,7 +8,7 @@ import math
 import pytest
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
-from controller.missions.drone import DeliveryPlan, FencePlan, fly_delivery
+from controller.missions.drone import DeliveryPlan, FencePlan, abort_delivery, fly_delivery
 from vehicles.mavlink import FenceBreach
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -34,7 +34,9 @@ def _plan(destination, **kw) -> DeliveryPlan:
     )  # fmt: skip
 
 
-async def test_too_little_charge_triggers_the_battery_failsafe_and_the_drone_returns(drone_fleet, drone_driver):
+async def test_too_little_charge_triggers_the_battery_failsafe_and_the_drone_returns(
+    drone_fleet, drone_driver
+):
     # 27 % charge against a 25 % reserve: enough to arm, not enough for a 3 km trip.
     fleet = await drone_fleet(1, batteries=[0.27])
     sim = fleet.vehicles[0]
@@ -86,7 +88,9 @@ async def test_a_drone_commanded_into_an_exclusion_zone_is_stopped_by_its_fence(
     assert _dist_m((sim.lat, sim.lon), STATION) < 15.0
 
 
-async def test_link_loss_triggers_fs_gcs_and_the_controller_reattaches(drone_fleet, drone_driver, drone_tcp_relay):
+async def test_link_loss_triggers_fs_gcs_and_the_controller_reattaches(
+    drone_fleet, drone_driver, drone_tcp_relay
+):
     fleet = await drone_fleet(1)
     sim = fleet.vehicles[0]
     sim.set_payload(1.0)
@@ -108,6 +112,19 @@ async def test_link_loss_triggers_fs_gcs_and_the_controller_reattaches(drone_fle
     assert result.returned and not sim.armed
     assert sim.payload_released_at is None
     assert relay.connections >= 2  # the driver reconnected by itself
+
+
+async def test_an_operator_abort_brings_the_drone_home_and_is_reported(drone_fleet, drone_driver):
+    fleet = await drone_fleet(1)
+    sim = fleet.vehicles[0]
+    sim.set_payload(1.0)
+    drone = await drone_driver.add("drone-1", fleet.urls()[0])
+    flight = asyncio.create_task(fly_delivery(drone, _plan(_north(1500))))
+    await sim.wait_for(lambda v: v.mode == "AUTO" and v.alt_m > 50, timeout=60)
+    await abort_delivery(drone)
+    result = await asyncio.wait_for(flight, 120)
+    assert (result.delivered, result.reason_code, result.returned) == (False, "aborted", True)
+    assert sim.payload_released_at is None and not sim.armed
 
 
 async def _next(queue, kind):

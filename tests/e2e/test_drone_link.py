@@ -1,4 +1,4 @@
-"""Done-when, drones: mission upload through 20 % packet loss each way, and MAVLink 2 signing (sitl.copter)."""
+"""Done-when, drones: mission upload through 20 % packet loss each way, and MAVLink 2 signing."""
 
 from __future__ import annotations
 
@@ -74,7 +74,9 @@ async def test_with_a_key_provisioned_an_unsigned_command_from_another_client_is
 
     reading = asyncio.create_task(read())
     try:
-        writer.write(other.command_long_encode(1, 1, mavlink.MAV_CMD_DO_SET_MODE, 0, 1, 5, 0, 0, 0, 0, 0).pack(other))
+        writer.write(
+            other.command_long_encode(1, 1, mavlink.MAV_CMD_DO_SET_MODE, 0, 1, 5, 0, 0, 0, 0, 0).pack(other)
+        )
         # Then a *signed* request on the same connection: once it is answered, the unsigned one was handled.
         other.seq += 1
         other.signing.secret_key, other.signing.sign_outgoing = key, True
@@ -92,4 +94,6 @@ async def test_with_a_key_provisioned_an_unsigned_command_from_another_client_is
         writer.close()
 
     assert sim.mode == "GUIDED"  # the unsigned LOITER command was ignored
-    assert not any(m.get_type() == "COMMAND_ACK" and m.command == mavlink.MAV_CMD_DO_SET_MODE for m in received)
+    assert not any(
+        m.get_type() == "COMMAND_ACK" and m.command == mavlink.MAV_CMD_DO_SET_MODE for m in received
+    )

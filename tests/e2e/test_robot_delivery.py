@@ -8,11 +8,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from tests.robot_fixtures import MANUFACTURER, broker, controller_link, robot_credentials, schema_tap  # noqa: F401
 
 from controller.missions.robot import RobotDeliveryPlan, drive_delivery
 from geofences.frame import LocalFrame, geodesic_distance_m
 from sitl.robot import RobotFleet, SimRobot
+from tests.robot_fixtures import MANUFACTURER, broker, controller_link, robot_credentials, schema_tap  # noqa: F401
 from vehicles.vda5050 import Availability
 
 pytestmark = pytest.mark.slow
@@ -36,7 +36,9 @@ async def test_robot_delivers_and_returns(broker, schema_tap, controller_link, v
     robot = controller_link.add_robot("r1", manufacturer=MANUFACTURER, version=version, battery_wh=500.0)
     sim = SimRobot("r1", manufacturer=MANUFACTURER, version=version)
     plan = sidewalk_plan("pkg-1", "r1", [(40.0, 0.0), (40.0, 30.0)])
-    async with RobotFleet([sim], broker.host, broker.port, credentials=robot_credentials(broker, "r1"), speedup=SPEEDUP):
+    async with RobotFleet(
+        [sim], broker.host, broker.port, credentials=robot_credentials(broker, "r1"), speedup=SPEEDUP
+    ):
         await robot.wait_until(lambda r: r.available, timeout_s=10)
         seen: list[str] = []
         result = await drive_delivery(robot, plan, on_event=lambda e: seen.append(e["kind"]), timeout_s=60)
@@ -46,7 +48,10 @@ async def test_robot_delivers_and_returns(broker, schema_tap, controller_link, v
     # released at the destination, not anywhere else
     dest_lat, dest_lon = plan.destination
     assert result.release_position is not None
-    assert float(geodesic_distance_m(result.release_position[1], result.release_position[0], dest_lon, dest_lat)) < 1.0
+    assert (
+        float(geodesic_distance_m(result.release_position[1], result.release_position[0], dest_lon, dest_lat))
+        < 1.0
+    )
     # 140 m at 20 Wh/km = 2.8 Wh drained by the simulator, reported through the battery percentage
     assert result.energy_used_wh == pytest.approx(2.8, abs=0.05)
     assert abs(sim.x) < 0.01 and abs(sim.y) < 0.01 and not sim.loads
@@ -63,8 +68,11 @@ async def test_blocked_path_fails_with_vehicle_error(broker, schema_tap, control
     robot = controller_link.add_robot("r1", manufacturer=MANUFACTURER, version="2.1.0")
     plan = sidewalk_plan("pkg-2", "r1", [(200.0, 0.0)])
     async with RobotFleet(
-        [SimRobot("r1", manufacturer=MANUFACTURER)], broker.host, broker.port,
-        credentials=robot_credentials(broker, "r1"), speedup=SPEEDUP,
+        [SimRobot("r1", manufacturer=MANUFACTURER)],
+        broker.host,
+        broker.port,
+        credentials=robot_credentials(broker, "r1"),
+        speedup=SPEEDUP,
     ) as fleet:
         await robot.wait_until(lambda r: r.available, timeout_s=10)
         delivery = asyncio.create_task(drive_delivery(robot, plan, timeout_s=60))
@@ -78,3 +86,21 @@ async def test_blocked_path_fails_with_vehicle_error(broker, schema_tap, control
     assert "blockedPath" in (result.reason or "")
     # the robot went OFFLINE in order when the fleet stopped, which the controller also sees
     assert robot.availability is Availability.OFFLINE
+
+
+async def test_rejected_orders_fail_fast_every_time(broker, schema_tap, controller_link):  # noqa: F811
+    """A robot standing away from the station refuses each order (noRouteError): no waiting for a timeout."""
+    robot = controller_link.add_robot("r3", manufacturer=MANUFACTURER, version="3.0.0")
+    sim = SimRobot("r3", manufacturer=MANUFACTURER, version="3.0.0", x=120.0, y=-40.0)
+    async with RobotFleet(
+        [sim], broker.host, broker.port, credentials=robot_credentials(broker, "r3"), speedup=SPEEDUP
+    ):
+        await robot.wait_until(lambda r: r.available, timeout_s=10)
+        for package in ("pkg-a", "pkg-b"):  # the second refusal is noticed although one is still listed
+            result = await asyncio.wait_for(
+                drive_delivery(robot, sidewalk_plan(package, "r3", [(50.0, 0.0)])), 10
+            )
+            assert not result.delivered
+            assert result.reason_code == "vehicle_error"
+            assert "noRouteError" in (result.reason or "")
+    assert (sim.x, sim.y) == (120.0, -40.0)

@@ -29,25 +29,42 @@ async def test_cut_off_robot_shows_connection_broken_within_keepalive(tmp_path):
         creds = tmp_path / "credentials.json"
         creds.write_text(json.dumps({"r001": b.credentials("r001")[1]}))
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "sitl.robot.cli", "--count", "1", "--prefix", "r", "--broker", b.url,
-            "--credentials", str(creds), "--speedup", "10", "--keepalive", str(KEEPALIVE),
+            sys.executable,
+            "-m",
+            "sitl.robot.cli",
+            "--count",
+            "1",
+            "--prefix",
+            "r",
+            "--broker",
+            b.url,
+            "--credentials",
+            str(creds),
+            "--speedup",
+            "10",
+            "--keepalive",
+            str(KEEPALIVE),
             stdout=asyncio.subprocess.PIPE,
         )
         try:
             assert proc.stdout is not None
             line = await asyncio.wait_for(proc.stdout.readline(), 30)
             assert line.startswith(b"ready 1 robots"), line
-            user, password = b.controller_credentials
+            user, password = b.controller_credentials()
             async with FleetLink(b.host, b.port, username=user, password=password) as link:
                 robot = link.add_robot("r001", manufacturer=MANUFACTURER)
                 await robot.wait_until(lambda r: r.available, timeout_s=10)
-                delivery = asyncio.create_task(drive_delivery(robot, sidewalk_plan("pkg-cut", "r001", [(500.0, 0.0)])))
+                delivery = asyncio.create_task(
+                    drive_delivery(robot, sidewalk_plan("pkg-cut", "r001", [(500.0, 0.0)]))
+                )
                 await robot.wait_until(lambda r: r.view is not None and r.view.driving, timeout_s=10)
 
                 os.kill(proc.pid, signal.SIGSTOP)  # cut off: the process stops talking, its socket stays open
                 loop = asyncio.get_running_loop()
                 cut_at = loop.time()
-                await robot.wait_until(lambda r: r.availability is Availability.CONNECTION_BROKEN, timeout_s=10)
+                await robot.wait_until(
+                    lambda r: r.availability is Availability.CONNECTION_BROKEN, timeout_s=10
+                )
                 detected_s = loop.time() - cut_at
                 result = await asyncio.wait_for(delivery, 5)
 
@@ -61,7 +78,9 @@ async def test_cut_off_robot_shows_connection_broken_within_keepalive(tmp_path):
             # the will is retained: a controller that starts now also sees the robot as cut off
             async with FleetLink(b.host, b.port, username=user, password=password) as fresh:
                 again = fresh.add_robot("r001", manufacturer=MANUFACTURER)
-                await again.wait_until(lambda r: r.connection is ConnectionState.CONNECTION_BROKEN, timeout_s=10)
+                await again.wait_until(
+                    lambda r: r.connection is ConnectionState.CONNECTION_BROKEN, timeout_s=10
+                )
                 assert not again.available
         finally:
             proc.kill()
@@ -77,14 +96,45 @@ async def test_broker_restart_mid_delivery_completes(broker, schema_tap, control
     ) as fleet:
         await robot.wait_until(lambda r: r.available, timeout_s=10)
         delivery = asyncio.create_task(drive_delivery(robot, plan, timeout_s=60))
-        await robot.wait_until(lambda r: r.view is not None and r.view.last_node_id.endswith("out1"), timeout_s=20)
+        await robot.wait_until(
+            lambda r: r.view is not None and r.view.last_node_id.endswith("out1"), timeout_s=20
+        )
         epoch = controller_link.epoch
 
         await asyncio.to_thread(broker.restart)  # same port, no persistence: sessions and retained lost
 
         result = await asyncio.wait_for(delivery, 60)
-        assert controller_link.epoch > epoch, (result.reason, result.events[-6:])  # the driver reconnected ...
+        assert controller_link.epoch > epoch, (
+            result.reason,
+            result.events[-6:],
+        )  # the driver reconnected ...
         assert fleet.clients["r2"].connects >= 2  # ... and so did the robot
     assert result.delivered, result.reason
     assert result.returned
     assert abs(sim.x) < 0.01 and abs(sim.y) < 0.01
+
+
+async def test_restarted_controller_adopts_the_running_order(broker, schema_tap):  # noqa: F811
+    """The controller dies mid-delivery; a new one calls drive_delivery again and follows the same order."""
+    user, password = broker.controller_credentials()
+    sim = SimRobot("r1", manufacturer=MANUFACTURER)
+    plan = sidewalk_plan("pkg-adopt", "r1", [(50.0, 0.0), (50.0, 40.0)])
+    async with RobotFleet(
+        [sim], broker.host, broker.port, credentials=robot_credentials(broker, "r1"), speedup=SPEEDUP
+    ):
+        async with FleetLink(broker.host, broker.port, username=user, password=password) as first:
+            robot = first.add_robot("r1", manufacturer=MANUFACTURER)
+            await robot.wait_until(lambda r: r.available, timeout_s=10)
+            crashed = asyncio.create_task(drive_delivery(robot, plan, timeout_s=60))
+            await robot.wait_until(lambda r: r.view is not None and r.view.last_node_id.endswith("out1"), 10)
+            crashed.cancel()  # the controller process goes away; the robot keeps driving
+        order_id = sim.order_id
+        async with FleetLink(broker.host, broker.port, username=user, password=password) as second:
+            robot = second.add_robot("r1", manufacturer=MANUFACTURER)
+            await robot.wait_until(lambda r: r.available, timeout_s=10)
+            result = await asyncio.wait_for(drive_delivery(robot, plan, timeout_s=60), 60)
+    assert result.delivered and result.returned, result.reason
+    assert any(e["kind"] == "order_adopted" for e in result.events)
+    orders = [m for t, m in schema_tap.messages if t.endswith("/order")]
+    assert {o["orderId"] for o in orders} == {order_id}  # no second order: the running one was followed
+    assert [o["orderUpdateId"] for o in orders] == [0, 1]

@@ -152,3 +152,28 @@ async def copter_client(copter_fleet: SimCopterFleet) -> AsyncIterator[CopterCli
     await client.expect("HEARTBEAT", timeout=5)
     yield client
     await client.close()
+
+
+_TARGET_SHOWN = pytest.StashKey[bool]()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say which copter target the end-to-end flights use (shown when tests/sitl is a test path)."""
+    from sitl.ardupilot import copter_target
+
+    config.stash[_TARGET_SHOWN] = True
+    return copter_target().describe()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def copter_target_reported(request: pytest.FixtureRequest) -> str:
+    """Print the copter target once per run, even when this conftest is not an initial one."""
+    from sitl.ardupilot import copter_target
+
+    text = copter_target().describe()
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and not request.config.stash.get(_TARGET_SHOWN, False):
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            reporter.write_line(text)
+    return text

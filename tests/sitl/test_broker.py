@@ -20,7 +20,7 @@ async def mosquitto():
 
 def client(b: Broker, user: str | None, password: str | None = None, **kw) -> aiomqtt.Client:
     if user is not None and password is None:
-        password = b.controller_credentials[1] if user == b.controller_user else b.credentials(user)[1]
+        password = b.controller_credentials()[1] if user == b.controller_user else b.credentials(user)[1]
     return aiomqtt.Client(b.host, b.port, username=user, password=password, timeout=5, **kw)
 
 
@@ -96,6 +96,7 @@ def test_sync_start_stop_and_bad_serials():
         b.credentials("nope")
 
 
+@pytest.mark.filterwarnings("ignore:The .acl. option is deprecated:DeprecationWarning")
 async def test_amqtt_fallback_has_the_same_auth_and_acl():
     async with Broker(robots=ROBOTS, manufacturer="acme", kind="amqtt") as b:
         assert b.kind == "amqtt"
@@ -112,3 +113,15 @@ async def test_amqtt_fallback_has_the_same_auth_and_acl():
             await controller.publish("uagv/v2/acme/robot-b/order", b"for b", qos=1)
             await controller.publish("uagv/v2/acme/robot-a/order", b"for a", qos=1)
             assert (await next_message(a)).payload == b"for a"
+
+
+async def test_password_file_written_without_mosquitto_passwd(monkeypatch):
+    """Where mosquitto_passwd is missing we write mosquitto's PBKDF2-SHA512 format ourselves."""
+    monkeypatch.setenv("MOSQUITTO_PASSWD", "")
+    async with Broker(robots=["robot-a"], kind="mosquitto") as b:
+        assert all(
+            line.split(":", 1)[1].startswith("$7$101$") for line in (b.workdir / "passwd").read_text().split()
+        )
+        async with client(b, "robot-a"):
+            pass
+        assert await refused(client(b, "robot-a", "wrong"))

@@ -145,3 +145,27 @@ async def test_arming_in_auto_is_refused(copter_fleet: SimCopterFleet, copter_cl
     assert await copter_client.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1) == M.MAV_RESULT_FAILED
     text = await copter_client.expect("STATUSTEXT", since=since)
     assert text.text == "Arm: Mode not armable"
+
+
+async def test_gcs_loss_in_auto_continues_the_mission_with_fs_options_2():
+    params = {"FS_GCS_ENABLE": 1, "FS_OPTIONS": 2}
+    async with SimCopterFleet(1, base_port=0, speedup=20, params=params) as fleet:
+        copter = fleet.vehicles[0]
+        gcs = await CopterClient.connect(fleet.tcp_ports[0])
+        dest = geo.offset(*HOME, 500, 0)
+        mission = [
+            item(M.MAV_CMD_NAV_WAYPOINT, *HOME, 0),
+            item(M.MAV_CMD_NAV_TAKEOFF, 0, 0, 20),
+            item(M.MAV_CMD_NAV_WAYPOINT, *dest, 20),
+            item(M.MAV_CMD_NAV_LAND, *dest, 0),
+        ]
+        assert await upload(gcs, mission) == M.MAV_MISSION_ACCEPTED
+        gcs.heartbeat()  # the GCS has been seen: the failsafe is armed from now on
+        assert await gcs.command(M.MAV_CMD_DO_SET_MODE, 1, GUIDED) == M.MAV_RESULT_ACCEPTED
+        assert await gcs.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1) == M.MAV_RESULT_ACCEPTED
+        assert await gcs.command(M.MAV_CMD_MISSION_START) == M.MAV_RESULT_ACCEPTED
+        await gcs.close()  # and never heard from again
+        await copter.wait_for(lambda c: "GCS Failsafe On: Continuing Auto" in c.statustexts, timeout=10)
+        assert copter.mode == "AUTO"
+        await copter.wait_for(lambda c: not c.armed, timeout=60)
+        assert geo.distance_m(copter.lat, copter.lon, *dest) < 1.0  # delivered where planned

@@ -29,6 +29,7 @@ async def test_auto_mission_flies_releases_and_returns(
     copter.set_payload(2.0)
     dest = geo.offset(*HOME, 600.0, 300.0)
     assert await upload(copter_client, delivery_mission(dest)) == M.MAV_MISSION_ACCEPTED
+    copter_fleet.set_speedup(50)
     copter_client.mav.request_data_stream_send(1, 1, M.MAV_DATA_STREAM_ALL, 4, 1)
     assert await copter_client.command(M.MAV_CMD_DO_SET_MODE, 1, 4) == M.MAV_RESULT_ACCEPTED  # GUIDED
     assert await copter_client.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1) == M.MAV_RESULT_ACCEPTED

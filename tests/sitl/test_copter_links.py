@@ -38,6 +38,11 @@ async def test_heartbeat_identifies_an_arducopter_quad_and_streams_start_only_on
     assert 4.0 <= rate <= 6.0  # 5 Hz of simulated time
     assert abs(first.lat / 1e7 - 33.4484) < 1e-6 and first.relative_alt == 0
 
+    assert await copter_client.command(M.MAV_CMD_SET_MESSAGE_INTERVAL, 32, 500_000) == M.MAV_RESULT_ACCEPTED
+    local = await copter_client.expect("LOCAL_POSITION_NED")
+    assert (local.x, local.y, local.z) == (0.0, 0.0, 0.0)
+    assert await copter_client.command(M.MAV_CMD_SET_MESSAGE_INTERVAL, 46, 1e6) == M.MAV_RESULT_ACCEPTED
+    assert await copter_client.command(M.MAV_CMD_SET_MESSAGE_INTERVAL, 11030, 1e6) == M.MAV_RESULT_FAILED
     copter_client.mav.request_data_stream_send(1, 1, M.MAV_DATA_STREAM_EXTRA3, 2, 1)
     batt = await copter_client.expect("BATTERY_STATUS")
     assert batt.battery_remaining == 100 and batt.voltages[0] == 4200
@@ -112,11 +117,13 @@ async def test_signing_refuses_unsigned_and_badly_signed_commands(
     try:
         for bad in (intruder, forger):
             bad.mav.command_long_send(1, 1, M.MAV_CMD_COMPONENT_ARM_DISARM, 0, 1, 0, 0, 0, 0, 0, 0)
+            bad.mav.setup_signing_send(1, 1, bytes(32), 0)  # an attempt to switch signing off
         # the signed GCS's next command is answered; the others never were, and nothing armed
         assert await copter_client.command(M.MAV_CMD_DO_SET_MODE, 1, 5) == M.MAV_RESULT_ACCEPTED
         assert not any(m.get_type() == "COMMAND_ACK" for m in intruder.log + forger.log)
         assert not copter.armed and copter.mode == "LOITER"
-        assert sum(link.rx_rejected for link in copter.outlets) >= 2  # they arrived, and were refused
+        assert sum(link.rx_rejected for link in copter.outlets) >= 4  # they arrived, and were refused
+        assert copter.signing.secret_key == KEY
         assert await copter_client.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1) == M.MAV_RESULT_ACCEPTED
     finally:
         await intruder.close()

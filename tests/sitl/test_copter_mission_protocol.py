@@ -37,6 +37,7 @@ async def test_unanswered_request_is_repeated_each_second_then_cancelled_after_8
     ack = await copter_client.expect("MISSION_ACK", since=since, timeout=5)
     assert ack.type == M.MAV_MISSION_OPERATION_CANCELLED
     assert 7.8 <= copter.time_s - t0 <= 8.6  # upload_timeout_ms = 8000
+    assert "Mission upload timeout" in copter.statustexts
     assert len(copter.missions.mission) == 1  # nothing stored
 
 
@@ -65,6 +66,10 @@ async def test_refusals_no_space_unsupported_denied_and_error(
     bad[2] = item(31000, 0, 0, 0)  # MAV_CMD_USER_1: not a command AP_Mission stores
     assert await upload(copter_client, bad) == M.MAV_MISSION_UNSUPPORTED
 
+    bad_jump = simple_mission(1)
+    bad_jump[2] = item(M.MAV_CMD_DO_JUMP, 0, 0, 0, 0, 3)  # jump to item 0
+    assert await upload(copter_client, bad_jump) == M.MAV_MISSION_ERROR
+
     bad_frame = simple_mission(1)
     bad_frame[2].frame = M.MAV_FRAME_BODY_NED
     assert await upload(copter_client, bad_frame) == M.MAV_MISSION_UNSUPPORTED_FRAME
@@ -92,6 +97,42 @@ async def test_refusals_no_space_unsupported_denied_and_error(
         await other.close()
 
 
+async def test_items_are_stored_as_they_arrive_and_partial_writes_replace_a_range(
+    copter_fleet: SimCopterFleet, copter_client: CopterClient
+):
+    copter = copter_fleet.vehicles[0]
+    old = simple_mission(3)  # home, takeoff, 3 waypoints
+    assert await upload(copter_client, old) == M.MAV_MISSION_ACCEPTED
+    # a new 4-item upload that stops after item 1: ArduPilot keeps what arrived (AP_Mission storage)
+    new = simple_mission(2)
+    new[1] = item(M.MAV_CMD_NAV_TAKEOFF, 0, 0, 55)
+    since = copter_client.mark()
+    copter_client.mav.mission_count_send(1, 1, 4, 0)
+    for seq in (0, 1):
+        req = await copter_client.expect("MISSION_REQUEST", lambda m, s=seq: m.seq == s, since=since)
+        new[req.seq].seq = req.seq
+        copter_client.mav.send(new[req.seq])
+    ack = await copter_client.expect("MISSION_ACK", since=since, timeout=5)
+    assert ack.type == M.MAV_MISSION_OPERATION_CANCELLED
+    # truncated to the 4 announced items, item 1 replaced, items 2-3 still the old ones
+    assert [(i.command, i.z) for i in copter.missions.mission[1:]] == [(22, 55), (16, 30), (16, 30)]
+
+    # MISSION_WRITE_PARTIAL_LIST 2..2 replaces just that item
+    assert await upload(copter_client, old) == M.MAV_MISSION_ACCEPTED
+    since = copter_client.mark()
+    copter_client.mav.mission_write_partial_list_send(1, 1, 2, 2, 0)
+    req = await copter_client.expect("MISSION_REQUEST", since=since)
+    assert req.seq == 2
+    replacement = item(M.MAV_CMD_NAV_LOITER_TIME, *HOME, 45, 12)
+    replacement.seq = 2
+    copter_client.mav.send(replacement)
+    assert (await copter_client.expect("MISSION_ACK", since=since)).type == M.MAV_MISSION_ACCEPTED
+    assert [i.command for i in copter.missions.mission] == [16, 22, 19, 16, 16]
+    since = copter_client.mark()
+    copter_client.mav.mission_write_partial_list_send(1, 1, 9, 12, 0)  # past the end
+    assert (await copter_client.expect("MISSION_ACK", since=since)).type == M.MAV_MISSION_ERROR
+
+
 async def download(client: CopterClient, mission_type: int) -> list[mavlink.MAVLink_message]:
     since = client.mark()
     client.mav.mission_request_list_send(1, 1, mission_type)
@@ -113,7 +154,12 @@ async def test_download_returns_home_as_item_0_and_the_uploaded_items(
     assert await upload(copter_client, items) == M.MAV_MISSION_ACCEPTED
     got = await download(copter_client, M.MAV_MISSION_TYPE_MISSION)
     assert len(got) == 5
+    assert "Flight plan received" in copter_fleet.vehicles[0].statustexts
     assert abs(got[0].x / 1e7 - HOME[0]) < 1e-6 and got[0].z == 300.0
+    since = copter_client.mark()
+    copter_client.mav.mission_request_int_send(1, 1, 9, 0)  # past the end: size, then ERROR
+    assert (await copter_client.expect("MISSION_COUNT", since=since)).count == 5
+    assert (await copter_client.expect("MISSION_ACK", since=since)).type == M.MAV_MISSION_ERROR
     for sent, back in zip(items[1:], got[1:], strict=True):
         assert (back.command, back.x, back.y, back.z) == (sent.command, sent.x, sent.y, sent.z)
 
@@ -129,6 +175,7 @@ async def test_fence_and_rally_upload_validate_and_download(
     got = await download(copter_client, M.MAV_MISSION_TYPE_FENCE)
     assert [g.command for g in got] == [5000, 5002, 5002, 5002, 5002, 5003]
     assert got[1].param1 == 4 and got[5].param1 == 2000
+    assert got[1].frame == M.MAV_FRAME_GLOBAL and got[1].z == 0  # AC_PolyFence keeps no altitude
 
     broken = [item(M.MAV_CMD_NAV_FENCE_POLYGON_VERTEX_INCLUSION, *p, 0, 5) for p in square]  # says 5, has 4
     assert await upload(copter_client, broken, M.MAV_MISSION_TYPE_FENCE) == M.MAV_MISSION_ERROR

@@ -33,6 +33,7 @@ async def test_payload_place_descends_releases_on_ground_and_climbs_back(
         item(M.MAV_CMD_NAV_LAND, *HOME, 0),
     ]
     assert await upload(copter_client, mission) == M.MAV_MISSION_ACCEPTED
+    copter_fleet.set_speedup(50)
     await start_mission(copter_client)
     await copter_client.expect("MISSION_ITEM_REACHED", lambda m: m.seq == 3, timeout=60)
     assert copter.payload_released_at is not None and copter.payload_kg == 0.0
@@ -43,7 +44,9 @@ async def test_payload_place_descends_releases_on_ground_and_climbs_back(
     assert copter.params["SIM_PAYLOAD_KG"] == 0.0
 
 
-async def test_winch_lowers_the_package_while_hovering(copter_fleet: SimCopterFleet, copter_client: CopterClient):
+async def test_winch_lowers_the_package_while_hovering(
+    copter_fleet: SimCopterFleet, copter_client: CopterClient
+):
     copter = copter_fleet.vehicles[0]
     copter.set_payload(1.5)
     dest = geo.offset(*HOME, 150.0, 0.0)
@@ -51,11 +54,14 @@ async def test_winch_lowers_the_package_while_hovering(copter_fleet: SimCopterFl
         item(M.MAV_CMD_NAV_WAYPOINT, *HOME, 0),
         item(M.MAV_CMD_NAV_TAKEOFF, 0, 0, 15),
         item(M.MAV_CMD_NAV_WAYPOINT, *dest, 15),
-        item(M.MAV_CMD_DO_WINCH, 0, 0, 0, 1, M.WINCH_RELATIVE_LENGTH_CONTROL, 16, 1.0),  # pay out 16 m at 1 m/s
+        item(
+            M.MAV_CMD_DO_WINCH, 0, 0, 0, 1, M.WINCH_RELATIVE_LENGTH_CONTROL, 16, 1.0
+        ),  # pay out 16 m at 1 m/s
         item(M.MAV_CMD_NAV_DELAY, 0, 0, 0, 20),
         item(M.MAV_CMD_NAV_RETURN_TO_LAUNCH),
     ]
     assert await upload(copter_client, mission) == M.MAV_MISSION_ACCEPTED
+    copter_fleet.set_speedup(50)
     await start_mission(copter_client)
     await copter.wait_for(lambda c: c.payload_released_at is not None, timeout=60)
     assert geo.distance_m(*copter.payload_released_at, *dest) < 2.0
@@ -74,12 +80,17 @@ async def test_gripper_command_drops_the_payload_and_lightens_the_copter(
     assert await copter_client.command(M.MAV_CMD_NAV_TAKEOFF, 0, 0, 0, 0, 0, 0, 10) == M.MAV_RESULT_ACCEPTED
     await copter.wait_for(lambda c: c.alt_m > 9.9 and abs(c.k.vu) < 0.05, timeout=20)
     loaded_w = copter.power_w
-    assert await copter_client.command(M.MAV_CMD_DO_GRIPPER, 1, M.GRIPPER_ACTION_RELEASE) == M.MAV_RESULT_ACCEPTED
+    assert (
+        await copter_client.command(M.MAV_CMD_DO_GRIPPER, 1, M.GRIPPER_ACTION_RELEASE)
+        == M.MAV_RESULT_ACCEPTED
+    )
     assert copter.payload_released_at is not None
     await copter.wait_for(lambda c: c.power_w < loaded_w - 100, timeout=2)
     assert copter.power_w == power.flight_power_w(6.0, 0.0, copter.k.vu)
     copter.params.set("GRIP_ENABLE", 0)
-    assert await copter_client.command(M.MAV_CMD_DO_GRIPPER, 1, M.GRIPPER_ACTION_RELEASE) == M.MAV_RESULT_FAILED
+    assert (
+        await copter_client.command(M.MAV_CMD_DO_GRIPPER, 1, M.GRIPPER_ACTION_RELEASE) == M.MAV_RESULT_FAILED
+    )
 
 
 def test_power_model_matches_the_airframe_figures():

@@ -8,6 +8,7 @@ params.py      PARAM_SET/PARAM_VALUE with confirmation
 missions.py    mission / fence / rally upload, download, read-back compare
 commands.py    COMMAND_LONG/ACK, arm (pre-arm reasons), modes, RTL/land/pause, gripper/winch
 signing.py     SETUP_SIGNING and signed outgoing messages
+fence.py       FencePlan: zones as FENCE mission items (polygons, circles, ceiling)
 driver.py      DroneDriver (many drones, one loop) and the Drone handle
 """
 
@@ -15,6 +16,7 @@ from vehicles.mavlink.connection import DroneConnection
 from vehicles.mavlink.driver import Drone, DroneDriver
 from vehicles.mavlink.errors import (
     CommandError,
+    FenceError,
     LinkError,
     MissionError,
     MissionMismatchError,
@@ -22,6 +24,7 @@ from vehicles.mavlink.errors import (
     PreArmError,
     ProtocolError,
 )
+from vehicles.mavlink.fence import FencePlan, fence_from_zones
 from vehicles.mavlink.link import Link, TcpLink, UdpLink, open_link, parse_url
 from vehicles.mavlink.missions import FENCE, MISSION, RALLY, MissionItem, compare_items
 from vehicles.mavlink.signing import key_from_passphrase
@@ -53,6 +56,8 @@ __all__ = [
     "DroneEvent",
     "DroneState",
     "FenceBreach",
+    "FenceError",
+    "FencePlan",
     "Link",
     "LinkError",
     "LinkLost",
@@ -69,6 +74,7 @@ __all__ = [
     "TcpLink",
     "UdpLink",
     "compare_items",
+    "fence_from_zones",
     "key_from_passphrase",
     "open_link",
     "parse_url",

@@ -146,6 +146,18 @@ class Commands:
             action, length, rate = mavlink.WINCH_RELAXED, 0.0, 0.0
         await self.command_long(mavlink.MAV_CMD_DO_WINCH, instance, action, length, rate)
 
+    async def request_message(self, message: str, *, timeout_s: float = 1.0) -> Any:
+        """Ask for one message now (MAV_CMD_REQUEST_MESSAGE) and return it, e.g. "MISSION_CURRENT"."""
+        msg_id = getattr(mavlink, f"MAVLINK_MSG_ID_{message}")
+        fut = self.conn.expect(message)
+        try:
+            await self.command_long(mavlink.MAV_CMD_REQUEST_MESSAGE, msg_id, timeout_s=timeout_s)
+            return await self.conn.wait_for_future(fut, timeout_s)
+        except TimeoutError:
+            raise LinkError(f"no {message} after requesting it", vehicle=self.conn.vehicle_id) from None
+        finally:
+            fut.cancel()
+
     async def goto(self, lat: float, lon: float, alt_m: float) -> None:
         """GUIDED-mode position target (relative altitude); the caller must be in GUIDED."""
         conn = self.conn

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 
 from vehicles.errors import VehicleError
@@ -21,7 +21,7 @@ from vehicles.mavlink.missions import FENCE, MISSION, RALLY, MissionItem, Missio
 from vehicles.mavlink.params import Params
 from vehicles.mavlink.signing import provision_signing, use_signing
 from vehicles.mavlink.streams import DEFAULT_RATES_HZ, set_message_rates
-from vehicles.mavlink.telemetry import DroneState, Telemetry
+from vehicles.mavlink.telemetry import DroneEvent, DroneState, Telemetry
 
 __all__ = ["Drone", "DroneDriver"]
 
@@ -65,7 +65,7 @@ class Drone:
         """The drone's MAVLink system id (learnt from its heartbeat)."""
         return self.conn.target_system
 
-    def events(self):
+    def events(self) -> AsyncIterator[DroneEvent]:
         """Async iterator over DroneEvents from now on."""
         return self.telemetry.events()
 

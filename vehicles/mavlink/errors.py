@@ -18,6 +18,7 @@ from vehicles.errors import LinkError, ProtocolError, VehicleError
 
 __all__ = [
     "CommandError",
+    "FenceError",
     "LinkError",
     "MissionError",
     "MissionMismatchError",
@@ -92,3 +93,12 @@ class ParamError(ProtocolError):
         self.wanted = wanted
         self.got = got
         super().__init__(f"parameter {name}: {message}", vehicle=vehicle)
+
+
+class FenceError(VehicleError, ValueError):
+    """A fence that cannot be expressed (too few vertices, a zero radius, ...): names the field and why."""
+
+    def __init__(self, reason: str, *, field: str | None = None) -> None:
+        self.reason = reason
+        self.field = field
+        super().__init__(f"field '{field}': {reason}" if field else reason)

@@ -166,18 +166,22 @@ class Missions:
         conn.send(last_sent)
         asked: set[int] = set()
         silent = 0
+        resent_when_done = False
         while True:
+            done = bool(count) and len(asked) == count
             fut = conn.expect(("MISSION_REQUEST_INT", "MISSION_REQUEST", "MISSION_ACK"), ours)
             try:
                 msg = await conn.wait_for_future(fut, self.timeout_s)
             except TimeoutError:
                 silent += 1
-                if silent > self.retries:
-                    if count and len(asked) == count:
-                        return False  # everything went out; the ACK (or its trigger) was lost
+                # Once every item went out, a silent vehicle has most likely finished and its ACK was lost.
+                if silent > (min(self.retries, 3) if done else self.retries):
+                    if done:
+                        return False
                     raise LinkError(
                         f"mission upload stalled after {len(asked)}/{count} items", vehicle=conn.vehicle_id
                     ) from None
+                resent_when_done = done
                 conn.send(last_sent)
                 continue
             silent = 0
@@ -188,6 +192,10 @@ class Missions:
                     continue  # stale ACK from an earlier transfer
                 if msg.type == mavlink.MAV_MISSION_INVALID_SEQUENCE:
                     continue  # a duplicate item we sent; the vehicle asks again
+                if resent_when_done and msg.type == mavlink.MAV_MISSION_ERROR:
+                    # "no upload in progress" (GCS_MAVLINK::handle_mission_item): the answer to our resend
+                    # of the last item after the vehicle had already finished; the read-back decides.
+                    return False
                 raise self._err(mission_type, msg.type, f"upload refused after {len(asked)}/{count} items")
             seq = msg.seq
             if not 0 <= seq < count:

@@ -4,7 +4,9 @@ Once a vehicle has a key it refuses unsigned commands from anyone (ArduPilot: GC
 `accept_unsigned_callback` lets only RADIO_STATUS through), so a provisioned drone only obeys holders of
 the key. Timestamps count 10 µs ticks since 2015-01-01 (https://mavlink.io/en/guide/message_signing.html);
 a new stream is accepted only if its timestamp is within a minute of the receiver's, hence the wall clock.
-SETUP_SIGNING has no ACK: provisioning is confirmed by a signed request that gets answered.
+SETUP_SIGNING has no ACK: provisioning is confirmed when a signed request gets a *signed* answer (a vehicle
+that holds the key signs what it sends: GCS_Signing.cpp sets MAVLINK_SIGNING_FLAG_SIGN_OUTGOING; an
+unprovisioned ArduPilot would answer a signed request too, but unsigned).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def use_signing(conn: DroneConnection, key: bytes, *, link_id: int = 0, accept_u
 async def provision_signing(
     conn: DroneConnection, key: bytes, *, attempts: int = 3, timeout_s: float = 1.0
 ) -> None:
-    """Store `key` on the drone (SETUP_SIGNING), then sign from here on; confirmed by a signed PARAM read."""
+    """Store `key` on the drone (SETUP_SIGNING), then sign from here on; confirmed by a signed answer."""
     key = _check_key(key)
     for _ in range(attempts):
         # SETUP_SIGNING itself goes out the way the link currently speaks (unsigned the first time).
@@ -68,7 +70,11 @@ async def provision_signing(
         )
         try:
             await conn.request(
-                probe, "PARAM_VALUE", lambda m: m.param_id == "SYSID_THISMAV", timeout_s=timeout_s, retries=1
+                probe,
+                "PARAM_VALUE",
+                lambda m: m.param_id == "SYSID_THISMAV" and m.get_signed(),
+                timeout_s=timeout_s,
+                retries=1,
             )
             return
         except LinkError:

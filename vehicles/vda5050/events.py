@@ -24,7 +24,21 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
-__all__ = ["EventHub", "EventStream", "RobotEvent"]
+__all__ = ["EventHub", "EventStream", "RobotEvent", "wait_quietly"]
+
+
+async def wait_quietly(future: asyncio.Future[Any], timeout_s: float | None) -> bool:
+    """Wait for `future` up to `timeout_s`; True if it finished. Cancels it if *we* are cancelled.
+
+    Why not `asyncio.timeout`: on Python 3.11 a timeout that expires in the same loop iteration as an
+    outside cancel reports TimeoutError and the cancel is lost; `asyncio.wait` has no such race.
+    """
+    try:
+        done, _ = await asyncio.wait({future}, timeout=timeout_s)
+    except asyncio.CancelledError:
+        future.cancel()
+        raise
+    return bool(done)
 
 
 @dataclass(frozen=True)
@@ -57,8 +71,14 @@ class EventStream:
 
     async def get(self, timeout_s: float | None = None) -> RobotEvent:
         """The next event; TimeoutError after `timeout_s` seconds."""
-        async with asyncio.timeout(timeout_s):
+        if timeout_s is None:
             return await self._queue.get()
+        getter = asyncio.ensure_future(self._queue.get())
+        await wait_quietly(getter, timeout_s)
+        if not getter.done():
+            getter.cancel()
+            raise TimeoutError(f"no event within {timeout_s:g} s")
+        return getter.result()
 
     def get_nowait(self) -> RobotEvent | None:
         """The next queued event, or None."""

@@ -10,7 +10,6 @@ broker's CONNACK.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import random
@@ -169,10 +168,10 @@ class FleetLink:
         self._closing = True
         tasks = [t for t in (self._main, *self._tasks) if t is not None]
         for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # re-cancel until done: Python 3.11's wait_for (inside aiomqtt) can swallow one cancel
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=1.0)
         self._main = None
         self.connected.clear()
 

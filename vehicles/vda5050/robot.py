@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from vehicles.errors import LinkError
 from vehicles.vda5050.codec import header
-from vehicles.vda5050.events import EventHub, EventStream, RobotEvent
+from vehicles.vda5050.events import EventHub, EventStream, RobotEvent, wait_quietly
 from vehicles.vda5050.orders import Action, OrderPlan, build_order_message, instant_action
 from vehicles.vda5050.state import Availability, ConnectionState, RobotView, view_from_state
 from vehicles.vda5050.versions import VersionInfo
@@ -123,9 +123,15 @@ class RobotHandle:
 
     async def wait_until(self, predicate: Callable[[RobotHandle], bool], timeout_s: float) -> None:
         """Return once `predicate(self)` holds (checked after every event); TimeoutError after `timeout_s`."""
-        async with asyncio.timeout(timeout_s):
-            while not predicate(self):
-                await self._changed.wait()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not predicate(self):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"{self.serial_number}: condition not met within {timeout_s:g} s")
+            waiter = asyncio.ensure_future(self._changed.wait())
+            if not await wait_quietly(waiter, remaining):
+                waiter.cancel()
 
     # ---- receiving ---------------------------------------------------------------------------
     def _check_header(self, subtopic: str, header_id: int, retained: bool) -> None:
@@ -182,13 +188,19 @@ class RobotHandle:
             if old_states.get(action_id) != status:
                 result = new.action_results.get(action_id)
                 self._emit("action", action_id=action_id, status=status, result=result)
-        old_errors = {(e.error_type, e.level) for e in old.errors} if old else set()
-        new_errors = {(e.error_type, e.level): e for e in new.errors}
+        old_errors = {e.key for e in old.errors} if old else set()
+        new_errors = {e.key: e for e in new.errors}
         for key, error in new_errors.items():
             if key not in old_errors:
-                self._emit("error_raised", error_type=key[0], level=key[1], description=error.description)
+                self._emit(
+                    "error_raised",
+                    error_type=error.error_type,
+                    level=error.level,
+                    description=error.description,
+                    references=dict(error.references),
+                )
         for key in old_errors - set(new_errors):
-            self._emit("error_cleared", error_type=key[0], level=key[1])
+            self._emit("error_cleared", error_type=key[0], level=key[1], references=dict(key[2]))
         self._emit("state", header_id=new.header_id)
         self._reconcile_order(now)
 
@@ -272,6 +284,20 @@ class RobotHandle:
             released_until=released_until,
         )
         await self._publish_order()
+
+    def adopt_order(self, plan: OrderPlan, *, update_id: int, first_node: int, released_until: int) -> None:
+        """Take over an order the robot already runs (e.g. after a controller restart) without sending it.
+
+        From here on it is reconciled like any order this handle sent: re-sent if the robot falls behind.
+        """
+        self.order = SentOrder(
+            plan,
+            update_id=update_id,
+            first_node=first_node,
+            released_until=released_until,
+            sent_at=asyncio.get_running_loop().time(),
+            sent_epoch=self.link.epoch,
+        )
 
     def _pending_unsent(self) -> bool:
         return self.order is not None and self.order.sent_at is None

@@ -49,6 +49,12 @@ class RobotError:
     error_type: str
     level: str
     description: str = ""
+    references: tuple[tuple[str, str], ...] = ()  # (referenceKey, referenceValue), e.g. ("orderId", "o-1")
+
+    @property
+    def key(self) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+        """Identity across states: the same error about another order is a new error."""
+        return self.error_type, self.level, self.references
 
 
 @dataclass
@@ -114,7 +120,12 @@ def view_from_state(info: VersionInfo, message: dict[str, Any]) -> RobotView:
         charging=bool(battery["charging"]),
         operating_mode=message["operatingMode"],
         errors=[
-            RobotError(e["errorType"], e["errorLevel"], e.get("errorDescription", ""))
+            RobotError(
+                e["errorType"],
+                e["errorLevel"],
+                e.get("errorDescription", ""),
+                tuple((r["referenceKey"], r["referenceValue"]) for r in e.get("errorReferences", [])),
+            )
             for e in message["errors"]
         ],
         action_states=states,

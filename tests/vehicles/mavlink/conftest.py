@@ -1,9 +1,9 @@
 """A scripted MAVLink vehicle over real sockets, for driver tests that need exact protocol misbehaviour.
 
-It speaks ArduPilot's side of the wire with pymavlink (its own codec, sysid 1 by default): heartbeats, COMMAND_LONG
-acks, parameters, and the mission protocol (with switches for duplicate / out-of-order requests, ack errors,
-silence and read-back corruption). The real simulator (`sitl.copter`) is used in tests/e2e; this peer exists
-because a faithful simulator never misbehaves on purpose.
+It speaks ArduPilot's side of the wire with pymavlink (its own codec, sysid 1 by default): heartbeats,
+COMMAND_LONG acks, parameters, and the mission protocol (with switches for duplicate / out-of-order
+requests, ack errors, silence and read-back corruption). The real simulator (`sitl.copter`) is used in
+tests/e2e; this peer exists because a faithful simulator never misbehaves on purpose.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ class PeerOptions:
     reverse_order: bool = False  # ask for items last-first
     final_ack: int = mavlink.MAV_MISSION_ACCEPTED
     silent_missions: bool = False  # never answer MISSION_COUNT
+    lose_final_ack: bool = False  # the ACK ending an upload is lost on the way
     corrupt_readback: bool = False  # move item 1 by ~1 m when read back
     ignore_commands: int = 0  # drop this many COMMAND_LONGs before answering
     command_results: dict[int, int] = field(default_factory=dict)  # MAV_CMD -> MAV_RESULT
@@ -43,7 +44,11 @@ class ScriptedVehicle:
         self.mav.robust_parsing = True
         self.options = PeerOptions()
         self.outs: list[Callable[[bytes], None]] = []
-        self.params: dict[str, float] = {"SYSID_THISMAV": float(sysid), "FENCE_ENABLE": 0.0, "RTL_ALT": 1500.0}
+        self.params: dict[str, float] = {
+            "SYSID_THISMAV": float(sysid),
+            "FENCE_ENABLE": 0.0,
+            "RTL_ALT": 1500.0,
+        }
         self.stored: dict[int, list[Any]] = {0: [], 1: [], 2: []}
         self.custom_mode = 0
         self.armed = False
@@ -75,9 +80,9 @@ class ScriptedVehicle:
             if handler is not None:
                 handler(msg)
 
-    async def wait_received(self, predicate: Callable[[Any], bool], timeout: float = 3.0) -> Any:
+    async def wait_received(self, predicate: Callable[[Any], bool], timeout_s: float = 3.0) -> Any:
         """Wait until a received message satisfies `predicate` (event-driven)."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(timeout_s):
             while True:
                 for msg in self.received:
                     if predicate(msg):
@@ -86,7 +91,9 @@ class ScriptedVehicle:
                 await self.got_message.wait()
 
     def heartbeat(self) -> None:
-        base = mavlink.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED | (mavlink.MAV_MODE_FLAG_SAFETY_ARMED if self.armed else 0)
+        base = mavlink.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED | (
+            mavlink.MAV_MODE_FLAG_SAFETY_ARMED if self.armed else 0
+        )
         self.send(
             self.mav.heartbeat_encode(
                 mavlink.MAV_TYPE_QUADROTOR, mavlink.MAV_AUTOPILOT_ARDUPILOTMEGA, base, self.custom_mode,
@@ -178,14 +185,20 @@ class ScriptedVehicle:
             except TimeoutError:
                 self._request_next()  # re-request, as ArduPilot's MissionItemProtocol::update does
         self.stored[self._upload_type] = [self._upload_items[i] for i in sorted(self._upload_items)]
-        self.send(self.mav.mission_ack_encode(255, 190, self.options.final_ack, self._upload_type))
+        if not self.options.lose_final_ack:
+            self.send(self.mav.mission_ack_encode(255, 190, self.options.final_ack, self._upload_type))
         self._upload = None
 
     def _on_MISSION_ITEM_INT(self, msg: Any) -> None:
-        if self._upload is None or msg.mission_type != self._upload_type:
+        if self._upload is None:  # no upload in progress: ArduPilot answers MAV_MISSION_ERROR
+            self.send(self.mav.mission_ack_encode(255, 190, mavlink.MAV_MISSION_ERROR, msg.mission_type))
+            return
+        if msg.mission_type != self._upload_type:
             return
         if not self._pending or msg.seq != self._pending[0]:
-            self.send(self.mav.mission_ack_encode(255, 190, mavlink.MAV_MISSION_INVALID_SEQUENCE, msg.mission_type))
+            self.send(
+                self.mav.mission_ack_encode(255, 190, mavlink.MAV_MISSION_INVALID_SEQUENCE, msg.mission_type)
+            )
             return
         self._upload_items[msg.seq] = msg
         self._pending.pop(0)
@@ -194,12 +207,16 @@ class ScriptedVehicle:
             self._request_next()
 
     def _on_MISSION_REQUEST_LIST(self, msg: Any) -> None:
-        self.send(self.mav.mission_count_encode(255, 190, len(self.stored[msg.mission_type]), msg.mission_type))
+        self.send(
+            self.mav.mission_count_encode(255, 190, len(self.stored[msg.mission_type]), msg.mission_type)
+        )
 
     def _on_MISSION_REQUEST_INT(self, msg: Any) -> None:
         items = self.stored[msg.mission_type]
         if msg.seq >= len(items):
-            self.send(self.mav.mission_ack_encode(255, 190, mavlink.MAV_MISSION_INVALID_SEQUENCE, msg.mission_type))
+            self.send(
+                self.mav.mission_ack_encode(255, 190, mavlink.MAV_MISSION_INVALID_SEQUENCE, msg.mission_type)
+            )
             return
         it = items[msg.seq]
         x = it.x + (90 if self.options.corrupt_readback and msg.seq == 1 else 0)
@@ -270,7 +287,9 @@ class _UdpPeer(asyncio.DatagramProtocol):
 @contextlib.asynccontextmanager
 async def _serve_udp(vehicle: ScriptedVehicle) -> AsyncIterator[PeerServer]:
     loop = asyncio.get_running_loop()
-    transport, proto = await loop.create_datagram_endpoint(lambda: _UdpPeer(vehicle), local_addr=("127.0.0.1", 0))
+    transport, proto = await loop.create_datagram_endpoint(
+        lambda: _UdpPeer(vehicle), local_addr=("127.0.0.1", 0)
+    )
     vehicle.outs.append(proto.out)
     port = transport.get_extra_info("sockname")[1]
     try:
@@ -280,7 +299,7 @@ async def _serve_udp(vehicle: ScriptedVehicle) -> AsyncIterator[PeerServer]:
 
 
 class LossyUdpRelay(asyncio.DatagramProtocol):
-    """Forwards datagrams between one client and `upstream`, dropping each with probability `loss` (seeded)."""
+    """Forwards datagrams between one client and `upstream`, dropping each with probability `loss`."""
 
     def __init__(self, upstream: tuple[str, int], loss: float, seed: int) -> None:
         self.upstream = upstream

@@ -22,7 +22,10 @@ from vehicles.mavlink import (
 
 async def test_arm_refusal_carries_the_prearm_reasons(peer):
     async with peer() as server, DroneDriver() as driver:
-        server.vehicle.options.prearm_reasons = ["PreArm: Battery below minimum arming capacity", "PreArm: Fence"]
+        server.vehicle.options.prearm_reasons = [
+            "PreArm: Battery below minimum arming capacity",
+            "PreArm: Fence",
+        ]
         drone = await driver.add("d1", server.url, set_rates=False)
         with pytest.raises(PreArmError) as err:
             await drone.arm()
@@ -94,11 +97,19 @@ async def test_telemetry_becomes_state_and_events(peer):
         drone = await driver.add("d1", server.url, set_rates=False)
         v = server.vehicle
         with drone.telemetry.subscribe() as q:
-            v.send(v.mav.global_position_int_encode(0, 334000000, -1123000000, 400000, 60000, 300, 400, -100, 9000))
+            v.send(
+                v.mav.global_position_int_encode(
+                    0, 334000000, -1123000000, 400000, 60000, 300, 400, -100, 9000
+                )
+            )
             v.send(v.mav.sys_status_encode(0, 0, 0, 0, 15800, 1200, 71, 0, 0, 0, 0, 0, 0))
             v.send(v.mav.battery_status_encode(0, 0, 0, 2500, [15800] + [65535] * 9, 1200, 2200, 360, 71,
                                                0, mavlink.MAV_BATTERY_CHARGE_STATE_OK))  # fmt: skip
-            v.send(v.mav.statustext_encode(mavlink.MAV_SEVERITY_WARNING, b"Battery 1 is low 14.80V used 2200 mAh"))
+            v.send(
+                v.mav.statustext_encode(
+                    mavlink.MAV_SEVERITY_WARNING, b"Battery 1 is low 14.80V used 2200 mAh"
+                )
+            )
             v.send(v.mav.fence_status_encode(1, 1, mavlink.FENCE_BREACH_BOUNDARY, 0))
             v.custom_mode = 6
             v.heartbeat()

@@ -24,11 +24,15 @@ WP = mavlink.MAV_CMD_NAV_WAYPOINT
 
 def _mission(n: int) -> list[MissionItem]:
     items = [MissionItem(mavlink.MAV_CMD_NAV_TAKEOFF, alt=30.0)]
-    items += [MissionItem(WP, 33.4 + i * 1e-4, -112.3 - i * 1e-4, 60.0 + i, param1=i % 3) for i in range(n - 3)]
-    return with_home(items + [MissionItem(mavlink.MAV_CMD_NAV_RETURN_TO_LAUNCH)])
+    items += [
+        MissionItem(WP, 33.4 + i * 1e-4, -112.3 - i * 1e-4, 60.0 + i, param1=i % 3) for i in range(n - 3)
+    ]
+    return with_home([*items, MissionItem(mavlink.MAV_CMD_NAV_RETURN_TO_LAUNCH)])
 
 
-@pytest.mark.parametrize(("duplicate", "reverse"), [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize(
+    ("duplicate", "reverse"), [(False, False), (True, False), (False, True), (True, True)]
+)
 async def test_upload_answers_duplicate_and_out_of_order_requests(peer, duplicate, reverse):
     async with peer() as server, DroneDriver() as driver:
         v = server.vehicle
@@ -79,6 +83,17 @@ async def test_a_silent_vehicle_is_a_link_error_after_the_retries(peer):
         assert len(counts) == 4  # first try plus three resends
 
 
+async def test_a_lost_final_ack_is_settled_by_the_read_back(peer):
+    async with peer() as server, DroneDriver() as driver:
+        server.vehicle.options.lose_final_ack = True
+        drone = await driver.add("d1", server.url, set_rates=False)
+        drone.missions.timeout_s = 0.1
+        items = _mission(6)
+        assert await drone.missions.upload(items) is False  # not acknowledged: unknown from the upload alone
+        got = await drone.missions.upload_verified(items)  # ... but the read-back shows it arrived
+        assert len(got) == 6 and len(server.vehicle.stored[MISSION]) == 6
+
+
 async def test_read_back_mismatch_names_the_item(peer):
     async with peer() as server, DroneDriver() as driver:
         server.vehicle.options.corrupt_readback = True
@@ -93,7 +108,8 @@ async def test_upload_and_read_back_survive_20_percent_loss_both_ways(peer, loss
         upstream = int(server.url.rsplit(":", 1)[1])
         relay, port = await lossy_relay(upstream, loss=0.2, seed=42)
         drone = await driver.add("d1", f"udpout:127.0.0.1:{port}", set_rates=False)
-        drone.missions.timeout_s, drone.missions.retries = 0.25, 20
+        server.vehicle.options.rerequest_s = 0.1
+        drone.missions.timeout_s, drone.missions.retries = 0.15, 30
         items = _mission(30)
         got = await asyncio.wait_for(drone.upload_mission(items), 60)
         assert len(got) == 30

@@ -1,0 +1,148 @@
+"""The HTTP API of one station: `create_app(service)` gives the FastAPI app (OpenAPI at /docs, /openapi.json).
+
+The app does not own the `StationService`: whoever runs the station starts it, builds the app over it, and
+serves the app (see `controller.api.server`). The app owns only what exists for the API: the van webhook,
+started and stopped with the app when `[api] webhook_url` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+
+from controller.api import routes_fleet, routes_packages, routes_report, routes_vans, ws
+from controller.api.errors import install_error_handlers
+from controller.api.schemas import PackageBatch
+from controller.packages import (
+    KG_PER_LB,
+    MAX_DIMENSION_M,
+    MAX_KEY_LEN,
+    MAX_NOTE_LEN,
+    MAX_RECIPIENT_LEN,
+    MAX_WEIGHT_KG,
+    PackageIn,
+)
+
+if TYPE_CHECKING:
+    from controller.service import StationService
+
+__all__ = ["API_VERSION", "create_app"]
+
+API_VERSION = "1.0.0"
+_DESCRIPTION = """\
+The assignment API of a lastmile-fleet station: submit packages, learn at once whether a drone, a robot or a
+van takes each (and why), follow the van fallback feed, and run the fleet.
+
+Auth: `Authorization: Bearer <token>`; each token has one role (dispatcher, operator, viewer).
+Errors: `{"error": {"field", "reason", "code", "row"}, "errors": [...]}`. Weights in kg or lb, SI inside.
+"""
+
+
+class Health(BaseModel):
+    """Liveness: the station is up (no auth)."""
+
+    status: str
+    station: str
+    grounded: bool
+    last_event: int
+
+
+def create_app(service: StationService, *, webhook: bool = True) -> FastAPI:
+    """The API over a running `StationService`; `webhook=False` leaves the van webhook off."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = None
+        url = service.config.api.webhook_url
+        if webhook and url:
+            task = await _start_webhook(app, service, url)
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app = FastAPI(
+        title=f"lastmile-fleet station API ({service.config.name})",
+        version=API_VERSION,
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.webhook = None
+    install_error_handlers(app)
+    for module in (routes_packages, routes_vans, routes_fleet, ws, routes_report):
+        app.include_router(module.router)
+
+    @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness (no auth)")
+    async def healthz() -> Health:
+        return Health(
+            status="ok",
+            station=service.config.name,
+            grounded=service.grounded is not None,
+            last_event=service.bus.last_seq,
+        )
+
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+async def _start_webhook(app: FastAPI, service: StationService, url: str) -> asyncio.Task[None]:
+    from controller.api.routes_vans import handover
+    from controller.service.webhook import VanWebhook, feed_end
+
+    station = (service.config.lat, service.config.lon)
+    # The cursor is taken before the server accepts requests, so nothing handed over from now is missed.
+    cursor = await asyncio.to_thread(feed_end, service.store)
+    hook = VanWebhook(
+        service.store, service.bus, url, render=lambda e, p: handover(e, p, station), cursor=cursor
+    )
+    app.state.webhook = hook
+    return asyncio.create_task(hook.run(), name="lastmile.api.van_webhook")
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated schema, plus the request models of the hand-parsed `POST /v1/packages` body."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (PackageIn, PackageBatch):
+        body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in body.pop("$defs", {}).items():
+            components.setdefault(name, sub)
+        components[model.__name__] = body
+    _document_limits(components["PackageIn"])
+    app.openapi_schema = schema
+    return schema
+
+
+# The single-field rules of `PackageIn` (enforced by its validators), written into the schema so that
+# integrators and generated clients see them. Rules across fields (at most 1000 kg whatever the unit, not
+# 0/0, earliest before deadline, times with a zone) are in the descriptions and answered with a 422.
+_LIMITS: dict[str, dict[str, Any]] = {
+    "key": {"minLength": 1, "maxLength": MAX_KEY_LEN},
+    "weight": {"exclusiveMinimum": 0, "maximum": MAX_WEIGHT_KG / KG_PER_LB},
+    "dest_lat": {"minimum": -90, "maximum": 90},
+    "dest_lon": {"minimum": -180, "maximum": 180},
+    "priority": {"minimum": 0, "maximum": 9},
+    "recipient": {"maxLength": MAX_RECIPIENT_LEN},
+    "note": {"maxLength": MAX_NOTE_LEN},
+    **{f"{d}_m": {"exclusiveMinimum": 0, "maximum": MAX_DIMENSION_M} for d in ("length", "width", "height")},
+}
+
+
+def _document_limits(schema: dict[str, Any]) -> None:
+    for name, limits in _LIMITS.items():
+        prop = schema["properties"][name]
+        typed = [s for s in prop.get("anyOf", [prop]) if s.get("type") != "null"]
+        for sub in typed:
+            sub.update(limits)

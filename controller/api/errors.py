@@ -1,0 +1,129 @@
+"""Every error the API answers is JSON of one shape: `{"error": {field, reason, code, row}, "errors": [...]}`.
+
+The handlers here translate our own exceptions (bad input, unknown ids, idempotency conflicts, illegal state
+changes) and the framework's (bad query parameters, unknown routes) into that shape, so an integrator
+writes one error path. Anything else is a bug: it is logged with its traceback and answered with a plain
+500 that leaks nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from controller.errors import InputError
+from controller.packages import InvalidTransition
+from controller.store import IdempotencyConflict, UnknownMission, UnknownPackage
+
+log = logging.getLogger("lastmile.api")
+
+__all__ = ["ApiError", "error_response", "install_error_handlers"]
+
+_LOC_ROOTS = {"body", "query", "path", "header"}
+_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "bad_method"}
+
+
+class ApiError(Exception):
+    """An error answer raised from a route: HTTP status, reason in words, the field it is about."""
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        *,
+        field: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.field = field
+        self.code = code or _CODES.get(status, "error")
+        self.headers = headers
+
+
+def problem(reason: str, *, field: str | None = None, code: str = "invalid", row: int | None = None) -> dict:
+    """One entry of `errors`."""
+    return {"field": field, "reason": reason, "code": code, "row": row}
+
+
+def error_response(
+    status: int, problems: Sequence[dict[str, Any]], headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """The JSON error answer for one or more problems."""
+    items = list(problems)
+    return JSONResponse({"error": items[0], "errors": items}, status_code=status, headers=headers)
+
+
+def _field(loc: Sequence[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in _LOC_ROOTS:
+        parts = parts[1:]
+    return ".".join(parts) or "(body)"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the translations described in the module docstring."""
+
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, [problem(exc.reason, field=exc.field, code=exc.code)], exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for e in exc.errors():
+            field = _field(e.get("loc", ()))
+            msg = str(e.get("msg", "is not valid"))
+            given = e.get("input")
+            reason = f"{field}: {msg}" + (
+                f", got {given!r}" if given is not None and e["type"] != "missing" else ""
+            )
+            problems.append(problem(reason, field=field))
+        return error_response(422, problems or [problem("the request is not valid")])
+
+    @app.exception_handler(IdempotencyConflict)
+    async def _conflict(_: Request, exc: IdempotencyConflict) -> JSONResponse:
+        field = "key" if exc.row is None else f"packages.{exc.row}.key"
+        row = exc.row if isinstance(exc.row, int) else None
+        return error_response(409, [problem(exc.reason, field=field, code="idempotency_conflict", row=row)])
+
+    @app.exception_handler(InputError)
+    async def _input(_: Request, exc: InputError) -> JSONResponse:
+        row = exc.row if isinstance(exc.row, int) else None
+        field = exc.field if row is None or exc.field is None else f"packages.{row}.{exc.field}"
+        return error_response(422, [problem(exc.reason, field=field, row=row)])
+
+    @app.exception_handler(UnknownPackage)
+    async def _no_package(_: Request, exc: UnknownPackage) -> JSONResponse:
+        return error_response(404, [problem(str(exc), field="package_id", code="not_found")])
+
+    @app.exception_handler(UnknownMission)
+    async def _no_mission(_: Request, exc: UnknownMission) -> JSONResponse:
+        return error_response(404, [problem(str(exc), field="mission_id", code="not_found")])
+
+    @app.exception_handler(InvalidTransition)
+    async def _transition(_: Request, exc: InvalidTransition) -> JSONResponse:
+        return error_response(409, [problem(str(exc), field="state", code="invalid_state")])
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI's "error parsing the body": bad input like any other, 422
+            reason = f"the body is not valid JSON ({exc.detail})"
+            return error_response(422, [problem(reason, field="(body)")])
+        code = _CODES.get(exc.status_code, "error")
+        return error_response(
+            exc.status_code, [problem(str(exc.detail), code=code)], dict(exc.headers or {}) or None
+        )
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, [problem("internal error; the controller logged it", code="internal")])

@@ -1,0 +1,84 @@
+"""End-of-day figures from the store's event log: what an operations lead reads at the end of a shift.
+
+A day is a UTC calendar day. Everything comes from stored transitions (never from memory), so a report
+for yesterday is the same after a restart:
+- delivered by mode (drone, robot), the share on time (among packages with a deadline), and the median
+  time from intake to the door;
+- hand-overs to vans, by their main reason code (the first, most fundamental one);
+- energy used by vehicles (as measured on delivered and failed trips);
+- failures by reason code.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from controller.packages import Package, PackageEvent, PackageState
+from controller.store import Store
+
+__all__ = ["day_report"]
+
+_PAGE = 10_000
+
+
+def _events(store: Store, state: PackageState, start: datetime, end: datetime) -> list[PackageEvent]:
+    out: list[PackageEvent] = []
+    cursor = 0
+    while True:
+        events, cursor = store.events_since(cursor, to_state=state, limit=_PAGE)
+        out.extend(e for e in events if start <= e.at < end)
+        if len(events) < _PAGE:
+            return out
+
+
+def _energy(event: PackageEvent) -> float:
+    value = event.detail.get("energy_used_wh")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def day_report(store: Store, day: date) -> dict[str, Any]:
+    """The figures for one UTC day (see the module docstring)."""
+    start = datetime.combine(day, time(0), tzinfo=UTC)
+    end = start + timedelta(days=1)
+    received = [e for e in _events(store, PackageState.RECEIVED, start, end) if e.from_state is None]
+    delivered = _events(store, PackageState.DELIVERED, start, end)
+    vans = _events(store, PackageState.VAN, start, end)
+    failed = _events(store, PackageState.FAILED, start, end)
+    packages: dict[str, Package] = {}
+    for e in [*delivered, *vans]:
+        if e.package_id not in packages:
+            packages[e.package_id] = store.get(e.package_id)
+
+    by_mode: Counter[str] = Counter()
+    minutes: list[float] = []
+    with_deadline = on_time = 0
+    for e in delivered:
+        p = packages[e.package_id]
+        by_mode[p.mode or "unknown"] += 1
+        minutes.append((e.at - p.created_at).total_seconds() / 60.0)
+        if p.deadline is not None:
+            with_deadline += 1
+            on_time += e.at <= p.deadline
+    van_reasons: Counter[str] = Counter((packages[e.package_id].reasons or ["unspecified"])[0] for e in vans)
+    failures: Counter[str] = Counter(str(e.detail.get("reason_code") or "unspecified") for e in failed)
+    energy = sum(_energy(e) for e in [*delivered, *failed])
+    return {
+        "day": day.isoformat(),
+        "received": len(received),
+        "delivered": {"total": len(delivered), "by_mode": dict(sorted(by_mode.items()))},
+        "on_time": {
+            "with_deadline": with_deadline,
+            "on_time": on_time,
+            "share": round(on_time / with_deadline, 4) if with_deadline else None,
+        },
+        "delivery_minutes": {
+            "median": round(statistics.median(minutes), 1) if minutes else None,
+            "p90": round(statistics.quantiles(minutes, n=10)[-1], 1) if len(minutes) >= 2 else None,
+        },
+        "van_fallbacks": {"total": len(vans), "by_reason": dict(van_reasons.most_common())},
+        "energy_used_wh": round(energy, 1),
+        "failures": {"total": len(failed), "by_reason": dict(failures.most_common())},
+    }

@@ -1,0 +1,158 @@
+"""The operator's side: the fleet and its missions, launch and abort, and grounding the whole fleet."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from controller.api.auth import require
+from controller.api.deps import blocking, service_of
+from controller.api.errors import ApiError
+from controller.api.schemas import ErrorBody
+from controller.store import Mission
+
+router = APIRouter(prefix="/v1", tags=["fleet"])
+_ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}}
+
+
+class FleetStatus(BaseModel):
+    """Every vehicle's latest telemetry, whether the fleet is grounded, and the package queue by state."""
+
+    station: str
+    grounded: bool
+    grounded_reason: str | None
+    vehicles: list[dict[str, Any]]
+    queue: dict[str, int] = Field(description="packages per state")
+    last_event: int = Field(description="sequence number of the newest live event")
+
+
+class GroundRequest(BaseModel):
+    """Why the fleet stops launching (kept in the event stream)."""
+
+    reason: str = Field(default="weather hold", min_length=1, max_length=200)
+
+
+class MissionOut(BaseModel):
+    """A mission: one vehicle's job for one package."""
+
+    id: str
+    package_id: str
+    vehicle_id: str
+    kind: str
+    state: str
+    created_at: datetime
+    updated_at: datetime
+    plan: dict[str, Any] = Field(default_factory=dict)
+
+
+class MissionAction(BaseModel):
+    """What an operator action did."""
+
+    mission_id: str
+    action: str
+    ok: bool = True
+
+
+async def _status(request: Request) -> FleetStatus:
+    service = service_of(request)
+    counts = await blocking(service.store.count_by_state)
+    return FleetStatus(
+        station=service.config.name,
+        grounded=service.grounded is not None,
+        grounded_reason=service.grounded,
+        vehicles=service.fleet_status(),
+        queue={str(state): n for state, n in counts.items()},
+        last_event=service.bus.last_seq,
+    )
+
+
+@router.get(
+    "/fleet",
+    summary="Fleet status and package queue",
+    response_model=FleetStatus,
+    responses=_ERRORS,
+    dependencies=[Depends(require("fleet:read"))],
+)
+async def fleet(request: Request) -> FleetStatus:
+    """Vehicles (online, charge, position, mode, mission) and how many packages are in each state."""
+    return await _status(request)
+
+
+@router.get(
+    "/missions",
+    summary="Missions (unfinished by default)",
+    response_model=list[MissionOut],
+    responses=_ERRORS,
+    dependencies=[Depends(require("fleet:read"))],
+)
+async def missions(
+    request: Request, all: Annotated[bool, Query(description="include finished missions")] = False
+) -> list[MissionOut]:
+    """Held missions wait for an operator's launch when the station's `launch = "operator"`."""
+    found: list[Mission] = await service_of(request).missions(unfinished_only=not all)
+    return [MissionOut.model_validate(m.model_dump()) for m in found]
+
+
+@router.post(
+    "/missions/{mission_id}/launch",
+    summary="Launch a held mission",
+    response_model=MissionAction,
+    responses={**_ERRORS, 404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+    dependencies=[Depends(require("fleet:write"))],
+)
+async def launch(request: Request, mission_id: str) -> MissionAction:
+    """404 when no mission with this id is held; 409 while the fleet is grounded."""
+    try:
+        await service_of(request).launch(mission_id)
+    except KeyError:
+        raise ApiError(
+            404, f"no mission {mission_id!r} is waiting for a launch", field="mission_id"
+        ) from None
+    except PermissionError as exc:
+        raise ApiError(409, str(exc), field="mission_id", code="grounded") from None
+    return MissionAction(mission_id=mission_id, action="launch")
+
+
+@router.post(
+    "/missions/{mission_id}/abort",
+    summary="Abort a mission",
+    response_model=MissionAction,
+    responses={**_ERRORS, 404: {"model": ErrorBody}},
+    dependencies=[Depends(require("fleet:write"))],
+)
+async def abort(request: Request, mission_id: str) -> MissionAction:
+    """A held mission is released (its package goes back to the queue); a flying one returns home."""
+    try:
+        await service_of(request).abort(mission_id)
+    except KeyError:
+        raise ApiError(404, f"no mission {mission_id!r} is held or under way", field="mission_id") from None
+    return MissionAction(mission_id=mission_id, action="abort")
+
+
+@router.post(
+    "/fleet/ground",
+    summary="Ground the fleet (stop launching)",
+    response_model=FleetStatus,
+    responses={**_ERRORS, 422: {"model": ErrorBody}},
+    dependencies=[Depends(require("fleet:write"))],
+)
+async def ground(request: Request, body: Annotated[GroundRequest | None, Body()] = None) -> FleetStatus:
+    """New packages stay queued (decision `queued`, reason "fleet grounded: ...") until released."""
+    await service_of(request).ground((body or GroundRequest()).reason)
+    return await _status(request)
+
+
+@router.post(
+    "/fleet/unground",
+    summary="Release the fleet",
+    response_model=FleetStatus,
+    responses=_ERRORS,
+    dependencies=[Depends(require("fleet:write"))],
+)
+async def unground(request: Request) -> FleetStatus:
+    """Planning resumes at once for every queued package."""
+    await service_of(request).unground()
+    return await _status(request)

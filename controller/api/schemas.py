@@ -1,0 +1,200 @@
+"""What the API answers, as pydantic models: these are the OpenAPI schemas integrators code against.
+
+Requests reuse `controller.packages.PackageIn` as it is (one validation for CSV, CLI and API), so these
+models are only the responses. Weights are shown in kg and lb and distances in m and mi, because the
+dispatchers who read them think in either; everything is computed from the SI values the store keeps.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from controller.packages import KG_PER_LB, Package, PackageEvent, PackageIn, PackageState
+from controller.reasons import M_PER_MI
+from geofences.frame import geodesic_distance_m
+
+__all__ = [
+    "DecisionOut",
+    "ErrorBody",
+    "ErrorDetail",
+    "HistoryEntry",
+    "PackageBatch",
+    "PackageDetail",
+    "PackageOut",
+    "PackagePage",
+    "SubmitBatchResult",
+    "SubmitResult",
+    "decision_out",
+    "package_out",
+]
+
+
+class ErrorDetail(BaseModel):
+    """One problem: which field (dotted, e.g. `packages.3.weight`) and why, in words."""
+
+    field: str | None = None
+    reason: str
+    code: str = Field(description="machine-readable kind: invalid, unauthorized, forbidden, not_found, ...")
+    row: int | None = Field(default=None, description="index of the package in a batch")
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: `error` is the first problem, `errors` all of them (validation may find many)."""
+
+    error: ErrorDetail
+    errors: list[ErrorDetail] = Field(default_factory=list)
+
+
+class PackageBatch(BaseModel):
+    """A batch: stored all together or, if any item is bad, not at all."""
+
+    packages: list[PackageIn] = Field(min_length=1, max_length=10_000)
+
+
+class DecisionOut(BaseModel):
+    """What the controller means to do with a package.
+
+    `decision` is `drone` or `robot` (with `vehicle_id` and `eta`), `queued` (waiting for a vehicle, with the
+    planned `mode` and `eta` when known, or a `reason` such as "fleet grounded: ..."), `van` (with reason
+    codes and, per vehicle kind, hints of what would have made it eligible), or the package's final state.
+    """
+
+    decision: str
+    mode: str | None = None
+    vehicle_id: str | None = None
+    eta: datetime | None = None
+    reason: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+    hints: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+
+class SubmitResult(BaseModel):
+    """The answer for one submitted package: `created` is false for an idempotent repeat."""
+
+    id: str
+    key: str
+    created: bool
+    state: PackageState
+    decision: DecisionOut
+
+
+class SubmitBatchResult(BaseModel):
+    """The answer for a batch, in the order submitted."""
+
+    packages: list[SubmitResult]
+
+
+class PackageOut(BaseModel):
+    """A package as the store knows it, with its weight in kg and lb and its distance in m and mi."""
+
+    id: str
+    key: str
+    state: PackageState
+    created_at: datetime
+    updated_at: datetime
+    weight_kg: float
+    weight_lb: float
+    dest_lat: float
+    dest_lon: float
+    distance_m: float = Field(description="geodesic distance from the station")
+    distance_mi: float
+    length_m: float | None = None
+    width_m: float | None = None
+    height_m: float | None = None
+    deadline: datetime | None = None
+    earliest: datetime | None = None
+    priority: int
+    recipient: str | None = None
+    note: str | None = None
+    mode: str | None = None
+    vehicle_id: str | None = None
+    eta: datetime | None = None
+    energy_margin_wh: float | None = None
+    reasons: list[str] = Field(default_factory=list)
+    hints: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+
+class HistoryEntry(BaseModel):
+    """One stored transition of a package."""
+
+    id: int
+    at: datetime
+    from_state: PackageState | None
+    to_state: PackageState
+    reason: str
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class PackageDetail(PackageOut):
+    """A package with its full history, oldest first, and the controller's current decision."""
+
+    decision: DecisionOut
+    history: list[HistoryEntry]
+
+
+class PackagePage(BaseModel):
+    """One page of packages; pass `next` as `after` for the following page (null: this was the last)."""
+
+    items: list[PackageOut]
+    next: str | None
+
+
+def decision_out(raw: dict[str, Any]) -> DecisionOut:
+    """The service's decision dict (`StationService.decision_of`) in the API's shape."""
+    detail = raw.get("detail") or {}
+    return DecisionOut(
+        decision=str(raw.get("decision")),
+        mode=raw.get("mode"),
+        vehicle_id=raw.get("vehicle_id"),
+        eta=raw.get("eta"),
+        reason=raw.get("reason"),
+        reasons=list(raw.get("reasons") or []),
+        hints=_hints(detail),
+    )
+
+
+def _hints(detail: dict[str, Any]) -> dict[str, dict[str, str]]:
+    hints = detail.get("hints")
+    if not isinstance(hints, dict):
+        return {}
+    return {str(k): {str(r): str(t) for r, t in v.items()} for k, v in hints.items() if isinstance(v, dict)}
+
+
+def package_out(package: Package, station: tuple[float, float]) -> dict[str, Any]:
+    """The fields of `PackageOut` for a package, `station` being (lat, lon)."""
+    distance = float(geodesic_distance_m(station[1], station[0], package.dest_lon, package.dest_lat))
+    return {
+        "id": package.id,
+        "key": package.key,
+        "state": package.state,
+        "created_at": package.created_at,
+        "updated_at": package.updated_at,
+        "weight_kg": round(package.weight_kg, 6),
+        "weight_lb": round(package.weight_kg / KG_PER_LB, 6),
+        "dest_lat": package.dest_lat,
+        "dest_lon": package.dest_lon,
+        "distance_m": round(distance, 1),
+        "distance_mi": round(distance / M_PER_MI, 3),
+        "length_m": package.length_m,
+        "width_m": package.width_m,
+        "height_m": package.height_m,
+        "deadline": package.deadline,
+        "earliest": package.earliest,
+        "priority": package.priority,
+        "recipient": package.recipient,
+        "note": package.note,
+        "mode": package.mode,
+        "vehicle_id": package.vehicle_id,
+        "eta": package.eta,
+        "energy_margin_wh": package.energy_margin_wh,
+        "reasons": list(package.reasons),
+        "hints": _hints(package.detail),
+    }
+
+
+def history_out(events: list[PackageEvent]) -> list[HistoryEntry]:
+    """A package's stored transitions as the API shows them."""
+    return [HistoryEntry.model_validate(e.model_dump()) for e in events]

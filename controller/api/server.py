@@ -1,0 +1,152 @@
+"""Serving the API: the station service and uvicorn on one event loop.
+
+- `serve(service, host, port)`: run the app until cancelled (what `lastmile serve` builds on).
+- `ApiThread(config)`: a whole station (store, service, API) on a background thread with its own loop;
+  the tests and the benchmark talk to it over real HTTP, like any client.
+- `python -m controller.api.server --station STATION.toml --store URL --port N`: a standalone server,
+  used by `bench/api.py` to keep the load generator out of the server's process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+
+from controller.api.app import create_app
+from controller.service import StationService
+from controller.station import StationConfig, load_station
+from controller.store import Store
+
+__all__ = ["ApiThread", "serve"]
+
+
+async def serve(
+    service: StationService,
+    host: str = "127.0.0.1",
+    port: int = 8750,
+    *,
+    on_ready: Callable[[int], None] | None = None,
+    log_level: str = "warning",
+    **uvicorn_options: Any,
+) -> None:
+    """Serve the API over an already started service until cancelled; `on_ready(port)` once listening."""
+    config = uvicorn.Config(
+        create_app(service), host=host, port=port, log_level=log_level, lifespan="on", **uvicorn_options
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(), name="lastmile.api.uvicorn")
+    try:
+        while not server.started:
+            if task.done():
+                await task  # raises what stopped it (e.g. the port is taken)
+                raise RuntimeError(f"the API server on {host}:{port} stopped before it started")
+            await asyncio.sleep(0.01)
+        if on_ready is not None:
+            on_ready(server.servers[0].sockets[0].getsockname()[1])
+        await asyncio.shield(task)
+    finally:
+        # A graceful stop (open connections closed, lifespan shutdown run) rather than a cancelled server.
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+class ApiThread:
+    """A station served on 127.0.0.1 (a free port) from a background thread: `with ApiThread(cfg) as api:`.
+
+    `api.url` is the base URL; `api.service` and `api.store` are the real objects (call the service only
+    through `api.call(coro_fn)`, which runs on the server's loop).
+    """
+
+    def __init__(self, config: StationConfig, store_url: str | None = None, *, start_timeout_s: float = 20):
+        self.config = config
+        self.store = Store(store_url or config.store_url)
+        self.service = StationService(config, self.store)
+        self.url = ""
+        self._timeout = start_timeout_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._main: asyncio.Task[None] | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="lastmile-api", daemon=True)
+
+    def __enter__(self) -> ApiThread:
+        self._thread.start()
+        if not self._ready.wait(self._timeout):
+            raise TimeoutError(f"the API did not start within {self._timeout} s")
+        if self._error is not None:
+            raise RuntimeError("the API failed to start") from self._error
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._main is not None:
+            self._loop.call_soon_threadsafe(self._main.cancel)
+        self._thread.join(self._timeout)
+        self.store.close()
+
+    def call(self, fn: Callable[[], Any], timeout: float = 10.0) -> Any:
+        """Run `fn()` (a coroutine function) on the server's loop and return its result."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(fn(), self._loop).result(timeout)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._amain())
+        except BaseException as exc:  # reported to the thread that waits in __enter__
+            self._error = exc
+            self._ready.set()
+
+    async def _amain(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._main = asyncio.current_task()
+
+        def ready(port: int) -> None:
+            self.url = f"http://127.0.0.1:{port}"
+            self._ready.set()
+
+        async with self.service:
+            with contextlib.suppress(asyncio.CancelledError):
+                await serve(self.service, "127.0.0.1", 0, on_ready=ready)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Standalone server: `python -m controller.api.server --station STATION.toml [--port N]`."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--station", required=True)
+    parser.add_argument("--store", default=None, help="store URL (default: the station file's store_url)")
+    parser.add_argument("--host", default=None)
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--token", action="append", default=[], help="TOKEN=ROLE, added to the file's tokens")
+    args = parser.parse_args(argv)
+    config = load_station(args.station)
+    tokens = dict(config.api.tokens)
+    for item in args.token:
+        token, _, role = item.partition("=")
+        tokens[token] = role  # type: ignore[assignment]
+    config = config.model_copy(update={"api": config.api.model_copy(update={"tokens": tokens})})
+
+    async def run() -> None:
+        store = Store(args.store or config.store_url)
+        try:
+            async with StationService(config, store) as service:
+                await serve(
+                    service,
+                    args.host or config.api.host,
+                    config.api.port if args.port is None else args.port,
+                    on_ready=lambda port: print(f"listening on {port}", flush=True),
+                )
+        finally:
+            store.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,326 @@
+"""The operator's console commands, spoken over the station's API: status, watch, submit, import, launch,
+abort, ground, unground, report.
+
+They are plain functions with typer annotations; `register(app)` adds them to the main `lastmile` app
+(`import_` under the name `import`). Each takes `--url` (default http://127.0.0.1:8750) and `--token`
+(default: the LASTMILE_TOKEN environment variable). A refused request prints one red line naming the field
+and the reason and exits with 2; an unreachable server exits with 1.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from controller.client import DEFAULT_URL, ApiError, LastmileClient, Unreachable
+from geofences.errors import LastmileError
+
+__all__ = [
+    "abort",
+    "ground",
+    "import_",
+    "launch",
+    "register",
+    "report",
+    "status",
+    "submit",
+    "unground",
+    "watch",
+]
+
+console = Console()
+err_console = Console(stderr=True)
+
+Url = Annotated[str, typer.Option("--url", help="the station API", envvar="LASTMILE_URL")]
+Token = Annotated[str | None, typer.Option("--token", help="API token", envvar="LASTMILE_TOKEN")]
+JsonOut = Annotated[bool, typer.Option("--json", help="print the raw JSON answer")]
+
+
+@contextmanager
+def _client(url: str, token: str | None) -> Iterator[LastmileClient]:
+    client = LastmileClient(url, token)
+    try:
+        yield client
+    except Unreachable as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(code=1) from exc
+    except ApiError as exc:
+        for problem in exc.errors[1:10] if len(exc.errors) > 1 else []:
+            err_console.print(f"  {problem.get('field') or ''}: {problem.get('reason')}")
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(code=2) from exc
+    except LastmileError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(code=2) from exc
+    finally:
+        client.close()
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _decision_text(decision: dict[str, Any]) -> str:
+    kind = decision.get("decision")
+    if kind in ("drone", "robot"):
+        return f"{kind} {decision.get('vehicle_id')}, ETA {decision.get('eta') or '-'}"
+    if kind == "queued":
+        extra = decision.get("reason") or (f"{decision.get('mode')} ETA {decision.get('eta')}")
+        return f"queued ({extra})"
+    if kind == "van":
+        hints = "; ".join(t for per_kind in decision.get("hints", {}).values() for t in per_kind.values())
+        reasons = ", ".join(decision.get("reasons") or [])
+        return f"van: {reasons}" + (f" ({hints})" if hints else "")
+    return str(kind)
+
+
+def _print_results(results: list[dict[str, Any]], title: str) -> None:
+    table = Table(title=title)
+    for column in ("key", "package", "new", "state", "decision"):
+        table.add_column(column)
+    for r in results:
+        new = "yes" if r["created"] else "repeat"
+        table.add_row(r["key"], r["id"], new, r["state"], _decision_text(r["decision"]))
+    console.print(table)
+
+
+# --- commands ----------------------------------------------------------------------------------------------
+
+
+def status(url: Url = DEFAULT_URL, token: Token = None, json_out: JsonOut = False) -> None:
+    """Show the fleet (each vehicle's link, charge, mode, mission) and the package queue."""
+    with _client(url, token) as client:
+        data = client.fleet()
+    if json_out:
+        console.print_json(json.dumps(data))
+        return
+    if data["grounded"]:
+        console.print(f"[bold yellow]FLEET GROUNDED:[/] {data['grounded_reason']}")
+    fleet = Table(title=f"{data['station']}: fleet")
+    for column in ("vehicle", "kind", "online", "charge", "mode", "mission", "link age s", "errors"):
+        fleet.add_column(column)
+    for v in data["vehicles"]:
+        charge = v.get("charge")
+        fleet.add_row(
+            v["vehicle_id"],
+            v["kind"],
+            "yes" if v.get("online") else "[red]no[/]",
+            "-" if charge is None else f"{charge * 100:.0f} %",
+            _fmt(v.get("mode")),
+            _fmt(v.get("mission_id")),
+            _fmt(v.get("link_age_s"), 1),
+            ", ".join(v.get("errors") or []) or "-",
+        )
+    console.print(fleet)
+    queue = Table(title="packages by state")
+    queue.add_column("state")
+    queue.add_column("packages", justify="right")
+    for state, n in data["queue"].items():
+        queue.add_row(state, str(n))
+    console.print(queue)
+
+
+def watch(
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    since: Annotated[int | None, typer.Option(help="replay events after this sequence number")] = None,
+    count: Annotated[int, typer.Option(help="stop after this many events (0: never)")] = 0,
+    json_out: JsonOut = False,
+) -> None:
+    """Follow the station's live events (packages, missions, vehicles, fleet) until Ctrl-C."""
+    seen = 0
+    with _client(url, token) as client:
+        try:
+            for event in client.events(since):
+                if json_out:
+                    console.print(json.dumps(event), highlight=False, soft_wrap=True)
+                else:
+                    rest = {
+                        k: v for k, v in event.items() if k not in ("seq", "at", "type") and v is not None
+                    }
+                    words = " ".join(f"{k}={v}" for k, v in rest.items())
+                    console.print(f"{event['seq']:>6} {event['at'][11:19]} [bold]{event['type']}[/] {words}")
+                seen += 1
+                if count and seen >= count:
+                    return
+        except KeyboardInterrupt:
+            return
+
+
+def submit(
+    key: Annotated[str, typer.Option(help="your idempotency key for this package")],
+    weight: Annotated[float, typer.Option(help="weight, in --unit")],
+    lat: Annotated[float, typer.Option(help="destination latitude")],
+    lon: Annotated[float, typer.Option(help="destination longitude")],
+    unit: Annotated[str, typer.Option(help="kg or lb")] = "kg",
+    deadline: Annotated[str | None, typer.Option(help="ISO 8601 with a time zone")] = None,
+    earliest: Annotated[str | None, typer.Option(help="ISO 8601 with a time zone")] = None,
+    priority: Annotated[int, typer.Option(help="0 normal .. 9 most urgent")] = 0,
+    length_m: Annotated[float | None, typer.Option("--length", help="metres")] = None,
+    width_m: Annotated[float | None, typer.Option("--width", help="metres")] = None,
+    height_m: Annotated[float | None, typer.Option("--height", help="metres")] = None,
+    recipient: Annotated[str | None, typer.Option()] = None,
+    note: Annotated[str | None, typer.Option()] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Submit one package and print what the station decided (drone, robot, queued, or van and why)."""
+    package = {
+        "key": key,
+        "weight": weight,
+        "weight_unit": unit,
+        "dest_lat": lat,
+        "dest_lon": lon,
+        "deadline": deadline,
+        "earliest": earliest,
+        "priority": priority,
+        "length_m": length_m,
+        "width_m": width_m,
+        "height_m": height_m,
+        "recipient": recipient,
+        "note": note,
+    }
+    with _client(url, token) as client:
+        results = client.submit([{k: v for k, v in package.items() if v is not None}])
+    if json_out:
+        console.print_json(json.dumps(results[0]))
+    else:
+        _print_results(results, "submitted")
+
+
+def import_(
+    csv_file: Annotated[Path, typer.Argument(help="packages CSV (see `lastmile assign --help` for columns)")],
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Submit every package of a CSV file as one batch: all stored, or (one bad row) none."""
+    from controller.intake import read_packages_csv
+
+    with _client(url, token) as client:
+        packages = [p.model_dump(mode="json", exclude_none=True) for p in read_packages_csv(csv_file)]
+        results = client.submit(packages)
+    if json_out:
+        console.print_json(json.dumps(results))
+        return
+    new = sum(r["created"] for r in results)
+    _print_results(results[:50], f"{csv_file.name}: {len(results)} packages, {new} new")
+    if len(results) > 50:
+        console.print(f"... and {len(results) - 50} more")
+
+
+def launch(
+    mission_id: Annotated[str, typer.Argument(help="a held mission's id (see `lastmile status`)")],
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Launch a mission that waits for an operator (stations with `launch = "operator"`)."""
+    with _client(url, token) as client:
+        client.launch(mission_id)
+    console.print(f"mission {mission_id} launched")
+
+
+def abort(
+    mission_id: Annotated[str, typer.Argument(help="the mission to abort")],
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Abort a mission: a held one is released, a flying one returns home."""
+    with _client(url, token) as client:
+        client.abort(mission_id)
+    console.print(f"mission {mission_id} aborted")
+
+
+def ground(
+    reason: Annotated[str, typer.Option(help="why (shown with every queued package)")] = "weather hold",
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Ground the fleet: nothing launches until `unground`; vehicles in the air carry on."""
+    with _client(url, token) as client:
+        data = client.ground(reason)
+    console.print(f"[bold yellow]fleet grounded:[/] {data['grounded_reason']}")
+
+
+def unground(url: Url = DEFAULT_URL, token: Token = None) -> None:
+    """Release the fleet: planning resumes for every queued package."""
+    with _client(url, token) as client:
+        client.unground()
+    console.print("[bold green]fleet released[/]")
+
+
+def report(
+    day: Annotated[str | None, typer.Option(help="UTC day YYYY-MM-DD (default: today)")] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Print the end-of-day figures: deliveries by mode, on time, delivery time, van fallbacks, energy."""
+    if day is not None:
+        try:
+            datetime.strptime(day, "%Y-%m-%d")
+        except ValueError:
+            raise typer.BadParameter(f"'{day}' is not a day like 2026-11-22", param_hint="--day") from None
+    with _client(url, token) as client:
+        data = client.report(day)
+    if json_out:
+        console.print_json(json.dumps(data))
+        return
+    table = Table(title=f"report for {data['day']} (UTC)")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    delivered, on_time = data["delivered"], data["on_time"]
+    table.add_row("received", str(data["received"]))
+    table.add_row("delivered", str(delivered["total"]))
+    for mode, n in delivered["by_mode"].items():
+        table.add_row(f"  by {mode}", str(n))
+    share = on_time["share"]
+    table.add_row(
+        "on time",
+        "-" if share is None else f"{share * 100:.1f} % of {on_time['with_deadline']} with deadline",
+    )
+    table.add_row("median delivery time", _minutes(data["delivery_minutes"]["median"]))
+    table.add_row("van fallbacks", str(data["van_fallbacks"]["total"]))
+    for reason, n in data["van_fallbacks"]["by_reason"].items():
+        table.add_row(f"  {reason}", str(n))
+    table.add_row("energy used", f"{data['energy_used_wh']:.1f} Wh")
+    table.add_row("failures", str(data["failures"]["total"]))
+    for reason, n in data["failures"]["by_reason"].items():
+        table.add_row(f"  {reason}", str(n))
+    console.print(table)
+
+
+def _minutes(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} min"
+
+
+COMMANDS: dict[str, Callable[..., None]] = {
+    "status": status,
+    "watch": watch,
+    "submit": submit,
+    "import": import_,
+    "launch": launch,
+    "abort": abort,
+    "ground": ground,
+    "unground": unground,
+    "report": report,
+}
+
+
+def register(app: typer.Typer) -> None:
+    """Add every operator command to `app` under its name."""
+    for name, fn in COMMANDS.items():
+        app.command(name)(fn)

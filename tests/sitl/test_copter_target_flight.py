@@ -1,0 +1,63 @@
+"""A short AUTO flight judged only on the wire, against the selected copter target.
+
+With `ARDUPILOT_SITL` set this flies the real ArduPilot SITL (the run's header says so); otherwise the
+built-in simulator. Nothing here reads simulator internals, so the same assertions hold for both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from pymavlink.dialects.v20 import ardupilotmega as mavlink
+
+from sitl.ardupilot import copter_target, open_copters
+from sitl.copter import geo
+
+from .conftest import CopterClient, item, upload
+
+M = mavlink
+HOME = (33.4484, -112.2590, 300.0, 0.0)
+
+
+async def arm_when_ready(client: CopterClient) -> None:
+    """Arm as a GCS does: retry while pre-arm checks (GPS lock, EKF) still fail."""
+    while await client.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1) != M.MAV_RESULT_ACCEPTED:
+        await client.expect("HEARTBEAT")  # next second of vehicle time, then try again
+
+
+async def test_auto_flight_out_and_back_on_the_selected_target():
+    target = copter_target()
+    async with open_copters(1, home=HOME, speedup=20, target=target) as copters:
+        client = await CopterClient.connect(copters.tcp_ports[0])
+        try:
+            await client.expect("HEARTBEAT", timeout=30)
+            client.mav.request_data_stream_send(1, 1, M.MAV_DATA_STREAM_ALL, 4, 1)
+            dest = geo.offset(HOME[0], HOME[1], 120.0, 60.0)
+            mission = [
+                item(M.MAV_CMD_NAV_WAYPOINT, HOME[0], HOME[1], 0),
+                item(M.MAV_CMD_NAV_TAKEOFF, 0, 0, 15),
+                item(M.MAV_CMD_NAV_WAYPOINT, *dest, 20),
+                item(M.MAV_CMD_NAV_RETURN_TO_LAUNCH),
+            ]
+            assert await upload(client, mission) == M.MAV_MISSION_ACCEPTED
+            assert await client.command(M.MAV_CMD_DO_SET_MODE, 1, 4) == M.MAV_RESULT_ACCEPTED
+            async with asyncio.timeout(120):
+                await arm_when_ready(client)
+            since = client.mark()
+            assert await client.command(M.MAV_CMD_MISSION_START) == M.MAV_RESULT_ACCEPTED
+            over = await client.expect("MISSION_ITEM_REACHED", lambda m: m.seq == 2, since=since, timeout=120)
+            assert over.seq == 2
+            pos = await client.expect("GLOBAL_POSITION_INT", timeout=10)
+            assert geo.distance_m(pos.lat / 1e7, pos.lon / 1e7, *dest) < 5.0
+            assert abs(pos.relative_alt / 1000 - 20) < 2.0
+            await client.expect(
+                "HEARTBEAT",
+                lambda m: not m.base_mode & M.MAV_MODE_FLAG_SAFETY_ARMED,
+                since=since,
+                timeout=180,
+            )
+            pos = await client.expect("GLOBAL_POSITION_INT", timeout=10)
+            assert geo.distance_m(pos.lat / 1e7, pos.lon / 1e7, HOME[0], HOME[1]) < 5.0
+            assert pos.relative_alt < 1000
+        finally:
+            await client.close()
