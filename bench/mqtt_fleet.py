@@ -1,6 +1,6 @@
 """How many VDA 5050 robots one controller holds at 1 state/s each, and how fast it sees their states.
 
-    python bench/mqtt_fleet.py            # 100, 500, 1000 robots, 30 s windows
+    python bench/mqtt_fleet.py            # 100, 500, 1000, 2000 robots, 30 s windows
     python bench/mqtt_fleet.py --quick    # 100 and 1000 robots, 10 s windows (< 2 min)
 
 Set-up, all on this machine: a mosquitto from `sitl.broker` (auth + ACL, as in production), a child
@@ -44,15 +44,16 @@ def serials(count: int) -> list[str]:
 
 
 # ---- robot side (child process) ----------------------------------------------------------------
-async def robot_side(count: int, port: int, credentials: Path, duration: float, out: Path) -> None:
-    logins = {s: (s, pw) for s, pw in json.loads(await asyncio.to_thread(credentials.read_text)).items()}
+async def robot_side(names: list[str], port: int, credentials: Path, duration: float, out: Path) -> None:
+    table = json.loads(await asyncio.to_thread(credentials.read_text))
+    logins = {s: (s, table[s]) for s in names}
     published: list[tuple[str, int, float]] = []
 
     def note(serial: str, sub: str, header_id: int, at: float) -> None:
         if sub == "state":
             published.append((serial, header_id, at))
 
-    sims = [SimRobot(s, manufacturer=MANUFACTURER) for s in serials(count)]
+    sims = [SimRobot(s, manufacturer=MANUFACTURER) for s in names]
     fleet = RobotFleet(
         sims, "127.0.0.1", port, credentials=logins, state_interval_s=1.0, keepalive=30, on_publish=note
     )
@@ -74,7 +75,6 @@ async def measure(count: int, duration: float) -> dict[str, float]:
         with tempfile.TemporaryDirectory() as tmp:
             creds = Path(tmp) / "credentials.json"
             creds.write_text(json.dumps({s: broker.credentials(s)[1] for s in names}))
-            out = Path(tmp) / "published.json"
             user, password = broker.controller_credentials()
             async with FleetLink(broker.host, broker.port, username=user, password=password) as link:
                 robots = {s: link.add_robot(s, manufacturer=MANUFACTURER) for s in names}
@@ -89,37 +89,63 @@ async def measure(count: int, duration: float) -> dict[str, float]:
                             received.append((event.serial_number or "", event.data["header_id"], event.at))
 
                 collector = asyncio.create_task(collect())
-                child = await asyncio.create_subprocess_exec(
-                    sys.executable, __file__, "--robot-side", "--count", str(count),
-                    "--port", str(broker.port), "--credentials", str(creds),
-                    "--duration", str(duration), "--out", str(out),
-                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                )  # fmt: skip
+                # robots in several processes when there are many, so the simulator is not the bottleneck
+                procs = max(1, min(os.cpu_count() or 1, -(-count // 1000)))
+                groups = [names[i::procs] for i in range(procs)]
+                outs = [Path(tmp) / f"published-{i}.json" for i in range(procs)]
+                children = [
+                    await asyncio.create_subprocess_exec(
+                        sys.executable,
+                        __file__,
+                        "--robot-side",
+                        "--names",
+                        ",".join(group),
+                        "--port",
+                        str(broker.port),
+                        "--credentials",
+                        str(creds),
+                        "--duration",
+                        str(duration),
+                        "--out",
+                        str(path),
+                        stdin=asyncio.subprocess.PIPE,
+                        stdout=asyncio.subprocess.PIPE,
+                    )
+                    for group, path in zip(groups, outs, strict=True)
+                ]
                 try:
-                    assert child.stdout is not None and child.stdin is not None
-                    ready = await asyncio.wait_for(child.stdout.readline(), 180)
-                    if not ready.startswith(b"ready"):
-                        raise RuntimeError(f"robot process failed: {ready!r}")
+                    for child in children:
+                        assert child.stdout is not None
+                        ready = await asyncio.wait_for(child.stdout.readline(), 180)
+                        if not ready.startswith(b"ready"):
+                            raise RuntimeError(f"robot process failed: {ready!r}")
                     await asyncio.wait_for(_all_seen(robots), 60)
                     window["open"] = True
                     cpu0, t0 = time.process_time(), time.time()
-                    child.stdin.write(b"go\n")
-                    await child.stdin.drain()
+                    for child in children:
+                        assert child.stdin is not None
+                        child.stdin.write(b"go\n")
+                        await child.stdin.drain()
                     await asyncio.sleep(duration)
                     cpu1, t1 = time.process_time(), time.time()
                     window["open"] = False
-                    done = await asyncio.wait_for(child.stdout.readline(), 60)
-                    if not done.startswith(b"done"):
-                        raise RuntimeError(f"robot process did not report: {done!r}")
+                    for child in children:
+                        assert child.stdout is not None
+                        done = await asyncio.wait_for(child.stdout.readline(), 60)
+                        if not done.startswith(b"done"):
+                            raise RuntimeError(f"robot process did not report: {done!r}")
                 finally:
-                    if child.returncode is None:
-                        child.kill()
-                    await child.wait()
+                    for child in children:
+                        if child.returncode is None:
+                            child.kill()
+                        await child.wait()
                     collector.cancel()
                     stream.close()
                 stats = link.stats
-            data = json.loads(await asyncio.to_thread(out.read_text))
-    sent = {(s, h): t for s, h, t in data["published"] if t0 <= t <= t1 - 1.0}  # sent inside the window
+            published = []
+            for path in outs:
+                published += json.loads(await asyncio.to_thread(path.read_text))["published"]
+    sent = {(s, h): t for s, h, t in published if t0 <= t <= t1 - 1.0}  # sent inside the window
     got = {(s, h): t for s, h, t in received}
     lat = np.array([got[k] - t for k, t in sent.items() if k in got]) * 1000.0
     return {
@@ -133,6 +159,7 @@ async def measure(count: int, duration: float) -> dict[str, float]:
         "p99_ms": round(float(np.percentile(lat, 99)), 2) if lat.size else float("nan"),
         "cpu_pct": round(100.0 * (cpu1 - cpu0) / (t1 - t0), 1),
         "malformed": sum(stats.malformed.values()),
+        "robot_procs": procs,
     }
 
 
@@ -188,15 +215,15 @@ def main() -> None:
     parser.add_argument("--duration", type=float, help="measurement window per size, s")
     parser.add_argument("--no-write", action="store_true", help="print only, leave docs/benchmarks.md alone")
     parser.add_argument("--robot-side", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--names", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--credentials", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.robot_side:
-        asyncio.run(robot_side(args.count, args.port, args.credentials, args.duration, args.out))
+        asyncio.run(robot_side(args.names.split(","), args.port, args.credentials, args.duration, args.out))
         return
-    sizes = args.sizes or ([100, 1000] if args.quick else [100, 500, 1000])
+    sizes = args.sizes or ([100, 1000] if args.quick else [100, 500, 1000, 2000])
     duration = args.duration or (10.0 if args.quick else 30.0)
     rows = []
     for size in sizes:

@@ -148,6 +148,66 @@ def demo(
         err_console.print("interrupted")
 
 
+@app.command()
+def serve(
+    station: Annotated[
+        Path, typer.Option("--station", "-s", help="station TOML (fleet URLs, broker, API, tokens)")
+    ],
+    store: Annotated[
+        str | None, typer.Option(help="store URL (default: the station file's store_url)")
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option(help="API address (default: the station file's api.host)")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="API port (default: the station file's api.port)")] = None,
+) -> None:
+    """Run the station controller: planning, vehicles, missions and the HTTP API, until SIGTERM/Ctrl-C."""
+    import asyncio
+    import contextlib
+    import signal
+
+    from controller.api.server import serve as serve_api
+    from controller.service import StationService
+    from controller.service.runtime import connect_fleet
+    from controller.station import load_station
+    from controller.store import Store
+
+    async def main() -> None:
+        config = load_station(station)
+        async with contextlib.AsyncExitStack() as stack:
+            db = Store(store or config.store_url)
+            stack.callback(db.close)
+            carriers = await connect_fleet(config, stack)
+            service = await stack.enter_async_context(StationService(config, db, carriers=carriers))
+            api = asyncio.create_task(
+                serve_api(
+                    service,
+                    host or config.api.host,
+                    port if port is not None else config.api.port,
+                    on_ready=lambda p: console.print(
+                        f"lastmile serve: {config.name} on port {p}, {len(carriers)} vehicles linked"
+                    ),
+                )
+            )
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            done, _ = await asyncio.wait(
+                [api, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
+            )
+            api.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await api
+            if api in done and api.exception():
+                raise api.exception()  # type: ignore[misc]
+
+    try:
+        asyncio.run(main())
+    except LastmileError as exc:
+        raise _fail(exc) from exc
+
+
 def _style(status: str, mode: str) -> str:
     colour = {"drone": "cyan", "robot": "green", "van": "yellow"}[mode]
     label = mode if status != "queued" else f"{mode} (queued)"
@@ -219,6 +279,16 @@ def _register_simulators() -> None:
 
 
 _register_simulators()
+
+
+def _register_operator_commands() -> None:
+    """Operator commands talk to a running `lastmile serve` over its API."""
+    from controller.cli_ops import register
+
+    register(app)
+
+
+_register_operator_commands()
 
 
 def main() -> None:  # pragma: no cover - console entry point

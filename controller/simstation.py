@@ -15,16 +15,13 @@ from typing import Any
 
 from controller.service import StationService
 from controller.service.carriers import Carrier
-from controller.service.carriers_drone import DroneCarrier
-from controller.service.carriers_robot import RobotCarrier
-from controller.station import StationConfig
+from controller.service.runtime import connect_fleet
+from controller.station import BrokerConfig, StationConfig
 from controller.store import Store
 from sitl.broker import Broker
 from sitl.copter import SimCopterFleet
 from sitl.robot import RobotFleet, SimRobot
-from vehicles.mavlink import DroneDriver
 from vehicles.spec import VehicleKind
-from vehicles.vda5050 import FleetLink
 
 log = logging.getLogger("lastmile.simstation")
 
@@ -66,10 +63,12 @@ class SimStation:
             await self._stack.aclose()
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> dict[str, Carrier]:
+        """Start the simulators, then connect to them exactly as `lastmile serve` connects to vehicles."""
         cfg = self.config
-        carriers: dict[str, Carrier] = {}
         drones = [v for v in cfg.fleet if v.kind is VehicleKind.DRONE and v.online]
         robots = [v for v in cfg.fleet if v.kind is VehicleKind.ROBOT and v.online]
+        urls: dict[str, str] = {}
+        broker = None
         if drones:
             self.copters = SimCopterFleet(
                 len(drones),
@@ -80,15 +79,8 @@ class SimStation:
                 batteries=[v.charge for v in drones],
             )
             await stack.enter_async_context(self.copters)
-            # Heartbeats and link timeouts in wall time, scaled so the drones' FS_GCS (in their time) holds.
-            driver = DroneDriver(heartbeat_period_s=min(1.0, 1.0 / self.speedup * 2))
-            await stack.enter_async_context(driver)
-            for vehicle, url in zip(drones, self.copters.urls(), strict=True):
-                drone = await driver.add(vehicle.id, url)
-                carriers[vehicle.id] = DroneCarrier(
-                    vehicle.id, drone, vehicle.vehicle_spec(), cfg.zones, ceiling_m=cfg.altitude_ceiling_m
-                )
-                self.drone_ids.append(vehicle.id)
+            urls = {v.id: url for v, url in zip(drones, self.copters.urls(), strict=True)}
+            self.drone_ids = [v.id for v in drones]
         if robots:
             serials = [v.id for v in robots]
             self.broker = Broker(robots=serials, manufacturer="lastmile", kind=self.broker_kind)
@@ -106,18 +98,15 @@ class SimStation:
             )
             await stack.enter_async_context(self.robots)
             user, password = self.broker.controller_credentials()
-            link = FleetLink(self.broker.host, self.broker.port, username=user, password=password)
-            await stack.enter_async_context(link)
-            await link.wait_connected()
-            for vehicle in robots:
-                handle = link.add_robot(
-                    vehicle.id,
-                    manufacturer="lastmile",
-                    version=self.robot_version,
-                    battery_wh=vehicle.vehicle_spec().battery_wh,
-                )
-                carriers[vehicle.id] = RobotCarrier(vehicle.id, handle, cfg.frame)
-                self.robot_ids.append(vehicle.id)
-            for vehicle in robots:
-                await link.robot(vehicle.id).wait_until(lambda r: r.available, timeout_s=20.0)
-        return carriers
+            broker = BrokerConfig(
+                url=self.broker.url,
+                username=user,
+                password=password,
+                manufacturer="lastmile",
+                version=self.robot_version,
+            )  # type: ignore[arg-type]
+            self.robot_ids = serials
+        fleet = [v.model_copy(update={"url": urls[v.id]}) if v.id in urls else v for v in cfg.fleet]
+        self.config = cfg = cfg.model_copy(update={"fleet": fleet, "broker": broker})
+        # Heartbeats scaled so the drones' FS_GCS timeout (in simulated time) never trips on a healthy link.
+        return await connect_fleet(cfg, stack, heartbeat_period_s=min(1.0, 2.0 / self.speedup))

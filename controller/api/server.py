@@ -36,6 +36,8 @@ async def serve(
     **uvicorn_options: Any,
 ) -> None:
     """Serve the API over an already started service until cancelled; `on_ready(port)` once listening."""
+    # Open WebSockets (consoles following events) must not hold a shutdown up forever.
+    uvicorn_options.setdefault("timeout_graceful_shutdown", 5)
     config = uvicorn.Config(
         create_app(service), host=host, port=port, log_level=log_level, lifespan="on", **uvicorn_options
     )

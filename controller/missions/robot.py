@@ -266,6 +266,13 @@ async def drive_delivery(
             False, f"robot {robot.serial_number} not available: {robot.availability.value}", code
         )
     limit = timeout_s if timeout_s is not None else _trip_length(run.order) / WALKING_SPEED * 3 + 600
+    outcome = await _follow(run, robot, adopted, limit)
+    if not outcome.returned:
+        robot.forget_order()  # no re-sending an order that failed; the station decides what comes next
+    return outcome
+
+
+async def _follow(run: _Delivery, robot: RobotHandle, adopted: str | None, limit: float) -> DeliveryResult:
     with robot.events() as stream:
         if adopted is None:
             await robot.send_order(run.order, released_until=run.dest)

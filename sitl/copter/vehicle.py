@@ -64,6 +64,7 @@ class SimCopter:
         self.winch_line_m = 0.0
         self.winch_target_m = 0.0
         self.winch_rate_mps = 0.0
+        # (lat, lon, alt above home) at 1 Hz of simulated time while armed
         self.track: list[tuple[float, float, float]] = [(self.lat, self.lon, self.alt_m)]
         self.statustexts: list[str] = []
         self.outlets: list[Outlet] = []

@@ -169,3 +169,25 @@ def test_report_counts_the_day(op: httpx.Client) -> None:
     assert other["received"] == 0
     bad = op.get("/v1/report", params={"day": "yesterday"})
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "day"
+
+
+def test_van_feed_includes_packages_that_failed_in_the_air(api: ApiThread, op: httpx.Client) -> None:
+    # Grounded, so the planner leaves the package alone; its flight is then written as the mission layer
+    # would (the real flights are in tests/e2e), straight into the store.
+    op.post("/v1/fleet/ground", json={"reason": "test"})
+    pid = op.post("/v1/packages", json=package("air-1")).json()["id"]
+    cursor = op.get("/v1/van-fallback").json()["next"]
+    for state, reason, extra in [
+        ("assigned", "assigned to drone d1", {"vehicle_id": "d1", "mode": "drone"}),
+        ("launching", "launching d1", {}),
+        ("en_route", "d1 under way", {}),
+        ("failed", "battery failsafe", {}),
+        ("van", "2 attempt(s) failed; last: battery failsafe", {"reasons": ["flight_failed"]}),
+    ]:
+        api.store.transition(pid, state, reason=reason, **extra)
+    page = op.get("/v1/van-fallback", params={"since": cursor}).json()
+    [item] = page["items"]
+    assert item["package"]["id"] == pid
+    assert item["failed_attempts"] is True and item["reasons"] == ["flight_failed"]
+    assert "battery failsafe" in item["reason"]
+    assert op.get("/v1/van-fallback", params={"since": page["next"]}).json()["items"] == []

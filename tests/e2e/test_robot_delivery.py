@@ -103,4 +103,5 @@ async def test_rejected_orders_fail_fast_every_time(broker, schema_tap, controll
             assert not result.delivered
             assert result.reason_code == "vehicle_error"
             assert "noRouteError" in (result.reason or "")
+            assert robot.order is None  # the refused order is not re-sent behind the station's back
     assert (sim.x, sim.y) == (120.0, -40.0)

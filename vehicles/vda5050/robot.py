@@ -222,6 +222,7 @@ class RobotHandle:
         reconnected = order.sent_epoch != self.link.epoch
         if reconnected or now - order.sent_at >= self.link.resend_after_s:
             full = view.order_id != order.plan.order_id
+            order.sent_at, order.sent_epoch = now, self.link.epoch  # claim it: later states wait their turn
             self.link._spawn(self._publish_order(resend=True, full=full))
 
     def _next_header(self, subtopic: str) -> dict[str, Any]:
@@ -298,6 +299,10 @@ class RobotHandle:
             sent_at=asyncio.get_running_loop().time(),
             sent_epoch=self.link.epoch,
         )
+
+    def forget_order(self) -> None:
+        """Stop following (and re-sending) the current order, e.g. after the robot refused it."""
+        self.order = None
 
     def _pending_unsent(self) -> bool:
         return self.order is not None and self.order.sent_at is None

@@ -1,0 +1,76 @@
+"""Connect a station's fleet: one MAVLink driver for all drones, one MQTT link for all robots.
+
+Used by `lastmile serve` (real vehicles or separately started simulators, as the station file names them)
+and by `controller.simstation` (simulators it starts itself). A vehicle that cannot be reached at start
+is left out and shown offline; the rest of the station runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from urllib.parse import urlparse
+
+from controller.service.carriers import Carrier
+from controller.service.carriers_drone import DroneCarrier
+from controller.service.carriers_robot import RobotCarrier
+from controller.station import StationConfig
+from vehicles.errors import VehicleError
+from vehicles.mavlink import DroneDriver
+from vehicles.spec import VehicleKind
+from vehicles.vda5050 import FleetLink
+
+log = logging.getLogger("lastmile.service.runtime")
+
+
+async def connect_fleet(
+    config: StationConfig,
+    stack: contextlib.AsyncExitStack,
+    *,
+    heartbeat_period_s: float = 1.0,
+    robot_wait_s: float = 20.0,
+) -> dict[str, Carrier]:
+    """Carriers for every online vehicle of the station that answered; the links close with `stack`."""
+    carriers: dict[str, Carrier] = {}
+    drones = [v for v in config.fleet if v.kind is VehicleKind.DRONE and v.online and v.url]
+    if drones:
+        driver = DroneDriver(heartbeat_period_s=heartbeat_period_s)
+        await stack.enter_async_context(driver)
+        for vehicle in drones:
+            try:
+                drone = await driver.add(vehicle.id, vehicle.url or "")
+            except (VehicleError, OSError, TimeoutError) as exc:
+                log.warning("drone %s at %s not reachable: %s", vehicle.id, vehicle.url, exc)
+                continue
+            carriers[vehicle.id] = DroneCarrier(
+                vehicle.id, drone, vehicle.vehicle_spec(), config.zones, ceiling_m=config.altitude_ceiling_m
+            )
+    robots = [v for v in config.fleet if v.kind is VehicleKind.ROBOT and v.online]
+    if robots and config.broker is not None:
+        broker = urlparse(config.broker.url)
+        link = FleetLink(
+            broker.hostname or "127.0.0.1",
+            broker.port or 1883,
+            username=config.broker.username or broker.username,
+            password=config.broker.password or broker.password,
+        )
+        await stack.enter_async_context(link)
+        try:
+            await link.wait_connected()
+        except TimeoutError:
+            log.warning(
+                "MQTT broker %s not reachable yet; robots stay offline until it is", config.broker.url
+            )
+        for vehicle in robots:
+            handle = link.add_robot(
+                vehicle.url or vehicle.id,
+                manufacturer=config.broker.manufacturer,
+                version=config.broker.version,
+                battery_wh=vehicle.vehicle_spec().battery_wh,
+            )
+            carriers[vehicle.id] = RobotCarrier(vehicle.id, handle, config.frame)
+        for vehicle in robots:
+            handle = link.robot(vehicle.url or vehicle.id)
+            with contextlib.suppress(TimeoutError):
+                await handle.wait_until(lambda r: r.available, timeout_s=robot_wait_s)
+    return carriers
