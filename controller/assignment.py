@@ -30,7 +30,7 @@ from controller.reasons import (
     sort_reasons,
     wind_hint,
 )
-from controller.routing import KindRouter, KindRoutes
+from controller.routing import KindRouter, KindRoutes, active_zone_ids
 from controller.station import StationConfig
 from geofences import Route
 from vehicles.spec import VehicleKind
@@ -161,16 +161,19 @@ class Planner:
     def router(self, kind: VehicleKind, radius_m: float, altitude_m: float | None) -> KindRouter:
         """One zone index (and detour graph) per kind, reused across plans at this instant."""
         if kind not in self._routers:
-            self._routers[kind] = KindRouter(
-                self.station.zones,
-                self.station.frame,
-                str(kind),
-                radius_m=radius_m,
-                at=self.at,
-                altitude_m=altitude_m,
-            )
-            if kind in self._previous:
-                self._routers[kind].adopt_cache(self._previous[kind])
+            previous = self._previous.get(kind)
+            in_force = active_zone_ids(self.station.zones, str(kind), self.at, altitude_m)
+            if previous is not None and previous.signature == (str(kind), radius_m, *in_force):
+                self._routers[kind] = previous  # same zones in force: same index, routes and detour graph
+            else:
+                self._routers[kind] = KindRouter(
+                    self.station.zones,
+                    self.station.frame,
+                    str(kind),
+                    radius_m=radius_m,
+                    at=self.at,
+                    altitude_m=altitude_m,
+                )
         return self._routers[kind]
 
     def plan(

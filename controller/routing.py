@@ -37,6 +37,19 @@ class KindRoutes:
     hint: list[str | None]
 
 
+def active_zone_ids(
+    zones: Sequence[Zone], kind: str, at: datetime | None, altitude_m: float | None
+) -> tuple[tuple[str, ...], ...]:
+    """Ids of the zones in force as `ZoneIndex` selects them: exclusions, operating areas at this altitude,
+    and operating areas by kind and time alone (which forbid everything when none covers the altitude)."""
+    exclusions = tuple(
+        z.id for z in zones if z.is_exclusion and z.applies(kind, at=at, altitude_m=altitude_m)
+    )
+    gate = tuple(z.id for z in zones if not z.is_exclusion and z.applies(kind, at=at))
+    areas = tuple(z.id for z in zones if z.id in gate and z.applies(kind, altitude_m=altitude_m))
+    return exclusions, areas, gate
+
+
 class KindRouter:
     """Zone index and detour planner of one vehicle kind at one station and instant, built once."""
 
@@ -54,6 +67,7 @@ class KindRouter:
         self.frame = frame
         self.radius_m = radius_m
         self.index = ZoneIndex(zones, frame, kind, at=at, altitude_m=altitude_m)
+        self._in_force = active_zone_ids(zones, kind, at, altitude_m)
         self._planner: DetourPlanner | None = None
         # Destinations do not move between ticks, so a package's route is computed once while the same
         # zones are in force; a tick then only pays for new packages.
@@ -63,19 +77,8 @@ class KindRouter:
 
     @property
     def signature(self) -> tuple[object, ...]:
-        """What the routes depend on: the zones in force, the radius. Equal signatures share routes."""
-        return (
-            self.kind,
-            self.radius_m,
-            tuple(z.id for z in self.index.exclusions),
-            tuple(z.id for z in self.index.operating_areas),
-        )
-
-    def adopt_cache(self, other: KindRouter) -> None:
-        """Take over another router's routes (and detour graph) when both see the same zones."""
-        if other.signature == self.signature and other.frame is self.frame:
-            self._cache = other._cache
-            self._planner = other._planner
+        """What routes depend on: kind, radius, the zones in force. Equal signatures share routes."""
+        return (self.kind, self.radius_m, *self._in_force)
 
     @property
     def planner(self) -> DetourPlanner:

@@ -240,6 +240,8 @@ async def fly_delivery(
     try:
         flight.phase("safety_params")
         capacity = await drone.params.get("BATT_CAPACITY")
+        if capacity <= 0:  # thresholds derive from it: 0 would silently disable the battery failsafe
+            return flight.fail("vehicle_error", "BATT_CAPACITY is not set on the drone: no battery failsafe")
         if plan.fence is not None:
             await drone.params.set("FENCE_ENABLE", 0)  # a half-uploaded fence must not be live
         await drone.set_params(safety_params(plan, capacity))

@@ -66,6 +66,8 @@ class StationService:
         self._running: dict[str, asyncio.Task[None]] = {}  # mission id -> task
         self._wake = asyncio.Event()
         self._plan_lock = asyncio.Lock()
+        self._requested = 0  # planning requests made
+        self._covered = 0  # requests covered by a finished pass
         self._loop_task: asyncio.Task[None] | None = None
 
     # --- life ---------------------------------------------------------------------------------------------
@@ -120,11 +122,8 @@ class StationService:
                     reason="received",
                 )
         await self.plan_now()
-        out = []
-        for package, created in stored:
-            fresh = await asyncio.to_thread(self.store.get, package.id)
-            out.append((fresh, created, self.decision_of(fresh)))
-        return out
+        fresh = await asyncio.to_thread(lambda: [self.store.get(p.id) for p, _ in stored])
+        return [(f, created, self.decision_of(f)) for f, (_, created) in zip(fresh, stored, strict=True)]
 
     def decision_of(self, package: Package) -> dict[str, Any]:
         """What the controller means to do with a package, in the API's words."""
@@ -153,19 +152,32 @@ class StationService:
         self._wake.set()
 
     async def plan_now(self) -> None:
-        """One planning pass over every received package."""
+        """Return once a planning pass that started after this call has finished.
+
+        Concurrent callers (many submissions at once) share one pass instead of queueing one each: a pass
+        covers every request made before it started.
+        """
+        self._requested += 1
+        ticket = self._requested
         async with self._plan_lock:
-            if self.grounded:
+            if self._covered >= ticket:
                 return
-            received = await asyncio.to_thread(self._all_in_state, S.RECEIVED)
-            if not received:
-                self._queued.clear()
-                return
-            now = self.clock()
-            planner = Planner(self.config, at=now, previous=self._planner)
-            self._planner = planner
-            decisions = planner.plan([_demand(p) for p in received], self._fleet(now))
-            await self._apply(decisions, {p.id: p for p in received}, now)
+            covers = self._requested
+            await self._plan_pass()
+            self._covered = covers
+
+    async def _plan_pass(self) -> None:
+        if self.grounded:
+            return
+        received = await asyncio.to_thread(self._all_in_state, S.RECEIVED)
+        if not received:
+            self._queued.clear()
+            return
+        now = self.clock()
+        planner = Planner(self.config, at=now, previous=self._planner)
+        self._planner = planner
+        decisions = planner.plan([_demand(p) for p in received], self._fleet(now))
+        await self._apply(decisions, {p.id: p for p in received}, now)
 
     def _all_in_state(self, state: PackageState) -> list[Package]:
         out: list[Package] = []

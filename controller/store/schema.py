@@ -62,6 +62,9 @@ def open_engine(url: str) -> Engine:
         cur = dbapi_conn.cursor()
         if not memory:
             cur.execute("PRAGMA journal_mode=WAL")
+            # With WAL, NORMAL keeps every commit across a crash of the controller (the promise we make);
+            # only an OS crash or power loss can lose the last commits. FULL would fsync every commit.
+            cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         cur.close()

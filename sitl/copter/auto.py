@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
 from sitl.copter import commands_do
-from sitl.copter.mission import Item
+from sitl.copter.items import Item
 
 if TYPE_CHECKING:
     from sitl.copter.nav import Navigator

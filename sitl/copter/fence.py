@@ -17,7 +17,7 @@ from pymavlink.dialects.v20 import ardupilotmega as mavlink
 from sitl.copter import geo
 
 if TYPE_CHECKING:
-    from sitl.copter.mission import Item
+    from sitl.copter.items import Item
     from sitl.copter.vehicle import SimCopter
 
 RETURN_POINT = mavlink.MAV_CMD_NAV_FENCE_RETURN_POINT  # 5000

@@ -293,3 +293,21 @@ def test_vectorized_plan_handles_thousands(open_sky: StationConfig) -> None:
     decisions = Planner(open_sky, at=AT).plan(packages, fleet)
     assert sum(d.status == "assigned" for d in decisions) == 200
     assert len({d.vehicle_id for d in decisions if d.status == "assigned"}) == 200
+
+
+def test_next_tick_reuses_routes_until_a_time_limited_zone_comes_into_force(tmp_path: Path) -> None:
+    window = {
+        "active_from": (AT + timedelta(hours=1)).isoformat(),
+        "active_until": (AT + timedelta(hours=3)).isoformat(),
+    }
+    station = make_station(tmp_path, [circle_feature("tfr", 5000, 0, 1500, **window)])
+    packages, fleet = [pkg("p", 1.0, 10000, 0)], [drone("d1")]
+    first = Planner(station, at=AT)
+    assert not first.plan(packages, fleet)[0].detoured
+    same = Planner(station, at=AT + timedelta(minutes=5), previous=first)
+    assert not same.plan(packages, fleet)[0].detoured
+    assert same.router(VehicleKind.DRONE, DRONE_DEFAULT.max_range_m, 60.0) is first.router(
+        VehicleKind.DRONE, DRONE_DEFAULT.max_range_m, 60.0
+    )
+    during = Planner(station, at=AT + timedelta(hours=2), previous=same)
+    assert during.plan(packages, fleet)[0].detoured

@@ -105,3 +105,15 @@ async def test_rejected_orders_fail_fast_every_time(broker, schema_tap, controll
             assert "noRouteError" in (result.reason or "")
             assert robot.order is None  # the refused order is not re-sent behind the station's back
     assert (sim.x, sim.y) == (120.0, -40.0)
+
+
+def test_bad_plans_name_the_field():
+    good = sidewalk_plan("pkg-x", "r1", [(10.0, 0.0)])
+    with pytest.raises(ValueError, match="payload_kg=-1"):
+        RobotDeliveryPlan("p", "r1", STATION, good.path_out, good.path_back, payload_kg=-1)
+    with pytest.raises(ValueError, match="path_out: needs at least 2 points"):
+        RobotDeliveryPlan("p", "r1", STATION, good.path_out[:1], good.path_back, payload_kg=1)
+    with pytest.raises(ValueError, match=r"path_back\[1\]=\(95\.0, 13\.4\)"):
+        RobotDeliveryPlan("p", "r1", STATION, good.path_out, [good.path_back[0], (95.0, 13.4)], payload_kg=1)
+    with pytest.raises(ValueError, match="package_id"):
+        RobotDeliveryPlan("", "r1", STATION, good.path_out, good.path_back, payload_kg=1)

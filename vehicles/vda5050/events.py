@@ -6,11 +6,12 @@ Kinds (`RobotEvent.kind`):
     state           a valid state message was applied (data: header_id)
     node_reached    lastNodeId/lastNodeSequenceId moved (data: node_id, sequence_id)
     action          an action changed status (data: action_id, status, result)
-    error_raised    a new error appeared (data: error_type, level, description)
-    error_cleared   an error went away (data: error_type, level)
+    error_raised    a new error appeared (data: error_type, level, description, references)
+    error_cleared   an error went away (data: error_type, level, references)
     header_gap      headerIds skipped on a topic (data: topic, expected, got)
     stale           no state for longer than the stale limit (data: silent_s)
-    order_sent      an order or order update went out (data: order_id, update_id, resend)
+    order_sent      an order or order update went out (data: order_id, update_id, resend, full)
+    factsheet       a factsheet arrived (read it from `RobotHandle.factsheet`)
     malformed       an unusable message arrived (data: kind, reason, topic); fleet-level only
     broker          the controller's own broker connection changed (data: connected)
 """

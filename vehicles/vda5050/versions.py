@@ -45,11 +45,6 @@ class VersionInfo:
         """The full MQTT topic of one robot's subtopic (`order`, `state`, ...)."""
         return f"{self.interface}/{self.major}/{manufacturer}/{serial_number}/{subtopic}"
 
-    @property
-    def wildcard(self) -> str:
-        """One subscription for every robot of this version: `<interface>/<major>/+/+/<topic>` is narrower."""
-        return f"{self.interface}/{self.major}/#"
-
 
 _V2 = VersionInfo(
     version="2.1.0",
