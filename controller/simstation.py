@@ -108,5 +108,11 @@ class SimStation:
             self.robot_ids = serials
         fleet = [v.model_copy(update={"url": urls[v.id]}) if v.id in urls else v for v in cfg.fleet]
         self.config = cfg = cfg.model_copy(update={"fleet": fleet, "broker": broker})
-        # Heartbeats scaled so the drones' FS_GCS timeout (in simulated time) never trips on a healthy link.
-        return await connect_fleet(cfg, stack, heartbeat_period_s=min(1.0, 2.0 / self.speedup))
+        # The drones count FS_GCS_TIMEOUT in simulated time: heartbeat often enough that a healthy link
+        # never trips it at this speed-up (the driver's advice: 0.1 s and a 1 s link timeout at x20).
+        return await connect_fleet(
+            cfg,
+            stack,
+            heartbeat_period_s=min(1.0, 2.0 / self.speedup),
+            link_timeout_s=min(3.0, max(1.0, 20.0 / self.speedup)),
+        )

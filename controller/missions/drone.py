@@ -226,8 +226,13 @@ async def fly_delivery(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     timeout_s: float = 3600.0,
     link_lost_timeout_s: float = 600.0,
+    ready_timeout_s: float = 0.0,
 ) -> DeliveryResult:
-    """Fly one delivery and report it; never raises for a flight that went wrong (see `reason_code`)."""
+    """Fly one delivery and report it; never raises for a flight that went wrong (see `reason_code`).
+
+    `ready_timeout_s` > 0 first waits that long for the drone's pre-arm checks to pass (a freshly booted
+    autopilot); with 0 a drone that is not ready is reported at once as `prearm_refused`.
+    """
     flight = _Flight(drone, plan, on_event)
     _ABORTED.discard(drone.vehicle_id)
     mission = build_mission(plan)
@@ -252,6 +257,10 @@ async def fly_delivery(
             await drone.params.set("FENCE_ENABLE", 1)
         flight.phase("mission_upload", items=len(mission.items))
         await drone.upload_mission(mission.items)
+        if ready_timeout_s > 0:
+            flight.phase("waiting_ready")
+            with contextlib.suppress(LinkError):  # not ready in time: arming will say why
+                await drone.wait_ready(ready_timeout_s)
     except MissionError as exc:
         return flight.fail("mission_rejected", f"mission rejected: {exc}")
     except (LinkError, VehicleError) as exc:
@@ -275,8 +284,41 @@ async def fly_delivery(
             return flight.fail("vehicle_error", f"could not start the flight: {exc}")
         landed_at = await _follow(flight, queue, mission, timeout_s, link_lost_timeout_s)
 
-    e1 = _energy_wh(drone)
-    energy = _energy_between(e0, e1)
+    return _conclude(flight, landed_at, _energy_between(e0, _energy_wh(drone)))
+
+
+async def follow_delivery(
+    drone: Drone,
+    plan: DeliveryPlan,
+    *,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+    timeout_s: float = 3600.0,
+    link_lost_timeout_s: float = 600.0,
+) -> DeliveryResult:
+    """After a controller restart: follow a delivery this drone is already flying, without touching it.
+
+    Nothing is uploaded, armed or commanded: the drone carries on with the mission it holds. Whether the
+    package was released is read from mission progress (the current item is past the release item).
+    """
+    flight = _Flight(drone, plan, on_event)
+    mission = build_mission(plan)
+    with contextlib.suppress(LinkError, VehicleError):
+        await drone.commands.request_message("MISSION_CURRENT")  # progress now, not at the next stream tick
+    s = drone.state
+    flight.phase("resumed", mode=s.mode, armed=s.armed, mission_current=s.mission_current)
+    if s.mission_current is not None and s.mission_current > mission.release_seq:
+        flight.released = True
+    if not s.armed:  # it finished (or failed) while nobody was watching
+        landed = (s.lat, s.lon) if s.lat is not None and s.lon is not None else None
+        return _conclude(flight, landed, None)
+    with drone.telemetry.subscribe() as queue:
+        landed_at = await _follow(flight, queue, mission, timeout_s, link_lost_timeout_s)
+    return _conclude(flight, landed_at, None)
+
+
+def _conclude(flight: _Flight, landed_at: LatLon | None, energy: float | None) -> DeliveryResult:
+    """Turn where the drone came down, and whether the package went, into the flight's result."""
+    plan = flight.plan
     returned = landed_at is not None and _distance_m(landed_at, plan.station) <= HOME_RADIUS_M
     if landed_at is None:
         why = "link still down" if flight.link_lost else "flight timed out"
@@ -327,7 +369,7 @@ async def _follow(
         if not isinstance(ev, StatusText) or ev.severity <= mavlink.MAV_SEVERITY_WARNING:
             flight.record(ev.as_dict())
         if isinstance(ev, MissionItemReached):
-            if ev.seq == mission.release_point_seq and s.lat is not None:
+            if ev.seq == mission.release_point_seq and s.lat is not None and s.lon is not None:
                 flight.release_position = (s.lat, s.lon)
             if ev.seq >= mission.release_seq:
                 flight.released = True
@@ -357,7 +399,7 @@ async def _follow(
         elif isinstance(ev, StatusText) and ev.text.startswith("GCS Failsafe On"):
             flight.set_cause("link_lost", f"link lost; the drone says {ev.text!r}")
         elif isinstance(ev, ArmedChanged) and not ev.armed:
-            if s.lat is None:
+            if s.lat is None or s.lon is None:
                 return None
             if (
                 not flight.released

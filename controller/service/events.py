@@ -31,7 +31,7 @@ class EventBus:
         """Sequence number of the newest event (0 before any)."""
         return self._seq
 
-    def publish(self, kind: str, **data: Any) -> Event:
+    def publish(self, kind: str, /, **data: Any) -> Event:
         """Stamp an event with a sequence number and time, and hand it to every subscriber."""
         self._seq += 1
         event: Event = {"seq": self._seq, "at": datetime.now(UTC).isoformat(), "type": kind, **data}

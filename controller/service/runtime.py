@@ -28,13 +28,14 @@ async def connect_fleet(
     stack: contextlib.AsyncExitStack,
     *,
     heartbeat_period_s: float = 1.0,
+    link_timeout_s: float = 3.0,
     robot_wait_s: float = 20.0,
 ) -> dict[str, Carrier]:
     """Carriers for every online vehicle of the station that answered; the links close with `stack`."""
     carriers: dict[str, Carrier] = {}
     drones = [v for v in config.fleet if v.kind is VehicleKind.DRONE and v.online and v.url]
     if drones:
-        driver = DroneDriver(heartbeat_period_s=heartbeat_period_s)
+        driver = DroneDriver(heartbeat_period_s=heartbeat_period_s, link_timeout_s=link_timeout_s)
         await stack.enter_async_context(driver)
         for vehicle in drones:
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -23,8 +24,10 @@ KEEPALIVE = 2  # s; the broker gives up on a silent client after 1.5 x keepalive
 BROKER_SWEEP_S = 5.5
 
 
-async def test_cut_off_robot_shows_connection_broken_within_keepalive(tmp_path):
-    """A robot process frozen mid-delivery (TCP stays open, nothing is sent): last will, package not lost."""
+@pytest.mark.parametrize("cut", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "frozen"])
+async def test_cut_off_robot_shows_connection_broken_within_keepalive(tmp_path, cut):
+    """A robot process killed (socket closed) or frozen (socket open, silent) mid-delivery: the broker's
+    last will tells the controller, the delivery fails as connection_broken and the package is not lost."""
     async with Broker(robots=["r001"], manufacturer=MANUFACTURER, kind="mosquitto") as b:
         creds = tmp_path / "credentials.json"
         creds.write_text(json.dumps({"r001": b.credentials("r001")[1]}))
@@ -59,7 +62,7 @@ async def test_cut_off_robot_shows_connection_broken_within_keepalive(tmp_path):
                 )
                 await robot.wait_until(lambda r: r.view is not None and r.view.driving, timeout_s=10)
 
-                os.kill(proc.pid, signal.SIGSTOP)  # cut off: the process stops talking, its socket stays open
+                os.kill(proc.pid, cut)
                 loop = asyncio.get_running_loop()
                 cut_at = loop.time()
                 await robot.wait_until(
@@ -83,7 +86,8 @@ async def test_cut_off_robot_shows_connection_broken_within_keepalive(tmp_path):
                 )
                 assert not again.available
         finally:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):  # already gone when the test killed it
+                proc.kill()
             await proc.wait()
 
 

@@ -16,8 +16,8 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any, TypeAlias
 
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
@@ -28,7 +28,7 @@ __all__ = ["DroneConnection", "MavMessage"]
 
 log = logging.getLogger("lastmile.vehicles.mavlink")
 
-MavMessage = mavlink.MAVLink_message
+MavMessage: TypeAlias = mavlink.MAVLink_message
 Predicate = Callable[[Any], bool]
 
 GCS_SYSID = 255
@@ -124,6 +124,16 @@ class DroneConnection:
         self._listeners.append(callback)
         return lambda: self._listeners.remove(callback) if callback in self._listeners else None
 
+    async def messages(self) -> AsyncIterator[Any]:
+        """Every message from the vehicle from now on, as an async iterator (parsed, in arrival order)."""
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        remove = self.add_listener(queue.put_nowait)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            remove()
+
     def add_link_listener(self, callback: Callable[[bool, float], None]) -> None:
         """Call `callback(up, seconds)` when the link goes down (seconds since last heartbeat) or comes back
         (seconds it was down)."""
@@ -190,7 +200,7 @@ class DroneConnection:
                 self._log.debug("no %s after attempt %d", types, attempt + 1)
             finally:
                 fut.cancel()
-        what = msg.get_type() if isinstance(msg, MavMessage) else "request"
+        what = "request" if callable(msg) else msg.get_type()
         raise LinkError(
             f"no {types} reply to {what} after {retries + 1} attempts ({timeout_s:g} s each)",
             vehicle=self.vehicle_id,

@@ -111,6 +111,19 @@ class Drone:
     async def provision_signing(self, key: bytes) -> None:
         await provision_signing(self.conn, key)
 
+    async def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Wait until the drone reports its pre-arm checks passing and a position (a real autopilot needs
+        tens of seconds after boot for GPS and EKF); LinkError when it does not within `timeout_s`."""
+
+        def ready(_msg: object) -> bool:
+            s = self.state
+            return s.prearm_ok is not False and s.lat is not None and s.system_status is not None
+
+        if not ready(None):
+            await self.conn.wait_for(
+                ("SYS_STATUS", "GLOBAL_POSITION_INT", "HEARTBEAT"), ready, timeout_s=timeout_s
+            )
+
     async def close(self) -> None:
         if self._rates_task is not None:
             self._rates_task.cancel()

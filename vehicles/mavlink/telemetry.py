@@ -79,6 +79,7 @@ class DroneState:
     custom_mode: int | None = None
     armed: bool = False
     system_status: int | None = None  # MAV_STATE
+    prearm_ok: bool | None = None  # SYS_STATUS MAV_SYS_STATUS_PREARM_CHECK healthy (None: not reported)
     mission_current: int | None = None
     mission_reached: int | None = None
     fence_breached: bool = False
@@ -237,6 +238,9 @@ class Telemetry:
 
     def _on_SYS_STATUS(self, msg: Any) -> None:
         s = self.state
+        # ArduPilot reports its pre-arm checks as a SYS_STATUS "sensor" (GCS_Common.cpp send_sys_status).
+        if msg.onboard_control_sensors_present & mavlink.MAV_SYS_STATUS_PREARM_CHECK:
+            s.prearm_ok = bool(msg.onboard_control_sensors_health & mavlink.MAV_SYS_STATUS_PREARM_CHECK)
         if msg.voltage_battery not in (0, 65535):
             s.battery_voltage = msg.voltage_battery / 1000.0
         if msg.battery_remaining >= 0:

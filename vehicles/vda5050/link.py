@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import logging
 import random
+import ssl
 from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -67,6 +68,7 @@ class FleetLink:
         max_payload_bytes: int = 256 * 1024,
         reconnect_max_s: float = 5.0,
         validate: bool = True,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         if stale_after_s <= 0:
             raise ValueError(f"stale_after_s={stale_after_s!r}: must be > 0 seconds")
@@ -81,6 +83,7 @@ class FleetLink:
         self.max_payload_bytes = max_payload_bytes
         self.reconnect_max_s = reconnect_max_s
         self.validate = validate
+        self.tls_context = tls_context  # mqtts:// in production; None for the local test broker
         self.stats = LinkStats()
         self.connected = asyncio.Event()
         self.epoch = 0  # increments on every successful connection
@@ -192,6 +195,7 @@ class FleetLink:
                 keepalive=self.keepalive,
                 clean_session=True,
                 timeout=10,
+                tls_context=self.tls_context,
             )
             try:
                 async with client:
@@ -268,9 +272,9 @@ class FleetLink:
             return
         try:
             robot._receive(address.subtopic, body, retained=bool(message.retain))
-        except (KeyError, TypeError, ValueError) as exc:  # valid but unusable (e.g. validation switched off)
+        except Exception:  # one bad message (or a bug of ours) must not take the fleet's link down
             self.stats.malformed["unusable"] += 1
-            log.warning("could not apply message on %s: %r", topic, exc)
+            log.exception("could not apply message on %s", topic)
             return
         self.stats.applied += 1
 

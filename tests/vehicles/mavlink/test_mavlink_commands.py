@@ -156,3 +156,21 @@ async def test_signing_provisions_the_key_and_signs_everything_after(peer):
         before = v.mav.signing.goodsig_count
         await drone.set_mode("GUIDED")  # accepted only because it is signed
         assert v.mav.signing.goodsig_count > before
+
+
+async def test_wait_ready_follows_the_prearm_check_bit(peer):
+    prearm = mavlink.MAV_SYS_STATUS_PREARM_CHECK
+    async with peer() as server, DroneDriver() as driver:
+        v = server.vehicle
+        drone = await driver.add("d1", server.url, set_rates=False)
+        v.send(
+            v.mav.sys_status_encode(prearm, prearm, 0, 0, 15800, 0, 90, 0, 0, 0, 0, 0, 0)
+        )  # checks failing
+        v.send(v.mav.global_position_int_encode(0, 334000000, -1123000000, 300000, 0, 0, 0, 0, 0))
+        with pytest.raises(LinkError):
+            await drone.wait_ready(timeout_s=0.3)
+        assert drone.state.prearm_ok is False
+        waiting = asyncio.create_task(drone.wait_ready(timeout_s=3))
+        v.send(v.mav.sys_status_encode(prearm, prearm, prearm, 0, 15800, 0, 90, 0, 0, 0, 0, 0, 0))
+        await waiting
+        assert drone.state.prearm_ok is True

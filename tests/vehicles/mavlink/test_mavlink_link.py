@@ -19,6 +19,22 @@ async def test_tcp_connect_learns_sysid_and_sends_gcs_heartbeat(peer):
         assert any(m.get_type() == "COMMAND_LONG" and m.command == 511 for m in server.vehicle.received)
 
 
+async def test_messages_iterate_in_arrival_order(peer):
+    async with peer("tcp") as server, DroneDriver() as driver:
+        drone = await driver.add("d1", server.url, set_rates=False)
+        v = server.vehicle
+        stream = drone.conn.messages()
+        first = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0)  # let the iterator subscribe before the vehicle speaks
+        for text in (b"one", b"two"):
+            v.send(v.mav.statustext_encode(6, text))
+        seen = [await first]
+        while len([m for m in seen if m.get_type() == "STATUSTEXT"]) < 2:
+            seen.append(await asyncio.wait_for(anext(stream), 2))
+        assert [m.text for m in seen if m.get_type() == "STATUSTEXT"] == ["one", "two"]
+        await stream.aclose()
+
+
 async def test_udpout_connects_to_a_listening_vehicle(peer):
     async with peer("udp", sysid=3) as server, DroneDriver() as driver:
         drone = await driver.add("d3", server.url, set_rates=False)
