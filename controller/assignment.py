@@ -389,7 +389,11 @@ class Planner:
         """Every reason this kind could not take package i, each with what would have made it eligible."""
         name = str(k.kind)
         if k.routes.reason[i] is not None:
-            return {k.routes.reason[i]: k.routes.hint[i] or ""}  # type: ignore[dict-item]
+            why = {k.routes.reason[i]: k.routes.hint[i] or ""}
+            limit = max(spec.max_payload_kg for spec in k.fleet.specs)
+            if weight_kg > limit:  # too heavy matters as much as too far: say both
+                why[Reason.OVERWEIGHT] = overweight_hint(name, weight_kg, limit)
+            return why  # type: ignore[return-value]
         if m is None or row is None:
             return {Reason.NO_VEHICLE_AVAILABLE: f"every {name} is booked beyond the planning horizon"}
         codes = m.code[row]

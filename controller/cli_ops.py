@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from controller.client import DEFAULT_URL, ApiError, LastmileClient, Unreachable
+from controller.report import report_table
 from geofences.errors import LastmileError
 
 __all__ = [
@@ -279,32 +280,7 @@ def report(
     if json_out:
         console.print_json(json.dumps(data))
         return
-    table = Table(title=f"report for {data['day']} (UTC)")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    delivered, on_time = data["delivered"], data["on_time"]
-    table.add_row("received", str(data["received"]))
-    table.add_row("delivered", str(delivered["total"]))
-    for mode, n in delivered["by_mode"].items():
-        table.add_row(f"  by {mode}", str(n))
-    share = on_time["share"]
-    table.add_row(
-        "on time",
-        "-" if share is None else f"{share * 100:.1f} % of {on_time['with_deadline']} with deadline",
-    )
-    table.add_row("median delivery time", _minutes(data["delivery_minutes"]["median"]))
-    table.add_row("van fallbacks", str(data["van_fallbacks"]["total"]))
-    for reason, n in data["van_fallbacks"]["by_reason"].items():
-        table.add_row(f"  {reason}", str(n))
-    table.add_row("energy used", f"{data['energy_used_wh']:.1f} Wh")
-    table.add_row("failures", str(data["failures"]["total"]))
-    for reason, n in data["failures"]["by_reason"].items():
-        table.add_row(f"  {reason}", str(n))
-    console.print(table)
-
-
-def _minutes(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f} min"
+    console.print(report_table(data, f"report for {data['day']} (UTC)"))
 
 
 COMMANDS: dict[str, Callable[..., None]] = {

@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-import statistics
 import tempfile
-from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +20,7 @@ from rich.live import Live
 from rich.table import Table
 
 from controller.packages import PackageIn, PackageState
+from controller.report import period_report, report_table
 from controller.simstation import SimStation
 from controller.station import StationConfig, VehicleConfig
 from vehicles.spec import VehicleKind
@@ -120,8 +119,12 @@ async def run_demo(base: StationConfig, settings: DemoSettings, console: Console
                     await _wait(service, feed, duration, lambda: None)
             finally:
                 feed.cancel()
-            report = await asyncio.to_thread(build_report, service.store)
-    console.print(render_report(report))
+            end = service.clock() + timedelta(seconds=1)
+            report = await asyncio.to_thread(
+                period_report, service.store, clock.start_wall - timedelta(minutes=1), end,
+                time_scale=settings.speedup, epoch=clock.start_wall,
+            )  # fmt: skip
+    console.print(report_table(report, "End of the simulated day (times in simulated minutes)"))
     return report
 
 
@@ -192,70 +195,3 @@ def _dashboard(service: Any) -> Group:
         )
         events.add_row(words[:150])
     return Group(fleet, queue, events)
-
-
-def build_report(store: Any) -> dict[str, Any]:
-    """End-of-day figures from the store: what was delivered how, how fast, how late, and why vans."""
-    by_mode: Counter[str] = Counter()
-    durations: list[float] = []
-    on_time = with_deadline = 0
-    van_reasons: Counter[str] = Counter()
-    energy = 0.0
-    failures: Counter[str] = Counter()
-    for state in PackageState:
-        after = None
-        while True:
-            page = store.list(state=state, limit=1000, after=after)
-            for package in page:
-                history = store.history(package.id)
-                failures.update(
-                    str(e.detail.get("reason_code") or e.reason)
-                    for e in history
-                    if e.to_state is PackageState.FAILED
-                )
-                if state is PackageState.DELIVERED:
-                    by_mode[package.mode or "?"] += 1
-                    done = history[-1].at
-                    durations.append((done - package.created_at).total_seconds())
-                    energy += float(history[-1].detail.get("energy_used_wh") or 0.0)
-                    if package.deadline is not None:
-                        with_deadline += 1
-                        on_time += done <= package.deadline
-                elif state is PackageState.VAN:
-                    by_mode["van"] += 1
-                    van_reasons.update(package.reasons or ["?"])
-            if len(page) < 1000:
-                break
-            after = page[-1].id
-    return {
-        "delivered_by_mode": dict(by_mode),
-        "median_delivery_s": statistics.median(durations) if durations else None,
-        "on_time_share": on_time / with_deadline if with_deadline else None,
-        "van_reasons": dict(van_reasons),
-        "energy_used_wh": round(energy, 1),
-        "failures": dict(failures),
-        "unfinished": sum(
-            n
-            for s, n in store.count_by_state().items()
-            if s not in (PackageState.DELIVERED, PackageState.VAN, PackageState.CANCELLED)
-        ),
-    }
-
-
-def render_report(report: dict[str, Any]) -> Table:
-    table = Table(title="End-of-day report")
-    table.add_column("figure")
-    table.add_column("value")
-    for mode in ("drone", "robot", "van"):
-        table.add_row(f"delivered by {mode}", str(report["delivered_by_mode"].get(mode, 0)))
-    median = report["median_delivery_s"]
-    table.add_row("median delivery time (simulated)", f"{median / 60:.1f} min" if median is not None else "—")
-    share = report["on_time_share"]
-    table.add_row("on time (of those with a deadline)", f"{share * 100:.0f} %" if share is not None else "—")
-    table.add_row("energy used by drones and robots", f"{report['energy_used_wh']:.0f} Wh")
-    table.add_row(
-        "van fallbacks by reason", ", ".join(f"{k} {v}" for k, v in report["van_reasons"].items()) or "—"
-    )
-    table.add_row("failures", ", ".join(f"{k} {v}" for k, v in report["failures"].items()) or "none")
-    table.add_row("unfinished at the end", str(report["unfinished"]))
-    return table

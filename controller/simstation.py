@@ -8,6 +8,7 @@ what `lastmile serve` runs: the drivers, the carriers and `StationService`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
@@ -53,6 +54,9 @@ class SimStation:
             stack.callback(store.close)
             self.service = StationService(self.config, store, carriers=carriers)
             await stack.enter_async_context(self.service)
+            if self.copters is not None:
+                loader = asyncio.create_task(self._load_packages(), name="lastmile.simstation.loader")
+                stack.push_async_callback(_cancel, loader)
         except BaseException:
             await stack.aclose()
             raise
@@ -62,6 +66,19 @@ class SimStation:
         if self._stack is not None:
             await self._stack.aclose()
 
+    async def _load_packages(self) -> None:
+        """The station crew: put each package's mass on its simulated drone when the mission launches."""
+        assert self.service is not None and self.copters is not None
+        index = {vid: i for i, vid in enumerate(self.drone_ids)}
+        async for event in self.service.bus.subscribe():
+            if (
+                event.get("type") == "mission"
+                and event.get("state") == "launching"
+                and event["vehicle_id"] in index
+            ):
+                package = await asyncio.to_thread(self.service.store.get, event["package_id"])
+                self.copters.vehicles[index[event["vehicle_id"]]].set_payload(package.weight_kg)
+
     async def _start(self, stack: contextlib.AsyncExitStack) -> dict[str, Carrier]:
         """Start the simulators, then connect to them exactly as `lastmile serve` connects to vehicles."""
         cfg = self.config
@@ -70,12 +87,15 @@ class SimStation:
         urls: dict[str, str] = {}
         broker = None
         if drones:
+            # Timers the drone counts in its own (sped-up) time but that wait on us in wall time: arming to
+            # take-off must fit in DISARM_DELAY: at least 2 s of wall time (ArduPilot caps it at 127 s).
+            params = {"DISARM_DELAY": min(127.0, max(10.0, 2.0 * self.speedup)), **self.copter_params}
             self.copters = SimCopterFleet(
                 len(drones),
                 home=(cfg.lat, cfg.lon, cfg.alt_m, 0.0),
                 speedup=self.speedup,
                 base_port=0,
-                params=self.copter_params,
+                params=params,
                 batteries=[v.charge for v in drones],
             )
             await stack.enter_async_context(self.copters)
@@ -110,9 +130,18 @@ class SimStation:
         self.config = cfg = cfg.model_copy(update={"fleet": fleet, "broker": broker})
         # The drones count FS_GCS_TIMEOUT in simulated time: heartbeat often enough that a healthy link
         # never trips it at this speed-up (the driver's advice: 0.1 s and a 1 s link timeout at x20).
+        # FS_GCS_TIMEOUT is 5 s of drone time for real drones; here it must also cover a busy event loop's
+        # pauses, which last as long in wall time at any speed-up: at least 2 s of wall time.
         return await connect_fleet(
             cfg,
             stack,
             heartbeat_period_s=min(1.0, 2.0 / self.speedup),
             link_timeout_s=min(3.0, max(1.0, 20.0 / self.speedup)),
+            gcs_timeout_s=max(5.0, 2.0 * self.speedup),
         )
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

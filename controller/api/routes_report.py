@@ -1,4 +1,4 @@
-"""`GET /v1/report`: the end-of-day figures (see `controller.api.report`)."""
+"""`GET /v1/report`: the end-of-day figures (see `controller.report`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from controller.api.auth import require
 from controller.api.deps import blocking, service_of
-from controller.api.report import day_report
 from controller.api.schemas import ErrorBody
+from controller.report import day_report
 
 router = APIRouter(prefix="/v1", tags=["report"])
 

@@ -257,6 +257,9 @@ async def fly_delivery(
             await drone.params.set("FENCE_ENABLE", 1)
         flight.phase("mission_upload", items=len(mission.items))
         await drone.upload_mission(mission.items)
+        # ArduCopter resumes AUTO where the last mission stopped (MIS_RESTART=0); a drone whose previous
+        # mission ended inside its final RTL would otherwise "resume" straight into landing.
+        await drone.commands.set_mission_current(1)
         if ready_timeout_s > 0:
             flight.phase("waiting_ready")
             with contextlib.suppress(LinkError):  # not ready in time: arming will say why

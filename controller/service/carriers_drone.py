@@ -31,10 +31,12 @@ class DroneCarrier:
         zones: Sequence[Zone],
         *,
         ceiling_m: float | None = None,
+        gcs_timeout_s: float = 5.0,
     ) -> None:
         self.vehicle_id = vehicle_id
         self.drone = drone
         self.spec = spec
+        self.gcs_timeout_s = gcs_timeout_s  # FS_GCS_TIMEOUT, in the drone's own (possibly simulated) seconds
         # The station's zones become the drone's own fence, so it stops itself even if we are wrong.
         self.fence = fence_from_zones(zones, ceiling_m) if zones or ceiling_m else None
 
@@ -72,6 +74,7 @@ class DroneCarrier:
             reserve_fraction=self.spec.reserve_fraction,
             predicted_energy_wh=job.predicted_energy_wh,
             fence=self.fence,
+            gcs_timeout_s=self.gcs_timeout_s,
         )
 
     async def deliver(self, job: Assignment, on_event: EventSink) -> DeliveryResult:

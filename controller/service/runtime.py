@@ -29,6 +29,7 @@ async def connect_fleet(
     *,
     heartbeat_period_s: float = 1.0,
     link_timeout_s: float = 3.0,
+    gcs_timeout_s: float = 5.0,
     robot_wait_s: float = 20.0,
 ) -> dict[str, Carrier]:
     """Carriers for every online vehicle of the station that answered; the links close with `stack`."""
@@ -44,7 +45,12 @@ async def connect_fleet(
                 log.warning("drone %s at %s not reachable: %s", vehicle.id, vehicle.url, exc)
                 continue
             carriers[vehicle.id] = DroneCarrier(
-                vehicle.id, drone, vehicle.vehicle_spec(), config.zones, ceiling_m=config.altitude_ceiling_m
+                vehicle.id,
+                drone,
+                vehicle.vehicle_spec(),
+                config.zones,
+                ceiling_m=config.altitude_ceiling_m,
+                gcs_timeout_s=gcs_timeout_s,
             )
     robots = [v for v in config.fleet if v.kind is VehicleKind.ROBOT and v.online]
     if robots and config.broker is not None:

@@ -16,10 +16,12 @@ from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from rich.table import Table
+
 from controller.packages import Package, PackageEvent, PackageState
 from controller.store import Store
 
-__all__ = ["day_report"]
+__all__ = ["day_report", "period_report", "report_table"]
 
 _PAGE = 10_000
 
@@ -42,7 +44,21 @@ def _energy(event: PackageEvent) -> float:
 def day_report(store: Store, day: date) -> dict[str, Any]:
     """The figures for one UTC day (see the module docstring)."""
     start = datetime.combine(day, time(0), tzinfo=UTC)
-    end = start + timedelta(days=1)
+    return {"day": day.isoformat(), **period_report(store, start, start + timedelta(days=1))}
+
+
+def period_report(
+    store: Store, start: datetime, end: datetime, *, time_scale: float = 1.0, epoch: datetime | None = None
+) -> dict[str, Any]:
+    """The figures for events in [start, end).
+
+    The store stamps events with the wall clock. A simulated station (the demo) runs its day `time_scale`
+    times faster from `epoch`; its durations and deadlines are then judged in that simulated time.
+    """
+
+    def simulated(t: datetime) -> datetime:
+        return t if epoch is None else epoch + (t - epoch) * time_scale
+
     received = [e for e in _events(store, PackageState.RECEIVED, start, end) if e.from_state is None]
     delivered = _events(store, PackageState.DELIVERED, start, end)
     vans = _events(store, PackageState.VAN, start, end)
@@ -58,15 +74,14 @@ def day_report(store: Store, day: date) -> dict[str, Any]:
     for e in delivered:
         p = packages[e.package_id]
         by_mode[p.mode or "unknown"] += 1
-        minutes.append((e.at - p.created_at).total_seconds() / 60.0)
+        minutes.append((simulated(e.at) - simulated(p.created_at)).total_seconds() / 60.0)
         if p.deadline is not None:
             with_deadline += 1
-            on_time += e.at <= p.deadline
+            on_time += simulated(e.at) <= p.deadline
     van_reasons: Counter[str] = Counter((packages[e.package_id].reasons or ["unspecified"])[0] for e in vans)
     failures: Counter[str] = Counter(str(e.detail.get("reason_code") or "unspecified") for e in failed)
     energy = sum(_energy(e) for e in [*delivered, *failed])
     return {
-        "day": day.isoformat(),
         "received": len(received),
         "delivered": {"total": len(delivered), "by_mode": dict(sorted(by_mode.items()))},
         "on_time": {
@@ -82,3 +97,33 @@ def day_report(store: Store, day: date) -> dict[str, Any]:
         "energy_used_wh": round(energy, 1),
         "failures": {"total": len(failed), "by_reason": dict(failures.most_common())},
     }
+
+
+def report_table(data: dict[str, Any], title: str) -> Table:
+    """The figures as a table for the console (`lastmile report`, the end of `lastmile demo`)."""
+    table = Table(title=title)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    delivered, on_time = data["delivered"], data["on_time"]
+    table.add_row("received", str(data["received"]))
+    table.add_row("delivered", str(delivered["total"]))
+    for mode, n in delivered["by_mode"].items():
+        table.add_row(f"  by {mode}", str(n))
+    share = on_time["share"]
+    table.add_row(
+        "on time",
+        "-" if share is None else f"{share * 100:.1f} % of {on_time['with_deadline']} with deadline",
+    )
+    table.add_row("median delivery time", _minutes(data["delivery_minutes"]["median"]))
+    table.add_row("van fallbacks", str(data["van_fallbacks"]["total"]))
+    for reason, n in data["van_fallbacks"]["by_reason"].items():
+        table.add_row(f"  {reason}", str(n))
+    table.add_row("energy used", f"{data['energy_used_wh']:.1f} Wh")
+    table.add_row("failures", str(data["failures"]["total"]))
+    for reason, n in data["failures"]["by_reason"].items():
+        table.add_row(f"  {reason}", str(n))
+    return table
+
+
+def _minutes(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} min"
