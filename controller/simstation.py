@@ -127,18 +127,11 @@ class SimStation:
             )  # type: ignore[arg-type]
             self.robot_ids = serials
         fleet = [v.model_copy(update={"url": urls[v.id]}) if v.id in urls else v for v in cfg.fleet]
-        self.config = cfg = cfg.model_copy(update={"fleet": fleet, "broker": broker})
-        # The drones count FS_GCS_TIMEOUT in simulated time: heartbeat often enough that a healthy link
-        # never trips it at this speed-up (the driver's advice: 0.1 s and a 1 s link timeout at x20).
-        # FS_GCS_TIMEOUT is 5 s of drone time for real drones; here it must also cover a busy event loop's
-        # pauses, which last as long in wall time at any speed-up: at least 2 s of wall time.
-        return await connect_fleet(
-            cfg,
-            stack,
-            heartbeat_period_s=min(1.0, 2.0 / self.speedup),
-            link_timeout_s=min(3.0, max(1.0, 20.0 / self.speedup)),
-            gcs_timeout_s=max(5.0, 2.0 * self.speedup),
+        # The drones' clocks run `speedup` times faster: the controller scales its link timings to match.
+        self.config = cfg = cfg.model_copy(
+            update={"fleet": fleet, "broker": broker, "vehicle_speedup": self.speedup}
         )
+        return await connect_fleet(cfg, stack)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

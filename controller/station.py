@@ -105,6 +105,11 @@ class StationConfig(BaseModel):
     fleet: list[VehicleConfig] = Field(default_factory=list)
     store_url: str = "sqlite:///lastmile.sqlite3"
     tick_s: float = Field(default=5.0, gt=0.0, description="seconds between planning passes")
+    vehicle_speedup: float = Field(
+        default=1.0,
+        ge=1.0,
+        description="simulated vehicles whose clocks run this many times faster than the wall clock",
+    )
     max_attempts: int = Field(default=2, ge=1, description="vehicle attempts before a package goes to a van")
     api: ApiConfig = Field(default_factory=ApiConfig)
     broker: BrokerConfig | None = None

@@ -64,6 +64,7 @@ class StationService:
         self._busy: dict[str, tuple[str, datetime]] = {}  # vehicle id -> (mission id, expected free time)
         self._held: dict[str, Assignment] = {}  # mission id -> job awaiting an operator's launch
         self._running: dict[str, asyncio.Task[None]] = {}  # mission id -> task
+        self._side_tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._plan_lock = asyncio.Lock()
         self._requested = 0  # planning requests made
@@ -313,9 +314,18 @@ class StationService:
                 if not resume:
                     await self._move(job.package_id, S.LAUNCHING, f"launching {job.vehicle_id}", S.ASSIGNED)
                     await self._mission_state(job, "launching")
-                result = await (carrier.resume if resume else carrier.deliver)(
-                    job, self._on_vehicle_event(job)
-                )
+                try:
+                    run = carrier.resume if resume else carrier.deliver
+                    result = await run(job, self._on_vehicle_event(job))
+                except Exception as exc:  # a driver bug must not strand the package in `launching`
+                    log.exception("mission %s on %s failed", job.mission_id, job.vehicle_id)
+                    result = DeliveryResult(
+                        job.package_id,
+                        job.vehicle_id,
+                        delivered=False,
+                        reason=f"controller error: {exc!r}",
+                        reason_code="vehicle_error",
+                    )
             await self._finish(job, result)
         finally:
             self._running.pop(job.mission_id, None)
@@ -325,8 +335,11 @@ class StationService:
     def _on_vehicle_event(self, job: Assignment) -> Callable[[dict[str, Any]], None]:
         def sink(event: dict[str, Any]) -> None:
             self.bus.publish("vehicle", mission_id=job.mission_id, vehicle_id=job.vehicle_id, **event)
-            if event.get("phase") in ("airborne", "en_route", "driving"):
-                asyncio.get_running_loop().create_task(self._en_route(job))
+            # The drone mission reports phase "flying" once airborne; the robot mission "order_sent".
+            if event.get("phase") == "flying" or event.get("kind") in ("order_sent", "node_reached"):
+                task = asyncio.get_running_loop().create_task(self._en_route(job))
+                self._side_tasks.add(task)  # the loop keeps only weak references to tasks
+                task.add_done_callback(self._side_tasks.discard)
 
         return sink
 

@@ -23,16 +23,28 @@ from vehicles.vda5050 import FleetLink
 log = logging.getLogger("lastmile.service.runtime")
 
 
+def drone_timing(speedup: float) -> dict[str, float]:
+    """Link timings for drones whose clock runs `speedup` times faster than ours (1 for real drones).
+
+    The drones count FS_GCS_TIMEOUT and DISARM_DELAY in their own time, but our heartbeats and our pauses
+    (a busy event loop, a slow disk) happen in wall time. So: heartbeat often enough that a healthy link
+    never trips the drone's GCS failsafe (5 s of drone time for real drones, at least 2 s of wall time for
+    simulators), and notice a dead link within a few drone seconds.
+    """
+    return {
+        "heartbeat_period_s": min(1.0, 2.0 / speedup),
+        "link_timeout_s": min(3.0, max(1.0, 20.0 / speedup)),
+        "gcs_timeout_s": max(5.0, 2.0 * speedup),
+    }
+
+
 async def connect_fleet(
-    config: StationConfig,
-    stack: contextlib.AsyncExitStack,
-    *,
-    heartbeat_period_s: float = 1.0,
-    link_timeout_s: float = 3.0,
-    gcs_timeout_s: float = 5.0,
-    robot_wait_s: float = 20.0,
+    config: StationConfig, stack: contextlib.AsyncExitStack, *, robot_wait_s: float = 20.0
 ) -> dict[str, Carrier]:
     """Carriers for every online vehicle of the station that answered; the links close with `stack`."""
+    timing = drone_timing(config.vehicle_speedup)
+    heartbeat_period_s, link_timeout_s = timing["heartbeat_period_s"], timing["link_timeout_s"]
+    gcs_timeout_s = timing["gcs_timeout_s"]
     carriers: dict[str, Carrier] = {}
     drones = [v for v in config.fleet if v.kind is VehicleKind.DRONE and v.online and v.url]
     if drones:
