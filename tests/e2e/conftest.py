@@ -168,3 +168,7 @@ async def drone_lossy_relay() -> AsyncIterator[Callable[..., Any]]:
     yield make
     for t in transports:
         t.close()
+
+
+# Fixtures for tests that run `lastmile serve` in its own process against simulators in another.
+from tests.e2e.serving import served_copters  # noqa: E402, F401
