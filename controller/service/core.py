@@ -28,7 +28,7 @@ from controller.reasons import Reason
 from controller.service.carriers import Assignment, Carrier, VehicleSnapshot
 from controller.service.events import EventBus
 from controller.station import StationConfig
-from controller.store import Mission, Move, Store
+from controller.store import Mission, Move, StateMismatch, Store
 from vehicles.spec import VehicleKind
 
 log = logging.getLogger("lastmile.service")
@@ -65,6 +65,7 @@ class StationService:
         self._held: dict[str, Assignment] = {}  # mission id -> job awaiting an operator's launch
         self._running: dict[str, asyncio.Task[None]] = {}  # mission id -> task
         self._side_tasks: set[asyncio.Task[None]] = set()
+        self._under_way: set[str] = set()  # missions already moved to en_route
         self._wake = asyncio.Event()
         self._plan_lock = asyncio.Lock()
         self._requested = 0  # planning requests made
@@ -328,6 +329,7 @@ class StationService:
                     )
             await self._finish(job, result)
         finally:
+            self._under_way.discard(job.mission_id)
             self._running.pop(job.mission_id, None)
             self._busy.pop(job.vehicle_id, None)
             self.poke()
@@ -336,7 +338,9 @@ class StationService:
         def sink(event: dict[str, Any]) -> None:
             self.bus.publish("vehicle", mission_id=job.mission_id, vehicle_id=job.vehicle_id, **event)
             # The drone mission reports phase "flying" once airborne; the robot mission "order_sent".
-            if event.get("phase") == "flying" or event.get("kind") in ("order_sent", "node_reached"):
+            under_way = event.get("phase") == "flying" or event.get("kind") in ("order_sent", "node_reached")
+            if under_way and job.mission_id not in self._under_way:
+                self._under_way.add(job.mission_id)
                 task = asyncio.get_running_loop().create_task(self._en_route(job))
                 self._side_tasks.add(task)  # the loop keeps only weak references to tasks
                 task.add_done_callback(self._side_tasks.discard)
@@ -346,8 +350,9 @@ class StationService:
     async def _en_route(self, job: Assignment) -> None:
         package = await asyncio.to_thread(self.store.get, job.package_id)
         if package.state is S.LAUNCHING:
-            await self._move(job.package_id, S.EN_ROUTE, f"{job.vehicle_id} under way", S.LAUNCHING)
-            await self._mission_state(job, "en_route")
+            with contextlib.suppress(StateMismatch):  # the trip's end got there first
+                await self._move(job.package_id, S.EN_ROUTE, f"{job.vehicle_id} under way", S.LAUNCHING)
+                await self._mission_state(job, "en_route")
 
     async def _finish(self, job: Assignment, result: DeliveryResult) -> None:
         package = await asyncio.to_thread(self.store.get, job.package_id)

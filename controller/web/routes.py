@@ -1,0 +1,95 @@
+"""Read endpoints the console needs beyond the API: the map, who the token is, and the decided queue.
+
+They live here rather than in `controller.api` because only the page needs them; they use the API's auth
+(`require`), errors and store helpers, so they behave like every other route (401/403, JSON errors).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+
+from controller.api.auth import PERMISSIONS, Role, require
+from controller.api.deps import blocking, service_of, station_of
+from controller.api.schemas import decision_out, package_out
+from controller.packages import PackageState
+from controller.web.geometry import project, zone_shapes
+from geofences import zones_to_geojson
+from vehicles.spec import DRONE_DEFAULT, ROBOT_DEFAULT
+
+router = APIRouter(tags=["console"])
+QUEUE_LIMIT = 500  # the panel shows the oldest waiting first; beyond this the page says "and N more"
+
+
+@router.get("/v1/console/session", summary="The caller's role (console login)")
+async def session(
+    request: Request, role: Annotated[Role, Depends(require("packages:read"))]
+) -> dict[str, Any]:
+    """Every valid token may ask; the page shows actions only for `fleet:write`."""
+    service = service_of(request)
+    return {"role": role, "permissions": sorted(PERMISSIONS[role]), "station": service.config.name}
+
+
+@router.get("/v1/map", summary="The station map in its local metric frame",
+            dependencies=[Depends(require("fleet:read"))])  # fmt: skip
+async def station_map(request: Request) -> dict[str, Any]:
+    """Station, radii, zones (GeoJSON and projected shapes) and each active mission's route and track.
+
+    Coordinates named `x`/`y` or in `shapes`, `route`, `track` are metres east and north of the station
+    (azimuthal equidistant, the planner's own frame).
+    """
+    service = service_of(request)
+    config = service.config
+    frame = config.frame
+    zones = await blocking(lambda: config.zones)  # read from the zones file once, then cached
+    missions = await service.missions(unfinished_only=True)
+    feed = getattr(request.app.state, "console_feed", None)
+    tracks = feed.tracks if feed is not None else {}
+    out = []
+    for m in missions:
+        job = m.plan.get("job", {})
+        route = project(frame, job.get("route") or [])
+        dest = job.get("destination")
+        out.append({
+            "id": m.id, "package_id": m.package_id, "vehicle_id": m.vehicle_id, "kind": str(m.kind),
+            "state": m.state, "created_at": m.created_at.isoformat(), "route": route,
+            "destination": project(frame, [dest])[0] if dest else None,
+            "track": [list(p) for p in tracks.get(m.id, [])],
+        })  # fmt: skip
+    return {
+        "station": {"name": config.name, "lat": config.lat, "lon": config.lon, "launch": config.launch},
+        "radii": {"drone_m": DRONE_DEFAULT.max_range_m, "robot_m": ROBOT_DEFAULT.max_range_m},
+        "zones": zones_to_geojson(zones),
+        "shapes": zone_shapes(zones, frame),
+        "missions": out,
+        "grounded": service.grounded,
+        "last_event": service.bus.last_seq,
+    }
+
+
+@router.get("/v1/console/queue", summary="Unfinished packages with the controller's decision",
+            dependencies=[Depends(require("packages:read"))])  # fmt: skip
+async def queue(request: Request) -> dict[str, Any]:
+    """Packages not yet delivered or with the vans, oldest first, each with its decision and where it goes."""
+    service = service_of(request)
+    packages = await blocking(service.store.unfinished)
+    total = len(packages)
+    packages = packages[:QUEUE_LIMIT]
+    station = station_of(service)
+    xy = await asyncio.to_thread(project, service.config.frame, [(p.dest_lat, p.dest_lon) for p in packages])
+    items = []
+    for p, (x, y) in zip(packages, xy, strict=True):
+        item = package_out(p, station)
+        item["state"] = str(item["state"])
+        for key in ("created_at", "updated_at", "deadline", "earliest", "eta"):
+            item[key] = item[key].isoformat() if item[key] is not None else None
+        item["decision"] = decision_out(service.decision_of(p)).model_dump(mode="json")
+        item["x"], item["y"] = x, y
+        items.append(item)
+    return {
+        "items": items,
+        "total": total,
+        "waiting": sum(p.state is PackageState.RECEIVED for p in packages),
+    }

@@ -1,0 +1,272 @@
+// The operator console: login, the live map, the panels and the operator actions.
+// Data flow: the live socket says *that* something changed (events) and *where* vehicles are (telemetry,
+// 4 Hz); the page then re-reads the few small endpoints it draws from (map, queue), at most a few times a
+// second. Actions are ordinary API calls, so the station's roles apply to the page like to any client.
+
+import { api, Live, token } from "./api.js";
+import { StationMap } from "./map.js";
+import { addEvent, renderFleet, renderMissions, renderQueue } from "./panels.js";
+
+const $ = (sel) => document.querySelector(sel);
+const state = {
+  role: null, canWrite: false, map: null, queue: [], packages: new Map(), vehicles: [], filter: "",
+  grounded: null, fitted: false, frame: null, rafPending: false, lastPanels: 0,
+};
+const stats = { frames: 0, durations: [], received: 0, lastFrameAt: 0 };
+const map = new StationMap($("#map"));
+map.onView = (k) => ($("#scale").textContent = `${Math.round(k * 100)} m per 100 px`);
+
+// --- live channel ---------------------------------------------------------------------------------------
+const live = new Live({
+  onState: (s) => {
+    const pill = $("#conn");
+    pill.dataset.state = s;
+    pill.textContent = s;
+  },
+  onHello: (hello) => {
+    $("#station").textContent = hello.station;
+    refresh(true);
+  },
+  onEvent: (e) => {
+    addEvent($("#events"), e, state.filter);
+    if (e.type === "fleet") setGrounded(e.state === "grounded" ? e.reason || "grounded" : null);
+    if (["package", "mission", "fleet", "service"].includes(e.type)) refresh();
+  },
+  onTelemetry: (frame) => {
+    stats.received += 1;
+    state.frame = frame;
+    if (!state.rafPending) {
+      state.rafPending = true;
+      requestAnimationFrame(render);
+    }
+  },
+  onDenied: (code, reason) => {
+    token.clear();
+    showLogin(code === 4403 ? `this token may not view the fleet (${reason})` : `token refused: ${reason}`);
+  },
+});
+
+function render() {
+  state.rafPending = false;
+  const frame = state.frame;
+  if (!frame) return;
+  const t0 = performance.now();
+  map.updateVehicles(frame.vehicles);
+  state.vehicles = frame.vehicles;
+  if (t0 - state.lastPanels > 500) {
+    // Tables are for reading, not animation: twice a second is plenty and keeps frames cheap.
+    renderFleet($("#fleet tbody"), frame.vehicles, state);
+    $("#n-fleet").textContent = `${frame.vehicles.filter((v) => v.online).length}/${frame.vehicles.length} online`;
+    if (state.map) renderMissions($("#missions tbody"), state.map.missions, ctx());
+    state.lastPanels = t0;
+  }
+  const dt = performance.now() - t0;
+  stats.frames += 1;
+  stats.durations.push(dt);
+  if (stats.durations.length > 1000) stats.durations.shift();
+  stats.lastFrameAt = performance.now();
+}
+
+// --- reading the station ----------------------------------------------------------------------------------
+let inflight = null;
+let again = false;
+
+async function refresh(now = false) {
+  if (inflight) {
+    again = true;
+    return inflight;
+  }
+  inflight = (async () => {
+    if (!now) await new Promise((r) => setTimeout(r, 150)); // coalesce a burst of events into one read
+    try {
+      const [m, q] = await Promise.all([api("/v1/map"), api("/v1/console/queue")]);
+      state.map = m;
+      state.queue = q.items;
+      state.packages = new Map(q.items.map((p) => [p.id, p]));
+      draw(q);
+    } catch (err) {
+      if (err.status === 401) return live.onDenied(4401, err.message);
+      toast(`could not read the station: ${err.message}`, true);
+    }
+  })();
+  await inflight;
+  inflight = null;
+  if (again) {
+    again = false;
+    refresh();
+  }
+}
+
+function draw(q) {
+  const m = state.map;
+  map.drawStatic(m);
+  map.drawMissions(m.missions);
+  const waiting = state.queue.filter((p) => ["received", "assigned", "launching", "en_route"].includes(p.state));
+  map.drawDestinations(waiting);
+  if (!state.fitted) {
+    const pts = [...m.shapes.flatMap((s) => (s.r !== undefined ? [[s.cx + s.r, s.cy + s.r], [s.cx - s.r, s.cy - s.r]] : s.polygons.flat(2))),
+      ...waiting.map((p) => [p.x, p.y]), [m.radii.robot_m, m.radii.robot_m]];
+    map.fit(pts, m.radii.drone_m * 1.05);
+    state.fitted = true;
+  }
+  setGrounded(m.grounded);
+  renderMissions($("#missions tbody"), m.missions, ctx());
+  renderQueue($("#queue tbody"), state.queue, ctx());
+  $("#n-missions").textContent = `${m.missions.length}`;
+  $("#n-queue").textContent = `${q.total} unfinished, ${q.waiting} waiting`;
+  updateFilterIndex();
+  document.body.dataset.ready = "1";
+}
+
+const ctx = () => ({ canWrite: state.canWrite, filter: state.filter, packages: state.packages, progress: (id) => map.progress(id) });
+
+function setGrounded(reason) {
+  state.grounded = reason;
+  const b = $("#grounded");
+  b.hidden = !reason;
+  b.textContent = reason ? `FLEET GROUNDED: ${reason}` : "";
+  const slot = $("#actions-fleet");
+  slot.replaceChildren();
+  if (state.canWrite) {
+    const btn = document.createElement("button");
+    btn.type = "button";
+    btn.dataset.action = reason ? "unground" : "ground";
+    btn.className = reason ? "" : "danger";
+    btn.textContent = reason ? "release fleet" : "ground fleet";
+    slot.append(btn);
+  }
+}
+
+// --- filter -------------------------------------------------------------------------------------------------
+function updateFilterIndex() {
+  const text = new Map();
+  for (const v of state.vehicles) text.set(v.id, `${v.id} ${v.kind} ${v.mode || ""} ${v.mission || ""}`.toLowerCase());
+  for (const p of state.queue) {
+    if (p.vehicle_id && text.has(p.vehicle_id)) text.set(p.vehicle_id, `${text.get(p.vehicle_id)} ${p.key} ${p.id}`.toLowerCase());
+  }
+  map.setFilter(state.filter, text);
+}
+
+$("#filter").addEventListener("input", (e) => {
+  state.filter = e.target.value.trim().toLowerCase();
+  for (const row of document.querySelectorAll("#panels tbody tr, #events li")) {
+    row.classList.toggle("hidden", !!state.filter && !row.textContent.toLowerCase().includes(state.filter));
+  }
+  updateFilterIndex();
+});
+
+// --- actions ------------------------------------------------------------------------------------------------
+const ACTIONS = {
+  launch: { title: "Launch mission", text: (id) => `Vehicle ${vehicleOf(id)} will take off now for package ${packageOf(id)}.`, path: (id) => `/v1/missions/${id}/launch` },
+  abort: { title: "Abort mission", text: (id) => `A held mission is released (its package goes back to the queue); vehicle ${vehicleOf(id)}, if under way, flies or drives home now.`, path: (id) => `/v1/missions/${id}/abort` },
+  van: { title: "Hand to vans", text: (id) => `Package ${state.packages.get(id)?.key || id} leaves the drone and robot queue for the vans.`, path: (id) => `/v1/packages/${id}/van`, reason: "handed to vans by an operator" },
+  ground: { title: "Ground the fleet", text: () => "No vehicle launches until the fleet is released; vehicles under way carry on.", path: () => "/v1/fleet/ground", reason: "weather hold" },
+  unground: { title: "Release the fleet", text: () => "Planning resumes at once: vehicles may launch right away.", path: () => "/v1/fleet/unground" },
+};
+const missionOf = (id) => state.map?.missions.find((m) => m.id === id);
+const vehicleOf = (id) => missionOf(id)?.vehicle_id || "?";
+const packageOf = (id) => state.packages.get(missionOf(id)?.package_id)?.key || missionOf(id)?.package_id || "?";
+
+document.addEventListener("click", async (e) => {
+  const btn = e.target.closest("button[data-action]");
+  if (!btn) return;
+  const spec = ACTIONS[btn.dataset.action];
+  const id = btn.dataset.id;
+  const answer = await confirmDialog(spec.title, spec.text(id), spec.reason);
+  if (answer === null) return;
+  try {
+    await api(spec.path(id), { method: "POST", body: spec.reason ? { reason: answer || spec.reason } : undefined });
+    toast(`${spec.title}: done`);
+    refresh(true);
+  } catch (err) {
+    toast(`${spec.title} refused: ${err.message}`, true);
+  }
+});
+
+function confirmDialog(title, text, reason) {
+  const dlg = $("#confirm");
+  $("#confirm-title").textContent = title;
+  $("#confirm-text").textContent = text;
+  $("#confirm-reason-label").hidden = !reason;
+  $("#confirm-reason").value = reason || "";
+  dlg.returnValue = "";
+  dlg.showModal();
+  return new Promise((resolve) => {
+    dlg.addEventListener("close", () => resolve(dlg.returnValue === "ok" ? $("#confirm-reason").value.trim() : null), { once: true });
+  });
+}
+
+let toastTimer;
+function toast(text, bad = false) {
+  const t = $("#toast");
+  t.textContent = text;
+  t.className = bad ? "bad" : "";
+  t.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => (t.hidden = true), 5000);
+}
+
+// --- login --------------------------------------------------------------------------------------------------
+function showLogin(message = "") {
+  live.stop();
+  $("#app").hidden = $("#filter").hidden = $("#logout").hidden = true;
+  $("#login").hidden = false;
+  $("#login-error").textContent = message;
+  $("#token").focus();
+}
+
+async function open(tokenValue) {
+  const who = await api("/v1/console/session", { tokenValue });
+  if (!who.permissions.includes("fleet:read")) throw new Error(`a ${who.role} token cannot view the fleet; use an operator or viewer token`);
+  token.set(tokenValue);
+  state.role = who.role;
+  state.canWrite = who.permissions.includes("fleet:write");
+  $("#role").textContent = who.role;
+  $("#station").textContent = who.station;
+  $("#login").hidden = true;
+  $("#app").hidden = $("#filter").hidden = $("#logout").hidden = false;
+  live.start();
+}
+
+$("#login").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  try {
+    await open($("#token").value.trim());
+  } catch (err) {
+    $("#login-error").textContent = err.status === 401 ? "unknown token" : err.message;
+  }
+});
+$("#logout").addEventListener("click", () => {
+  token.clear();
+  location.reload();
+});
+$("#map-tools").addEventListener("click", (e) => {
+  const z = e.target.dataset.zoom;
+  if (z === "in") map.zoom(1 / 1.5);
+  else if (z === "out") map.zoom(1.5);
+  else if (z === "fit") (state.fitted = false), refresh(true);
+});
+
+// --- hooks for tests and debugging (read-only figures, and a way to feed synthetic telemetry) --------------
+window.lastmileConsole = {
+  stats() {
+    const d = [...stats.durations].sort((a, b) => a - b);
+    const q = (f) => (d.length ? d[Math.min(d.length - 1, Math.floor(f * d.length))] : null);
+    return { frames: stats.frames, received: stats.received, mean_ms: d.length ? d.reduce((a, b) => a + b, 0) / d.length : null, p50_ms: q(0.5), p95_ms: q(0.95), max_ms: d.length ? d[d.length - 1] : null };
+  },
+  resetStats() {
+    stats.frames = stats.received = 0;
+    stats.durations = [];
+  },
+  injectTelemetry(vehicles) {
+    live.onTelemetry({ type: "telemetry", t: Date.now() / 1000, vehicles });
+  },
+  get lastSeq() {
+    return live.lastSeq;
+  },
+};
+
+// --- start --------------------------------------------------------------------------------------------------
+const saved = token.get();
+if (saved) open(saved).catch((err) => showLogin(err.status === 401 ? "token refused" : err.message));
+else showLogin();

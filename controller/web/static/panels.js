@@ -1,0 +1,103 @@
+// Side panels: plain tables rebuilt from the console's state. Text goes in with textContent only: package
+// keys, notes and reasons come from outside the station and must never be read as HTML.
+
+const h = (tag, attrs = {}, ...children) => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "text") e.textContent = v;
+    else if (k.startsWith("data-")) e.setAttribute(k, v);
+    else e[k] = v;
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c);
+  return e;
+};
+
+const time = (iso) => (iso ? new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "");
+const short = (id) => (id ? id.slice(0, 8) : "");
+
+function bar(fraction) {
+  const b = h("span", { className: `bar${fraction !== null && fraction < 0.3 ? " low" : ""}` }, h("i"));
+  b.firstChild.style.width = `${Math.round((fraction ?? 0) * 100)}%`;
+  return b;
+}
+
+function action(canWrite, name, id, label, extra = {}) {
+  if (!canWrite) return null;
+  return h("button", { type: "button", className: name === "launch" ? "" : "danger", "data-action": name, "data-id": id, text: label, ...extra });
+}
+
+function rowFilter(tr, filter) {
+  tr.classList.toggle("hidden", !!filter && !tr.textContent.toLowerCase().includes(filter));
+}
+
+export function renderMissions(tbody, missions, ctx) {
+  const rows = missions.map((m) => {
+    const pkg = ctx.packages.get(m.package_id);
+    const p = ctx.progress(m.id);
+    const acts = h("td", {},
+      m.state === "held" ? action(ctx.canWrite, "launch", m.id, "launch") : null,
+      ["held", "planned", "launching", "en_route", "resuming"].includes(m.state) ? action(ctx.canWrite, "abort", m.id, "abort") : null);
+    const tr = h("tr", { "data-mission": m.id, "data-state": m.state },
+      h("td", { text: m.vehicle_id }), h("td", { text: pkg ? pkg.key : short(m.package_id) }),
+      h("td", { text: m.state }), h("td", { className: "num" }, bar(p), ` ${p === null ? "" : Math.round(p * 100) + " %"}`), acts);
+    rowFilter(tr, ctx.filter);
+    return tr;
+  });
+  tbody.replaceChildren(...rows);
+}
+
+export function renderQueue(tbody, items, ctx) {
+  const rows = items.map((p) => {
+    const d = p.decision || {};
+    const what = d.decision === "queued"
+      ? `queued${d.mode ? " for " + d.mode : ""}${d.reason ? ": " + d.reason : ""}`
+      : `${d.decision}${d.vehicle_id ? " " + d.vehicle_id : ""}`;
+    const codes = [...(d.reasons || []), ...(p.reasons || [])];
+    const tr = h("tr", { "data-package": p.id, "data-state": p.state },
+      h("td", { text: p.key, title: `${p.id}\n${p.weight_kg.toFixed(2)} kg, ${(p.distance_m / 1000).toFixed(1)} km` }),
+      h("td", { text: p.state }),
+      h("td", {}, what, codes.length ? h("div", { className: "codes", text: [...new Set(codes)].join(", ") }) : null),
+      h("td", { text: time(d.eta || p.eta) }),
+      h("td", {}, ["received", "failed"].includes(p.state) ? action(ctx.canWrite, "van", p.id, "to van") : null));
+    rowFilter(tr, ctx.filter);
+    return tr;
+  });
+  tbody.replaceChildren(...rows);
+}
+
+// The fleet table is updated in place (it changes with every telemetry frame).
+export function renderFleet(tbody, vehicles, ctx) {
+  for (const v of vehicles) {
+    let tr = tbody.querySelector(`tr[data-vehicle="${CSS.escape(v.id)}"]`);
+    if (!tr) {
+      tr = h("tr", { "data-vehicle": v.id }, h("td", { text: `${v.id} (${v.kind})` }), h("td"), h("td", { className: "num" }), h("td", { className: "num" }), h("td"));
+      tbody.append(tr);
+    }
+    const [, mode, batt, link, mission] = tr.children;
+    const modeText = v.online ? (v.mode || "-") + (v.err.length ? ` ⚠ ${v.err.join("; ")}` : "") : "offline";
+    if (mode.textContent !== modeText) mode.textContent = modeText;
+    const pct = v.c === null ? "-" : `${Math.round(v.c * 100)} %`;
+    if (batt.dataset.v !== pct) {
+      batt.replaceChildren(bar(v.c), ` ${pct}`);
+      batt.dataset.v = pct;
+    }
+    const age = v.age === null ? "-" : `${v.age.toFixed(1)} s`;
+    if (link.textContent !== age) link.textContent = age;
+    const m = v.mission ? short(v.mission) : "";
+    if (mission.textContent !== m) mission.textContent = m;
+    rowFilter(tr, ctx.filter);
+  }
+}
+
+export function describe(e) {
+  const skip = new Set(["seq", "at", "type", "t"]);
+  const parts = Object.entries(e).filter(([k, v]) => !skip.has(k) && v !== null && v !== undefined && !(Array.isArray(v) && !v.length));
+  return parts.map(([k, v]) => `${k}=${k.endsWith("_id") && typeof v === "string" && v.length > 12 ? short(v) : Array.isArray(v) ? v.join(",") : typeof v === "object" ? JSON.stringify(v) : v}`).join(" ");
+}
+
+export function addEvent(list, e, filter, max = 200) {
+  const li = h("li", { value: e.seq, "data-type": e.type }, h("b", { text: `${time(e.at)} ${e.type} ` }), describe(e));
+  list.prepend(li);
+  rowFilter(li, filter);
+  while (list.children.length > max) list.lastChild.remove();
+}

@@ -1,0 +1,30 @@
+"""`lastmile demo`: the README's first command runs a whole simulated station and reports on its day."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.slow
+def test_demo_runs_a_station_and_reports_every_mode() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "controller", "demo", "--minutes", "2", "--speedup", "20", "--orders", "30",
+         "--no-live"],
+        capture_output=True, text=True, timeout=240, env={"COLUMNS": "120", "PATH": ""},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+
+    def figure(label: str) -> int:
+        match = re.search(rf"{label}\s*│\s*(\d+)", out)
+        assert match, f"no '{label}' row in:\n{out}"
+        return int(match.group(1))
+
+    assert figure("received") == 30
+    assert figure("by drone") > 0
+    assert figure("by robot") > 0
+    assert figure("van fallbacks") > 0
