@@ -124,7 +124,7 @@ class StationService:
                     reason="received",
                 )
         await self.plan_now()
-        fresh = await asyncio.to_thread(lambda: [self.store.get(p.id) for p, _ in stored])
+        fresh = await asyncio.to_thread(self.store.get_many, [p.id for p, _ in stored])
         return [(f, created, self.decision_of(f)) for f, (_, created) in zip(fresh, stored, strict=True)]
 
     def decision_of(self, package: Package) -> dict[str, Any]:

@@ -216,6 +216,20 @@ class Store(MissionStore):
             raise UnknownPackage(package_id)
         return _package(row)
 
+    def get_many(self, package_ids: Sequence[str]) -> builtins.list[Package]:
+        """The packages with these ids, in order, in one query; `UnknownPackage` for a missing one."""
+        found: dict[str, Package] = {}
+        with self._read() as conn:
+            for start in range(0, len(package_ids), 500):  # stay under SQLite's bound-parameter limit
+                chunk = package_ids[start : start + 500]
+                for row in conn.execute(select(packages).where(packages.c.id.in_(chunk))):
+                    package = _package(row)
+                    found[package.id] = package
+        missing = [pid for pid in package_ids if pid not in found]
+        if missing:
+            raise UnknownPackage(missing[0])
+        return [found[pid] for pid in package_ids]
+
     def get_by_key(self, key: str) -> Package | None:
         """The package the client's key names, or None."""
         with self._read() as conn:

@@ -517,3 +517,12 @@ def test_a_database_from_a_newer_release_is_refused(store: Store, store_url: str
     with store._engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": head_revision()})
     assert Store(store_url).get(p.id) == p
+
+
+def test_get_many_keeps_order_and_names_a_missing_id(store: Store) -> None:
+    made = [store.submit(PackageIn(key=k, weight=1.0, dest_lat=33.4, dest_lon=-112.2))[0] for k in "abc"]
+    ids = [made[2].id, made[0].id, made[1].id]
+    assert [p.id for p in store.get_many(ids)] == ids
+    with pytest.raises(UnknownPackage) as err:
+        store.get_many([made[0].id, "nope"])
+    assert err.value.package_id == "nope"
