@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from controller.assignment import Decision, Demand, Planner
 from controller.fleet import FleetVehicle
@@ -32,6 +34,7 @@ from controller.store import Mission, Move, StateMismatch, Store
 from vehicles.spec import VehicleKind
 
 log = logging.getLogger("lastmile.service")
+T = TypeVar("T")
 
 S = PackageState
 # Failures after which a second vehicle would fail the same way: straight to a van.
@@ -68,9 +71,18 @@ class StationService:
         self._under_way: set[str] = set()  # missions already moved to en_route
         self._wake = asyncio.Event()
         self._plan_lock = asyncio.Lock()
+        # One thread for the store: SQLite has one writer anyway, and queueing calls here is cheaper and
+        # fairer than threads fighting over its lock (busy waits add hundreds of ms under load).
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lastmile-store")
         self._requested = 0  # planning requests made
         self._covered = 0  # requests covered by a finished pass
         self._loop_task: asyncio.Task[None] | None = None
+
+    async def io(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking store call on the store's own thread, never on the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._db, functools.partial(fn, *args, **kwargs)
+        )
 
     # --- life ---------------------------------------------------------------------------------------------
 
@@ -113,7 +125,7 @@ class StationService:
 
     async def submit(self, requests: Sequence[PackageIn]) -> list[tuple[Package, bool, dict[str, Any]]]:
         """Store packages (idempotently, all or none), plan at once, and say what became of each."""
-        stored = await asyncio.to_thread(self.store.submit_many, list(requests))
+        stored = await self.io(self.store.submit_many, list(requests))
         for package, created in stored:
             if created:
                 self.bus.publish(
@@ -124,7 +136,7 @@ class StationService:
                     reason="received",
                 )
         await self.plan_now()
-        fresh = await asyncio.to_thread(self.store.get_many, [p.id for p, _ in stored])
+        fresh = await self.io(self.store.get_many, [p.id for p, _ in stored])
         return [(f, created, self.decision_of(f)) for f, (_, created) in zip(fresh, stored, strict=True)]
 
     def decision_of(self, package: Package) -> dict[str, Any]:
@@ -171,7 +183,7 @@ class StationService:
     async def _plan_pass(self) -> None:
         if self.grounded:
             return
-        received = await asyncio.to_thread(self._all_in_state, S.RECEIVED)
+        received = await self.io(self._all_in_state, S.RECEIVED)
         if not received:
             self._queued.clear()
             return
@@ -259,7 +271,7 @@ class StationService:
         # Missions first: a crash between the two writes leaves a mission whose package is still received,
         # which recovery closes; the other order could strand a package in `assigned` with no mission.
         for job, d in launches:
-            await asyncio.to_thread(
+            await self.io(
                 self.store.create_mission,
                 job.package_id,
                 job.vehicle_id,
@@ -268,7 +280,7 @@ class StationService:
                 state="held" if held else "planned",
                 mission_id=job.mission_id,
             )
-        updated = await asyncio.to_thread(self.store.transition_many, moves)
+        updated = await self.io(self.store.transition_many, moves)
         for package in updated:
             self.bus.publish(
                 "package",
@@ -348,14 +360,14 @@ class StationService:
         return sink
 
     async def _en_route(self, job: Assignment) -> None:
-        package = await asyncio.to_thread(self.store.get, job.package_id)
+        package = await self.io(self.store.get, job.package_id)
         if package.state is S.LAUNCHING:
             with contextlib.suppress(StateMismatch):  # the trip's end got there first
                 await self._move(job.package_id, S.EN_ROUTE, f"{job.vehicle_id} under way", S.LAUNCHING)
                 await self._mission_state(job, "en_route")
 
     async def _finish(self, job: Assignment, result: DeliveryResult) -> None:
-        package = await asyncio.to_thread(self.store.get, job.package_id)
+        package = await self.io(self.store.get, job.package_id)
         detail = {
             "mission_id": job.mission_id,
             "energy_used_wh": result.energy_used_wh,
@@ -380,9 +392,7 @@ class StationService:
         await self._move(
             job.package_id, S.FAILED, reason, package.state, {**detail, "reason_code": result.reason_code}
         )
-        attempts = sum(
-            1 for e in await asyncio.to_thread(self.store.history, job.package_id) if e.to_state is S.FAILED
-        )
+        attempts = sum(1 for e in await self.io(self.store.history, job.package_id) if e.to_state is S.FAILED)
         if attempts >= self.config.max_attempts or result.reason_code in _NO_RETRY:
             await self._move(
                 job.package_id,
@@ -406,7 +416,7 @@ class StationService:
         detail: dict[str, Any] | None = None,
         **fields: Any,
     ) -> Package:
-        package = await asyncio.to_thread(
+        package = await self.io(
             self.store.transition, package_id, to, reason=reason, detail=detail, expect=expect, **fields
         )
         self.bus.publish(
@@ -431,7 +441,7 @@ class StationService:
                 "energy_used_wh": result.energy_used_wh,
                 "returned": result.returned,
             }
-        await asyncio.to_thread(self.store.update_mission, job.mission_id, state=state, plan=plan)
+        await self.io(self.store.update_mission, job.mission_id, state=state, plan=plan)
         self.bus.publish(
             "mission",
             mission_id=job.mission_id,
@@ -467,7 +477,7 @@ class StationService:
             return
         if mission_id not in self._running:
             raise KeyError(mission_id)
-        mission = await asyncio.to_thread(self.store.get_mission, mission_id)
+        mission = await self.io(self.store.get_mission, mission_id)
         carrier = self.carriers.get(mission.vehicle_id)
         if carrier is not None:
             await carrier.abort()
@@ -484,7 +494,7 @@ class StationService:
 
     async def hand_to_van(self, package_id: str, reason: str = "handed to vans by an operator") -> Package:
         """Take a waiting package off the drone/robot queue and give it to the vans."""
-        package = await asyncio.to_thread(self.store.get, package_id)
+        package = await self.io(self.store.get, package_id)
         return await self._move(package_id, S.VAN, reason, package.state, reasons=["operator"])
 
     # --- views ----------------------------------------------------------------------------------------------
@@ -501,14 +511,14 @@ class StationService:
         return out
 
     async def missions(self, *, unfinished_only: bool = True) -> list[Mission]:
-        return await asyncio.to_thread(self.store.missions, unfinished_only)
+        return await self.io(self.store.missions, unfinished_only)
 
     # --- recovery -------------------------------------------------------------------------------------------
 
     async def _recover(self) -> None:
-        for mission in await asyncio.to_thread(self.store.missions, True):
+        for mission in await self.io(self.store.missions, True):
             job = Assignment.from_dict(mission.plan["job"])
-            package = await asyncio.to_thread(self.store.get, mission.package_id)
+            package = await self.io(self.store.get, mission.package_id)
             self._busy[job.vehicle_id] = (job.mission_id, self.clock() + timedelta(minutes=30))
             if mission.state == "held":
                 self._held[job.mission_id] = job
@@ -520,11 +530,11 @@ class StationService:
                 )
                 self._start(job, resume=True)
             else:  # the package moved on without the mission record: close it
-                await asyncio.to_thread(self.store.update_mission, job.mission_id, state="failed")
+                await self.io(self.store.update_mission, job.mission_id, state="failed")
                 self._busy.pop(job.vehicle_id, None)
         # A package assigned by a mission that has since finished (or never got stored) is planned again.
-        live = {m.package_id for m in await asyncio.to_thread(self.store.missions, True)}
-        for package in await asyncio.to_thread(self._all_in_state, S.ASSIGNED):
+        live = {m.package_id for m in await self.io(self.store.missions, True)}
+        for package in await self.io(self._all_in_state, S.ASSIGNED):
             if package.id not in live:
                 await self._move(
                     package.id, S.RECEIVED, "assignment lost in a restart; planned again", S.ASSIGNED
