@@ -29,6 +29,7 @@ from controller.packages import Package, PackageIn, PackageState
 from controller.reasons import Reason
 from controller.service.carriers import Assignment, Carrier, VehicleSnapshot
 from controller.service.events import EventBus
+from controller.service.intake import GroupCommit
 from controller.station import StationConfig
 from controller.store import Mission, Move, StateMismatch, Store
 from vehicles.spec import VehicleKind
@@ -74,6 +75,7 @@ class StationService:
         # One thread for the store: SQLite has one writer anyway, and queueing calls here is cheaper and
         # fairer than threads fighting over its lock (busy waits add hundreds of ms under load).
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lastmile-store")
+        self._intake = GroupCommit(lambda batch: self.io(self.store.submit_many, batch))
         self._requested = 0  # planning requests made
         self._covered = 0  # requests covered by a finished pass
         self._loop_task: asyncio.Task[None] | None = None
@@ -125,7 +127,7 @@ class StationService:
 
     async def submit(self, requests: Sequence[PackageIn]) -> list[tuple[Package, bool, dict[str, Any]]]:
         """Store packages (idempotently, all or none), plan at once, and say what became of each."""
-        stored = await self.io(self.store.submit_many, list(requests))
+        stored = await self._intake.submit(requests)
         for package, created in stored:
             if created:
                 self.bus.publish(

@@ -89,3 +89,27 @@ async def test_operator_hands_a_waiting_package_to_vans(store: Store) -> None:
         ((package, _, _),) = await service.submit([request("a")])
         moved = await service.hand_to_van(package.id)
         assert moved.state is PackageState.VAN and moved.reasons == ["operator"]
+
+
+async def test_concurrent_submissions_share_commits_but_not_each_others_errors(store: Store) -> None:
+    import asyncio
+
+    from controller.service.intake import GroupCommit
+    from controller.store import IdempotencyConflict
+
+    calls: list[int] = []
+
+    async def submit_many(batch: list[PackageIn]) -> list:
+        calls.append(len(batch))
+        return await asyncio.to_thread(store.submit_many, batch)
+
+    intake = GroupCommit(submit_many)
+    await intake.submit([request("x")])
+    conflicting = PackageIn(key="x", weight=2.0, dest_lat=33.45, dest_lon=-112.25)
+    jobs = [intake.submit([request(f"k{i}")]) for i in range(10)] + [intake.submit([conflicting])]
+    results = await asyncio.gather(*jobs, return_exceptions=True)
+    assert isinstance(results[-1], IdempotencyConflict)
+    assert [r[0][0].key for r in results[:-1]] == [f"k{i}" for i in range(10)]
+    assert all(r[0][1] for r in results[:-1])  # each created once
+    assert max(calls) > 1  # concurrent submissions were merged into one commit
+    assert store.count_by_state()[PackageState.RECEIVED] == 11
