@@ -122,6 +122,7 @@ def demo(
     minutes: Annotated[float, typer.Option(min=0.1, help="wall-clock minutes to run at most")] = 2.0,
     seed: Annotated[int, typer.Option(help="random seed of the order stream")] = 5050,
     live: Annotated[bool, typer.Option(help="show the live dashboard")] = True,
+    port: Annotated[int, typer.Option(help="port of the web console and API (0: any free port)")] = 8750,
 ) -> None:
     """Run a whole simulated station (drones, robots, broker, controller) on a stream of orders."""
     import asyncio
@@ -133,6 +134,7 @@ def demo(
     try:
         config = load_station(station or EXAMPLE_STATION)
         settings = DemoSettings(
+            port=port,
             speedup=speedup,
             drones=drones,
             robots=robots,
@@ -185,7 +187,8 @@ def serve(
                     host or config.api.host,
                     port if port is not None else config.api.port,
                     on_ready=lambda p: console.print(
-                        f"lastmile serve: {config.name} on port {p}, {len(carriers)} vehicles linked"
+                        f"lastmile serve: {config.name} on port {p}, {len(carriers)} vehicles linked; "
+                        f"console at http://{host or config.api.host}:{p}/"
                     ),
                 )
             )

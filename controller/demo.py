@@ -7,8 +7,10 @@ same factor the simulators use, so ETAs and deadlines mean what they say in the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
+import secrets
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,6 +40,7 @@ class DemoSettings:
     seed: int = 5050
     store_url: str | None = None
     live: bool = True
+    port: int | None = 8750  # the API and web console (None: not served; 0: any free port)
 
 
 class ScaledClock:
@@ -62,7 +65,8 @@ def demo_config(base: StationConfig, settings: DemoSettings) -> StationConfig:
         VehicleConfig(id=f"r{i + 1}", kind=VehicleKind.ROBOT, charge=1.0) for i in range(settings.robots)
     ]
     fleet += [v for v in base.fleet if v.kind is VehicleKind.VAN]
-    return base.model_copy(update={"fleet": fleet, "tick_s": 2.0})
+    api = base.api.model_copy(update={"tokens": {secrets.token_urlsafe(12): "operator"}})
+    return base.model_copy(update={"fleet": fleet, "tick_s": 2.0, "api": api})
 
 
 def order_stream(config: StationConfig, count: int, seed: int, now: datetime) -> list[PackageIn]:
@@ -111,6 +115,7 @@ async def run_demo(base: StationConfig, settings: DemoSettings, console: Console
             orders = order_stream(config, settings.orders, settings.seed, clock())
             duration = settings.minutes * 60.0
             feed = asyncio.create_task(_feed(service, orders, duration * 0.5))
+            console_task = await _serve_console(service, settings.port, console)
             try:
                 if settings.live:
                     with Live(_dashboard(service), console=console, refresh_per_second=2) as live:
@@ -119,6 +124,10 @@ async def run_demo(base: StationConfig, settings: DemoSettings, console: Console
                     await _wait(service, feed, duration, lambda: None)
             finally:
                 feed.cancel()
+                if console_task is not None:
+                    console_task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await console_task
             end = service.clock() + timedelta(seconds=1)
             report = await asyncio.to_thread(
                 period_report, service.store, clock.start_wall - timedelta(minutes=1), end,
@@ -126,6 +135,25 @@ async def run_demo(base: StationConfig, settings: DemoSettings, console: Console
             )  # fmt: skip
     console.print(report_table(report, "End of the simulated day (times in simulated minutes)"))
     return report
+
+
+async def _serve_console(service: Any, port: int | None, console: Console) -> asyncio.Task[None] | None:
+    """Serve the API and the web console while the demo runs, on `port` or any free one if it is taken."""
+    if port is None:
+        return None
+    from controller.api.server import serve
+
+    token = next(iter(service.config.api.tokens))
+    for attempt in (port, 0):
+        ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(serve(service, "127.0.0.1", attempt, on_ready=ready.set_result))
+        done, _ = await asyncio.wait([task, ready], return_when=asyncio.FIRST_COMPLETED)
+        if ready in done:
+            console.print(f"web console: http://127.0.0.1:{ready.result()}/  (operator token: {token})")
+            return task
+        with contextlib.suppress(Exception):
+            task.result()  # the port was taken: try any free one
+    return None
 
 
 async def _feed(service: Any, orders: list[PackageIn], over_s: float) -> None:

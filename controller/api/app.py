@@ -91,6 +91,9 @@ def create_app(service: StationService, *, webhook: bool = True) -> FastAPI:
             last_event=service.bus.last_seq,
         )
 
+    from controller.web import mount_console  # here: controller.web builds on controller.api
+
+    mount_console(app, service)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

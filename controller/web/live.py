@@ -77,9 +77,10 @@ class TelemetryFeed:
         """Take one frame now, record tracks, and hand the frame to every subscriber."""
         frame = self.frame(self.service.fleet_status())
         self.latest = frame
-        text = json.dumps(frame, separators=(",", ":"))
-        for deliver in list(self._subscribers):
-            deliver(text)
+        if self._subscribers:  # encoded once for every console; not at all when none is open
+            text = json.dumps(frame, separators=(",", ":"))
+            for deliver in list(self._subscribers):
+                deliver(text)
         return frame
 
     def frame(self, vehicles: list[dict[str, Any]]) -> dict[str, Any]:

@@ -26,7 +26,14 @@ STATIC = Path(__file__).parent / "static"
 
 
 def mount_console(app: FastAPI, service: StationService, *, rate_hz: float = 4.0) -> TelemetryFeed:
-    """Serve the console on `app` (built by `create_app(service)`); returns the telemetry feed."""
+    """Serve the console on `app` (built by `create_app(service)`); returns the telemetry feed.
+
+    Mounting twice is harmless (the second call returns the first feed), so callers need not know whether
+    `create_app` already did it.
+    """
+    existing: TelemetryFeed | None = getattr(app.state, "console_feed", None)
+    if existing is not None:
+        return existing
     feed = TelemetryFeed(service, rate_hz=rate_hz)
     app.state.console_feed = feed
     app.include_router(routes.router)

@@ -13,17 +13,18 @@ from fastapi import APIRouter, Depends, Request
 
 from controller.api.auth import PERMISSIONS, Role, require
 from controller.api.deps import blocking, service_of, station_of
-from controller.api.schemas import decision_out, package_out
+from controller.api.schemas import ErrorBody, decision_out, package_out
 from controller.packages import PackageState
 from controller.web.geometry import project, zone_shapes
 from geofences import zones_to_geojson
 from vehicles.spec import DRONE_DEFAULT, ROBOT_DEFAULT
 
 router = APIRouter(tags=["console"])
+_ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}}
 QUEUE_LIMIT = 500  # the panel shows the oldest waiting first; beyond this the page says "and N more"
 
 
-@router.get("/v1/console/session", summary="The caller's role (console login)")
+@router.get("/v1/console/session", summary="The caller's role (console login)", responses=_ERRORS)
 async def session(
     request: Request, role: Annotated[Role, Depends(require("packages:read"))]
 ) -> dict[str, Any]:
@@ -32,7 +33,7 @@ async def session(
     return {"role": role, "permissions": sorted(PERMISSIONS[role]), "station": service.config.name}
 
 
-@router.get("/v1/map", summary="The station map in its local metric frame",
+@router.get("/v1/map", summary="The station map in its local metric frame", responses=_ERRORS,
             dependencies=[Depends(require("fleet:read"))])  # fmt: skip
 async def station_map(request: Request) -> dict[str, Any]:
     """Station, radii, zones (GeoJSON and projected shapes) and each active mission's route and track.
@@ -70,7 +71,7 @@ async def station_map(request: Request) -> dict[str, Any]:
 
 
 @router.get("/v1/console/queue", summary="Unfinished packages with the controller's decision",
-            dependencies=[Depends(require("packages:read"))])  # fmt: skip
+            responses=_ERRORS, dependencies=[Depends(require("packages:read"))])  # fmt: skip
 async def queue(request: Request) -> dict[str, Any]:
     """Packages not yet delivered or with the vans, oldest first, each with its decision and where it goes."""
     service = service_of(request)

@@ -13,7 +13,7 @@ import pytest
 def test_demo_runs_a_station_and_reports_every_mode() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "controller", "demo", "--minutes", "2", "--speedup", "20", "--orders", "30",
-         "--no-live"],
+         "--no-live", "--port", "0"],
         capture_output=True, text=True, timeout=240, env={"COLUMNS": "120", "PATH": ""},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
@@ -24,6 +24,7 @@ def test_demo_runs_a_station_and_reports_every_mode() -> None:
         assert match, f"no '{label}' row in:\n{out}"
         return int(match.group(1))
 
+    assert re.search(r"web console: http://127\.0\.0\.1:\d+/", out)
     assert figure("received") == 30
     assert figure("by drone") > 0
     assert figure("by robot") > 0

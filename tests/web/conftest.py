@@ -48,12 +48,13 @@ def zones_geojson() -> dict[str, Any]:
         return [*coords, coords[0]]
 
     box = ring([(-12000, -12000), (12000, -12000), (12000, 12000), (-12000, 12000)])
+    mall = ring([(-900, 400), (-400, 400), (-400, 900), (-900, 900)])
     lat, lon = at(6000, 0)
     return {"type": "FeatureCollection", "features": [
         {"type": "Feature", "id": "tfr", "geometry": {"type": "Point", "coordinates": [lon, lat]},
          "properties": {"kind": "no_fly", "radius_m": 1200, "name": "stadium TFR"}},
         {"type": "Feature", "id": "mall", "properties": {"kind": "no_go", "name": "mall"},
-         "geometry": {"type": "Polygon", "coordinates": [ring([(-900, 400), (-400, 400), (-400, 900), (-900, 900)])]}},
+         "geometry": {"type": "Polygon", "coordinates": [mall]}},
         {"type": "Feature", "id": "area", "properties": {"kind": "operating_area", "name": "service area"},
          "geometry": {"type": "Polygon", "coordinates": [box]}},
     ]}  # fmt: skip
@@ -98,9 +99,17 @@ def shots() -> Path:
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     """One headless Chromium for the session (each test opens its own context)."""
-    sync_api = pytest.importorskip("playwright.sync_api")
+    in_ci = os.environ.get("CI") == "true"  # CI installs both: there a missing browser is a failure
+    try:
+        import playwright.sync_api as sync_api
+    except ImportError:
+        if in_ci:
+            raise
+        pytest.skip("playwright is not installed: browser tests did not run")
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
+        if in_ci:
+            pytest.fail(f"no Chromium at {CHROMIUM} (.ci/run installs Debian's chromium)")
+        pytest.skip(f"no Chromium at {CHROMIUM}: browser tests did not run")
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield b

@@ -108,6 +108,12 @@ def test_operator_launches_and_aborts_a_delivery_from_the_map(
         arg=mission["id"],
     )
     page.wait_for_selector(f"#missions tr[data-mission='{mission['id']}'][data-state='en_route']")
+    page.wait_for_function(  # well out, for a screenshot that shows the route and the track
+        """id => { const d = document.querySelector(`[data-vehicle='${id}']`).dataset;
+                   return Math.hypot(d.x, d.y) > 700; }""",
+        arg=vid,
+    )
+    page.click("#map-tools [data-zoom=in]")
     page.screenshot(path=str(shots / "2-flying.png"))
 
     # Abort from the page: the drone comes home and lands; the mission ends aborted.
@@ -116,13 +122,15 @@ def test_operator_launches_and_aborts_a_delivery_from_the_map(
     page.wait_for_selector("#toast:not([hidden])")
     with client(server, OPERATOR) as op:
         wait_for("the mission is aborted", lambda: any(
-            m["id"] == mission["id"] and m["state"] == "aborted" for m in op.get("/v1/missions?all=true").json()
+            m["id"] == mission["id"] and m["state"] == "aborted"
+            for m in op.get("/v1/missions?all=true").json()
         ), 90)  # fmt: skip
     drone = copter(server, vid)
     wait_for("the drone is back and disarmed", lambda: not drone.armed and metres_from_home(drone) < 25, 90)
     page.wait_for_selector(f"#missions tr[data-mission='{mission['id']}']", state="detached")
     page.wait_for_function(
-        "id => Math.hypot(...['x','y'].map(k => +document.querySelector(`[data-vehicle='${id}']`).dataset[k])) < 40",
+        """id => { const d = document.querySelector(`[data-vehicle='${id}']`).dataset;
+                   return Math.hypot(d.x, d.y) < 40; }""",
         arg=vid,
     )
     page.screenshot(path=str(shots / "3-aborted.png"))
@@ -139,11 +147,21 @@ def test_viewer_sees_everything_and_can_do_nothing(
     page.wait_for_selector(f"#missions tr[data-mission='{mission['id']}']")
     page.wait_for_selector(f"{VISIBLE_VEHICLES} >> nth=2")
     assert page.locator("#queue tbody tr").count() >= 1
+    page.wait_for_selector("#fleet tbody tr >> nth=3")
     assert page.locator("#fleet tbody tr").count() == 4
-    assert page.locator("#events li").count() > 5
+    page.wait_for_selector("#events li >> nth=5")
     assert page.locator("button[data-action]").count() == 0
     assert page.inner_text("#role") == "viewer"
+
+    # The filter narrows the panels and dims the other vehicles on the map.
+    page.fill("#filter", "r1")  # ("d2" could be part of a mission id, in hex)
+    page.wait_for_selector("#layer-vehicles [data-vehicle='d1'].dim")
+    assert page.locator("#fleet tbody tr:not(.hidden)").count() == 1
+    assert "dim" not in (page.get_attribute("[data-vehicle='r1']", "class") or "")
+    page.fill("#filter", "")
+    page.wait_for_selector("#layer-vehicles [data-vehicle='d1']:not(.dim)")
     page.screenshot(path=str(shots / "4-viewer.png"))
+    assert not console.errors, console.errors
 
     # The API refuses the viewer's writes whoever sends them: this page's own fetch, and a plain client.
     status = page.evaluate(
@@ -153,11 +171,16 @@ def test_viewer_sees_everything_and_can_do_nothing(
     )
     assert status == 403
     with client(server, VIEWER) as viewer:
-        for path in (f"/v1/missions/{mission['id']}/launch", f"/v1/missions/{mission['id']}/abort",
-                     "/v1/fleet/ground", "/v1/fleet/unground", f"/v1/packages/{mission['package_id']}/van"):  # fmt: skip
+        writes = [
+            f"/v1/missions/{mission['id']}/launch",
+            f"/v1/missions/{mission['id']}/abort",
+            "/v1/fleet/ground",
+            "/v1/fleet/unground",
+            f"/v1/packages/{mission['package_id']}/van",
+        ]
+        for path in writes:
             assert viewer.post(path).status_code == 403, path
     assert held_mission(server)["id"] == mission["id"]  # nothing moved
-    assert not console.errors, console.errors
 
 
 def test_page_reconnects_after_a_server_restart_and_shows_current_state(
@@ -189,5 +212,28 @@ def test_page_reconnects_after_a_server_restart_and_shows_current_state(
     page.click("#confirm-ok")
     page.wait_for_selector("#grounded", state="hidden")
     assert service.grounded is None
+
+    # A change made elsewhere (here: another operator's client) shows on the page within a second.
+    with client(server, OPERATOR) as op:
+        started = time.monotonic()
+        assert op.post("/v1/fleet/ground", json={"reason": "seen live"}).status_code == 200
+        page.wait_for_selector("#grounded:not([hidden])", timeout=1000)
+        print(f"\nAPI change to page: {1000 * (time.monotonic() - started):.0f} ms")
+
+        # While grounded a new package waits; the operator hands it to the vans from the queue panel.
+        lat, lon = at(-800, 1500)
+        r = op.post("/v1/packages", json={"key": "console-van", "weight": 1.0, "weight_unit": "kg",
+                                          "dest_lat": lat, "dest_lon": lon})  # fmt: skip
+        package_id = r.json()["id"]
+        row = page.locator(f"#queue tr[data-package='{package_id}']")
+        row.locator("button[data-action='van']").click()
+        page.fill("#confirm-reason", "customer asked for a van")
+        page.click("#confirm-ok")
+        row.wait_for(state="detached")
+        handed = op.get(f"/v1/packages/{package_id}").json()
+        assert handed["state"] == "van" and handed["reasons"] == ["operator"]
+        assert handed["history"][-1]["reason"] == "customer asked for a van"
+        assert op.post("/v1/fleet/unground").status_code == 200
+    page.wait_for_selector("#grounded", state="hidden", timeout=1000)
     # The browser logs the refused connections while the server was down; nothing else.
     assert [e for e in console.errors if "WebSocket" not in e and "ERR_CONNECTION_REFUSED" not in e] == []

@@ -10,9 +10,9 @@ import { addEvent, renderFleet, renderMissions, renderQueue } from "./panels.js"
 const $ = (sel) => document.querySelector(sel);
 const state = {
   role: null, canWrite: false, map: null, queue: [], packages: new Map(), vehicles: [], filter: "",
-  grounded: null, fitted: false, frame: null, rafPending: false, lastPanels: 0,
+  grounded: null, fitted: false, frame: null, rafPending: false, lastPanels: -Infinity,
 };
-const stats = { frames: 0, durations: [], received: 0, lastFrameAt: 0 };
+const stats = { frames: 0, durations: [], lags: [], received: 0, lastFrameAt: 0 };
 const map = new StationMap($("#map"));
 map.onView = (k) => ($("#scale").textContent = `${Math.round(k * 100)} m per 100 px`);
 
@@ -55,6 +55,7 @@ function render() {
   state.vehicles = frame.vehicles;
   if (t0 - state.lastPanels > 500) {
     // Tables are for reading, not animation: twice a second is plenty and keeps frames cheap.
+    map.publishPositions();
     renderFleet($("#fleet tbody"), frame.vehicles, state);
     $("#n-fleet").textContent = `${frame.vehicles.filter((v) => v.online).length}/${frame.vehicles.length} online`;
     if (state.map) renderMissions($("#missions tbody"), state.map.missions, ctx());
@@ -63,7 +64,8 @@ function render() {
   const dt = performance.now() - t0;
   stats.frames += 1;
   stats.durations.push(dt);
-  if (stats.durations.length > 1000) stats.durations.shift();
+  stats.lags.push(Date.now() - frame.t * 1000); // sampled on the server -> drawn here (same machine: same clock)
+  if (stats.durations.length > 1000) stats.durations.shift(), stats.lags.shift();
   stats.lastFrameAt = performance.now();
 }
 
@@ -104,7 +106,9 @@ function draw(q) {
   const waiting = state.queue.filter((p) => ["received", "assigned", "launching", "en_route"].includes(p.state));
   map.drawDestinations(waiting);
   if (!state.fitted) {
-    const pts = [...m.shapes.flatMap((s) => (s.r !== undefined ? [[s.cx + s.r, s.cy + s.r], [s.cx - s.r, s.cy - s.r]] : s.polygons.flat(2))),
+    // Fit what operators watch: exclusions, destinations, the robot radius (operating areas are often huge).
+    const excl = m.shapes.filter((s) => s.kind !== "operating_area");
+    const pts = [...excl.flatMap((s) => (s.r !== undefined ? [[s.cx + s.r, s.cy + s.r], [s.cx - s.r, s.cy - s.r]] : s.polygons.flat(2))),
       ...waiting.map((p) => [p.x, p.y]), [m.radii.robot_m, m.radii.robot_m]];
     map.fit(pts, m.radii.drone_m * 1.05);
     state.fitted = true;
@@ -121,6 +125,8 @@ function draw(q) {
 const ctx = () => ({ canWrite: state.canWrite, filter: state.filter, packages: state.packages, progress: (id) => map.progress(id) });
 
 function setGrounded(reason) {
+  if (reason === state.grounded && state.groundedDrawn) return; // keep the button under the pointer
+  state.groundedDrawn = true;
   state.grounded = reason;
   const b = $("#grounded");
   b.hidden = !reason;
@@ -251,12 +257,18 @@ $("#map-tools").addEventListener("click", (e) => {
 window.lastmileConsole = {
   stats() {
     const d = [...stats.durations].sort((a, b) => a - b);
-    const q = (f) => (d.length ? d[Math.min(d.length - 1, Math.floor(f * d.length))] : null);
-    return { frames: stats.frames, received: stats.received, mean_ms: d.length ? d.reduce((a, b) => a + b, 0) / d.length : null, p50_ms: q(0.5), p95_ms: q(0.95), max_ms: d.length ? d[d.length - 1] : null };
+    const lags = [...stats.lags].sort((a, b) => a - b);
+    const q = (arr, f) => (arr.length ? arr[Math.min(arr.length - 1, Math.floor(f * arr.length))] : null);
+    return {
+      frames: stats.frames, received: stats.received, vehicles: state.vehicles.length,
+      mean_ms: d.length ? d.reduce((a, b) => a + b, 0) / d.length : null,
+      p50_ms: q(d, 0.5), p95_ms: q(d, 0.95), max_ms: q(d, 1), lag_p50_ms: q(lags, 0.5), lag_p95_ms: q(lags, 0.95),
+    };
   },
   resetStats() {
     stats.frames = stats.received = 0;
     stats.durations = [];
+    stats.lags = [];
   },
   injectTelemetry(vehicles) {
     live.onTelemetry({ type: "telemetry", t: Date.now() / 1000, vehicles });

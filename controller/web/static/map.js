@@ -127,13 +127,18 @@ export class StationMap {
         e.g.dataset.state = state;
         e.cls = cls;
       }
-      const key = `${v.x},${v.y},${v.h},${k}`;
-      if (key !== e.key) {
-        e.g.setAttribute("transform", `translate(${v.x},${-v.y}) scale(${k})`);
-        e.body.setAttribute("transform", `rotate(${v.h ?? 0})`);
-        e.g.dataset.x = v.x;
-        e.g.dataset.y = v.y;
-        e.key = key;
+      if (v.x !== e.x || v.y !== e.y || k !== e.k) {
+        // The transform items are set as numbers: no transform string to build and parse per vehicle.
+        e.move.setTranslate(v.x, -v.y);
+        if (k !== e.k) e.scale.setScale(k, k);
+        e.x = v.x;
+        e.y = v.y;
+        e.k = k;
+        e.placed = false;
+      }
+      if (v.h !== e.h) {
+        e.turn.setRotate(v.h ?? 0, 0, 0);
+        e.h = v.h;
       }
       const batt = v.c === null ? 0 : Math.round(v.c * 16);
       if (batt !== e.batt) {
@@ -146,10 +151,23 @@ export class StationMap {
           const last = m.points[m.points.length - 1];
           if (!last || Math.hypot(last[0] - v.x, last[1] - v.y) >= 3) {
             m.points.push([v.x, v.y]);
-            m.track.setAttribute("points", pts(m.points));
+            const p = this.svg.createSVGPoint(); // appended, not the whole track re-serialised each frame
+            p.x = v.x;
+            p.y = -v.y;
+            m.track.points.appendItem(p);
           }
         }
       }
+    }
+  }
+
+  // Positions as data attributes (for tests and tools), refreshed by the caller at a lower rate.
+  publishPositions() {
+    for (const e of this.vehicles.values()) {
+      if (e.placed || e.x === null) continue;
+      e.g.dataset.x = e.x;
+      e.g.dataset.y = e.y;
+      e.placed = true;
     }
   }
 
@@ -162,7 +180,12 @@ export class StationMap {
     const battEl = el("rect", { class: "batt", x: -8, y: 10, width: 0, height: 3 }, g);
     el("text", { x: 9, y: -4 }, g).textContent = v.id;
     el("title", {}, g).textContent = v.id;
-    const e = { g, body, battEl, key: "", cls: "", batt: -1, hidden: false, dim: false, text: v.id.toLowerCase() };
+    g.setAttribute("transform", "translate(0,0) scale(1)");
+    body.setAttribute("transform", "rotate(0)");
+    const [move, scale] = [g.transform.baseVal.getItem(0), g.transform.baseVal.getItem(1)];
+    const turn = body.transform.baseVal.getItem(0);
+    const e = { g, body, battEl, move, scale, turn, x: null, y: null, h: null, k: null, cls: "", batt: -1,
+      hidden: false, dim: false, placed: false, text: v.id.toLowerCase() };
     this.vehicles.set(v.id, e);
     this.applyFilterTo(e);
     return e;
@@ -209,8 +232,11 @@ export class StationMap {
     const k = Math.max(this.view.w / r.width, this.view.h / r.height);
     this.view = { x: cx - (k * r.width) / 2, y: cy - (k * r.height) / 2, w: k * r.width, h: k * r.height };
     this.k = k;
+    for (const e of this.vehicles.values()) {
+      e.scale.setScale(k, k); // markers keep their size on screen at any zoom
+      e.k = k;
+    }
     this.svg.setAttribute("viewBox", `${this.view.x} ${this.view.y} ${this.view.w} ${this.view.h}`);
-    for (const e of this.vehicles.values()) e.key = "";
     this.placeScaled(this.svg);
     this.onView?.(k);
   }

@@ -15,8 +15,9 @@ const h = (tag, attrs = {}, ...children) => {
 const time = (iso) => (iso ? new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "");
 const short = (id) => (id ? id.slice(0, 8) : "");
 
-function bar(fraction) {
-  const b = h("span", { className: `bar${fraction !== null && fraction < 0.3 ? " low" : ""}` }, h("i"));
+function bar(fraction, lowIsBad = true) {
+  const low = lowIsBad && fraction !== null && fraction < 0.3;
+  const b = h("span", { className: `bar${low ? " low" : ""}` }, h("i"));
   b.firstChild.style.width = `${Math.round((fraction ?? 0) * 100)}%`;
   return b;
 }
@@ -27,19 +28,42 @@ function action(canWrite, name, id, label, extra = {}) {
 }
 
 function rowFilter(tr, filter) {
+  if (!filter && !tr.classList.contains("hidden")) return; // the common case costs no text read
   tr.classList.toggle("hidden", !!filter && !tr.textContent.toLowerCase().includes(filter));
 }
 
+// Rows are rebuilt only when what they say changes: a button replaced under the pointer between press and
+// release would swallow the operator's click.
+const built = new WeakMap(); // tbody -> signature of the rows it shows
+
+function unchanged(tbody, signature) {
+  if (built.get(tbody) === signature) return true;
+  built.set(tbody, signature);
+  return false;
+}
+
+function setProgress(td, p) {
+  const text = ` ${p === null ? "" : Math.round(p * 100) + " %"}`;
+  if (td.dataset.v === text) return;
+  td.replaceChildren(bar(p, false), text);
+  td.dataset.v = text;
+}
+
 export function renderMissions(tbody, missions, ctx) {
+  const signature = JSON.stringify([ctx.canWrite, ctx.filter, missions.map((m) => [m.id, m.state, ctx.packages.get(m.package_id)?.key])]);
+  if (unchanged(tbody, signature)) {
+    for (const tr of tbody.children) setProgress(tr.children[3], ctx.progress(tr.dataset.mission));
+    return;
+  }
   const rows = missions.map((m) => {
     const pkg = ctx.packages.get(m.package_id);
-    const p = ctx.progress(m.id);
     const acts = h("td", {},
       m.state === "held" ? action(ctx.canWrite, "launch", m.id, "launch") : null,
       ["held", "planned", "launching", "en_route", "resuming"].includes(m.state) ? action(ctx.canWrite, "abort", m.id, "abort") : null);
     const tr = h("tr", { "data-mission": m.id, "data-state": m.state },
       h("td", { text: m.vehicle_id }), h("td", { text: pkg ? pkg.key : short(m.package_id) }),
-      h("td", { text: m.state }), h("td", { className: "num" }, bar(p), ` ${p === null ? "" : Math.round(p * 100) + " %"}`), acts);
+      h("td", { text: m.state }), h("td", { className: "num" }), acts);
+    setProgress(tr.children[3], ctx.progress(m.id));
     rowFilter(tr, ctx.filter);
     return tr;
   });
@@ -47,6 +71,7 @@ export function renderMissions(tbody, missions, ctx) {
 }
 
 export function renderQueue(tbody, items, ctx) {
+  if (unchanged(tbody, JSON.stringify([ctx.canWrite, ctx.filter, items]))) return;
   const rows = items.map((p) => {
     const d = p.decision || {};
     const what = d.decision === "queued"
@@ -66,12 +91,17 @@ export function renderQueue(tbody, items, ctx) {
 }
 
 // The fleet table is updated in place (it changes with every telemetry frame).
+const fleetRows = new WeakMap(); // tbody -> Map(vehicle id -> row): no selector query per vehicle and frame
+
 export function renderFleet(tbody, vehicles, ctx) {
+  if (!fleetRows.has(tbody)) fleetRows.set(tbody, new Map());
+  const rows = fleetRows.get(tbody);
   for (const v of vehicles) {
-    let tr = tbody.querySelector(`tr[data-vehicle="${CSS.escape(v.id)}"]`);
+    let tr = rows.get(v.id);
     if (!tr) {
       tr = h("tr", { "data-vehicle": v.id }, h("td", { text: `${v.id} (${v.kind})` }), h("td"), h("td", { className: "num" }), h("td", { className: "num" }), h("td"));
       tbody.append(tr);
+      rows.set(v.id, tr);
     }
     const [, mode, batt, link, mission] = tr.children;
     const modeText = v.online ? (v.mode || "-") + (v.err.length ? ` ⚠ ${v.err.join("; ")}` : "") : "offline";
