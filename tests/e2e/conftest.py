@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+
+from tests.relays import LossyUdpRelay, open_lossy_relay
 
 SPEEDUP = 20.0
 STATION = (33.4484, -112.2590)  # lat, lon
@@ -124,46 +125,15 @@ async def drone_tcp_relay() -> AsyncIterator[Callable[[int], Any]]:
         relay.close()
 
 
-class LossyUdpRelay(asyncio.DatagramProtocol):
-    """Forwards datagrams between `upstream` and whoever else talks to it, dropping each with probability
-    `loss` (seeded, so a failure can be replayed)."""
-
-    def __init__(self, upstream: tuple[str, int], loss: float, seed: int) -> None:
-        self.upstream = upstream
-        self.loss = loss
-        self.rng = random.Random(seed)
-        self.client: tuple[str, int] | None = None
-        self.transport: asyncio.DatagramTransport | None = None
-        self.dropped = self.forwarded = 0
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if addr == self.upstream:
-            dest = self.client
-        else:
-            self.client, dest = addr, self.upstream
-        if dest is None or self.transport is None:
-            return
-        if self.rng.random() < self.loss:
-            self.dropped += 1
-            return
-        self.forwarded += 1
-        self.transport.sendto(data, dest)
-
-
 @pytest.fixture
 async def drone_lossy_relay() -> AsyncIterator[Callable[..., Any]]:
     """Factory: `relay, port = await drone_lossy_relay(upstream_port, loss=0.2, seed=7)`."""
     transports: list[asyncio.DatagramTransport] = []
 
     async def make(upstream_port: int, loss: float = 0.2, seed: int = 7) -> tuple[LossyUdpRelay, int]:
-        transport, relay = await asyncio.get_running_loop().create_datagram_endpoint(
-            lambda: LossyUdpRelay(("127.0.0.1", upstream_port), loss, seed), local_addr=("127.0.0.1", 0)
-        )
+        transport, relay, port = await open_lossy_relay(upstream_port, loss, seed)
         transports.append(transport)
-        return relay, transport.get_extra_info("sockname")[1]
+        return relay, port
 
     yield make
     for t in transports:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
+
+from tests.relays import LossyUdpRelay, open_lossy_relay
 
 
 @dataclass
@@ -298,37 +299,6 @@ async def _serve_udp(vehicle: ScriptedVehicle) -> AsyncIterator[PeerServer]:
         transport.close()
 
 
-class LossyUdpRelay(asyncio.DatagramProtocol):
-    """Forwards datagrams between one client and `upstream`, dropping each with probability `loss`."""
-
-    def __init__(self, upstream: tuple[str, int], loss: float, seed: int) -> None:
-        self.upstream = upstream
-        self.loss = loss
-        self.rng = random.Random(seed)
-        self.client: tuple[str, int] | None = None
-        self.transport: asyncio.DatagramTransport | None = None
-        self.dropped = 0
-        self.forwarded = 0
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        assert self.transport is not None
-        if addr == self.upstream:
-            dest = self.client
-        else:
-            self.client = addr
-            dest = self.upstream
-        if dest is None:
-            return
-        if self.rng.random() < self.loss:
-            self.dropped += 1
-            return
-        self.forwarded += 1
-        self.transport.sendto(data, dest)
-
-
 @pytest.fixture
 async def peer() -> AsyncIterator[Callable[..., Any]]:
     """Factory: `async with peer(transport="tcp"|"udp", sysid=1) as server:` -> PeerServer."""
@@ -359,12 +329,9 @@ async def lossy_relay() -> AsyncIterator[Callable[..., Any]]:
     transports: list[asyncio.DatagramTransport] = []
 
     async def make(upstream_port: int, loss: float = 0.2, seed: int = 1) -> tuple[LossyUdpRelay, int]:
-        loop = asyncio.get_running_loop()
-        transport, relay = await loop.create_datagram_endpoint(
-            lambda: LossyUdpRelay(("127.0.0.1", upstream_port), loss, seed), local_addr=("127.0.0.1", 0)
-        )
+        transport, relay, port = await open_lossy_relay(upstream_port, loss, seed)
         transports.append(transport)
-        return relay, transport.get_extra_info("sockname")[1]
+        return relay, port
 
     yield make
     for t in transports:
