@@ -116,7 +116,17 @@ def fly(
     hover(empty, (h - LAND_ALT_LOW_M) / DESCENT_MPS, -DESCENT_MPS)
     hover(empty, LAND_ALT_LOW_M / LAND_SPEED_MPS, -LAND_SPEED_MPS)
     return Trip(
-        order_id, vehicle_id, VehicleKind.DRONE, launch_s, drop, t, xy, predicted_wh, joules / 3600.0, spec, legs
+        order_id,
+        vehicle_id,
+        VehicleKind.DRONE,
+        launch_s,
+        drop,
+        t,
+        xy,
+        predicted_wh,
+        joules / 3600.0,
+        spec,
+        legs,
     )
 
 
@@ -149,7 +159,9 @@ def lower_bound_s(kind: str, distance_m: float, spec: VehicleSpec | None, van_sp
     if kind == "drone" and spec is not None:
         assert spec.cruise_altitude_m is not None and spec.delivery_altitude_m is not None
         h = spec.cruise_altitude_m
-        return distance_m / spec.cruise_speed_mps + h / CLIMB_MPS + (h - spec.delivery_altitude_m) / DESCENT_MPS
+        return (
+            distance_m / spec.cruise_speed_mps + h / CLIMB_MPS + (h - spec.delivery_altitude_m) / DESCENT_MPS
+        )
     if kind == "robot" and spec is not None:
         return distance_m / spec.cruise_speed_mps
     return distance_m / van_speed_mps
@@ -175,7 +187,9 @@ class SafetyCheck:
         if key not in self._index:
             mid = 0.5 * (self.cuts[interval] + self.cuts[interval + 1])
             altitude = 60.0 if kind == "drone" else 0.0
-            self._index[key] = ZoneIndex(self.config.zones, self.config.frame, kind, at=at(mid), altitude_m=altitude)
+            self._index[key] = ZoneIndex(
+                self.config.zones, self.config.frame, kind, at=at(mid), altitude_m=altitude
+            )
         return self._index[key]
 
     def zone_entries(self, trips: list[Trip]) -> int:

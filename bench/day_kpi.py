@@ -40,6 +40,8 @@ class Kpis:
     pred_err_worst: float  # the most optimistic flight (lowest error), %
     pred_below_share: float  # flights where the prediction was below the measurement
     flights: int
+    pred_below_in_hold: int  # of the flights predicted below their measurement: those out when the hold began
+    mode_median_min: dict[str, float]  # per mode that delivered, order to door
     plan_s: float
     van_s: float
 
@@ -49,13 +51,15 @@ def compute(result: DayResult, fleet: w.Fleet, config: StationConfig, safety: Sa
     orders = result.orders
     out = result.outcomes
     n = len(orders)
-    share = {m: sum(1 for o in out.values() if o.mode == m) / n for m in ("drone", "robot", "van", "carried_over")}
+    share = {
+        m: sum(1 for o in out.values() if o.mode == m) / n for m in ("drone", "robot", "van", "carried_over")
+    }
     done = [o for o in orders if out[o.id].delivered_s is not None]
-    minutes = np.array([(out[o.id].delivered_s - o.t_s) / 60.0 for o in done])  # type: ignore[operator]
+    # Over *all* orders, a carried-over one counting as later than any delivery: a decider must not look
+    # faster by leaving its slowest orders for tomorrow.
+    minutes = np.array([result.minutes(o) for o in orders])
     due = [o for o in orders if o.deadline_s is not None]
-    on_time = sum(
-        1 for o in due if out[o.id].delivered_s is not None and out[o.id].delivered_s <= o.deadline_s  # type: ignore[operator]
-    )
+    on_time = sum(1 for o in due if o.t_s + 60.0 * result.minutes(o) <= (o.deadline_s or 0.0))
     lon = np.array([o.lon for o in done])
     lat = np.array([o.lat for o in done])
     dist = geodesic_distance_m(np.full(len(done), config.lon), np.full(len(done), config.lat), lon, lat)
@@ -66,15 +70,16 @@ def compute(result: DayResult, fleet: w.Fleet, config: StationConfig, safety: Sa
             for o, d in zip(done, dist, strict=True)
         ]
     )
-    ratio = minutes * 60.0 / np.maximum(bound, 1.0)
+    delivered_min = minutes[np.isfinite(minutes)]
+    ratio = delivered_min * 60.0 / np.maximum(bound, 1.0)
     drones = [t for t in result.trips if t.kind is VehicleKind.DRONE]
     err = np.array([(t.predicted_wh - t.measured_wh) / t.measured_wh * 100.0 for t in drones])
     return Kpis(
         decider=result.decider,
         n=n,
         share=share,
-        median_min=float(np.median(minutes)) if len(minutes) else float("nan"),
-        p95_min=float(np.percentile(minutes, 95)) if len(minutes) else float("nan"),
+        median_min=float(np.percentile(minutes, 50, method="inverted_cdf")),
+        p95_min=float(np.percentile(minutes, 95, method="inverted_cdf")),
         on_time=on_time / len(due) if due else float("nan"),
         van_km=result.van_km,
         van_stops=result.van_stops,
@@ -90,6 +95,14 @@ def compute(result: DayResult, fleet: w.Fleet, config: StationConfig, safety: Sa
         pred_err_worst=float(err.min()) if len(err) else float("nan"),
         pred_below_share=float((err < 0).mean()) if len(err) else float("nan"),
         flights=len(drones),
+        pred_below_in_hold=sum(
+            1 for t in drones if t.predicted_wh < t.measured_wh and t.launch_s < w.HOLD[0] < t.back_s
+        ),
+        mode_median_min={
+            m: float(np.median([result.minutes(o) for o in done if out[o.id].mode == m]))
+            for m in ("drone", "robot", "van")
+            if any(out[o.id].mode == m for o in done)
+        },
         plan_s=result.plan_s,
         van_s=result.van_s,
     )

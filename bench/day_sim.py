@@ -60,6 +60,11 @@ class DayResult:
     plan_s: float = 0.0  # wall time spent deciding (Planner calls)
     van_s: float = 0.0  # wall time spent in PyVRP
 
+    def minutes(self, order: w.Order) -> float:
+        """Order to door in minutes; infinite for an order carried over to the next day."""
+        done = self.outcomes[order.id].delivered_s
+        return float("inf") if done is None else (done - order.t_s) / 60.0
+
 
 class Day:
     """A simulated day for one decider."""
@@ -73,6 +78,7 @@ class Day:
         *,
         van_time_limit_s: float = 2.0,
         seed: int = 1,
+        horizon_s: float = HORIZON_S,
     ) -> None:
         self.decider = decider
         self.orders = orders
@@ -81,6 +87,7 @@ class Day:
         self.config = config
         self.van_time_limit_s = van_time_limit_s
         self.seed = seed
+        self.horizon_s = horizon_s
         self.vehicles = {v.id: v for v in fleet.vehicles()}
         self.busy_until = dict.fromkeys(self.vehicles, 0.0)
         self.van_back = {f"v{k:02d}": 0.0 for k in range(1, fleet.vans + 1)}
@@ -144,7 +151,7 @@ class Day:
     def _planner_at(self, t: float) -> Planner:
         speed, direction = w.wind_at(t)
         self.config.weather = WeatherConfig(wind_speed_mps=speed, wind_from_deg=direction)
-        self._planner = Planner(self.config, at=w.at(t), horizon_s=HORIZON_S, previous=self._planner)
+        self._planner = Planner(self.config, at=w.at(t), horizon_s=self.horizon_s, previous=self._planner)
         return self._planner
 
     def _controller_tick(self, t: float) -> None:
@@ -192,7 +199,13 @@ class Day:
             return
         end = min(t + w.VAN_ROUTE_MAX_S, w.DAY_END_S)
         vans = [
-            Van(vid, self.fleet.van_capacity_kg, speed_mps=self.fleet.van_speed_mps, shift_start=w.at(t), shift_end=w.at(end))
+            Van(
+                vid,
+                self.fleet.van_capacity_kg,
+                speed_mps=self.fleet.van_speed_mps,
+                shift_start=w.at(t),
+                shift_end=w.at(end),
+            )
             for vid in vans_here
         ]
         stops = []
@@ -204,7 +217,12 @@ class Day:
                 due = None
             stops.append(VanStop(oid, o.lat, o.lon, o.weight_kg, deadline=None if due is None else w.at(due)))
         plan = plan_van_routes(
-            (self.config.lat, self.config.lon), stops, vans, start=w.at(t), time_limit_s=self.van_time_limit_s, seed=self.seed
+            (self.config.lat, self.config.lon),
+            stops,
+            vans,
+            start=w.at(t),
+            time_limit_s=self.van_time_limit_s,
+            seed=self.seed,
         )
         served: set[str] = set()
         for route in plan.routes:
@@ -217,7 +235,9 @@ class Day:
             self.result.van_stops += len(route.stops)
             self.result.van_routes += 1
             for oid, arrival in zip(route.stops, route.arrivals, strict=True):
-                self.result.outcomes[oid] = Outcome("van", (arrival - w.at(0.0)) / timedelta(seconds=1), route.van_id)
+                self.result.outcomes[oid] = Outcome(
+                    "van", (arrival - w.at(0.0)) / timedelta(seconds=1), route.van_id
+                )
                 served.add(oid)
         for oid, reason in plan.unassigned_reasons.items():
             if reason.startswith("deadline"):
@@ -225,6 +245,8 @@ class Day:
         self.van_queue = [oid for oid in self.van_queue if oid not in served]
 
 
-def simulate(decider: Decider, orders: list[w.Order], fleet: w.Fleet, config: StationConfig, **kw: object) -> DayResult:
+def simulate(
+    decider: Decider, orders: list[w.Order], fleet: w.Fleet, config: StationConfig, **kw: object
+) -> DayResult:
     """Run one decider over the day."""
     return Day(decider, orders, fleet, config, **kw).run()  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ MILE_M = 1609.344
 AREA_RADIUS_M = 15 * MILE_M
 # Morning and evening peaks over a flat base: (share, centre h after 07:00, spread h).
 PEAKS = ((0.35, 3.0, 1.2), (0.40, 11.0, 1.0))
-# Wind over the day: (from s, speed m/s, from deg). 09:30-10:15 local is the weather hold (gust front):
+# Wind over the day: (from s, speed m/s, from deg). 16:30-17:15 local is the weather hold (gust front):
 # no drone launches, and drones already out fly through 11 m/s from the south-east.
 WIND = (
     (0.0, 3.0, 90.0),
@@ -38,8 +38,8 @@ WIND = (
     (12 * 3600.0, 4.0, 250.0),
 )
 HOLD = (9.5 * 3600.0, 10.25 * 3600.0)
-# Van dispatch waves (s after 07:00): 08:00, then every 90 min until 20:00, and a last one at 21:00.
-WAVES = tuple(3600.0 * h for h in (1.0, 2.5, 4.0, 5.5, 7.0, 8.5, 10.0, 11.5, 13.0, 14.0))
+# Van dispatch waves (s after 07:00): 08:00, then every 90 min until 20:00, then 21:00 and 22:00.
+WAVES = tuple(3600.0 * h for h in (1.0, 2.5, 4.0, 5.5, 7.0, 8.5, 10.0, 11.5, 13.0, 14.0, 15.0))
 VAN_ROUTE_MAX_S = 4 * 3600.0
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -37,21 +37,49 @@ class KindRoutes:
     hint: list[str | None]
 
 
+# No drone or robot trip lasts longer than this (a battery's worth): zones that come into force within it
+# already bind a trip that starts now.
+TRIP_WINDOW_S = 3600.0
+
+
+def zones_for_trip(zones: Sequence[Zone], start: datetime | None, end: datetime | None) -> list[Zone]:
+    """The zones that bind a trip flown between `start` and `end`, as if always in force.
+
+    A trip must avoid every exclusion that is active at any moment of it (a TFR starting while the drone is
+    out) and may only count on operating areas that are active for all of it. `start=None`: every zone.
+    """
+    if start is None:
+        return list(zones)
+    out = []
+    for zone in zones:
+        if zone.is_exclusion:
+            if zone.active_during(start, end):
+                out.append(zone)
+        elif (zone.active_from is None or zone.active_from <= start) and (
+            zone.active_until is None or (end is not None and zone.active_until >= end)
+        ):
+            out.append(zone)
+    return out
+
+
 def active_zone_ids(
-    zones: Sequence[Zone], kind: str, at: datetime | None, altitude_m: float | None
+    zones: Sequence[Zone], kind: str, altitude_m: float | None
 ) -> tuple[tuple[str, ...], ...]:
-    """Ids of the zones in force as `ZoneIndex` selects them: exclusions, operating areas at this altitude,
-    and operating areas by kind and time alone (which forbid everything when none covers the altitude)."""
-    exclusions = tuple(
-        z.id for z in zones if z.is_exclusion and z.applies(kind, at=at, altitude_m=altitude_m)
-    )
-    gate = tuple(z.id for z in zones if not z.is_exclusion and z.applies(kind, at=at))
+    """Ids of the zones `ZoneIndex` selects from `zones` (already chosen for the trip's time): exclusions,
+    operating areas at this altitude, and operating areas by kind alone (which forbid everything when none
+    covers the altitude)."""
+    exclusions = tuple(z.id for z in zones if z.is_exclusion and z.applies(kind, altitude_m=altitude_m))
+    gate = tuple(z.id for z in zones if not z.is_exclusion and z.applies(kind))
     areas = tuple(z.id for z in zones if z.id in gate and z.applies(kind, altitude_m=altitude_m))
     return exclusions, areas, gate
 
 
 class KindRouter:
-    """Zone index and detour planner of one vehicle kind at one station and instant, built once."""
+    """Zone index and detour planner of one vehicle kind at one station and instant, built once.
+
+    The index holds the zones that bind a trip starting at `at` (see `zones_for_trip`), not just those
+    in force at that instant.
+    """
 
     def __init__(
         self,
@@ -66,8 +94,10 @@ class KindRouter:
         self.kind = kind
         self.frame = frame
         self.radius_m = radius_m
-        self.index = ZoneIndex(zones, frame, kind, at=at, altitude_m=altitude_m)
-        self._in_force = active_zone_ids(zones, kind, at, altitude_m)
+        end = at + timedelta(seconds=TRIP_WINDOW_S) if at is not None else None
+        binding = zones_for_trip(zones, at, end)
+        self.index = ZoneIndex(binding, frame, kind, altitude_m=altitude_m)
+        self._in_force = active_zone_ids(binding, kind, altitude_m)
         self._planner: DetourPlanner | None = None
         # Destinations do not move between ticks, so a package's route is computed once while the same
         # zones are in force; a tick then only pays for new packages.

@@ -100,6 +100,15 @@ class Zone:
             return False
         return not (self.active_until is not None and at >= self.active_until)
 
+    def active_during(self, start: datetime | None, end: datetime | None) -> bool:
+        """Whether the active window overlaps [start, end): the zone matters for a trip flown then.
+
+        `None` for either end means unbounded (and `start=None` with `end=None`: "assume active").
+        """
+        if self.active_until is not None and start is not None and self.active_until <= start:
+            return False
+        return not (self.active_from is not None and end is not None and self.active_from >= end)
+
     def applies(
         self, vehicle_kind: str, *, at: datetime | None = None, altitude_m: float | None = None
     ) -> bool:

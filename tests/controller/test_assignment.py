@@ -297,8 +297,8 @@ def test_vectorized_plan_handles_thousands(open_sky: StationConfig) -> None:
 
 def test_next_tick_reuses_routes_until_a_time_limited_zone_comes_into_force(tmp_path: Path) -> None:
     window = {
-        "active_from": (AT + timedelta(hours=1)).isoformat(),
-        "active_until": (AT + timedelta(hours=3)).isoformat(),
+        "active_from": (AT + timedelta(hours=2)).isoformat(),
+        "active_until": (AT + timedelta(hours=4)).isoformat(),
     }
     station = make_station(tmp_path, [circle_feature("tfr", 5000, 0, 1500, **window)])
     packages, fleet = [pkg("p", 1.0, 10000, 0)], [drone("d1")]
@@ -306,8 +306,12 @@ def test_next_tick_reuses_routes_until_a_time_limited_zone_comes_into_force(tmp_
     assert not first.plan(packages, fleet)[0].detoured
     same = Planner(station, at=AT + timedelta(minutes=5), previous=first)
     assert not same.plan(packages, fleet)[0].detoured
-    assert same.router(VehicleKind.DRONE, DRONE_DEFAULT.max_range_m, 60.0) is first.router(
-        VehicleKind.DRONE, DRONE_DEFAULT.max_range_m, 60.0
-    )
-    during = Planner(station, at=AT + timedelta(hours=2), previous=same)
+    router = same.router(VehicleKind.DRONE, DRONE_DEFAULT.max_range_m, 60.0)
+    assert router is first.router(VehicleKind.DRONE, DRONE_DEFAULT.max_range_m, 60.0)
+    # Launching 30 min before the TFR starts: the drone would still be out when it does, so it goes around.
+    before = Planner(station, at=AT + timedelta(hours=1, minutes=30), previous=same)
+    assert before.plan(packages, fleet)[0].detoured
+    during = Planner(station, at=AT + timedelta(hours=3), previous=before)
     assert during.plan(packages, fleet)[0].detoured
+    after = Planner(station, at=AT + timedelta(hours=4), previous=during)
+    assert not after.plan(packages, fleet)[0].detoured
