@@ -278,3 +278,14 @@ def test_zone_in_code_coerces_kind_and_applies_to() -> None:
     zone = Zone("z", "z", "no_go", ["robot"], shapely.Polygon(SQUARE))  # type: ignore[arg-type]
     assert zone.kind is ZoneKind.NO_GO and zone.applies_to == frozenset({"robot"})
     assert isinstance(ZoneError("x"), LastmileError)
+
+
+def test_active_during_is_overlap_of_the_window_with_the_trip(make_zone: Any) -> None:
+    t0 = datetime(2026, 12, 1, 8, tzinfo=UTC)
+    tfr = make_zone("tfr", (0.0, 0.0), radius_m=500.0, active_from=t0, active_until=t0 + timedelta(hours=2))
+    hour = timedelta(hours=1)
+    assert tfr.active_during(t0 - hour, t0 + timedelta(minutes=1))  # starts while the trip is out
+    assert not tfr.active_during(t0 - hour, t0)  # the trip is back as it starts ([start, end))
+    assert tfr.active_during(t0 + hour, t0 + 2 * hour)
+    assert not tfr.active_during(t0 + 2 * hour, t0 + 3 * hour)  # over before the trip
+    assert tfr.active_during(None, None)  # no time given: assume it binds
