@@ -39,7 +39,7 @@ T = TypeVar("T")
 
 S = PackageState
 # Failures after which a second vehicle would fail the same way: straight to a van.
-_NO_RETRY = {"prearm_refused_all", "mission_rejected"}
+_NO_RETRY = {"mission_rejected"}
 
 
 def _utcnow() -> datetime:
