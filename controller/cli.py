@@ -264,21 +264,12 @@ def _utc(when: datetime | None) -> str:
 
 
 def _register_simulators() -> None:
-    """Simulator commands live in `sitl`; register whichever are installed."""
-    try:
-        from sitl.copter.cli import copter
-    except ImportError:
-        pass
-    else:
-        sitl_app.command("copter", help="Serve simulated ArduCopter-compatible drones over MAVLink.")(copter)
-    try:
-        from sitl.robot.cli import robot
-    except ImportError:
-        pass
-    else:
-        sitl_app.command("robot", help="Run simulated VDA 5050 sidewalk robots against an MQTT broker.")(
-            robot
-        )
+    """Simulator commands live in `sitl` (they speak the wire protocols; the controller is not involved)."""
+    from sitl.copter.cli import copter
+    from sitl.robot.cli import robot
+
+    sitl_app.command("copter", help="Serve simulated ArduCopter-compatible drones over MAVLink.")(copter)
+    sitl_app.command("robot", help="Run simulated VDA 5050 sidewalk robots against an MQTT broker.")(robot)
 
 
 _register_simulators()
