@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator, Callable
 from typing import Any
+
+import pytest
 
 
 class LossyUdpRelay(asyncio.DatagramProtocol):
@@ -44,3 +47,18 @@ async def open_lossy_relay(
         lambda: LossyUdpRelay(("127.0.0.1", upstream_port), loss, seed), local_addr=("127.0.0.1", 0)
     )
     return transport, relay, transport.get_extra_info("sockname")[1]
+
+
+@pytest.fixture
+async def lossy_relay() -> AsyncIterator[Callable[..., Any]]:
+    """Factory: `relay, port = await lossy_relay(upstream_port, loss=0.2, seed=7)`; closed after the test."""
+    transports: list[asyncio.DatagramTransport] = []
+
+    async def make(upstream_port: int, loss: float, seed: int) -> tuple[LossyUdpRelay, int]:
+        transport, relay, port = await open_lossy_relay(upstream_port, loss, seed)
+        transports.append(transport)
+        return relay, port
+
+    yield make
+    for t in transports:
+        t.close()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.relays import LossyUdpRelay, open_lossy_relay
+from tests.relays import lossy_relay  # noqa: F401 (a fixture for the tests here)
 
 SPEEDUP = 20.0
 STATION = (33.4484, -112.2590)  # lat, lon
@@ -123,21 +123,6 @@ async def drone_tcp_relay() -> AsyncIterator[Callable[[int], Any]]:
     yield make
     for relay in relays:
         relay.close()
-
-
-@pytest.fixture
-async def drone_lossy_relay() -> AsyncIterator[Callable[..., Any]]:
-    """Factory: `relay, port = await drone_lossy_relay(upstream_port, loss=0.2, seed=7)`."""
-    transports: list[asyncio.DatagramTransport] = []
-
-    async def make(upstream_port: int, loss: float = 0.2, seed: int = 7) -> tuple[LossyUdpRelay, int]:
-        transport, relay, port = await open_lossy_relay(upstream_port, loss, seed)
-        transports.append(transport)
-        return relay, port
-
-    yield make
-    for t in transports:
-        t.close()
 
 
 # Fixtures for tests that run `lastmile serve` in its own process against simulators in another.

@@ -22,9 +22,9 @@ def _free_udp_port() -> int:
         return s.getsockname()[1]
 
 
-async def test_mission_upload_survives_20_percent_loss_both_ways(drone_fleet, drone_lossy_relay):
+async def test_mission_upload_survives_20_percent_loss_both_ways(drone_fleet, lossy_relay):
     driver_port = _free_udp_port()
-    relay, relay_port = await drone_lossy_relay(driver_port, loss=0.2, seed=7)
+    relay, relay_port = await lossy_relay(driver_port, loss=0.2, seed=7)
     # The simulator sends to the relay (udpout); the relay forwards to the driver (udpin) and back.
     fleet = await drone_fleet(1, udp_out=[f"127.0.0.1:{relay_port}"])
     sim = fleet.vehicles[0]

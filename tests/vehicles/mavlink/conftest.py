@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
-from tests.relays import LossyUdpRelay, open_lossy_relay
+from tests.relays import lossy_relay  # noqa: F401 (a fixture for the tests here)
 
 
 @dataclass
@@ -321,18 +321,3 @@ async def peer() -> AsyncIterator[Callable[..., Any]]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-@pytest.fixture
-async def lossy_relay() -> AsyncIterator[Callable[..., Any]]:
-    """Factory: `await lossy_relay(upstream_port, loss=0.2, seed=1)` -> (relay, port)."""
-    transports: list[asyncio.DatagramTransport] = []
-
-    async def make(upstream_port: int, loss: float = 0.2, seed: int = 1) -> tuple[LossyUdpRelay, int]:
-        transport, relay, port = await open_lossy_relay(upstream_port, loss, seed)
-        transports.append(transport)
-        return relay, port
-
-    yield make
-    for t in transports:
-        t.close()
