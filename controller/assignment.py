@@ -30,7 +30,7 @@ from controller.reasons import (
     sort_reasons,
     wind_hint,
 )
-from controller.routing import TRIP_WINDOW_S, KindRouter, KindRoutes, active_zone_ids, zones_for_trip
+from controller.routing import KindRouter, KindRoutes, trip_signature
 from controller.station import StationConfig
 from geofences import Route
 from vehicles.spec import VehicleKind
@@ -162,9 +162,8 @@ class Planner:
         """One zone index (and detour graph) per kind, reused across plans at this instant."""
         if kind not in self._routers:
             previous = self._previous.get(kind)
-            binding = zones_for_trip(self.station.zones, self.at, self.at + timedelta(seconds=TRIP_WINDOW_S))
-            in_force = active_zone_ids(binding, str(kind), altitude_m)
-            if previous is not None and previous.signature == (str(kind), radius_m, *in_force):
+            signature = trip_signature(self.station.zones, str(kind), radius_m, self.at, altitude_m)
+            if previous is not None and previous.signature == signature:
                 self._routers[kind] = previous  # same zones in force: same index, routes and detour graph
             else:
                 self._routers[kind] = KindRouter(

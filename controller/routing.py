@@ -62,16 +62,26 @@ def zones_for_trip(zones: Sequence[Zone], start: datetime | None, end: datetime 
     return out
 
 
-def active_zone_ids(
-    zones: Sequence[Zone], kind: str, altitude_m: float | None
-) -> tuple[tuple[str, ...], ...]:
-    """Ids of the zones `ZoneIndex` selects from `zones` (already chosen for the trip's time): exclusions,
-    operating areas at this altitude, and operating areas by kind alone (which forbid everything when none
-    covers the altitude)."""
-    exclusions = tuple(z.id for z in zones if z.is_exclusion and z.applies(kind, altitude_m=altitude_m))
-    gate = tuple(z.id for z in zones if not z.is_exclusion and z.applies(kind))
-    areas = tuple(z.id for z in zones if z.id in gate and z.applies(kind, altitude_m=altitude_m))
-    return exclusions, areas, gate
+def router_signature(
+    binding: Sequence[Zone], kind: str, radius_m: float, altitude_m: float | None
+) -> tuple[object, ...]:
+    """What a router's routes depend on: kind, radius, and the ids of the zones `ZoneIndex` selects from
+    `binding` (already chosen for the trip's time): exclusions, operating areas at this altitude, and
+    operating areas by kind alone (which forbid everything when none covers the altitude). Routers with
+    equal signatures give the same routes."""
+    exclusions = tuple(z.id for z in binding if z.is_exclusion and z.applies(kind, altitude_m=altitude_m))
+    gate = tuple(z.id for z in binding if not z.is_exclusion and z.applies(kind))
+    areas = tuple(z.id for z in binding if z.id in gate and z.applies(kind, altitude_m=altitude_m))
+    return (kind, radius_m, exclusions, areas, gate)
+
+
+def trip_signature(
+    zones: Sequence[Zone], kind: str, radius_m: float, at: datetime, altitude_m: float | None
+) -> tuple[object, ...]:
+    """The signature a router built at `at` would have, without building its zone index: lets a
+    planner keep last tick's router (routes and detour graph) while the same zones bind."""
+    binding = zones_for_trip(zones, at, at + timedelta(seconds=TRIP_WINDOW_S))
+    return router_signature(binding, kind, radius_m, altitude_m)
 
 
 class KindRouter:
@@ -97,18 +107,13 @@ class KindRouter:
         end = at + timedelta(seconds=TRIP_WINDOW_S) if at is not None else None
         binding = zones_for_trip(zones, at, end)
         self.index = ZoneIndex(binding, frame, kind, altitude_m=altitude_m)
-        self._in_force = active_zone_ids(binding, kind, altitude_m)
+        self.signature = router_signature(binding, kind, radius_m, altitude_m)
         self._planner: DetourPlanner | None = None
         # Destinations do not move between ticks, so a package's route is computed once while the same
         # zones are in force; a tick then only pays for new packages.
         self._cache: dict[
             tuple[float, float], tuple[float, float, float, Route | None, Reason | None, str | None]
         ] = {}
-
-    @property
-    def signature(self) -> tuple[object, ...]:
-        """What routes depend on: kind, radius, the zones in force. Equal signatures share routes."""
-        return (self.kind, self.radius_m, *self._in_force)
 
     @property
     def planner(self) -> DetourPlanner:
