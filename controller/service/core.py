@@ -130,13 +130,7 @@ class StationService:
         stored = await self._intake.submit(requests)
         for package, created in stored:
             if created:
-                self.bus.publish(
-                    "package",
-                    package_id=package.id,
-                    key=package.key,
-                    state=str(package.state),
-                    reason="received",
-                )
+                self._announce(package, "received")
         await self.plan_now()
         fresh = await self.io(self.store.get_many, [p.id for p, _ in stored])
         return [(f, created, self.decision_of(f)) for f, (_, created) in zip(fresh, stored, strict=True)]
@@ -284,16 +278,7 @@ class StationService:
             )
         updated = await self.io(self.store.transition_many, moves)
         for package in updated:
-            self.bus.publish(
-                "package",
-                package_id=package.id,
-                key=package.key,
-                state=str(package.state),
-                vehicle_id=package.vehicle_id,
-                mode=package.mode,
-                reasons=package.reasons,
-                eta=package.eta.isoformat() if package.eta else None,
-            )
+            self._announce(package)
         for job, d in launches:
             self._busy[job.vehicle_id] = (job.mission_id, d.back_at or now)
             self.bus.publish(
@@ -409,6 +394,20 @@ class StationService:
         if not result.returned and result.reason_code in ("connection_broken", "link_lost"):
             self.bus.publish("vehicle", vehicle_id=job.vehicle_id, state="unavailable", reason=reason)
 
+    def _announce(self, package: Package, reason: str | None = None) -> None:
+        """Tell consoles where a package is now: one shape for every package event."""
+        self.bus.publish(
+            "package",
+            package_id=package.id,
+            key=package.key,
+            state=str(package.state),
+            reason=reason,
+            vehicle_id=package.vehicle_id,
+            mode=package.mode,
+            reasons=package.reasons,
+            eta=package.eta.isoformat() if package.eta else None,
+        )
+
     async def _move(
         self,
         package_id: str,
@@ -421,16 +420,7 @@ class StationService:
         package = await self.io(
             self.store.transition, package_id, to, reason=reason, detail=detail, expect=expect, **fields
         )
-        self.bus.publish(
-            "package",
-            package_id=package.id,
-            key=package.key,
-            state=str(package.state),
-            reason=reason,
-            vehicle_id=package.vehicle_id,
-            mode=package.mode,
-            reasons=package.reasons,
-        )
+        self._announce(package, reason)
         return package
 
     async def _mission_state(self, job: Assignment, state: str, result: DeliveryResult | None = None) -> None:
