@@ -125,8 +125,8 @@ def demo(
     port: Annotated[int, typer.Option(help="port of the web console and API (0: any free port)")] = 8750,
 ) -> None:
     """Run a whole simulated station (drones, robots, broker, controller) on a stream of orders."""
-    import asyncio
 
+    from controller import eventloop
     from controller.demo import DemoSettings, run_demo
     from controller.examples import EXAMPLE_STATION
     from controller.station import load_station
@@ -143,7 +143,7 @@ def demo(
             seed=seed,
             live=live,
         )
-        asyncio.run(run_demo(config, settings, console))
+        eventloop.run(run_demo(config, settings, console))
     except LastmileError as exc:
         raise _fail(exc) from exc
     except KeyboardInterrupt:
@@ -168,6 +168,7 @@ def serve(
     import contextlib
     import signal
 
+    from controller import eventloop
     from controller.api.server import serve as serve_api
     from controller.service import StationService
     from controller.service.runtime import connect_fleet
@@ -206,7 +207,7 @@ def serve(
                 raise api.exception()  # type: ignore[misc]
 
     try:
-        asyncio.run(main())
+        eventloop.run(main())
     except LastmileError as exc:
         raise _fail(exc) from exc
 

@@ -81,7 +81,9 @@ def authorize(token: str | None, tokens: Mapping[str, Role], permission: Permiss
 def require(permission: Permission) -> Callable[..., Role]:
     """A FastAPI dependency: the route needs `permission`."""
 
-    def dependency(
+    # async on purpose: FastAPI runs a plain `def` dependency in a worker thread, a hand-off per request
+    # that costs more than the check itself.
+    async def dependency(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_scheme)]
     ) -> Role:
         tokens = request.app.state.service.config.api.tokens

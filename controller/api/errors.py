@@ -23,7 +23,7 @@ from controller.store import IdempotencyConflict, UnknownMission, UnknownPackage
 
 log = logging.getLogger("lastmile.api")
 
-__all__ = ["ApiError", "error_response", "install_error_handlers"]
+__all__ = ["ApiError", "error_body", "error_response", "install_error_handlers", "problem"]
 
 _LOC_ROOTS = {"body", "query", "path", "header"}
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "bad_method"}
@@ -54,12 +54,17 @@ def problem(reason: str, *, field: str | None = None, code: str = "invalid", row
     return {"field": field, "reason": reason, "code": code, "row": row}
 
 
+def error_body(problems: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON body of an error answer for one or more problems."""
+    items = list(problems)
+    return {"error": items[0], "errors": items}
+
+
 def error_response(
     status: int, problems: Sequence[dict[str, Any]], headers: dict[str, str] | None = None
 ) -> JSONResponse:
     """The JSON error answer for one or more problems."""
-    items = list(problems)
-    return JSONResponse({"error": items[0], "errors": items}, status_code=status, headers=headers)
+    return JSONResponse(error_body(problems), status_code=status, headers=headers)
 
 
 def _field(loc: Sequence[Any]) -> str:

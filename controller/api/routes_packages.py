@@ -9,7 +9,7 @@ endpoint with errors that name the field a person would fix, not pydantic's unio
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from controller.api.auth import require
 from controller.api.deps import blocking, service_of, station_of
-from controller.api.errors import ApiError, error_response, problem
+from controller.api.errors import ApiError, error_body, problem
 from controller.api.schemas import (
     ErrorBody,
     PackageDetail,
@@ -30,6 +30,9 @@ from controller.api.schemas import (
 )
 from controller.packages import PackageIn, PackageState, describe_validation_error
 from controller.store import IdempotencyConflict
+
+if TYPE_CHECKING:
+    from controller.service import StationService
 
 router = APIRouter(prefix="/v1", tags=["packages"])
 
@@ -130,28 +133,33 @@ async def submit(request: Request) -> JSONResponse:
     with the same content again returns the same package (200); with different content it is refused (409).
     201 when at least one package is new.
     """
+    status, payload = await answer_submission(service_of(request), await request.body())
+    return JSONResponse(payload, status_code=status)
+
+
+async def answer_submission(service: StationService, raw: bytes) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, JSON body) for a `POST /v1/packages` body: what the route and its fast path answer."""
     try:
-        body = json.loads(await request.body())
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        return error_response(422, [problem(f"the body is not valid JSON: {exc}", field="(body)")])
+        return 422, error_body([problem(f"the body is not valid JSON: {exc}", field="(body)")])
     try:
         items, batch = _parse(body)
     except _Invalid as exc:
-        return error_response(422, exc.problems)
-    service = service_of(request)
+        return 422, error_body(exc.problems)
     try:
         stored = await service.submit(items)
     except IdempotencyConflict as exc:
         row = exc.row if batch and isinstance(exc.row, int) else None
         field = "key" if row is None else f"packages.{row}.key"
-        return error_response(409, [problem(exc.reason, field=field, code="idempotency_conflict", row=row)])
+        return 409, error_body([problem(exc.reason, field=field, code="idempotency_conflict", row=row)])
     results = [
         SubmitResult(id=p.id, key=p.key, created=created, state=p.state, decision=decision_out(d))
         for p, created, d in stored
     ]
     status = 201 if any(r.created for r in results) else 200
     payload: BaseModel = SubmitBatchResult(packages=results) if batch else results[0]
-    return JSONResponse(payload.model_dump(mode="json"), status_code=status)
+    return status, payload.model_dump(mode="json")
 
 
 @router.get(

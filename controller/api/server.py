@@ -18,6 +18,7 @@ from typing import Any
 
 import uvicorn
 
+from controller import eventloop
 from controller.api.app import create_app
 from controller.service import StationService
 from controller.station import StationConfig, load_station
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
             store.close()
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+        eventloop.run(run())
 
 
 if __name__ == "__main__":

@@ -17,8 +17,10 @@ import asyncio
 import contextlib
 import functools
 import logging
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -44,6 +46,40 @@ _NO_RETRY = {"mission_rejected"}
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class PassOutcome:
+    """What one planning pass did, so a submission can be answered without reading the store again."""
+
+    moved: dict[str, Package] = field(default_factory=dict)  # as stored after the pass (assigned, van)
+    considered: frozenset[str] = frozenset()  # every waiting package the pass planned
+    grounded: str | None = None  # the pass planned nothing: the fleet was grounded
+
+    def current(self, package: Package) -> Package | None:
+        """The package as this pass left it, or None when the pass cannot tell (it never saw it)."""
+        moved = self.moved.get(package.id)
+        if moved is not None:
+            return moved
+        if package.state is not S.RECEIVED:
+            return package  # planning only moves waiting packages
+        if self.grounded is not None or package.id in self.considered:
+            return package  # still waiting
+        return None
+
+    @staticmethod
+    def combine(outcomes: Sequence[PassOutcome]) -> PassOutcome:
+        """Several passes in the order they ran, as one: the latest move of a package wins."""
+        if len(outcomes) == 1:
+            return outcomes[0]
+        moved: dict[str, Package] = {}
+        considered: set[str] = set()
+        grounded = None
+        for outcome in outcomes:
+            moved.update(outcome.moved)
+            considered |= outcome.considered
+            grounded = grounded or outcome.grounded
+        return PassOutcome(moved, frozenset(considered), grounded)
 
 
 class StationService:
@@ -78,6 +114,9 @@ class StationService:
         self._intake = GroupCommit(lambda batch: self.io(self.store.submit_many, batch))
         self._requested = 0  # planning requests made
         self._covered = 0  # requests covered by a finished pass
+        self._passes_started = 0
+        # (number, outcome) of the latest passes, to answer submissions without reading the store again.
+        self._outcomes: deque[tuple[int, PassOutcome]] = deque(maxlen=256)
         self._loop_task: asyncio.Task[None] | None = None
 
     async def io(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -126,14 +165,32 @@ class StationService:
     # --- intake -------------------------------------------------------------------------------------------
 
     async def submit(self, requests: Sequence[PackageIn]) -> list[tuple[Package, bool, dict[str, Any]]]:
-        """Store packages (idempotently, all or none), plan at once, and say what became of each."""
+        """Store packages (idempotently, all or none), plan at once, and say what became of each.
+
+        The answer comes from the planning passes that ran after the write (they know what they assigned
+        or handed to vans); only a package none of them saw is read from the store again.
+        """
+        before = self._passes_started  # passes started before the write cannot have seen these packages
         stored = await self._intake.submit(requests)
         for package, created in stored:
             if created:
                 self._announce(package, "received")
         await self.plan_now()
-        fresh = await self.io(self.store.get_many, [p.id for p, _ in stored])
-        return [(f, created, self.decision_of(f)) for f, (_, created) in zip(fresh, stored, strict=True)]
+        outcome = self._passes_after(before)
+        known = [outcome.current(package) for package, _ in stored]
+        unseen = [package.id for (package, _), now in zip(stored, known, strict=True) if now is None]
+        reread = iter(await self.io(self.store.get_many, unseen) if unseen else [])
+        current = [now if now is not None else next(reread) for now in known]
+        return [
+            (now, created, self.decision_of(now)) for now, (_, created) in zip(current, stored, strict=True)
+        ]
+
+    def _passes_after(self, number: int) -> PassOutcome:
+        """Every pass started after pass `number`, combined; empty if some of them are forgotten already."""
+        recent = [outcome for n, outcome in self._outcomes if n > number]
+        if not self._outcomes or self._outcomes[0][0] > number + 1:
+            return PassOutcome()
+        return PassOutcome.combine(recent) if recent else PassOutcome()
 
     def decision_of(self, package: Package) -> dict[str, Any]:
         """What the controller means to do with a package, in the API's words."""
@@ -173,21 +230,24 @@ class StationService:
             if self._covered >= ticket:
                 return
             covers = self._requested
-            await self._plan_pass()
+            self._passes_started += 1
+            number = self._passes_started
+            self._outcomes.append((number, await self._plan_pass()))
             self._covered = covers
 
-    async def _plan_pass(self) -> None:
+    async def _plan_pass(self) -> PassOutcome:
         if self.grounded:
-            return
+            return PassOutcome(grounded=self.grounded)
         received = await self.io(self._all_in_state, S.RECEIVED)
         if not received:
             self._queued.clear()
-            return
+            return PassOutcome()
         now = self.clock()
         planner = Planner(self.config, at=now, previous=self._planner)
         self._planner = planner
         decisions = planner.plan([_demand(p) for p in received], self._fleet(now))
-        await self._apply(decisions, {p.id: p for p in received}, now)
+        moved = await self._apply(decisions, {p.id: p for p in received}, now)
+        return PassOutcome(moved={p.id: p for p in moved}, considered=frozenset(p.id for p in received))
 
     def _all_in_state(self, state: PackageState) -> list[Package]:
         out: list[Package] = []
@@ -224,7 +284,10 @@ class StationService:
             )
         return fleet
 
-    async def _apply(self, decisions: list[Decision], packages: dict[str, Package], now: datetime) -> None:
+    async def _apply(
+        self, decisions: list[Decision], packages: dict[str, Package], now: datetime
+    ) -> list[Package]:
+        """Store and start what a pass decided; returns the packages it moved, as stored."""
         moves: list[Move] = []
         launches: list[tuple[Assignment, Decision]] = []
         self._queued = {}
@@ -262,7 +325,7 @@ class StationService:
                 )
                 launches.append((job, d))
         if not moves:
-            return
+            return []
         held = self.config.launch == "operator"
         # Missions first: a crash between the two writes leaves a mission whose package is still received,
         # which recovery closes; the other order could strand a package in `assigned` with no mission.
@@ -292,6 +355,7 @@ class StationService:
                 self._held[job.mission_id] = job
             else:
                 self._start(job, resume=False)
+        return updated
 
     # --- missions -----------------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from controller.errors import InputError
@@ -382,14 +382,49 @@ class Store(MissionStore):
                 rows.update((r.id, dict(r._mapping)) for r in conn.execute(query))
             events = []
             result = []
+            batch = _UpdateBatch(conn)
             for p in prepared:
                 row = rows.get(p.package_id)
                 if row is None:
                     raise UnknownPackage(p.package_id)
                 values, event = p.apply(PackageState(row["state"]), now)
-                conn.execute(update(packages).where(packages.c.id == p.package_id).values(**values))
                 row.update(values)
+                batch.add(p.package_id, values)
                 events.append(event)
                 result.append(_package(row))
+            batch.flush()
             self._add_events(conn, events)
         return result
+
+
+class _UpdateBatch:
+    """Package row updates sent as one executemany per shape of update, not one statement per package.
+
+    A tick's van hand-overs all set the same columns, so they go in one round trip. A package updated twice
+    flushes what came before, so its updates land in the order they were asked for.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._pending: dict[tuple[str, ...], builtins.list[dict[str, Any]]] = {}
+        self._ids: set[str] = set()
+
+    def add(self, package_id: str, values: Mapping[str, Any]) -> None:
+        if package_id in self._ids:
+            self.flush()
+        self._ids.add(package_id)
+        shape = tuple(sorted(values))
+        self._pending.setdefault(shape, []).append(
+            {"p_id": package_id, **{f"v_{name}": value for name, value in values.items()}}
+        )
+
+    def flush(self) -> None:
+        for shape, params in self._pending.items():
+            statement = (
+                update(packages)
+                .where(packages.c.id == bindparam("p_id"))
+                .values({name: bindparam(f"v_{name}") for name in shape})
+            )
+            self._conn.execute(statement, params)
+        self._pending.clear()
+        self._ids.clear()

@@ -417,6 +417,7 @@ def test_many_moves_are_one_all_or_nothing_commit(store: Store) -> None:
     )
     assert [(p.id, p.state) for p in done] == [(a.id, S.ASSIGNED), (b.id, S.VAN), (a.id, S.LAUNCHING)]
     assert store.get(a.id).vehicle_id == "d1" and store.get(b.id).reasons == ["overweight"]
+    assert store.get(a.id).state is S.LAUNCHING  # the later move of the same package is the one kept
     before = row_counts(store)
     with pytest.raises(InvalidTransition):
         store.transition_many([Move(c.id, S.ASSIGNED, "assigned"), Move(b.id, S.RECEIVED, "undo van")])
@@ -424,6 +425,24 @@ def test_many_moves_are_one_all_or_nothing_commit(store: Store) -> None:
         store.transition_many([Move(c.id, S.ASSIGNED, "assigned"), Move(c.id, S.LAUNCHING, "")])
     assert (info.value.row, info.value.field) == (1, "reason")
     assert store.get(c.id).state is S.RECEIVED and row_counts(store) == before
+
+
+def test_a_tick_of_hand_overs_stores_each_package_its_own_values(store: Store) -> None:
+    ps = [p for p, _ in store.submit_many([pkg(f"v{i}") for i in range(60)])]
+    moves = [
+        Move(p.id, S.VAN, f"reason {i}", fields={"reasons": [f"r{i}"]})
+        if i % 3
+        else Move(p.id, S.ASSIGNED, "assigned", fields={"vehicle_id": f"d{i}", "mode": "drone"})
+        for i, p in enumerate(ps)
+    ]
+    store.transition_many(moves)
+    for i, p in enumerate(ps):
+        got = store.get(p.id)
+        if i % 3:
+            assert (got.state, got.reasons, got.mode) == (S.VAN, [f"r{i}"], "van")
+        else:
+            assert (got.state, got.vehicle_id) == (S.ASSIGNED, f"d{i}")
+        assert store.history(p.id)[-1].reason == (f"reason {i}" if i % 3 else "assigned")
 
 
 # --- the fallback feed and restarts -------------------------------------------------------------------------
