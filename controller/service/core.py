@@ -32,6 +32,7 @@ from controller.reasons import Reason
 from controller.service.carriers import Assignment, Carrier, VehicleSnapshot
 from controller.service.events import EventBus
 from controller.service.intake import GroupCommit
+from controller.service.waiting import WaitingPackages, all_in_state
 from controller.station import StationConfig
 from controller.store import Mission, Move, StateMismatch, Store
 from vehicles.spec import VehicleKind
@@ -111,7 +112,8 @@ class StationService:
         # One thread for the store: SQLite has one writer anyway, and queueing calls here is cheaper and
         # fairer than threads fighting over its lock (busy waits add hundreds of ms under load).
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lastmile-store")
-        self._intake = GroupCommit(lambda batch: self.io(self.store.submit_many, batch))
+        self.waiting = WaitingPackages(store)  # every package write goes through it (store thread only)
+        self._intake = GroupCommit(lambda batch: self.io(self.waiting.submit_many, batch))
         self._requested = 0  # planning requests made
         self._covered = 0  # requests covered by a finished pass
         self._passes_started = 0
@@ -157,9 +159,11 @@ class StationService:
                 await self.plan_now()
             except Exception:  # a bad pass must not stop the station; the next tick tries again
                 log.exception("planning pass failed")
-            with contextlib.suppress(TimeoutError):
+            try:
                 async with asyncio.timeout(self.config.tick_s):
                     await self._wake.wait()
+            except TimeoutError:  # a tick: the next pass reads the waiting packages from the store again
+                await self.io(self.waiting.forget)
             self._wake.clear()
 
     # --- intake -------------------------------------------------------------------------------------------
@@ -238,7 +242,17 @@ class StationService:
     async def _plan_pass(self) -> PassOutcome:
         if self.grounded:
             return PassOutcome(grounded=self.grounded)
-        received = await self.io(self._all_in_state, S.RECEIVED)
+        try:
+            return await self._plan_waiting()
+        except StateMismatch:
+            # The set of waiting packages was out of step with the store (another process moved one):
+            # read it again and plan once more; the failed write changed nothing.
+            log.warning("waiting packages out of step with the store; reading them again")
+            await self.io(self.waiting.forget)
+            return await self._plan_waiting()
+
+    async def _plan_waiting(self) -> PassOutcome:
+        received = await self.io(self.waiting.snapshot)
         if not received:
             self._queued.clear()
             return PassOutcome()
@@ -248,16 +262,6 @@ class StationService:
         decisions = planner.plan([_demand(p) for p in received], self._fleet(now))
         moved = await self._apply(decisions, {p.id: p for p in received}, now)
         return PassOutcome(moved={p.id: p for p in moved}, considered=frozenset(p.id for p in received))
-
-    def _all_in_state(self, state: PackageState) -> list[Package]:
-        out: list[Package] = []
-        after: str | None = None
-        while True:
-            page = self.store.list(state=state, limit=1000, after=after)
-            out.extend(page)
-            if len(page) < 1000:
-                return out
-            after = page[-1].id
 
     def _fleet(self, now: datetime) -> list[FleetVehicle]:
         fleet = []
@@ -339,7 +343,7 @@ class StationService:
                 state="held" if held else "planned",
                 mission_id=job.mission_id,
             )
-        updated = await self.io(self.store.transition_many, moves)
+        updated = await self.io(self.waiting.transition_many, moves)
         for package in updated:
             self._announce(package)
         for job, d in launches:
@@ -482,7 +486,7 @@ class StationService:
         **fields: Any,
     ) -> Package:
         package = await self.io(
-            self.store.transition, package_id, to, reason=reason, detail=detail, expect=expect, **fields
+            self.waiting.transition, package_id, to, reason=reason, detail=detail, expect=expect, **fields
         )
         self._announce(package, reason)
         return package
@@ -590,7 +594,7 @@ class StationService:
                 self._busy.pop(job.vehicle_id, None)
         # A package assigned by a mission that has since finished (or never got stored) is planned again.
         live = {m.package_id for m in await self.io(self.store.missions, True)}
-        for package in await self.io(self._all_in_state, S.ASSIGNED):
+        for package in await self.io(all_in_state, self.store, S.ASSIGNED):
             if package.id not in live:
                 await self._move(
                     package.id, S.RECEIVED, "assignment lost in a restart; planned again", S.ASSIGNED
