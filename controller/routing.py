@@ -110,7 +110,9 @@ class KindRouter:
         self.signature = router_signature(binding, kind, radius_m, altitude_m)
         self._planner: DetourPlanner | None = None
         # Destinations do not move between ticks, so a package's route is computed once while the same
-        # zones are in force; a tick then only pays for new packages.
+        # zones are in force; a tick then only pays for new packages. The cache holds the destinations of
+        # the last call only (a tick plans every waiting package), so it never outgrows the queue: a
+        # controller running for days would otherwise keep every destination it ever planned.
         self._cache: dict[
             tuple[float, float], tuple[float, float, float, Route | None, Reason | None, str | None]
         ] = {}
@@ -138,6 +140,8 @@ class KindRouter:
                     fresh.hint[j],
                 )
         rows = [self._cache[key] for key in keys]
+        if len(self._cache) > len(keys):
+            self._cache = dict(zip(keys, rows, strict=True))
         columns = list(zip(*rows, strict=True)) if rows else [()] * 6
         return KindRoutes(
             self.kind,

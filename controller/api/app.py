@@ -18,7 +18,6 @@ from pydantic import BaseModel
 
 from controller.api import routes_fleet, routes_packages, routes_report, routes_vans, ws
 from controller.api.errors import install_error_handlers
-from controller.api.fastpath import SubmitFastPath
 from controller.api.schemas import PackageBatch
 from controller.packages import (
     KG_PER_LB,
@@ -80,7 +79,6 @@ def create_app(service: StationService, *, webhook: bool = True) -> FastAPI:
     app.state.service = service
     app.state.webhook = None
     install_error_handlers(app)
-    app.add_middleware(SubmitFastPath, service=service)
     for module in (routes_packages, routes_vans, routes_fleet, ws, routes_report):
         app.include_router(module.router)
 

@@ -8,9 +8,9 @@ endpoint with errors that name the field a person would fix, not pydantic's unio
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
@@ -140,8 +140,8 @@ async def submit(request: Request) -> JSONResponse:
 async def answer_submission(service: StationService, raw: bytes) -> tuple[int, dict[str, Any]]:
     """(HTTP status, JSON body) for a `POST /v1/packages` body: what the route and its fast path answer."""
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
         return 422, error_body([problem(f"the body is not valid JSON: {exc}", field="(body)")])
     try:
         items, batch = _parse(body)

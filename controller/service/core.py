@@ -17,10 +17,8 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -30,8 +28,8 @@ from controller.missions.results import DeliveryResult
 from controller.packages import Package, PackageIn, PackageState
 from controller.reasons import Reason
 from controller.service.carriers import Assignment, Carrier, VehicleSnapshot
+from controller.service.cycle import Cycles, PassOutcome, Stored
 from controller.service.events import EventBus
-from controller.service.intake import GroupCommit
 from controller.service.waiting import WaitingPackages, all_in_state
 from controller.station import StationConfig
 from controller.store import Mission, Move, StateMismatch, Store
@@ -47,40 +45,6 @@ _NO_RETRY = {"mission_rejected"}
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class PassOutcome:
-    """What one planning pass did, so a submission can be answered without reading the store again."""
-
-    moved: dict[str, Package] = field(default_factory=dict)  # as stored after the pass (assigned, van)
-    considered: frozenset[str] = frozenset()  # every waiting package the pass planned
-    grounded: str | None = None  # the pass planned nothing: the fleet was grounded
-
-    def current(self, package: Package) -> Package | None:
-        """The package as this pass left it, or None when the pass cannot tell (it never saw it)."""
-        moved = self.moved.get(package.id)
-        if moved is not None:
-            return moved
-        if package.state is not S.RECEIVED:
-            return package  # planning only moves waiting packages
-        if self.grounded is not None or package.id in self.considered:
-            return package  # still waiting
-        return None
-
-    @staticmethod
-    def combine(outcomes: Sequence[PassOutcome]) -> PassOutcome:
-        """Several passes in the order they ran, as one: the latest move of a package wins."""
-        if len(outcomes) == 1:
-            return outcomes[0]
-        moved: dict[str, Package] = {}
-        considered: set[str] = set()
-        grounded = None
-        for outcome in outcomes:
-            moved.update(outcome.moved)
-            considered |= outcome.considered
-            grounded = grounded or outcome.grounded
-        return PassOutcome(moved, frozenset(considered), grounded)
 
 
 class StationService:
@@ -108,17 +72,15 @@ class StationService:
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._under_way: set[str] = set()  # missions already moved to en_route
         self._wake = asyncio.Event()
-        self._plan_lock = asyncio.Lock()
         # One thread for the store: SQLite has one writer anyway, and queueing calls here is cheaper and
         # fairer than threads fighting over its lock (busy waits add hundreds of ms under load).
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lastmile-store")
         self.waiting = WaitingPackages(store)  # every package write goes through it (store thread only)
-        self._intake = GroupCommit(lambda batch: self.io(self.waiting.submit_many, batch))
-        self._requested = 0  # planning requests made
-        self._covered = 0  # requests covered by a finished pass
-        self._passes_started = 0
-        # (number, outcome) of the latest passes, to answer submissions without reading the store again.
-        self._outcomes: deque[tuple[int, PassOutcome]] = deque(maxlen=256)
+        self._cycles = Cycles(
+            commit=lambda batch: self.io(self.waiting.submit_many, batch),
+            plan=self._plan_pass,
+            on_stored=self._announce_received,
+        )
         self._loop_task: asyncio.Task[None] | None = None
 
     async def io(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -144,6 +106,7 @@ class StationService:
 
     async def stop(self) -> None:
         """Stop planning and following; missions stay in the store and resume on the next start."""
+        await self._cycles.close()
         tasks = [t for t in [self._loop_task, *self._running.values()] if t is not None]
         for task in tasks:
             task.cancel()
@@ -171,16 +134,10 @@ class StationService:
     async def submit(self, requests: Sequence[PackageIn]) -> list[tuple[Package, bool, dict[str, Any]]]:
         """Store packages (idempotently, all or none), plan at once, and say what became of each.
 
-        The answer comes from the planning passes that ran after the write (they know what they assigned
-        or handed to vans); only a package none of them saw is read from the store again.
+        The answer comes from the planning pass of the same cycle (it knows what it assigned or handed to
+        vans); only a package that pass did not see is read from the store again.
         """
-        before = self._passes_started  # passes started before the write cannot have seen these packages
-        stored = await self._intake.submit(requests)
-        for package, created in stored:
-            if created:
-                self._announce(package, "received")
-        await self.plan_now()
-        outcome = self._passes_after(before)
+        stored, outcome = await self._cycles.submit(requests)
         known = [outcome.current(package) for package, _ in stored]
         unseen = [package.id for (package, _), now in zip(stored, known, strict=True) if now is None]
         reread = iter(await self.io(self.store.get_many, unseen) if unseen else [])
@@ -189,12 +146,10 @@ class StationService:
             (now, created, self.decision_of(now)) for now, (_, created) in zip(current, stored, strict=True)
         ]
 
-    def _passes_after(self, number: int) -> PassOutcome:
-        """Every pass started after pass `number`, combined; empty if some of them are forgotten already."""
-        recent = [outcome for n, outcome in self._outcomes if n > number]
-        if not self._outcomes or self._outcomes[0][0] > number + 1:
-            return PassOutcome()
-        return PassOutcome.combine(recent) if recent else PassOutcome()
+    def _announce_received(self, stored: Stored) -> None:
+        for package, created in stored:
+            if created:
+                self._announce(package, "received")
 
     def decision_of(self, package: Package) -> dict[str, Any]:
         """What the controller means to do with a package, in the API's words."""
@@ -225,19 +180,9 @@ class StationService:
     async def plan_now(self) -> None:
         """Return once a planning pass that started after this call has finished.
 
-        Concurrent callers (many submissions at once) share one pass instead of queueing one each: a pass
-        covers every request made before it started.
+        Callers at the same moment (a tick, a vehicle coming free, many submissions) share one pass.
         """
-        self._requested += 1
-        ticket = self._requested
-        async with self._plan_lock:
-            if self._covered >= ticket:
-                return
-            covers = self._requested
-            self._passes_started += 1
-            number = self._passes_started
-            self._outcomes.append((number, await self._plan_pass()))
-            self._covered = covers
+        await self._cycles.plan()
 
     async def _plan_pass(self) -> PassOutcome:
         if self.grounded:

@@ -78,6 +78,8 @@ def open_engine(url: str) -> Engine:
             # With WAL, NORMAL keeps every commit across a crash of the controller (the promise we make);
             # only an OS crash or power loss can lose the last commits. FULL would fsync every commit.
             cur.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoints run on a thread of their own (`checkpoint.Checkpointer`), not inside commits.
+            cur.execute("PRAGMA wal_autocheckpoint=0")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         cur.close()

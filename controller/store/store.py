@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from controller.errors import InputError
 from controller.packages import TERMINAL_STATES, Package, PackageEvent, PackageIn, PackageState
 from controller.store import checks
+from controller.store.checkpoint import Checkpointer
 from controller.store.errors import IdempotencyConflict, StoreOpenError, UnknownPackage
 from controller.store.missions import MissionStore
 from controller.store.models import package_events, packages
@@ -68,6 +69,9 @@ class Store(MissionStore):
         except BaseException:
             self._engine.dispose()
             raise
+        database = self._engine.url.database
+        on_disk = self._engine.dialect.name == "sqlite" and database not in (None, "", ":memory:")
+        self.checkpointer = Checkpointer(database).start() if on_disk else None
 
     def _safe_url(self) -> str:
         return self._engine.url.render_as_string(hide_password=True)
@@ -83,6 +87,8 @@ class Store(MissionStore):
 
     def close(self) -> None:
         """Release every connection; the Store must not be used afterwards."""
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         self._engine.dispose()
 
     # --- transactions ------------------------------------------------------------------------------------

@@ -91,25 +91,61 @@ async def test_operator_hands_a_waiting_package_to_vans(store: Store) -> None:
         assert moved.state is PackageState.VAN and moved.reasons == ["operator"]
 
 
-async def test_concurrent_submissions_share_commits_but_not_each_others_errors(store: Store) -> None:
+async def test_concurrent_submissions_share_commits_and_passes_not_errors(store: Store) -> None:
     import asyncio
 
-    from controller.service.intake import GroupCommit
+    from controller.service.cycle import Cycles, PassOutcome
     from controller.store import IdempotencyConflict
 
-    calls: list[int] = []
+    commits: list[int] = []
+    passes: list[int] = []
+    heard: list[str] = []
 
-    async def submit_many(batch: list[PackageIn]) -> list:
-        calls.append(len(batch))
+    async def commit(batch: list[PackageIn]) -> list:
+        commits.append(len(batch))
         return await asyncio.to_thread(store.submit_many, batch)
 
-    intake = GroupCommit(submit_many)
-    await intake.submit([request("x")])
+    async def plan() -> PassOutcome:
+        passes.append(store.count_by_state()[PackageState.RECEIVED])  # what the pass would see
+        return PassOutcome()
+
+    cycles = Cycles(commit, plan, on_stored=lambda stored: heard.extend(p.key for p, _ in stored))
+    await cycles.submit([request("x")])
     conflicting = PackageIn(key="x", weight=2.0, dest_lat=33.45, dest_lon=-112.25)
-    jobs = [intake.submit([request(f"k{i}")]) for i in range(10)] + [intake.submit([conflicting])]
+    jobs = [cycles.submit([request(f"k{i}")]) for i in range(10)] + [cycles.submit([conflicting])]
+    jobs.append(cycles.plan())
     results = await asyncio.gather(*jobs, return_exceptions=True)
-    assert isinstance(results[-1], IdempotencyConflict)
-    assert [r[0][0].key for r in results[:-1]] == [f"k{i}" for i in range(10)]
-    assert all(r[0][1] for r in results[:-1])  # each created once
-    assert max(calls) > 1  # concurrent submissions were merged into one commit
+    assert isinstance(results[-2], IdempotencyConflict)
+    assert [r[0][0][0].key for r in results[:10]] == [f"k{i}" for i in range(10)]
+    assert all(r[0][0][1] for r in results[:10])  # each created once
+    assert max(commits) > 1  # concurrent submissions were merged into one commit
+    assert len(passes) == 2 and passes[-1] == 11  # one pass for them all, after every commit
+    assert heard == ["x"] + [f"k{i}" for i in range(10)]  # told of each stored package once
     assert store.count_by_state()[PackageState.RECEIVED] == 11
+
+
+async def test_stopping_tells_waiting_submitters(store: Store) -> None:
+    import asyncio
+
+    from controller.service.cycle import Cycles, PassOutcome
+
+    planning, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_plan() -> PassOutcome:
+        planning.set()
+        await release.wait()  # never released: the station stops while this pass runs
+        return PassOutcome()
+
+    async def commit(batch: list[PackageIn]) -> list:
+        return await asyncio.to_thread(store.submit_many, batch)
+
+    cycles = Cycles(commit, slow_plan, on_stored=lambda stored: None)
+    first = asyncio.create_task(cycles.submit([request("a")]))
+    await planning.wait()
+    second = asyncio.create_task(cycles.submit([request("b")]))
+    await asyncio.sleep(0)  # let it queue for the next cycle
+    await cycles.close()
+    for task in (first, second):
+        with pytest.raises(RuntimeError, match="stopped"):
+            await task
+    assert store.get_by_key("a") is not None and store.get_by_key("b") is None
