@@ -21,12 +21,13 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from controller.errors import InputError
 from controller.packages import TERMINAL_STATES, Package, PackageEvent, PackageIn, PackageState
 from controller.store import checks
+from controller.store.bulk import insert_rows, update_rows
 from controller.store.checkpoint import Checkpointer
 from controller.store.errors import IdempotencyConflict, StoreOpenError, UnknownPackage
 from controller.store.missions import MissionStore
@@ -110,7 +111,7 @@ class Store(MissionStore):
         if conn.dialect.name == "postgresql":
             # EXCLUSIVE still lets plain readers through; it only serialises the writers of events.
             conn.exec_driver_sql("LOCK TABLE package_events IN EXCLUSIVE MODE")
-        conn.execute(insert(package_events), rows)
+        insert_rows(conn, package_events, rows)
 
     # --- intake ------------------------------------------------------------------------------------------
 
@@ -169,7 +170,7 @@ class Store(MissionStore):
                 new_rows.append(values)
                 result.append((_package(values), True))
             if new_rows:
-                conn.execute(insert(packages), new_rows)
+                insert_rows(conn, packages, new_rows)
                 events = [
                     {
                         "package_id": r["id"],
@@ -419,18 +420,10 @@ class _UpdateBatch:
         if package_id in self._ids:
             self.flush()
         self._ids.add(package_id)
-        shape = tuple(sorted(values))
-        self._pending.setdefault(shape, []).append(
-            {"p_id": package_id, **{f"v_{name}": value for name, value in values.items()}}
-        )
+        self._pending.setdefault(tuple(sorted(values)), []).append({**values, "id": package_id})
 
     def flush(self) -> None:
-        for shape, params in self._pending.items():
-            statement = (
-                update(packages)
-                .where(packages.c.id == bindparam("p_id"))
-                .values({name: bindparam(f"v_{name}") for name in shape})
-            )
-            self._conn.execute(statement, params)
+        for rows in self._pending.values():
+            update_rows(self._conn, packages, "id", rows)
         self._pending.clear()
         self._ids.clear()
