@@ -48,7 +48,7 @@ def _now() -> datetime:
 
 
 def _package(row: Row[Any] | Mapping[str, Any]) -> Package:
-    data = dict(row._mapping) if isinstance(row, Row) else dict(row)
+    data = row._asdict() if isinstance(row, Row) else dict(row)
     return Package.model_validate(data)
 
 
@@ -386,7 +386,7 @@ class Store(MissionStore):
                     .order_by(packages.c.id)
                     .with_for_update()
                 )
-                rows.update((r.id, dict(r._mapping)) for r in conn.execute(query))
+                rows.update((r.id, r._asdict()) for r in conn.execute(query))
             events = []
             result = []
             batch = _UpdateBatch(conn)
