@@ -47,11 +47,12 @@ class Checkpointer:
             return self._round_done.wait_for(lambda: self._rounds >= target, timeout)
 
     def _run(self) -> None:
-        conn = sqlite3.connect(self.path, timeout=5.0, check_same_thread=False)
+        conn: sqlite3.Connection | None = None  # opened at the first round, not while the store opens
         try:
             while True:
                 stopping = self._stop.wait(self.interval_s)
                 try:
+                    conn = conn or sqlite3.connect(self.path, timeout=5.0, check_same_thread=False)
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error as exc:  # a busy or vanished file: the next round tries again
                     log.debug("checkpoint of %s skipped: %s", self.path, exc)
@@ -61,4 +62,5 @@ class Checkpointer:
                 if stopping:
                     return
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()

@@ -8,6 +8,8 @@ write lock up front; otherwise a transaction that read first and writes later ca
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,25 @@ def _json_dumps(value: Any) -> str:
 _JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
 
 
+def _use_wal(cur: sqlite3.Cursor) -> None:
+    """Put the file in WAL mode (once per file; it stays so).
+
+    Switching needs the file to itself and SQLite does not wait for that (no busy handler), so when two
+    stores or processes open a new file at the same moment, the one that finds it busy tries again.
+    """
+    if cur.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+        return
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)  # the other opener holds the file for a few milliseconds
+
+
 def open_engine(url: str) -> Engine:
     """An engine for `url` with the settings each backend needs for the store's guarantees."""
     try:
@@ -74,7 +95,7 @@ def open_engine(url: str) -> Engine:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below), pysqlite must not
         cur = dbapi_conn.cursor()
         if not memory:
-            cur.execute("PRAGMA journal_mode=WAL")
+            _use_wal(cur)
             # With WAL, NORMAL keeps every commit across a crash of the controller (the promise we make);
             # only an OS crash or power loss can lose the last commits. FULL would fsync every commit.
             cur.execute("PRAGMA synchronous=NORMAL")
