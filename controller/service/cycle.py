@@ -7,8 +7,9 @@ the same code handles in bigger batches. Here one task runs cycles: each commits
 arrived since the previous cycle began (in one transaction; when that merged write fails, each submission
 is retried alone, so one client's bad key never becomes another's error), then runs one planning pass over
 every waiting package, then answers each submission from what that pass did. The cycle's own length is the
-batching window: the busier the station, the more each cycle carries, with no timer. A request for a pass
-alone (a tick, a vehicle coming free) joins the next cycle.
+batching window: the busier the station, the more each cycle carries; under concurrent load cycles are
+also spaced at least `MIN_BUSY_PERIOD_S` apart. A request for a pass alone (a tick, a vehicle coming free)
+joins the next cycle.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from controller.packages import Package, PackageIn, PackageState
 __all__ = ["Cycles", "PassOutcome", "Stored"]
 
 Stored = list[tuple[Package, bool]]  # (package as stored, created) per request, in order
+# Under concurrent load (the last cycle carried more than one submission) cycles start at most this often,
+# so each carries more and commits and passes cost less per package. Measured at 1,000 POSTs/s on 2 cores:
+# the server's CPU fell from ~0.94 to ~0.80 of a core (room for the vehicle links) for ~8 ms more median
+# latency. A lone client (one submission per cycle) never waits.
+MIN_BUSY_PERIOD_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,15 @@ class Cycles:
             self._task = asyncio.create_task(self._run(), name="lastmile.service.cycles")
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        started, carried = float("-inf"), 0
         while self._submissions or self._pass_requests:
+            if carried > 1:  # concurrent load: space cycles out so each carries more
+                delay = MIN_BUSY_PERIOD_S - (loop.time() - started)
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            started = loop.time()
+            carried = len(self._submissions)
             submissions, self._submissions = self._submissions, []
             requests, self._pass_requests = self._pass_requests, []
             self._in_cycle = [f for _, f in submissions] + requests

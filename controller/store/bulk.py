@@ -74,7 +74,5 @@ def update_rows(conn: Connection, table: Table, key_column: str, rows: Sequence[
             .values({c: bindparam(f"v_{c}", type_=table.c[c].type) for c in columns})
         )
         statement = _compiled[key] = _compile(conn, sql, ())
-    renamed = [
-        {f"k_{key_column}": row[key_column], **{f"v_{c}": row[c] for c in columns}} for row in rows
-    ]
+    renamed = [{f"k_{key_column}": row[key_column], **{f"v_{c}": row[c] for c in columns}} for row in rows]
     conn.exec_driver_sql(statement.sql, [statement.params(row) for row in renamed])

@@ -101,6 +101,9 @@ def open_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             # Checkpoints run on a thread of their own (`checkpoint.Checkpointer`), not inside commits.
             cur.execute("PRAGMA wal_autocheckpoint=0")
+            # 64 MiB of page cache instead of 2 MiB: a day's packages and their indexes stay in memory, so
+            # an insert does not read index pages back from the file (the OS cache) one system call each.
+            cur.execute("PRAGMA cache_size=-65536")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         cur.close()
