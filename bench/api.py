@@ -306,14 +306,25 @@ def _doc(results: list[tuple[str, Run, str]], seconds: float) -> str:
         ]
         for label, run, _ in results
     ]
-    at_aim = [r for label, r, _ in results if "open loop" in label and r.per_s >= AIM_SINGLE_PER_S * 0.97]
-    single_met = any(run.quantile_ms(0.99) < AIM_SINGLE_P99_MS and not run.errors for run in at_aim)
+
+    def meets(run: Run) -> bool:
+        fast = run.quantile_ms(0.99) < AIM_SINGLE_P99_MS
+        return run.per_s >= AIM_SINGLE_PER_S * 0.97 and fast and not run.errors
+
+    open_met = any(meets(r) for label, r, _ in results if "open loop" in label)
+    closed_met = any(meets(r) for label, r, _ in results if "back to back" in label)
     best_batch = max(run.per_s for _, run, unit in results if unit == "batch")
+    single = (
+        "**met** on a fixed schedule"
+        if open_met
+        else "**met with 32 clients back to back, not on a fixed 1,000/s schedule**"
+        if closed_met
+        else "**not met**"
+    )
     batch_verdict = "met" if best_batch >= AIM_BATCH_PER_S else f"not met: {best_batch:,.0f} packages/s"
     verdict = (
         f"The issue's aims: {AIM_SINGLE_PER_S:,} single POSTs/s with p99 < {AIM_SINGLE_P99_MS:.0f} ms — "
-        f"**{'met' if single_met else 'not met'}**; {AIM_BATCH_PER_S:,} packages/s in batches — "
-        f"**{batch_verdict}**."
+        f"{single}; {AIM_BATCH_PER_S:,} packages/s in batches — **{batch_verdict}**."
     )
     return (
         "`python bench/api.py` — `POST /v1/packages` against `python -m controller.api.server` (uvicorn on "
