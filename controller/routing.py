@@ -130,15 +130,17 @@ class KindRouter:
         missing = [i for i, key in enumerate(keys) if key not in self._cache]
         if missing:
             fresh = self._compute(lat[missing], lon[missing])
-            for j, i in enumerate(missing):
-                self._cache[keys[i]] = (
-                    float(fresh.distance_m[j]),
-                    float(fresh.route_m[j]),
-                    float(fresh.bearing_deg[j]),
-                    fresh.routes[j],
-                    fresh.reason[j],
-                    fresh.hint[j],
-                )
+            columns = zip(
+                fresh.distance_m.tolist(),  # Python floats in one call, not a numpy scalar per item
+                fresh.route_m.tolist(),
+                fresh.bearing_deg.tolist(),
+                fresh.routes,
+                fresh.reason,
+                fresh.hint,
+                strict=True,
+            )
+            for i, entry in zip(missing, columns, strict=True):
+                self._cache[keys[i]] = entry
         rows = [self._cache[key] for key in keys]
         if len(self._cache) > len(keys):
             self._cache = dict(zip(keys, rows, strict=True))
@@ -167,9 +169,10 @@ class KindRouter:
         hint: list[str | None] = [None] * n
 
         in_range = distance <= self.radius_m
-        for i in np.flatnonzero(~in_range):
+        distances = distance.tolist()
+        for i in np.flatnonzero(~in_range).tolist():
             reason[i] = Reason.OUT_OF_RANGE
-            hint[i] = range_hint(self.kind, float(distance[i]), self.radius_m)
+            hint[i] = range_hint(self.kind, distances[i], self.radius_m)
 
         candidates = np.flatnonzero(in_range)
         if candidates.size == 0:
@@ -186,13 +189,11 @@ class KindRouter:
 
         reachable = candidates[allowed]
         clear = self.index.segments_clear(slon[reachable], slat[reachable], lon[reachable], lat[reachable])
-        for i in reachable[clear]:
-            routes[i] = Route(
-                waypoints=[station, (float(lon[i]), float(lat[i]))],
-                length_m=float(distance[i]),
-                detoured=False,
-            )
-            route_m[i] = distance[i]
+        straight = reachable[clear]
+        route_m[straight] = distance[straight]
+        lons, lats = lon.tolist(), lat.tolist()
+        for i in straight.tolist():
+            routes[i] = Route(waypoints=[station, (lons[i], lats[i])], length_m=distances[i], detoured=False)
         blocked = reachable[~clear]
         if blocked.size:
             blockers = self.index.blocking_zone_ids(slon[blocked], slat[blocked], lon[blocked], lat[blocked])
