@@ -39,6 +39,7 @@ log = logging.getLogger("lastmile.service")
 T = TypeVar("T")
 
 S = PackageState
+WAITING_REREAD_S = 60.0
 # Failures after which a second vehicle would fail the same way: straight to a van.
 _NO_RETRY = {"mission_rejected"}
 
@@ -117,17 +118,23 @@ class StationService:
         self.bus.publish("service", state="stopped", station=self.config.name)
 
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        read_at = loop.time()
         while True:
             try:
                 await self.plan_now()
             except Exception:  # a bad pass must not stop the station; the next tick tries again
                 log.exception("planning pass failed")
-            try:
+            with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.config.tick_s):
                     await self._wake.wait()
-            except TimeoutError:  # a tick: the next pass reads the waiting packages from the store again
-                await self.io(self.waiting.forget)
             self._wake.clear()
+            if loop.time() - read_at >= WAITING_REREAD_S:
+                # Now and then the next pass reads the waiting packages from the store again, which picks up
+                # packages another process wrote to a shared database. Not every tick: with a long queue
+                # the read holds the store's thread (and so intake) for a while.
+                await self.io(self.waiting.forget)
+                read_at = loop.time()
 
     # --- intake -------------------------------------------------------------------------------------------
 

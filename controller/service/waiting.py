@@ -5,9 +5,9 @@ package (row decoding and validation) on every pass: under a few hundred submiss
 store the bottleneck of intake, and it grows with the queue. So every package write of the controller goes
 through `WaitingPackages`, which updates its set from what the write returned. It runs on the store's own
 thread (`StationService.io`), so its updates happen in commit order and a snapshot is always what the store
-held after the last write. `forget()` makes the next snapshot read the store again: the service does that on
-every tick (which also picks up packages another process wrote to a shared database) and when a pass finds
-the set out of step with the store.
+held after the last write. `forget()` makes the next snapshot read the store again: the service does that
+every minute (which also picks up packages another process wrote to a shared database) and when a pass
+finds the set out of step with the store.
 """
 
 from __future__ import annotations
