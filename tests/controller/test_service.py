@@ -91,6 +91,26 @@ async def test_operator_hands_a_waiting_package_to_vans(store: Store) -> None:
         assert moved.state is PackageState.VAN and moved.reasons == ["operator"]
 
 
+async def test_a_package_moved_by_another_writer_is_not_moved_again(store: Store) -> None:
+    """The waiting packages live in memory beside the store; when another process (a second controller on
+    a shared database, a repair script) moves one behind its back, the next pass notices, reads the store
+    again and plans the rest, instead of failing every pass."""
+    async with StationService(config(), store) as service:
+        await service.plan_now()  # the service now knows the waiting packages (none)
+        await service.ground()  # keep both waiting
+        ((a, _, _), (b, _, _)) = await service.submit([request("a"), request("b")])
+        other = Store(store.url)  # another writer, not through this service
+        try:
+            other.transition(a.id, PackageState.VAN, reason="taken by the other depot", reasons=["operator"])
+        finally:
+            other.close()
+        await service.unground()
+        await service.plan_now()
+        assert [e.reason for e in store.history(a.id)] == ["received", "taken by the other depot"]
+        later = store.get(b.id)
+        assert later.state is PackageState.VAN and later.reasons == ["no_vehicle_available"]
+
+
 async def test_concurrent_submissions_share_commits_and_passes_not_errors(store: Store) -> None:
     import asyncio
 
