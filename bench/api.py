@@ -259,8 +259,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="about 40 s in all")
     parser.add_argument("--write", action="store_true", help="write docs/benchmarks.md even with --quick")
     parser.add_argument("--rates", default="500,1000,1250", help="open-loop rates, POSTs per second")
+    parser.add_argument("--repeats", type=int, default=None, help="runs at the aim's rate (3; quick: 1)")
     args = parser.parse_args()
     seconds, n_batches = (5.0, 8) if args.quick else (15.0, 24)
+    repeats = args.repeats or (1 if args.quick else 3)
     rates = [float(r) for r in args.rates.split(",") if r]
     rng = np.random.default_rng(11)
     results: list[tuple[str, Run, str]] = []
@@ -270,8 +272,9 @@ def main() -> None:
             loads: list[tuple[str, Coroutine[Any, Any, Run], str]] = [
                 ("single POSTs, one client", one_client(server.url, seconds / 3, rng), "POST"),
                 *(
-                    (f"single POSTs, open loop at {r:,.0f}/s", open_loop(server.url, r, seconds, rng), "POST")
+                    (_open_label(r, k, repeats), open_loop(server.url, r, seconds, rng), "POST")
                     for r in rates
+                    for k in range(repeats if r == AIM_SINGLE_PER_S else 1)
                 ),
                 ("single POSTs, 32 clients back to back", closed_loop(server.url, 32, seconds, rng), "POST"),
                 ("batches of 500, one at a time", batches(server.url, n_batches, 500, 1, rng), "batch"),
@@ -294,6 +297,11 @@ def main() -> None:
     write_section("api", "API intake", _doc(results, seconds))
 
 
+def _open_label(rate: float, k: int, repeats: int) -> str:
+    run = f", run {k + 1} of {repeats}" if rate == AIM_SINGLE_PER_S and repeats > 1 else ""
+    return f"single POSTs, open loop at {rate:,.0f}/s{run}"
+
+
 def _doc(results: list[tuple[str, Run, str]], seconds: float) -> str:
     rows = [
         [
@@ -311,16 +319,19 @@ def _doc(results: list[tuple[str, Run, str]], seconds: float) -> str:
         fast = run.quantile_ms(0.99) < AIM_SINGLE_P99_MS
         return run.per_s >= AIM_SINGLE_PER_S * 0.97 and fast and not run.errors
 
-    open_met = any(meets(r) for label, r, _ in results if "open loop" in label)
+    at_aim = [r for label, r, _ in results if "open loop" in label and r.per_s >= AIM_SINGLE_PER_S * 0.97]
+    met = sum(meets(r) for r in at_aim)
+    p99s = sorted(r.quantile_ms(0.99) for r in at_aim)
+    spread = f"p99 {p99s[0]:.0f}-{p99s[-1]:.0f} ms" if p99s else "no run at that rate"
     closed_met = any(meets(r) for label, r, _ in results if "back to back" in label)
     best_batch = max(run.per_s for _, run, unit in results if unit == "batch")
-    single = (
-        "**met** on a fixed schedule"
-        if open_met
-        else "**met with 32 clients back to back, not on a fixed 1,000/s schedule**"
-        if closed_met
-        else "**not met**"
-    )
+    if at_aim and met == len(at_aim):
+        single = f"**met** on a fixed schedule in every run ({spread})"
+    elif met:
+        single = f"**met in {met} of {len(at_aim)} runs** on a fixed schedule ({spread})"
+    else:
+        single = f"**not met on a fixed schedule** ({spread})"
+    single += "; with 32 clients back to back " + ("met" if closed_met else "not met")
     batch_verdict = "met" if best_batch >= AIM_BATCH_PER_S else f"not met: {best_batch:,.0f} packages/s"
     verdict = (
         f"The issue's aims: {AIM_SINGLE_PER_S:,} single POSTs/s with p99 < {AIM_SINGLE_P99_MS:.0f} ms — "
@@ -331,8 +342,8 @@ def _doc(results: list[tuple[str, Run, str]], seconds: float) -> str:
         "uvloop, one process) over the example station with a fresh SQLite store; no vehicles connected, so "
         "every package takes the whole intake path (validate, store, plan with routes and zones, store the "
         "van decision, answer). Load from aiohttp clients in a second process on the same 2 cores. A POST "
-        "answers after its package and its decision are committed; concurrent POSTs share one store commit "
-        "(group commit) and one planning pass. Open-loop latency counts from each request's scheduled time. "
+        "answers after its package and its decision are committed; POSTs that arrive together share a cycle "
+        "(one store commit, one planning pass). Open-loop latency counts from each request's scheduled time. "
         f"Runs of {seconds:.0f} s; 'server CPU' is the cores the server process used.\n\n"
         + table(["load", "packages/s", "p50", "p99", "server CPU (cores)", "errors"], rows)
         + f"\n\n{verdict}\n\nMachine: {machine()}."
