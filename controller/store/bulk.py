@@ -41,9 +41,7 @@ _compiled: dict[tuple[str, str, tuple[str, ...], str], _Statement] = {}
 def _compile(conn: Connection, statement: ValuesBase | DMLWhereBase, columns: Sequence[str]) -> _Statement:
     dialect = conn.dialect
     compiled = statement.compile(dialect=dialect, column_keys=list(columns))
-    names = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else ()
-    if not compiled.positional:
-        names = tuple(compiled.binds)
+    names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.binds)
     processors = tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names)
     return _Statement(str(compiled), names, processors, bool(compiled.positional))
 
