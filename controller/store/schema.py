@@ -20,7 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, func, select
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
@@ -33,6 +33,7 @@ __all__ = [
     "current_revision",
     "head_revision",
     "open_engine",
+    "sqlite_file",
     "upgrade",
 ]
 
@@ -70,6 +71,13 @@ def _use_wal(cur: sqlite3.Cursor) -> None:
             time.sleep(0.01)  # the other opener holds the file for a few milliseconds
 
 
+def sqlite_file(engine_url: URL) -> str | None:
+    """The database file of a SQLite URL; None for an in-memory database or another backend."""
+    if engine_url.get_backend_name() != "sqlite" or engine_url.database in (None, "", ":memory:"):
+        return None
+    return engine_url.database
+
+
 def open_engine(url: str) -> Engine:
     """An engine for `url` with the settings each backend needs for the store's guarantees."""
     try:
@@ -81,7 +89,7 @@ def open_engine(url: str) -> Engine:
             f"not a usable database URL ({exc}); use e.g. sqlite:///lastmile.sqlite3 or "
             "postgresql+psycopg://user@host/dbname"
         ) from exc
-    memory = parsed.database in (None, "", ":memory:")
+    memory = sqlite_file(parsed) is None
     kwargs: dict[str, Any] = {
         "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
         **_JSON_CODEC,

@@ -33,7 +33,7 @@ from controller.store.errors import IdempotencyConflict, StoreOpenError, Unknown
 from controller.store.missions import MissionStore
 from controller.store.models import package_events, packages
 from controller.store.moves import Move, Prepared, prepare
-from controller.store.schema import WRITE, open_engine, upgrade
+from controller.store.schema import WRITE, open_engine, sqlite_file, upgrade
 
 __all__ = ["DEFAULT_URL", "Store"]
 
@@ -70,9 +70,8 @@ class Store(MissionStore):
         except BaseException:
             self._engine.dispose()
             raise
-        database = self._engine.url.database
-        on_disk = self._engine.dialect.name == "sqlite" and database not in (None, "", ":memory:")
-        self.checkpointer = Checkpointer(database).start() if on_disk else None
+        database = sqlite_file(self._engine.url)
+        self.checkpointer = Checkpointer(database).start() if database is not None else None
 
     def _safe_url(self) -> str:
         return self._engine.url.render_as_string(hide_password=True)
