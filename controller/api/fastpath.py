@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from controller.api.auth import authorize, bearer
 from controller.api.errors import ApiError, error_body, problem
-from controller.api.routes_packages import answer_submission
+from controller.api.routes_packages import answer_submission, router
 
 if TYPE_CHECKING:
     from controller.service import StationService
@@ -29,7 +29,7 @@ __all__ = ["MAX_BODY_BYTES", "SubmitFastPath"]
 
 log = logging.getLogger("lastmile.api")
 
-PATH = "/v1/packages"
+PATH = f"{router.prefix}/packages"  # the route it answers for, so the two cannot drift apart
 MAX_BODY_BYTES = 32 * 1024 * 1024  # a batch of 10,000 packages with long notes stays far below this
 
 
