@@ -28,11 +28,11 @@ from controller.missions.results import DeliveryResult
 from controller.packages import Package, PackageIn, PackageState
 from controller.reasons import Reason
 from controller.service.carriers import Assignment, Carrier, VehicleSnapshot
-from controller.service.cycle import Cycles, PassOutcome, Stored
+from controller.service.cycle import Cycles, PassOutcome
 from controller.service.events import EventBus
 from controller.service.waiting import WaitingPackages, all_in_state
 from controller.station import StationConfig
-from controller.store import Mission, Move, StateMismatch, Store
+from controller.store import Mission, Move, StateMismatch, Store, Submission, mission_row
 from vehicles.spec import VehicleKind
 
 log = logging.getLogger("lastmile.service")
@@ -78,9 +78,7 @@ class StationService:
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lastmile-store")
         self.waiting = WaitingPackages(store)  # every package write goes through it (store thread only)
         self._cycles = Cycles(
-            commit=lambda batch: self.io(self.waiting.submit_many, batch),
-            plan=self._plan_pass,
-            on_stored=self._announce_received,
+            check_in=lambda batch: self.io(self.store.check_in, batch), run_pass=self._plan_pass
         )
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -153,11 +151,6 @@ class StationService:
             (now, created, self.decision_of(now)) for now, (_, created) in zip(current, stored, strict=True)
         ]
 
-    def _announce_received(self, stored: Stored) -> None:
-        for package, created in stored:
-            if created:
-                self._announce(package, "received")
-
     def decision_of(self, package: Package) -> dict[str, Any]:
         """What the controller means to do with a package, in the API's words."""
         if package.state is S.VAN:
@@ -191,29 +184,51 @@ class StationService:
         """
         await self._cycles.plan()
 
-    async def _plan_pass(self) -> PassOutcome:
+    async def _plan_pass(self, submission: Submission) -> PassOutcome:
+        """Plan the waiting packages and the submission's new ones; store it all in one transaction."""
         if self.grounded:
+            await self._record(submission)
             return PassOutcome(grounded=self.grounded)
         try:
-            return await self._plan_waiting()
+            return await self._plan_waiting(submission)
         except StateMismatch:
             # The set of waiting packages was out of step with the store (another process moved one):
             # read it again and plan once more; the failed write changed nothing.
             log.warning("waiting packages out of step with the store; reading them again")
             await self.io(self.waiting.forget)
-            return await self._plan_waiting()
+            return await self._plan_waiting(submission)
 
-    async def _plan_waiting(self) -> PassOutcome:
-        received = await self.io(self.waiting.snapshot)
+    async def _plan_waiting(self, submission: Submission) -> PassOutcome:
+        received = await self.io(self.waiting.snapshot) + submission.new
         if not received:
             self._queued.clear()
             return PassOutcome()
         now = self.clock()
-        planner = Planner(self.config, at=now, previous=self._planner)
-        self._planner = planner
-        decisions = planner.plan([_demand(p) for p in received], self._fleet(now))
-        moved = await self._apply(decisions, {p.id: p for p in received}, now)
+        try:
+            planner = Planner(self.config, at=now, previous=self._planner)
+            self._planner = planner
+            decisions = planner.plan([_demand(p) for p in received], self._fleet(now))
+        except Exception:  # a planning bug must not lose what was accepted: store it undecided, then fail
+            await self._record(submission)
+            raise
+        moved = await self._apply(decisions, {p.id: p for p in received}, now, submission)
         return PassOutcome(moved={p.id: p for p in moved}, considered=frozenset(p.id for p in received))
+
+    async def _record(
+        self,
+        submission: Submission,
+        moves: list[Move] | None = None,
+        missions: list[dict[str, Any]] | None = None,
+    ) -> list[Package]:
+        """Store a submission with what a pass decided, in one transaction; tell consoles what changed."""
+        if not submission and not moves:
+            return []
+        moved = await self.io(self.waiting.record, submission, moves or [], missions or [])
+        for package in submission.new:
+            self._announce(package, "received")
+        for package in moved:
+            self._announce(package)
+        return moved
 
     def _fleet(self, now: datetime) -> list[FleetVehicle]:
         fleet = []
@@ -241,9 +256,9 @@ class StationService:
         return fleet
 
     async def _apply(
-        self, decisions: list[Decision], packages: dict[str, Package], now: datetime
+        self, decisions: list[Decision], packages: dict[str, Package], now: datetime, submission: Submission
     ) -> list[Package]:
-        """Store and start what a pass decided; returns the packages it moved, as stored."""
+        """Store (with the submission) and start what a pass decided; returns the packages it moved."""
         moves: list[Move] = []
         launches: list[tuple[Assignment, Decision]] = []
         self._queued = {}
@@ -280,24 +295,22 @@ class StationService:
                     )
                 )
                 launches.append((job, d))
-        if not moves:
-            return []
         held = self.config.launch == "operator"
-        # Missions first: a crash between the two writes leaves a mission whose package is still received,
-        # which recovery closes; the other order could strand a package in `assigned` with no mission.
-        for job, d in launches:
-            await self.io(
-                self.store.create_mission,
+        state = "held" if held else "planned"
+        # The missions, the packages' moves and the new packages go in one transaction: a crash leaves
+        # either all of them or none, never a package assigned with no mission.
+        missions = [
+            mission_row(
                 job.package_id,
                 job.vehicle_id,
                 d.mode,
                 {"job": job.as_dict()},
-                state="held" if held else "planned",
+                state=state,
                 mission_id=job.mission_id,
             )
-        updated = await self.io(self.waiting.transition_many, moves)
-        for package in updated:
-            self._announce(package)
+            for job, d in launches
+        ]
+        updated = await self._record(submission, moves, missions)
         for job, d in launches:
             self._busy[job.vehicle_id] = (job.mission_id, d.back_at or now)
             self.bus.publish(
@@ -305,7 +318,7 @@ class StationService:
                 mission_id=job.mission_id,
                 package_id=job.package_id,
                 vehicle_id=job.vehicle_id,
-                state="held" if held else "planned",
+                state=state,
             )
             if held:
                 self._held[job.mission_id] = job

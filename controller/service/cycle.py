@@ -1,15 +1,17 @@
-"""Intake and planning as one cycle: commit what arrived, plan once, answer every submission from that pass.
+"""Intake and planning as one cycle: check in what arrived, plan once, store it all in one transaction.
 
 A store commit and a planning pass each cost about a millisecond whatever they carry. The first design ran
 them as two eager stages (a group commit as soon as the store was free, a pass as soon as the last one
 ended), and under steady load that meant many small commits and passes, a saturated core at half the load
-the same code handles in bigger batches. Here one task runs cycles: each commits every submission that
-arrived since the previous cycle began (in one transaction; when that merged write fails, each submission
-is retried alone, so one client's bad key never becomes another's error), then runs one planning pass over
-every waiting package, then answers each submission from what that pass did. The cycle's own length is the
-batching window: the busier the station, the more each cycle carries; under concurrent load cycles are
-also spaced at least `MIN_BUSY_PERIOD_S` apart. A request for a pass alone (a tick, a vehicle coming free)
-joins the next cycle.
+the same code handles in bigger batches. The second stored new packages first and then their decisions,
+writing each package twice. Here one task runs cycles: each checks in every submission that arrived since
+the previous cycle began (their keys against the store's, reading only; when the merged check-in fails,
+each submission is checked alone, so one client's bad key never becomes another's error), then runs one
+planning pass over the waiting packages and the new ones, which stores the new packages already decided
+with everything else the pass did, in one transaction; then it answers each submission from that pass.
+The cycle's own length is the batching window: the busier the station, the more each cycle carries; under
+concurrent load cycles are also spaced at least `MIN_BUSY_PERIOD_S` apart. A request for a pass alone (a
+tick, a vehicle coming free) joins the next cycle.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from controller.packages import Package, PackageIn, PackageState
+from controller.store import KeysTaken, Submission
 
 __all__ = ["Cycles", "PassOutcome", "Stored"]
 
@@ -52,7 +55,10 @@ class PassOutcome:
         return None
 
 
-_Submission = tuple[list[PackageIn], "asyncio.Future[tuple[Stored, PassOutcome]]"]
+_Request = tuple[list[PackageIn], "asyncio.Future[tuple[Stored, PassOutcome]]"]
+# Another process storing one of a cycle's keys between check-in and the pass's write costs a retry; this
+# many losses in a row means something else is wrong.
+CHECK_IN_ATTEMPTS = 3
 
 
 class Cycles:
@@ -60,21 +66,20 @@ class Cycles:
 
     def __init__(
         self,
-        commit: Callable[[list[PackageIn]], Awaitable[Stored]],
-        plan: Callable[[], Awaitable[PassOutcome]],
-        on_stored: Callable[[Stored], None],
+        check_in: Callable[[list[PackageIn]], Awaitable[Submission]],
+        run_pass: Callable[[Submission], Awaitable[PassOutcome]],
     ) -> None:
-        """`commit` stores a batch (all or none); `plan` runs a pass; `on_stored` hears of each commit."""
-        self._commit = commit
-        self._plan = plan
-        self._on_stored = on_stored
-        self._submissions: list[_Submission] = []
+        """`check_in` matches requests to stored keys (writing nothing, raising on a bad one);
+        `run_pass` plans the waiting packages and a submission's new ones and stores it all."""
+        self._check_in = check_in
+        self._run_pass = run_pass
+        self._submissions: list[_Request] = []
         self._pass_requests: list[asyncio.Future[PassOutcome]] = []
         self._task: asyncio.Task[None] | None = None
         self._in_cycle: list[asyncio.Future] = []  # whoever the running cycle will answer
 
     async def submit(self, requests: Sequence[PackageIn]) -> tuple[Stored, PassOutcome]:
-        """Store `requests` in the next cycle; returns them as stored and what that cycle's pass did."""
+        """Store `requests` in the next cycle; returns them as checked in and what that cycle's pass did."""
         future: asyncio.Future[tuple[Stored, PassOutcome]] = asyncio.get_running_loop().create_future()
         self._submissions.append((list(requests), future))
         self._kick()
@@ -116,46 +121,62 @@ class Cycles:
             submissions, self._submissions = self._submissions, []
             requests, self._pass_requests = self._pass_requests, []
             self._in_cycle = [f for _, f in submissions] + requests
-            stored = await self._store(submissions)
-            try:
-                outcome = await self._plan()
-            except Exception as exc:  # the packages are stored; the next pass (a tick) plans them
-                for future in [f for f, _ in stored] + requests:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for future, result in stored:
-                if not future.done():
-                    future.set_result((result, outcome))
-            for request in requests:
-                if not request.done():
-                    request.set_result(outcome)
+            await self._cycle(submissions, requests)
 
-    async def _store(self, submissions: list[_Submission]) -> list[tuple[asyncio.Future, Stored]]:
-        """Commit every submission, merged when possible; those that fail get their error at once."""
-        if not submissions:
-            return []
-        if len(submissions) > 1:
-            merged = [request for requests, _ in submissions for request in requests]
+    async def _cycle(self, submissions: list[_Request], requests: list[asyncio.Future[PassOutcome]]) -> None:
+        for attempt in range(CHECK_IN_ATTEMPTS):
+            accepted, submission = await self._check_in_all(submissions)
             try:
-                stored = await self._commit(merged)
-            except Exception:  # someone's bad input or key conflict: give everyone their own answer
-                pass
+                outcome = await self._run_pass(submission)
+            except KeysTaken as exc:  # another process stored one of our keys: check in again
+                if attempt < CHECK_IN_ATTEMPTS - 1:
+                    submissions = accepted
+                    continue
+                failure: Exception = exc
+            except Exception as exc:  # nothing of this cycle is planned; the pass says what it stored
+                failure = exc
             else:
-                self._on_stored(stored)
-                out, start = [], 0
-                for requests, future in submissions:
-                    out.append((future, stored[start : start + len(requests)]))
-                    start += len(requests)
-                return out
-        out = []
-        for requests, future in submissions:
+                start = 0
+                for requests_of, future in accepted:
+                    if not future.done():
+                        future.set_result((submission.stored[start : start + len(requests_of)], outcome))
+                    start += len(requests_of)
+                for request in requests:
+                    if not request.done():
+                        request.set_result(outcome)
+                return
+            for future in [f for _, f in accepted] + requests:
+                if not future.done():
+                    future.set_exception(failure)
+            return
+
+    async def _check_in_all(self, submissions: list[_Request]) -> tuple[list[_Request], Submission]:
+        """Check every submission in, merged when possible; those that fail get their error at once."""
+        if not submissions:
+            return [], Submission()
+        if len(submissions) > 1:
             try:
-                alone = await self._commit(requests)
+                return submissions, await self._check_in(_merged(submissions))
+            except Exception:  # someone's bad input or key conflict: find whose, answer them alone
+                pass
+        accepted: list[tuple[_Request, Submission]] = []
+        for submission in submissions:
+            requests, future = submission
+            try:
+                accepted.append((submission, await self._check_in(requests)))
             except Exception as exc:
                 if not future.done():
                     future.set_exception(exc)
-                continue
-            self._on_stored(alone)
-            out.append((future, alone))
-        return out
+        if len(accepted) <= 1:
+            return [a for a, _ in accepted], accepted[0][1] if accepted else Submission()
+        try:
+            return [a for a, _ in accepted], await self._check_in(_merged([a for a, _ in accepted]))
+        except Exception:
+            # Fine alone, not together: two of them give one new key different content. The first goes
+            # now; the rest wait for the next cycle, which finds its package stored and answers them.
+            self._submissions[:0] = [a for a, _ in accepted[1:]]
+            return [accepted[0][0]], accepted[0][1]
+
+
+def _merged(submissions: list[_Request]) -> list[PackageIn]:
+    return [request for requests, _ in submissions for request in requests]

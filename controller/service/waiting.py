@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from controller.packages import Package, PackageIn, PackageState
-from controller.store import Move, Store
+from controller.packages import Package, PackageState
+from controller.store import Move, Store, Submission
 
 __all__ = ["WaitingPackages", "all_in_state"]
 
@@ -30,11 +30,14 @@ class WaitingPackages:
         self.store = store
         self._by_id: dict[str, Package] | None = None  # None: not known, read the store on next snapshot
 
-    def submit_many(self, requests: Sequence[PackageIn | Mapping[str, Any]]) -> list[tuple[Package, bool]]:
-        """`Store.submit_many`, noting the new packages."""
-        stored = self.store.submit_many(requests)
-        self._note(package for package, _ in stored)
-        return stored
+    def record(
+        self, submission: Submission, moves: Sequence[Move], missions: Sequence[Mapping[str, Any]]
+    ) -> list[Package]:
+        """`Store.record`, noting the new packages and where the moved ones went."""
+        moved = self.store.record(submission, moves, missions)
+        self._note(submission.new)
+        self._note(moved)
+        return moved
 
     def transition_many(self, moves: Sequence[Move]) -> list[Package]:
         """`Store.transition_many`, noting where the packages went."""

@@ -3,6 +3,7 @@
 ControllerError
 ├── InputError
 │   └── IdempotencyConflict   same key, different content (HTTP 409)
+├── KeysTaken                 another writer stored a key between check-in and record: check in again
 ├── UnknownPackage            no package with that id (HTTP 404)
 ├── UnknownMission            no mission with that id
 ├── StoreOpenError            the database cannot be opened or upgraded
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from controller.errors import ControllerError, InputError
 
-__all__ = ["IdempotencyConflict", "StoreOpenError", "UnknownMission", "UnknownPackage"]
+__all__ = ["IdempotencyConflict", "KeysTaken", "StoreOpenError", "UnknownMission", "UnknownPackage"]
 
 
 class IdempotencyConflict(InputError):
@@ -29,6 +30,16 @@ class IdempotencyConflict(InputError):
             field="key",
             row=row,
         )
+
+
+class KeysTaken(ControllerError):
+    """Another writer stored one of a submission's keys after `Store.check_in` read them; nothing was stored.
+
+    Checking in again sees that writer's package and compares content as usual.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("another writer stored one of these keys meanwhile; check the submission in again")
 
 
 class UnknownPackage(ControllerError):

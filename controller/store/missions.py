@@ -21,11 +21,38 @@ from controller.store.errors import UnknownMission, UnknownPackage
 from controller.store.models import missions, packages
 from controller.store.records import MISSION_KINDS, MISSION_TERMINAL_STATES, Mission
 
-__all__ = ["MissionStore"]
+__all__ = ["MissionStore", "mission_row"]
 
 
 def _mission(row: Row[Any]) -> Mission:
     return Mission.model_validate(dict(row._mapping))
+
+
+def mission_row(
+    package_id: str,
+    vehicle_id: str,
+    kind: str,
+    plan: Mapping[str, Any] | None = None,
+    *,
+    state: str = "planned",
+    mission_id: str | None = None,
+) -> dict[str, Any]:
+    """A checked row for the missions table (see `MissionStore.create_mission` for the arguments)."""
+    checks.text("vehicle_id", vehicle_id, limit=64)
+    checks.text("state", state, limit=32)
+    if kind not in MISSION_KINDS:
+        raise InputError(f"must be one of {', '.join(sorted(MISSION_KINDS))}; got {kind!r}", field="kind")
+    now = datetime.now(UTC)
+    return {
+        "id": mission_id or uuid.uuid4().hex,
+        "package_id": package_id,
+        "vehicle_id": vehicle_id,
+        "kind": kind,
+        "state": state,
+        "plan": checks.json_dict("plan", plan),
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 class MissionStore:
@@ -50,23 +77,9 @@ class MissionStore:
         """Record a mission for a package, so it can be found again after a restart.
 
         `mission_id` lets the caller name the mission before it is stored (the package's assignment event
-        refers to it); by default a new uuid.
+        refers to it); by default a new uuid. `Store.record` stores missions with other writes at once.
         """
-        checks.text("vehicle_id", vehicle_id, limit=64)
-        checks.text("state", state, limit=32)
-        if kind not in MISSION_KINDS:
-            raise InputError(f"must be one of {', '.join(sorted(MISSION_KINDS))}; got {kind!r}", field="kind")
-        now = datetime.now(UTC)
-        values = {
-            "id": mission_id or uuid.uuid4().hex,
-            "package_id": package_id,
-            "vehicle_id": vehicle_id,
-            "kind": kind,
-            "state": state,
-            "plan": checks.json_dict("plan", plan),
-            "created_at": now,
-            "updated_at": now,
-        }
+        values = mission_row(package_id, vehicle_id, kind, plan, state=state, mission_id=mission_id)
         with self._write() as conn:
             if conn.execute(select(packages.c.id).where(packages.c.id == package_id)).first() is None:
                 raise UnknownPackage(package_id)

@@ -29,11 +29,13 @@ from controller.packages import TERMINAL_STATES, Package, PackageEvent, PackageI
 from controller.store import checks
 from controller.store.bulk import insert_rows, update_rows
 from controller.store.checkpoint import Checkpointer
-from controller.store.errors import IdempotencyConflict, StoreOpenError, UnknownPackage
+from controller.store.errors import IdempotencyConflict, KeysTaken, StoreOpenError, UnknownPackage
 from controller.store.missions import MissionStore
+from controller.store.models import missions as missions_table
 from controller.store.models import package_events, packages
 from controller.store.moves import Move, Prepared, prepare
 from controller.store.schema import WRITE, open_engine, sqlite_file, upgrade
+from controller.store.submission import Submission
 
 __all__ = ["DEFAULT_URL", "Store"]
 
@@ -131,58 +133,114 @@ class Store(MissionStore):
         return self._submit(items, batch=True) if items else []
 
     def _submit(self, items: list[PackageIn], *, batch: bool) -> list[tuple[Package, bool]]:
-        hashes = [p.content_hash() for p in items]
         for attempt in range(_SUBMIT_ATTEMPTS):
+            submission = self.check_in(items, batch=batch)
             try:
-                return self._submit_once(items, hashes, batch=batch)
-            except IntegrityError:
+                self.record(submission)
+            except KeysTaken:
                 # Another process inserted one of our keys between our read and our insert. Our
-                # transaction is rolled back; the next attempt sees its row and compares content.
+                # transaction is rolled back; the next check-in sees its row and compares content.
                 if attempt == _SUBMIT_ATTEMPTS - 1:
                     raise
+                continue
+            return submission.stored
         raise AssertionError("unreachable")
 
-    def _submit_once(
-        self, items: list[PackageIn], hashes: list[str], *, batch: bool
-    ) -> list[tuple[Package, bool]]:
+    def check_in(self, pkgs: Sequence[PackageIn | Mapping[str, Any]], *, batch: bool = True) -> Submission:
+        """Match packages against the keys already stored, writing nothing; `record` stores the new ones.
+
+        Raises `IdempotencyConflict` for a key taken by different content (naming its row when `batch`),
+        `InputError` for a bad mapping. Half of `submit_many`, for a caller that decides what to do with
+        new packages before storing them, then stores them with that decision in one transaction.
+        """
+        items = [checks.as_package_in(p, i if batch else None) for i, p in enumerate(pkgs)]
+        hashes = [p.content_hash() for p in items]
         keys = sorted({p.key for p in items})
-        now = _now()
-        with self._write() as conn:
-            found: dict[str, Mapping[str, Any]] = {}
+        found: dict[str, Mapping[str, Any]] = {}
+        with self._read() as conn:
             for start in range(0, len(keys), _KEYS_PER_QUERY):
                 chunk = keys[start : start + _KEYS_PER_QUERY]
                 for r in conn.execute(select(packages).where(packages.c.key.in_(chunk))):
                     found[r.key] = r._mapping
-            result: list[tuple[Package, bool]] = []
-            new_rows: list[dict[str, Any]] = []
-            for i, (pkg, h) in enumerate(zip(items, hashes, strict=True)):
-                existing = found.get(pkg.key)
-                if existing is not None:
-                    if existing["content_hash"] != h:
-                        raise IdempotencyConflict(
-                            pkg.key, package_id=existing["id"], row=i if batch else None
-                        )
-                    result.append((_package(existing), False))
-                    continue
-                values = self._new_row(pkg, h, now + timedelta(microseconds=len(new_rows)))
-                found[pkg.key] = values
-                new_rows.append(values)
-                result.append((_package(values), True))
+        now = _now()
+        submission = Submission()
+        for i, (pkg, h) in enumerate(zip(items, hashes, strict=True)):
+            existing = found.get(pkg.key)
+            if existing is not None:
+                if existing["content_hash"] != h:
+                    raise IdempotencyConflict(pkg.key, package_id=existing["id"], row=i if batch else None)
+                submission.stored.append((_package(existing), False))
+                continue
+            values = self._new_row(pkg, h, now + timedelta(microseconds=len(submission.new_rows)))
+            found[pkg.key] = values
+            submission.new_rows.append(values)
+            submission.stored.append((_package(values), True))
+        return submission
+
+    def record(
+        self,
+        submission: Submission | None = None,
+        moves: Sequence[Move] = (),
+        missions: Sequence[Mapping[str, Any]] = (),
+    ) -> builtins.list[Package]:
+        """Store a checked-in submission, missions and state changes in one transaction, all or none.
+
+        Moves may name packages of `submission`: those are inserted already moved, with both events
+        (received, then the move). `missions` are rows from `mission_row`, for packages stored or in the
+        submission. Returns the moved packages as stored, in move order. Raises like `transition_many`
+        for a move that cannot be made, `KeysTaken` when another writer stored one of the submission's
+        keys since `check_in` (check in again); then nothing is changed.
+        """
+        prepared = _prepare_all(moves)
+        new_rows = {row["id"]: dict(row) for row in submission.new_rows} if submission else {}
+        now = _now()
+        if new_rows:  # a move is never recorded before the package it moves was received
+            now = max(now, max(row["created_at"] for row in new_rows.values()) + timedelta(microseconds=1))
+        wanted = {p.package_id for p in prepared} | {m["package_id"] for m in missions}
+        with self._write() as conn:
+            rows = self._lock(conn, sorted(wanted.difference(new_rows)))
+            rows.update(new_rows)
+            for mission in missions:
+                if mission["package_id"] not in rows:
+                    raise UnknownPackage(mission["package_id"])
+            events: builtins.list[dict[str, Any]] = [_received(row) for row in new_rows.values()]
+            result: builtins.list[Package] = []
+            batch = _UpdateBatch(conn)
+            for p in prepared:
+                row = rows.get(p.package_id)
+                if row is None:
+                    raise UnknownPackage(p.package_id)
+                values, event = p.apply(PackageState(row["state"]), now)
+                row.update(values)
+                if p.package_id not in new_rows:
+                    batch.add(p.package_id, values)
+                events.append(event)
+                result.append(_package(row))
             if new_rows:
-                insert_rows(conn, packages, new_rows)
-                events = [
-                    {
-                        "package_id": r["id"],
-                        "at": r["created_at"],
-                        "from_state": None,
-                        "to_state": PackageState.RECEIVED.value,
-                        "reason": "received",
-                        "detail": {},
-                    }
-                    for r in new_rows
-                ]
+                try:
+                    insert_rows(conn, packages, builtins.list(new_rows.values()))
+                except IntegrityError as exc:
+                    raise KeysTaken() from exc
+            if missions:
+                insert_rows(conn, missions_table, missions)
+            batch.flush()
+            if events:
                 self._add_events(conn, events)
         return result
+
+    @staticmethod
+    def _lock(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The rows of these packages, locked for update in id order (so two writers cannot deadlock)."""
+        rows: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), _KEYS_PER_QUERY):
+            query = (
+                select(packages)
+                .where(packages.c.id.in_(ids[start : start + _KEYS_PER_QUERY]))
+                .order_by(packages.c.id)
+                .with_for_update()
+            )
+            rows.update((r.id, r._asdict()) for r in conn.execute(query))
+        return rows
 
     @staticmethod
     def _new_row(pkg: PackageIn, content_hash: str, created: datetime) -> dict[str, Any]:
@@ -364,43 +422,32 @@ class Store(MissionStore):
         Raises like `transition` for the first move that cannot be made; then nothing is changed. Rows are
         locked in id order, so two batches touching the same packages cannot deadlock.
         """
-        prepared: builtins.list[Prepared] = []
-        for i, move in enumerate(moves):
-            try:
-                prepared.append(prepare(move))
-            except InputError as exc:
-                if len(moves) == 1:
-                    raise
-                raise InputError(exc.reason, field=exc.field, row=i) from exc
-        if not prepared:
-            return []
-        ids = sorted({p.package_id for p in prepared})
-        now = _now()
-        with self._write() as conn:
-            rows: dict[str, dict[str, Any]] = {}
-            for start in range(0, len(ids), _KEYS_PER_QUERY):
-                query = (
-                    select(packages)
-                    .where(packages.c.id.in_(ids[start : start + _KEYS_PER_QUERY]))
-                    .order_by(packages.c.id)
-                    .with_for_update()
-                )
-                rows.update((r.id, r._asdict()) for r in conn.execute(query))
-            events = []
-            result = []
-            batch = _UpdateBatch(conn)
-            for p in prepared:
-                row = rows.get(p.package_id)
-                if row is None:
-                    raise UnknownPackage(p.package_id)
-                values, event = p.apply(PackageState(row["state"]), now)
-                row.update(values)
-                batch.add(p.package_id, values)
-                events.append(event)
-                result.append(_package(row))
-            batch.flush()
-            self._add_events(conn, events)
-        return result
+        return self.record(moves=moves) if moves else []
+
+
+def _prepare_all(moves: Sequence[Move]) -> builtins.list[Prepared]:
+    """Check every move before anything is read; a bad one names its row when there are several."""
+    prepared: builtins.list[Prepared] = []
+    for i, move in enumerate(moves):
+        try:
+            prepared.append(prepare(move))
+        except InputError as exc:
+            if len(moves) == 1:
+                raise
+            raise InputError(exc.reason, field=exc.field, row=i) from exc
+    return prepared
+
+
+def _received(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The first event of every package."""
+    return {
+        "package_id": row["id"],
+        "at": row["created_at"],
+        "from_state": None,
+        "to_state": PackageState.RECEIVED.value,
+        "reason": "received",
+        "detail": {},
+    }
 
 
 class _UpdateBatch:

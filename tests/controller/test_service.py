@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from controller.packages import PackageIn, PackageState
 from controller.service import StationService
 from controller.station import StationConfig
-from controller.store import Store
+from controller.store import Store, Submission
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -111,25 +112,62 @@ async def test_a_package_moved_by_another_writer_is_not_moved_again(store: Store
         assert later.state is PackageState.VAN and later.reasons == ["no_vehicle_available"]
 
 
-async def test_concurrent_submissions_share_commits_and_passes_not_errors(store: Store) -> None:
-    import asyncio
+async def test_a_new_package_is_stored_already_decided_with_its_whole_history(store: Store) -> None:
+    async with StationService(config(), store) as service:  # no vehicle online: a van, at once
+        ((package, created, decision),) = await service.submit([request("v")])
+    assert created and package.state is PackageState.VAN and decision["decision"] == "van"
+    history = store.history(package.id)
+    assert [(e.from_state, e.to_state) for e in history] == [
+        (None, PackageState.RECEIVED),
+        (PackageState.RECEIVED, PackageState.VAN),
+    ]
+    assert history[0].at < history[1].at  # received before it was decided, as the feed reads it
+    assert store.get(package.id).reasons == package.reasons
 
-    from controller.service.cycle import Cycles, PassOutcome
-    from controller.store import IdempotencyConflict
 
-    commits: list[int] = []
-    passes: list[int] = []
-    heard: list[str] = []
+async def test_a_planning_failure_still_stores_what_was_accepted(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from controller.service import core
 
-    async def commit(batch: list[PackageIn]) -> list:
-        commits.append(len(batch))
-        return await asyncio.to_thread(store.submit_many, batch)
+    def broken(self: object, *args: object) -> None:
+        raise RuntimeError("planner bug")
 
-    async def plan() -> PassOutcome:
-        passes.append(store.count_by_state()[PackageState.RECEIVED])  # what the pass would see
+    async with StationService(config(), store) as service:
+        monkeypatch.setattr(core.Planner, "plan", broken)
+        with pytest.raises(RuntimeError, match="planner bug"):
+            await service.submit([request("kept")])
+        assert store.get_by_key("kept").state is PackageState.RECEIVED  # the next pass plans it
+        monkeypatch.undo()
+        await service.plan_now()
+    assert store.get_by_key("kept").state is PackageState.VAN
+
+
+def _recording_pass(store: Store, seen: list[int] | None = None):
+    """A pass that plans nothing and stores the submission, as the service's pass does."""
+    from controller.service.cycle import PassOutcome
+
+    async def run_pass(submission: Submission) -> PassOutcome:
+        if seen is not None:
+            seen.append(store.count_by_state()[PackageState.RECEIVED] + len(submission.new))
+        await asyncio.to_thread(store.record, submission)
         return PassOutcome()
 
-    cycles = Cycles(commit, plan, on_stored=lambda stored: heard.extend(p.key for p, _ in stored))
+    return run_pass
+
+
+async def test_concurrent_submissions_share_check_ins_and_passes_not_errors(store: Store) -> None:
+    from controller.service.cycle import Cycles
+    from controller.store import IdempotencyConflict
+
+    check_ins: list[int] = []
+    passes: list[int] = []
+
+    async def check_in(batch: list[PackageIn]) -> Submission:
+        check_ins.append(len(batch))
+        return await asyncio.to_thread(store.check_in, batch)
+
+    cycles = Cycles(check_in, _recording_pass(store, passes))
     await cycles.submit([request("x")])
     conflicting = PackageIn(key="x", weight=2.0, dest_lat=33.45, dest_lon=-112.25)
     jobs = [cycles.submit([request(f"k{i}")]) for i in range(10)] + [cycles.submit([conflicting])]
@@ -138,28 +176,59 @@ async def test_concurrent_submissions_share_commits_and_passes_not_errors(store:
     assert isinstance(results[-2], IdempotencyConflict)
     assert [r[0][0][0].key for r in results[:10]] == [f"k{i}" for i in range(10)]
     assert all(r[0][0][1] for r in results[:10])  # each created once
-    assert max(commits) > 1  # concurrent submissions were merged into one commit
-    assert len(passes) == 2 and passes[-1] == 11  # one pass for them all, after every commit
-    assert heard == ["x"] + [f"k{i}" for i in range(10)]  # told of each stored package once
+    assert max(check_ins) > 1  # concurrent submissions were checked in together
+    assert passes == [1, 11]  # one pass for them all, which saw every new package
     assert store.count_by_state()[PackageState.RECEIVED] == 11
+    assert store.get_by_key("x").weight_kg == 1.0  # the conflicting one changed nothing
+
+
+async def test_one_new_key_with_two_contents_in_one_cycle_is_created_once_and_refused_once(
+    store: Store,
+) -> None:
+    from controller.service.cycle import Cycles
+    from controller.store import IdempotencyConflict
+
+    cycles = Cycles(lambda batch: asyncio.to_thread(store.check_in, batch), _recording_pass(store))
+    other = PackageIn(key="same", weight=3.0, dest_lat=33.45, dest_lon=-112.25)
+    jobs = [cycles.submit([request("a")]), cycles.submit([request("same")]), cycles.submit([other])]
+    first, created, refused = await asyncio.gather(*jobs, return_exceptions=True)
+    assert first[0][0][1] and created[0][0][1]
+    assert isinstance(refused, IdempotencyConflict) and refused.package_id == created[0][0][0].id
+    assert store.get_by_key("same").weight_kg == 1.0
+
+
+async def test_a_key_stored_by_another_writer_during_the_pass_is_answered_as_a_retry(store: Store) -> None:
+    from controller.service.cycle import Cycles, PassOutcome
+
+    raced: list[str] = []
+
+    async def run_pass(submission: Submission) -> PassOutcome:
+        if not raced:  # another controller stores the same key between our check-in and our write
+            other = Store(store.url)
+            try:
+                raced.append(other.submit(request("race"))[0].id)
+            finally:
+                other.close()
+        await asyncio.to_thread(store.record, submission)
+        return PassOutcome()
+
+    cycles = Cycles(lambda batch: asyncio.to_thread(store.check_in, batch), run_pass)
+    ((package, created),), _ = await cycles.submit([request("race")])
+    assert package.id == raced[0] and not created  # the other's package, like any faithful retry
+    assert len(store.history(package.id)) == 1
 
 
 async def test_stopping_tells_waiting_submitters(store: Store) -> None:
-    import asyncio
-
     from controller.service.cycle import Cycles, PassOutcome
 
     planning, release = asyncio.Event(), asyncio.Event()
 
-    async def slow_plan() -> PassOutcome:
+    async def slow_pass(submission: Submission) -> PassOutcome:
         planning.set()
         await release.wait()  # never released: the station stops while this pass runs
         return PassOutcome()
 
-    async def commit(batch: list[PackageIn]) -> list:
-        return await asyncio.to_thread(store.submit_many, batch)
-
-    cycles = Cycles(commit, slow_plan, on_stored=lambda stored: None)
+    cycles = Cycles(lambda batch: asyncio.to_thread(store.check_in, batch), slow_pass)
     first = asyncio.create_task(cycles.submit([request("a")]))
     await planning.wait()
     second = asyncio.create_task(cycles.submit([request("b")]))
@@ -168,4 +237,4 @@ async def test_stopping_tells_waiting_submitters(store: Store) -> None:
     for task in (first, second):
         with pytest.raises(RuntimeError, match="stopped"):
             await task
-    assert store.get_by_key("a") is not None and store.get_by_key("b") is None
+    assert store.get_by_key("a") is None and store.get_by_key("b") is None  # told, and nothing half-stored
