@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, insert, update
@@ -27,12 +28,17 @@ class _Statement:
     processors: tuple[Callable[[Any], Any] | None, ...]
     positional: bool
 
-    def params(self, row: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
-        values = [
-            row[name] if proc is None else proc(row[name])
-            for name, proc in zip(self.names, self.processors, strict=True)
+    def params(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]] | list[dict[str, Any]]:
+        """Every row's parameters, a column at a time: one `map` per processor, not a call per cell."""
+        pick = itemgetter(*self.names)
+        cells = [pick(row) for row in rows] if len(self.names) > 1 else [(pick(row),) for row in rows]
+        columns = [
+            list(values) if proc is None else list(map(proc, values))
+            for values, proc in zip(zip(*cells, strict=True), self.processors, strict=True)
         ]
-        return tuple(values) if self.positional else dict(zip(self.names, values, strict=True))
+        if self.positional:
+            return list(zip(*columns, strict=True))
+        return [dict(zip(self.names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
 _compiled: dict[tuple[str, str, tuple[str, ...], str], _Statement] = {}
@@ -55,7 +61,7 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     statement = _compiled.get(key)
     if statement is None:
         statement = _compiled[key] = _compile(conn, insert(table), columns)
-    conn.exec_driver_sql(statement.sql, [statement.params(row) for row in rows])
+    conn.exec_driver_sql(statement.sql, statement.params(rows))
 
 
 def update_rows(conn: Connection, table: Table, key_column: str, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -73,4 +79,4 @@ def update_rows(conn: Connection, table: Table, key_column: str, rows: Sequence[
         )
         statement = _compiled[key] = _compile(conn, sql, ())
     renamed = [{f"k_{key_column}": row[key_column], **{f"v_{c}": row[c] for c in columns}} for row in rows]
-    conn.exec_driver_sql(statement.sql, [statement.params(row) for row in renamed])
+    conn.exec_driver_sql(statement.sql, statement.params(renamed))

@@ -50,6 +50,27 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def bind_processor(self, dialect: Dialect) -> Any:
+        """On SQLite, the check and SQLAlchemy's text format in one step.
+
+        The generic chain (`process_bind_param`, then the SQLite DATETIME formatter) cost about 2 µs a
+        value, and intake writes four datetimes a package; `isoformat(" ", "microseconds")` of naive UTC is
+        exactly SQLAlchemy's storage format (`YYYY-MM-DD HH:MM:SS.ffffff`), which a test holds it to.
+        """
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise ValueError(
+                    f"naive datetime {value.isoformat()} given to the store; use an aware UTC time"
+                )
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return process
+
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None

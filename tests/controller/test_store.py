@@ -6,7 +6,7 @@ import itertools
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ from controller.packages import PackageIn, PackageState
 from controller.store import (
     IdempotencyConflict,
     InvalidTransition,
+    KeysTaken,
     Move,
     StateMismatch,
     Store,
@@ -27,6 +28,7 @@ from controller.store import (
     UnknownPackage,
     current_revision,
     head_revision,
+    mission_row,
 )
 from controller.store.models import metadata, packages
 
@@ -566,3 +568,88 @@ def test_sqlite_log_is_folded_into_the_file_while_the_store_runs(tmp_path: Any) 
             file_only.close()
     finally:
         store.close()
+
+
+# --- one transaction for a pass -----------------------------------------------------------------------------
+
+
+def test_check_in_writes_nothing_and_record_stores_new_packages_already_moved(store: Store) -> None:
+    ((old, _),) = store.submit_many([pkg("old")])
+    submission = store.check_in([pkg("old"), pkg("new"), pkg("new")])
+    assert [created for _, created in submission.stored] == [False, True, False]
+    assert submission.stored[1][0].id == submission.stored[2][0].id  # a repeated key names one package
+    assert store.get_by_key("new") is None and row_counts(store) == (1, 1)
+    new = submission.new[0]
+    mission = mission_row(new.id, "d1", "drone", {"job": {}}, mission_id="m-new")
+    moved = store.record(
+        submission,
+        [
+            Move(
+                new.id,
+                S.ASSIGNED,
+                "assigned to drone d1",
+                expect=S.RECEIVED,
+                fields={"vehicle_id": "d1", "mode": "drone"},
+            ),
+            Move(old.id, S.VAN, "too far", expect=S.RECEIVED, fields={"reasons": ["too_far"]}),
+        ],
+        [mission],
+    )
+    assert [(p.key, p.state) for p in moved] == [("new", S.ASSIGNED), ("old", S.VAN)]
+    assert store.get(new.id).vehicle_id == "d1" and store.get_mission("m-new").package_id == new.id
+    history = store.history(new.id)
+    assert [e.to_state for e in history] == [S.RECEIVED, S.ASSIGNED] and history[0].at < history[1].at
+
+
+def test_a_pass_that_cannot_be_recorded_stores_none_of_it(store: Store) -> None:
+    ((old, _),) = store.submit_many([pkg("old")])
+    store.transition(old.id, S.VAN, reason="handed over", reasons=["operator"])
+    submission = store.check_in([pkg("n1"), pkg("n2")])
+    n1 = submission.new[0]
+    before = row_counts(store)
+    with pytest.raises(StateMismatch):  # the old package moved since the pass read it
+        store.record(
+            submission,
+            [
+                Move(n1.id, S.VAN, "too far", expect=S.RECEIVED),
+                Move(old.id, S.VAN, "again", expect=S.RECEIVED),
+            ],
+            [mission_row(n1.id, "d1", "drone", mission_id="m-1")],
+        )
+    assert row_counts(store) == before and store.get_by_key("n1") is None and store.missions() == []
+    store.record(submission)  # the same check-in, recorded alone, still goes in
+    assert store.get(n1.id).state is S.RECEIVED
+
+
+def test_a_key_stored_by_another_writer_since_check_in_is_reported_not_half_stored(store: Store) -> None:
+    submission = store.check_in([pkg("a"), pkg("raced")])
+    other = Store(store.url)
+    try:
+        other.submit(pkg("raced"))
+    finally:
+        other.close()
+    with pytest.raises(KeysTaken):
+        store.record(submission)
+    assert store.get_by_key("a") is None
+    again = store.check_in([pkg("a"), pkg("raced")])
+    assert [created for _, created in again.stored] == [True, False]
+
+
+def test_sqlite_datetimes_are_written_exactly_as_sqlalchemy_writes_them() -> None:
+    from sqlalchemy.dialects import sqlite
+
+    from controller.store.models import UTCDateTime
+
+    dialect = sqlite.dialect()
+    ours = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    theirs = sqlite.DATETIME().bind_processor(dialect)
+    plus_two = timezone(timedelta(hours=2))
+    for moment in (
+        datetime(2026, 11, 22, 5, 0, tzinfo=UTC),  # no microseconds: still written with six digits
+        datetime(2026, 11, 22, 5, 0, 1, 7, tzinfo=UTC),
+        datetime(2026, 1, 1, 0, 30, 0, 999999, tzinfo=plus_two),  # another zone: stored as UTC
+    ):
+        assert ours(moment) == theirs(moment.astimezone(UTC).replace(tzinfo=None))
+    assert ours(None) is None
+    with pytest.raises(ValueError, match="naive"):
+        ours(datetime(2026, 11, 22, 5, 0))
