@@ -140,6 +140,31 @@ class _Kind:
     turnaround_s: float
 
 
+@dataclass(frozen=True)
+class _VanFacts:
+    """What explaining van decisions needs about one kind, as plain lists: read once a pass, not a package.
+
+    Per package, indexing numpy arrays row by row (a dozen small calls each) cost more than the rest of the
+    explanation; most packages of a quiet station need only `closest` and `any_feasible`.
+    """
+
+    name: str
+    payload_limit_kg: float
+    matrix: fz.PairMatrix | None
+    closest: list[int]
+    any_feasible: list[bool]
+
+    @classmethod
+    def of(cls, k: _Kind, m: fz.PairMatrix | None) -> _VanFacts:
+        return cls(
+            name=str(k.kind),
+            payload_limit_kg=max(spec.max_payload_kg for spec in k.fleet.specs),
+            matrix=m,
+            closest=m.closest.tolist() if m is not None else [],
+            any_feasible=m.feasible.any(axis=1).tolist() if m is not None else [],
+        )
+
+
 class Planner:
     """Plans packages onto a station's fleet at one instant. Build once per tick; zones are indexed once."""
 
@@ -220,8 +245,11 @@ class Planner:
         row_of[last_rows] = np.arange(len(last_rows))
         cut_short = max_rounds is not None and round_no >= max_rounds
         waiting_kind = self._waiting_kinds(kinds, last) if cut_short else None
-        for i in np.flatnonzero(np.array([d is None for d in decisions])):
-            row = int(row_of[i]) if row_of[i] >= 0 else None
+        facts = [_VanFacts.of(k, last.get(k.kind)) for k in kinds]
+        rows_of = row_of.tolist()
+        weights, deadlines = weight.tolist(), deadline.tolist()
+        for i in [i for i, d in enumerate(decisions) if d is None]:
+            row = rows_of[i] if rows_of[i] >= 0 else None
             k = waiting_kind[row] if waiting_kind is not None and row is not None else -1
             if k >= 0:  # the bounded look-ahead stopped before reaching it: queued, no vehicle yet
                 decisions[i] = Decision(
@@ -231,7 +259,7 @@ class Planner:
                     route=_waypoints(kinds[k].routes.routes[i]),
                 )
             else:
-                decisions[i] = self._van(i, packages[i], kinds, last, row, weight[i], deadline[i])
+                decisions[i] = self._van(i, packages[i], kinds, facts, row, weights[i], deadlines[i])
         return [d for d in decisions if d is not None]
 
     # --- rounds -------------------------------------------------------------------------------------------
@@ -365,7 +393,7 @@ class Planner:
         i: int,
         package: PackageLike,
         kinds: list[_Kind],
-        last: dict[VehicleKind, fz.PairMatrix],
+        facts: list[_VanFacts],
         row: int | None,
         weight_kg: float,
         deadline_s: float,
@@ -375,64 +403,63 @@ class Planner:
         if not kinds:
             reasons.add(Reason.NO_VEHICLE_AVAILABLE)
             hints["fleet"] = {str(Reason.NO_VEHICLE_AVAILABLE): "the station has no drones or robots"}
-        for k in kinds:
-            why = self._why_not(k, i, last.get(k.kind), row, weight_kg, deadline_s)
+        for k, known in zip(kinds, facts, strict=True):
+            why = self._why_not(k, known, i, row, weight_kg, deadline_s)
             reasons.update(why)
-            hints[str(k.kind)] = {str(code): text for code, text in why.items()}
+            hints[known.name] = {str(code): text for code, text in why.items()}
         return Decision(
             package_id=package.id, status="van", mode="van", reasons=sort_reasons(reasons), hints=hints
         )
 
     def _why_not(
-        self, k: _Kind, i: int, m: fz.PairMatrix | None, row: int | None, weight_kg: float, deadline_s: float
+        self, k: _Kind, known: _VanFacts, i: int, row: int | None, weight_kg: float, deadline_s: float
     ) -> dict[Reason, str]:
         """Every reason this kind could not take package i, each with what would have made it eligible."""
-        name = str(k.kind)
-        if k.routes.reason[i] is not None:
-            why = {k.routes.reason[i]: k.routes.hint[i] or ""}
-            limit = max(spec.max_payload_kg for spec in k.fleet.specs)
-            if weight_kg > limit:  # too heavy matters as much as too far: say both
-                why[Reason.OVERWEIGHT] = overweight_hint(name, weight_kg, limit)
-            return why  # type: ignore[return-value]
+        name = known.name
+        route_reason = k.routes.reason[i]
+        if route_reason is not None:
+            why = {route_reason: k.routes.hint[i] or ""}
+            if weight_kg > known.payload_limit_kg:  # too heavy matters as much as too far: say both
+                why[Reason.OVERWEIGHT] = overweight_hint(name, weight_kg, known.payload_limit_kg)
+            return why
+        m = known.matrix
         if m is None or row is None:
             return {Reason.NO_VEHICLE_AVAILABLE: f"every {name} is booked beyond the planning horizon"}
-        codes = m.code[row]
-        out: dict[Reason, str] = {}
-        fleet = k.fleet
         # Report the vehicles that came closest (passed the most checks): "d2 would be late" says more than
         # "d8 is offline" when both are true.
-        closest = int(m.closest[row]) if not m.feasible[row].any() else fz.OK
-        for code in [closest] if closest != fz.OK else []:
-            reason = fz.CODES[code]
-            assert reason is not None
-            cols = np.flatnonzero(codes == code)
+        closest = known.closest[row] if not known.any_feasible[row] else fz.OK
+        if closest == fz.OFFLINE:  # the common answer of a quiet station, without touching the arrays
+            return {Reason.NO_VEHICLE_AVAILABLE: f"no {name} is online"}
+        if closest == fz.OK:  # feasible pairs remained when the rounds stopped at the planning horizon
+            return {Reason.NO_VEHICLE_AVAILABLE: f"every {name} is booked beyond the planning horizon"}
+        return self._why_code(k, m, row, closest, weight_kg, deadline_s)
+
+    def _why_code(
+        self, k: _Kind, m: fz.PairMatrix, row: int, code: int, weight_kg: float, deadline_s: float
+    ) -> dict[Reason, str]:
+        """The reason behind one failing check, worded from the vehicles that failed it."""
+        name, fleet = str(k.kind), k.fleet
+        cols = np.flatnonzero(m.code[row] == code)
+        if code == fz.OVERWEIGHT:
+            limit = max(spec.max_payload_kg for spec in fleet.specs)
+            return {Reason.OVERWEIGHT: overweight_hint(name, weight_kg, limit)}
+        if code == fz.WIND:
             spec = fleet.specs[int(fleet.spec_index[cols[0]])]
-            if code == fz.OVERWEIGHT:
-                limit = max(spec.max_payload_kg for spec in fleet.specs)
-                out[reason] = overweight_hint(name, weight_kg, limit)
-            elif code == fz.WIND:
-                out[reason] = wind_hint(name, self.station.weather.wind_speed_mps, spec.max_wind_mps)
-            elif code in (fz.FULL_BATTERY, fz.CHARGE):
-                best = cols[np.argmax(m.margin_wh[row, cols])]
-                best_spec = fleet.specs[int(fleet.spec_index[best])]
-                missing = -float(m.margin_wh[row, best]) / best_spec.battery_wh
-                if code == fz.FULL_BATTERY:
-                    missing = (float(m.energy_wh[row, best]) / best_spec.battery_wh) - (
-                        1 - best_spec.reserve_fraction
-                    )
-                out.setdefault(
-                    reason, battery_hint(name, fleet.vehicles[best].id, missing, code == fz.FULL_BATTERY)
+            return {Reason.WIND: wind_hint(name, self.station.weather.wind_speed_mps, spec.max_wind_mps)}
+        if code in (fz.FULL_BATTERY, fz.CHARGE):
+            best = cols[np.argmax(m.margin_wh[row, cols])]
+            best_spec = fleet.specs[int(fleet.spec_index[best])]
+            missing = -float(m.margin_wh[row, best]) / best_spec.battery_wh
+            if code == fz.FULL_BATTERY:
+                missing = (float(m.energy_wh[row, best]) / best_spec.battery_wh) - (
+                    1 - best_spec.reserve_fraction
                 )
-            elif code == fz.OFFLINE:
-                out[reason] = f"no {name} is online"
-            elif code == fz.LATE:
-                late = float((m.eta_s[row, cols] - deadline_s).min())
-                out[reason] = deadline_hint(name, late)
-            elif code == fz.GEOMETRY:
-                out[Reason.OUT_OF_RANGE] = f"beyond the radius of every {name} model"
-        if not out:  # feasible pairs remained when the rounds stopped at the planning horizon
-            out[Reason.NO_VEHICLE_AVAILABLE] = f"every {name} is booked beyond the planning horizon"
-        return out
+            hint = battery_hint(name, fleet.vehicles[best].id, missing, code == fz.FULL_BATTERY)
+            return {Reason.INSUFFICIENT_BATTERY: hint}
+        if code == fz.LATE:
+            late = float((m.eta_s[row, cols] - deadline_s).min())
+            return {Reason.DEADLINE: deadline_hint(name, late)}
+        return {Reason.OUT_OF_RANGE: f"beyond the radius of every {name} model"}  # fz.GEOMETRY
 
     def _seconds(self, when: datetime | None, default: float) -> float:
         if when is None:
