@@ -13,7 +13,7 @@ goes to FastAPI untouched. JSON goes through orjson here, the body's and the ans
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -46,16 +46,17 @@ class SubmitFastPath:
             return
         headers: dict[str, str] = {}
         try:
-            status, payload = await self._answer(scope, receive)
+            status, body = await self._answer(scope, receive)
         except ApiError as exc:
             status = exc.status
-            payload = error_body([problem(exc.reason, field=exc.field, code=exc.code)])
+            body = orjson.dumps(error_body([problem(exc.reason, field=exc.field, code=exc.code)]))
             headers = exc.headers or {}
         except Exception:  # a bug: logged, answered like every other 500 of the API
             log.exception("unhandled error on POST %s", PATH)
             status = 500
-            payload = error_body([problem("internal error; the controller logged it", code="internal")])
-        body = orjson.dumps(payload)
+            body = orjson.dumps(
+                error_body([problem("internal error; the controller logged it", code="internal")])
+            )
         raw_headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
@@ -64,7 +65,7 @@ class SubmitFastPath:
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _answer(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
+    async def _answer(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
         authorization = None
         for name, value in scope["headers"]:
             if name == b"authorization":

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Body, Depends, Query, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
+from fastapi.responses import Response
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from controller.api.auth import require
 from controller.api.deps import blocking, service_of, station_of
@@ -24,6 +24,7 @@ from controller.api.schemas import (
     PackagePage,
     SubmitBatchResult,
     SubmitResult,
+    decision_fields,
     decision_out,
     history_out,
     package_out,
@@ -126,40 +127,52 @@ class _Invalid(Exception):
     openapi_extra=_SUBMIT_BODY,
     dependencies=[Depends(require("packages:write"))],
 )
-async def submit(request: Request) -> JSONResponse:
+async def submit(request: Request) -> Response:
     """Store packages (all or none) and say at once what becomes of each.
 
     Send one package object, or `{"packages": [...]}`. Each needs a `key` chosen by you: sending the same key
     with the same content again returns the same package (200); with different content it is refused (409).
     201 when at least one package is new.
     """
-    status, payload = await answer_submission(service_of(request), await request.body())
-    return JSONResponse(payload, status_code=status)
+    status, body = await answer_submission(service_of(request), await request.body())
+    return Response(body, status_code=status, media_type="application/json")
 
 
-async def answer_submission(service: StationService, raw: bytes) -> tuple[int, dict[str, Any]]:
+async def answer_submission(service: StationService, raw: bytes) -> tuple[int, bytes]:
     """(HTTP status, JSON body) for a `POST /v1/packages` body: what the route and its fast path answer."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        return 422, error_body([problem(f"the body is not valid JSON: {exc}", field="(body)")])
+        return 422, _json(error_body([problem(f"the body is not valid JSON: {exc}", field="(body)")]))
     try:
         items, batch = _parse(body)
     except _Invalid as exc:
-        return 422, error_body(exc.problems)
+        return 422, _json(error_body(exc.problems))
     try:
         stored = await service.submit(items)
     except IdempotencyConflict as exc:
         row = exc.row if batch and isinstance(exc.row, int) else None
         field = "key" if row is None else f"packages.{row}.key"
-        return 409, error_body([problem(exc.reason, field=field, code="idempotency_conflict", row=row)])
+        conflict = problem(exc.reason, field=field, code="idempotency_conflict", row=row)
+        return 409, _json(error_body([conflict]))
     results = [
-        SubmitResult(id=p.id, key=p.key, created=created, state=p.state, decision=decision_out(d))
+        {"id": p.id, "key": p.key, "created": created, "state": p.state, "decision": decision_fields(d)}
         for p, created, d in stored
     ]
-    status = 201 if any(r.created for r in results) else 200
-    payload: BaseModel = SubmitBatchResult(packages=results) if batch else results[0]
-    return status, payload.model_dump(mode="json")
+    status = 201 if any(created for _, created, _ in stored) else 200
+    # Checked and written by the response models' own validator and serializer in one pass each (in Rust):
+    # building a model per package and dumping it through Python took three times as long for a batch.
+    if batch:
+        return status, _BATCH_ANSWER.dump_json(_BATCH_ANSWER.validate_python({"packages": results}))
+    return status, _SINGLE_ANSWER.dump_json(_SINGLE_ANSWER.validate_python(results[0]))
+
+
+_BATCH_ANSWER = TypeAdapter(SubmitBatchResult)
+_SINGLE_ANSWER = TypeAdapter(SubmitResult)
+
+
+def _json(payload: dict[str, Any]) -> bytes:
+    return orjson.dumps(payload)
 
 
 @router.get(

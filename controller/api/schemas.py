@@ -144,16 +144,20 @@ class PackagePage(BaseModel):
 
 def decision_out(raw: dict[str, Any]) -> DecisionOut:
     """The service's decision dict (`StationService.decision_of`) in the API's shape."""
-    detail = raw.get("detail") or {}
-    return DecisionOut(
-        decision=str(raw.get("decision")),
-        mode=raw.get("mode"),
-        vehicle_id=raw.get("vehicle_id"),
-        eta=raw.get("eta"),
-        reason=raw.get("reason"),
-        reasons=list(raw.get("reasons") or []),
-        hints=_hints(detail),
-    )
+    return DecisionOut(**decision_fields(raw))
+
+
+def decision_fields(raw: dict[str, Any]) -> dict[str, Any]:
+    """`DecisionOut`'s fields for a decision dict, for a caller that validates many answers at once."""
+    return {
+        "decision": str(raw.get("decision")),
+        "mode": raw.get("mode"),
+        "vehicle_id": raw.get("vehicle_id"),
+        "eta": raw.get("eta"),
+        "reason": raw.get("reason"),
+        "reasons": list(raw.get("reasons") or []),
+        "hints": _hints(raw.get("detail") or {}),
+    }
 
 
 def _hints(detail: dict[str, Any]) -> dict[str, dict[str, str]]:

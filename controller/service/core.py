@@ -224,10 +224,8 @@ class StationService:
         if not submission and not moves:
             return []
         moved = await self.io(self.waiting.record, submission, moves or [], missions or [])
-        for package in submission.new:
-            self._announce(package, "received")
-        for package in moved:
-            self._announce(package)
+        self.bus.publish_many("package", [_package_event(p, "received") for p in submission.new])
+        self.bus.publish_many("package", [_package_event(p) for p in moved])
         return moved
 
     def _fleet(self, now: datetime) -> list[FleetVehicle]:
@@ -428,18 +426,8 @@ class StationService:
             self.bus.publish("vehicle", vehicle_id=job.vehicle_id, state="unavailable", reason=reason)
 
     def _announce(self, package: Package, reason: str | None = None) -> None:
-        """Tell consoles where a package is now: one shape for every package event."""
-        self.bus.publish(
-            "package",
-            package_id=package.id,
-            key=package.key,
-            state=str(package.state),
-            reason=reason,
-            vehicle_id=package.vehicle_id,
-            mode=package.mode,
-            reasons=package.reasons,
-            eta=package.eta.isoformat() if package.eta else None,
-        )
+        """Tell consoles where a package is now."""
+        self.bus.publish("package", **_package_event(package, reason))
 
     async def _move(
         self,
@@ -564,6 +552,20 @@ class StationService:
                 await self._move(
                     package.id, S.RECEIVED, "assignment lost in a restart; planned again", S.ASSIGNED
                 )
+
+
+def _package_event(package: Package, reason: str | None = None) -> dict[str, Any]:
+    """One shape for every package event."""
+    return {
+        "package_id": package.id,
+        "key": package.key,
+        "state": str(package.state),
+        "reason": reason,
+        "vehicle_id": package.vehicle_id,
+        "mode": package.mode,
+        "reasons": package.reasons,
+        "eta": package.eta.isoformat() if package.eta else None,
+    }
 
 
 def _demand(package: Package) -> Demand:

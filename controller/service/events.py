@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,13 +35,24 @@ class EventBus:
         """Stamp an event with a sequence number and time, and hand it to every subscriber."""
         self._seq += 1
         event: Event = {"seq": self._seq, "at": datetime.now(UTC).isoformat(), "type": kind, **data}
+        self._deliver(event)
+        return event
+
+    def publish_many(self, kind: str, items: Iterable[dict[str, Any]]) -> None:
+        """`publish` for many events of one kind that happened together (one commit): one timestamp."""
+        at = datetime.now(UTC).isoformat()
+        for data in items:
+            self._seq += 1
+            self._deliver({"seq": self._seq, "at": at, "type": kind, **data})
+
+    def _deliver(self, event: Event) -> None:
+        """Keep it in the history and queue it for every subscriber; a full queue drops its oldest."""
         self._history.append(event)
         for queue in self._queues:
             if queue.full():
                 with contextlib.suppress(asyncio.QueueEmpty):
                     queue.get_nowait()
             queue.put_nowait(event)
-        return event
 
     def recent(self, since: int = 0) -> list[Event]:
         """Events after `since` that are still in the history."""

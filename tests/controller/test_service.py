@@ -238,3 +238,20 @@ async def test_stopping_tells_waiting_submitters(store: Store) -> None:
         with pytest.raises(RuntimeError, match="stopped"):
             await task
     assert store.get_by_key("a") is None and store.get_by_key("b") is None  # told, and nothing half-stored
+
+
+async def test_events_of_one_commit_reach_subscribers_in_order_with_one_time() -> None:
+    from controller.service.events import EventBus
+
+    bus = EventBus(queue_size=3)
+    stream = bus.subscribe()
+    first = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0)  # subscribed
+    bus.publish("service", state="started")
+    assert (await first)["state"] == "started"
+    bus.publish_many("package", [{"package_id": f"p{i}"} for i in range(5)])
+    seen = [await anext(stream) for _ in range(3)]  # a slow console loses the oldest, never the newest
+    assert [e["package_id"] for e in seen] == ["p2", "p3", "p4"]
+    assert [e["seq"] for e in seen] == [4, 5, 6] and len({e["at"] for e in seen}) == 1
+    assert [e["package_id"] for e in bus.recent(1)] == [f"p{i}" for i in range(5)]
+    await stream.aclose()
