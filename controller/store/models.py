@@ -63,6 +63,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         def process(value: datetime | None) -> str | None:
             if value is None:
                 return None
+            if value.tzinfo is UTC:  # the controller's own times: no conversion needed
+                return value.replace(tzinfo=None).isoformat(" ", "microseconds")
             if value.tzinfo is None or value.utcoffset() is None:
                 raise ValueError(
                     f"naive datetime {value.isoformat()} given to the store; use an aware UTC time"
