@@ -74,8 +74,9 @@ class StationService:
         self._under_way: set[str] = set()  # missions already moved to en_route
         self._wake = asyncio.Event()
         # One thread for the store: SQLite has one writer anyway, and queueing calls here is cheaper and
-        # fairer than threads fighting over its lock (busy waits add hundreds of ms under load).
-        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lastmile-store")
+        # fairer than threads fighting over its lock (busy waits add hundreds of ms under load). Made on
+        # first use and ended by `stop()`, so a stopped service leaves no thread behind.
+        self._db: ThreadPoolExecutor | None = None
         self.waiting = WaitingPackages(store)  # every package write goes through it (store thread only)
         self._cycles = Cycles(
             check_in=lambda batch: self.io(self.store.check_in, batch), run_pass=self._plan_pass
@@ -84,6 +85,8 @@ class StationService:
 
     async def io(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking store call on the store's own thread, never on the event loop."""
+        if self._db is None:
+            self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lastmile-store")
         return await asyncio.get_running_loop().run_in_executor(
             self._db, functools.partial(fn, *args, **kwargs)
         )
@@ -113,6 +116,9 @@ class StationService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._running.clear()
+        if self._db is not None:  # let a store call under way finish, then end the thread
+            db, self._db = self._db, None
+            await asyncio.to_thread(db.shutdown, wait=True, cancel_futures=True)
         self.bus.publish("service", state="stopped", station=self.config.name)
 
     async def _loop(self) -> None:

@@ -255,3 +255,17 @@ async def test_events_of_one_commit_reach_subscribers_in_order_with_one_time() -
     assert [e["seq"] for e in seen] == [4, 5, 6] and len({e["at"] for e in seen}) == 1
     assert [e["package_id"] for e in bus.recent(1)] == [f"p{i}" for i in range(5)]
     await stream.aclose()
+
+
+async def test_a_stopped_service_leaves_no_store_thread_behind(store: Store) -> None:
+    import threading
+
+    def store_threads() -> int:
+        return sum(t.name.startswith("lastmile-store_") for t in threading.enumerate())
+
+    before = store_threads()
+    for i in range(3):  # a station started and stopped again, as the tests and `lastmile demo` do
+        async with StationService(config(), store) as service:
+            await service.submit([request(f"t{i}")])
+            assert store_threads() == before + 1
+    assert store_threads() == before
