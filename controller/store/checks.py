@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -50,11 +49,44 @@ def json_dict(field: str, value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping):
         raise InputError(f"must be a mapping, got {type(value).__name__}", field=field)
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"must be JSON-serialisable ({exc})", field=field) from exc
+    problem = _not_json(value, field, depth=0)
+    if problem is not None:
+        raise InputError(f"must be JSON-serialisable ({problem})", field=field)
     return dict(value)
+
+
+_MAX_JSON_DEPTH = 64
+
+
+def _not_json(value: Any, path: str, depth: int) -> str | None:
+    """What in `value` plain JSON cannot hold (what `json.dumps(allow_nan=False)` refuses), or None.
+
+    A walk over the value instead of encoding it and throwing the text away: every package decision
+    passes here with its hints, and the encode was the largest part of checking a move.
+    """
+    if value is None or isinstance(value, str | int):  # bool is an int
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{path} is {value}, not a finite number"
+    if depth >= _MAX_JSON_DEPTH:
+        return f"it is nested more than {_MAX_JSON_DEPTH} deep (a circular reference?)"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not (key is None or isinstance(key, str | int | float)):
+                return f"{path} has a key of type {type(key).__name__}"
+            if isinstance(key, float) and not math.isfinite(key):
+                return f"{path} has the key {key}, not a finite number"
+            problem = _not_json(item, f"{path}.{key}", depth + 1)
+            if problem is not None:
+                return problem
+        return None
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            problem = _not_json(item, f"{path}[{i}]", depth + 1)
+            if problem is not None:
+                return problem
+        return None
+    return f"{path} is a {type(value).__name__}"
 
 
 def state(field: str, value: Any) -> PackageState:

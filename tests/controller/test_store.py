@@ -358,6 +358,12 @@ def test_unassign_clears_the_assignment_and_van_says_why(store: Store) -> None:
     assert (van.mode, van.reasons, van.detail) == ("van", ["overweight"], why)
 
 
+def _circular() -> list[Any]:
+    loop: list[Any] = []
+    loop.append(loop)
+    return loop
+
+
 @pytest.mark.parametrize(
     ("fields", "field"),
     [
@@ -367,6 +373,9 @@ def test_unassign_clears_the_assignment_and_van_says_why(store: Store) -> None:
         ({"energy_margin_wh": float("nan")}, "energy_margin_wh"),
         ({"reasons": "overweight"}, "reasons"),
         ({"detail": {"t": datetime.now(UTC)}}, "detail"),
+        ({"detail": {"hints": {"drone": [1.0, {"x": float("inf")}]}}}, "detail"),
+        ({"detail": {"codes": {"too_far", "wind"}}}, "detail"),
+        ({"detail": {"loop": _circular()}}, "detail"),
         ({"reason": ""}, "reason"),
         ({"to_state": "teleported"}, "to_state"),
     ],
