@@ -26,7 +26,11 @@ from controller.service import StationService
 from controller.station import StationConfig, load_station
 from controller.store import Store
 
-__all__ = ["ApiThread", "serve"]
+__all__ = ["GC_THRESHOLDS", "ApiThread", "serve"]
+
+# The collector's thresholds while serving: 100,000 new objects before a young pass, 50 young passes per
+# middle one, 1,000 middle passes per full one (see `serve`).
+GC_THRESHOLDS = (100_000, 50, 1000)
 
 
 async def serve(
@@ -63,6 +67,11 @@ async def serve(
         # up to 200 ms each without this, which was most of the p99.
         gc.collect()
         gc.freeze()
+        # A batch of packages allocates a few hundred thousand short-lived objects; with the default
+        # thresholds (700, 10, 10) the collector ran every few packages and promoted a cycle's live objects
+        # into full passes. Measured in-process with 4 batches of 500 in flight: about 7,700 packages/s with
+        # the defaults, 8,600 with these, 9,200 with no collector at all (medians of three, noisy VM).
+        gc.set_threshold(*GC_THRESHOLDS)
         if on_ready is not None:
             on_ready(server.servers[0].sockets[0].getsockname()[1])
         await asyncio.shield(task)
