@@ -328,32 +328,64 @@ class PackageIn(BaseModel):
         Rounding makes "2 lb" and "0.90718474 kg" the same content, so a client that converts before
         re-sending is not told its retry conflicts.
         """
-
-        def when(t: datetime | None) -> str | None:
-            return None if t is None else t.astimezone(UTC).isoformat()
-
-        def metres(v: float | None) -> float | None:
-            return None if v is None else round(v, 6)
-
         return {
             "key": self.key,
             "weight_kg": round(self.weight_kg, 6),
             "dest_lat": round(self.dest_lat, 9),
             "dest_lon": round(self.dest_lon, 9),
-            "length_m": metres(self.length_m),
-            "width_m": metres(self.width_m),
-            "height_m": metres(self.height_m),
-            "deadline": when(self.deadline),
-            "earliest": when(self.earliest),
+            "length_m": _metres(self.length_m),
+            "width_m": _metres(self.width_m),
+            "height_m": _metres(self.height_m),
+            "deadline": _utc_text(self.deadline),
+            "earliest": _utc_text(self.earliest),
             "priority": self.priority,
             "recipient": self.recipient,
             "note": self.note,
         }
 
     def content_hash(self) -> str:
-        """A stable SHA-256 of the normalised content: equal for a faithful retry, different otherwise."""
-        text = json.dumps(self.normalised(), sort_keys=True, separators=(",", ":"))
+        """A stable SHA-256 of the normalised content: equal for a faithful retry, different otherwise.
+
+        The hashed text is `json.dumps(self.normalised(), sort_keys=True, separators=(",", ":"))`, the form
+        every stored hash was made from, written here field by field with the encoder's own rules (keys in
+        sorted order, `encode_basestring_ascii` for strings, `float.__repr__` for numbers): it is computed
+        for every package of every submission, and building the dict for the generic encoder took three
+        quarters of intake's hashing time. A test holds the two forms equal.
+        """
+        j = _json_value
+        text = (
+            f'{{"deadline":{j(_utc_text(self.deadline))},"dest_lat":{j(round(self.dest_lat, 9))},'
+            f'"dest_lon":{j(round(self.dest_lon, 9))},"earliest":{j(_utc_text(self.earliest))},'
+            f'"height_m":{j(_metres(self.height_m))},"key":{j(self.key)},"length_m":{j(_metres(self.length_m))},'
+            f'"note":{j(self.note)},"priority":{j(self.priority)},"recipient":{j(self.recipient)},'
+            f'"weight_kg":{j(round(self.weight_kg, 6))},"width_m":{j(_metres(self.width_m))}}}'
+        )
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _utc_text(t: datetime | None) -> str | None:
+    return None if t is None else t.astimezone(UTC).isoformat()
+
+
+def _metres(v: float | None) -> float | None:
+    return None if v is None else round(v, 6)
+
+
+def _json_value(value: Any) -> str:
+    """`value` as `json.dumps` writes it (default settings), for the plain values of `normalised`."""
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind is str:
+        return _json_string(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
+    if kind is int:
+        return int.__repr__(value)
+    return json.dumps(value)  # booleans, infinities, anything else: the encoder itself
+
+
+_json_string = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]  # json.dumps' own, in C
 
 
 def _detail(field: str, value: Any, kind: str, message: str) -> InitErrorDetails:

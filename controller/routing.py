@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from controller.reasons import Reason, operating_area_hint, range_hint, zone_hint
-from geofences import DetourPlanner, LocalFrame, Route, Zone, ZoneIndex, bearing_deg, geodesic_distance_m
+from geofences import DetourPlanner, LocalFrame, Route, Zone, ZoneIndex, distance_and_bearing
 
 # Keep this far from exclusion zones when planning detours; the vehicle's own fence uses the zone itself.
 DETOUR_CLEARANCE_M = 60.0
@@ -161,8 +161,7 @@ class KindRouter:
         station = (self.frame.lon, self.frame.lat)
         slon = np.full(n, self.frame.lon)
         slat = np.full(n, self.frame.lat)
-        distance = geodesic_distance_m(slon, slat, lon, lat)
-        bearing = bearing_deg(slon, slat, lon, lat)
+        distance, bearing = distance_and_bearing(slon, slat, lon, lat)
         route_m = np.full(n, np.nan)
         routes: list[Route | None] = [None] * n
         reason: list[Reason | None] = [None] * n

@@ -6,7 +6,7 @@ This package imports no protocol and nothing else of ours; `vehicles` and `contr
 from geofences.checks import ZoneIndex
 from geofences.detours import DetourPlanner, Route
 from geofences.errors import LastmileError, ZoneError
-from geofences.frame import LocalFrame, bearing_deg, geodesic_distance_m
+from geofences.frame import LocalFrame, bearing_deg, distance_and_bearing, geodesic_distance_m
 from geofences.zones import VEHICLE_KINDS, Zone, ZoneKind, load_zones, zones_to_geojson
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "ZoneIndex",
     "ZoneKind",
     "bearing_deg",
+    "distance_and_bearing",
     "geodesic_distance_m",
     "load_zones",
     "zones_to_geojson",

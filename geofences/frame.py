@@ -18,7 +18,7 @@ import shapely
 from numpy.typing import ArrayLike
 from shapely.geometry.base import BaseGeometry
 
-__all__ = ["LocalFrame", "bearing_deg", "geodesic_distance_m"]
+__all__ = ["LocalFrame", "bearing_deg", "distance_and_bearing", "geodesic_distance_m"]
 
 _GEOD = pyproj.Geod(ellps="WGS84")
 
@@ -85,10 +85,17 @@ def geodesic_distance_m(lon1: ArrayLike, lat1: ArrayLike, lon2: ArrayLike, lat2:
 
 def bearing_deg(lon1: ArrayLike, lat1: ArrayLike, lon2: ArrayLike, lat2: ArrayLike) -> np.ndarray:
     """Forward azimuth from point 1 to point 2, degrees clockwise from true north in [0, 360)."""
+    return distance_and_bearing(lon1, lat1, lon2, lat2)[1]
+
+
+def distance_and_bearing(
+    lon1: ArrayLike, lat1: ArrayLike, lon2: ArrayLike, lat2: ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
+    """(`geodesic_distance_m`, `bearing_deg`) from one solution of the inverse problem, which gives both."""
     lon1, lat1, lon2, lat2 = np.broadcast_arrays(
         *(np.asarray(a, dtype=float) for a in (lon1, lat1, lon2, lat2))
     )
-    az, _, _ = _GEOD.inv(lon1, lat1, lon2, lat2)
+    az, _, dist = _GEOD.inv(lon1, lat1, lon2, lat2)
     deg = np.mod(np.asarray(az, dtype=float), 360.0)
     # A tiny negative azimuth rounds to exactly 360.0 under mod; fold it back to 0.
-    return np.where(deg >= 360.0, 0.0, deg)
+    return np.asarray(dist, dtype=float), np.where(deg >= 360.0, 0.0, deg)

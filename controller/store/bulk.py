@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, insert, update
+from sqlalchemy import JSON, Connection, Table, bindparam, insert, update
 from sqlalchemy.sql.dml import DMLWhereBase, ValuesBase
 
 __all__ = ["insert_rows", "update_rows"]
@@ -53,15 +53,47 @@ def _compile(conn: Connection, statement: ValuesBase | DMLWhereBase, columns: Se
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """INSERT every row (all with the same keys) in one executemany."""
+    """INSERT every row (all with the same keys) in one executemany.
+
+    A column that is None in every row is left out of the statement, so the database stores its NULL
+    without a parameter: SQLite's driver passes each None through its adapter lookup (two failed
+    attribute lookups a value), and a new package has about ten empty columns.
+    """
     if not rows:
         return
-    columns = tuple(rows[0])
+    columns = tuple(c for c in rows[0] if not _all_null(table, c, rows))
     key = (conn.dialect.name, table.name, columns, "insert")
     statement = _compiled.get(key)
     if statement is None:
         statement = _compiled[key] = _compile(conn, insert(table), columns)
     conn.exec_driver_sql(statement.sql, statement.params(rows))
+
+
+def _all_null(table: Table, name: str, rows: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether every row has None for a column that stores plain NULL when left out."""
+    if rows[0][name] is not None or name not in _plain_nullable(table):
+        return False
+    return list(map(itemgetter(name), rows)).count(None) == len(rows)
+
+
+_nullable: dict[Table, frozenset[str]] = {}
+
+
+def _plain_nullable(table: Table) -> frozenset[str]:
+    """Columns where leaving the value out is the same as sending None: nullable, no default, not JSON
+    (None in a JSON column is the JSON text `null`, not SQL NULL)."""
+    found = _nullable.get(table)
+    if found is None:
+        found = _nullable[table] = frozenset(
+            c.name
+            for c in table.columns
+            if c.nullable
+            and c.default is None
+            and c.server_default is None
+            and not c.primary_key
+            and not isinstance(c.type, JSON)
+        )
+    return found
 
 
 def update_rows(conn: Connection, table: Table, key_column: str, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -656,9 +656,28 @@ def test_sqlite_datetimes_are_written_exactly_as_sqlalchemy_writes_them() -> Non
     for moment in (
         datetime(2026, 11, 22, 5, 0, tzinfo=UTC),  # no microseconds: still written with six digits
         datetime(2026, 11, 22, 5, 0, 1, 7, tzinfo=UTC),
+        datetime(2026, 11, 22, 5, 0, 1, 999999, tzinfo=UTC),  # the same second again, other microseconds
+        datetime(2026, 11, 23, 5, 0, 1, 7, tzinfo=UTC),  # the same time of day, another day
         datetime(2026, 1, 1, 0, 30, 0, 999999, tzinfo=plus_two),  # another zone: stored as UTC
+        datetime(999, 3, 4, 5, 6, 7, 8, tzinfo=UTC),  # a short year: padded, so the text is still fixed width
     ):
         assert ours(moment) == theirs(moment.astimezone(UTC).replace(tzinfo=None))
     assert ours(None) is None
     with pytest.raises(ValueError, match="naive"):
         ours(datetime(2026, 11, 22, 5, 0))
+
+
+def test_empty_columns_left_out_of_a_batch_insert_read_back_as_empty(store: Store) -> None:
+    """A column None in every row is not sent at all; one set in some rows only is sent for all."""
+    deadline = datetime(2027, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    plain = [pkg(f"plain-{i}") for i in range(3)]
+    mixed = [pkg("m-0"), pkg("m-1", note="back door", deadline=deadline, height_m=0.3), pkg("m-2")]
+    stored = store.submit_many(plain) + store.submit_many(mixed)
+    for package, _ in stored:
+        got = store.get(package.id)
+        assert got == package
+        if got.key == "m-1":
+            assert (got.note, got.deadline, got.height_m) == ("back door", deadline, 0.3)
+        else:
+            assert (got.note, got.deadline, got.height_m, got.vehicle_id, got.eta) == (None,) * 5
+    assert [e.from_state for e in store.history(stored[0][0].id)] == [None]

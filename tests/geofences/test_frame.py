@@ -7,7 +7,7 @@ import pyproj
 import pytest
 import shapely
 
-from geofences import LocalFrame, bearing_deg, geodesic_distance_m
+from geofences import LocalFrame, bearing_deg, distance_and_bearing, geodesic_distance_m
 
 GEOD = pyproj.Geod(ellps="WGS84")
 
@@ -62,6 +62,14 @@ def test_bearing_is_compass_degrees() -> None:
     b = bearing_deg(0.0, 0.0, [0.0, 1.0, 0.0, -1.0], [1.0, 0.0, -1.0, 0.0])
     assert np.allclose(b, [0.0, 90.0, 180.0, 270.0], atol=1e-9)
     assert ((b >= 0) & (b < 360)).all()
+
+
+def test_distance_and_bearing_in_one_call_match_each_alone() -> None:
+    lon, lat = [-112.1, -112.4, -112.26], [33.5, 33.3, 33.45]
+    distance, bearing = distance_and_bearing(-112.26, 33.45, lon, lat)
+    assert np.array_equal(distance, geodesic_distance_m(-112.26, 33.45, lon, lat))
+    assert np.array_equal(bearing, bearing_deg(-112.26, 33.45, lon, lat))
+    assert distance[2] == 0.0 and 0.0 < bearing[0] < 90.0 and 180.0 < bearing[1] < 270.0
 
 
 def test_geometry_round_trip(frame: LocalFrame) -> None:
