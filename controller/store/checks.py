@@ -49,13 +49,37 @@ def json_dict(field: str, value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping):
         raise InputError(f"must be a mapping, got {type(value).__name__}", field=field)
-    problem = _not_json(value, field, depth=0)
-    if problem is not None:
-        raise InputError(f"must be JSON-serialisable ({problem})", field=field)
+    if not _plain_json(value, 0):
+        problem = _not_json(value, field, depth=0)
+        if problem is not None:
+            raise InputError(f"must be JSON-serialisable ({problem})", field=field)
     return dict(value)
 
 
 _MAX_JSON_DEPTH = 64
+
+
+_PLAIN_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _plain_json(value: Any, depth: int) -> bool:
+    """True for the common case, nothing but dicts with str keys, lists and plain scalars, found by exact
+    type; False does not mean the value is bad, only that `_not_json` must look (and say where)."""
+    kind = type(value)
+    if kind in _PLAIN_SCALARS:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if depth >= _MAX_JSON_DEPTH:
+        return False
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not _plain_json(item, depth + 1):
+                return False
+        return True
+    if kind is list:
+        return all(_plain_json(item, depth + 1) for item in value)
+    return False
 
 
 def _not_json(value: Any, path: str, depth: int) -> str | None:
@@ -72,10 +96,8 @@ def _not_json(value: Any, path: str, depth: int) -> str | None:
         return f"it is nested more than {_MAX_JSON_DEPTH} deep (a circular reference?)"
     if isinstance(value, dict):
         for key, item in value.items():
-            if not (key is None or isinstance(key, str | int | float)):
-                return f"{path} has a key of type {type(key).__name__}"
-            if isinstance(key, float) and not math.isfinite(key):
-                return f"{path} has the key {key}, not a finite number"
+            if not isinstance(key, str):  # JSON would turn it into a string: not the same detail back
+                return f"{path} has a key of type {type(key).__name__} ({key!r}); keys must be strings"
             problem = _not_json(item, f"{path}.{key}", depth + 1)
             if problem is not None:
                 return problem

@@ -95,8 +95,9 @@ def _sqlite_text(value: datetime) -> str:
     key = (value.year, value.month, value.day, value.hour, value.minute, value.second)
     last = _last_second
     if last[0] != key:
-        last = _last_second = (key, "%04d-%02d-%02d %02d:%02d:%02d." % key)
-    return last[1] + "%06d" % value.microsecond
+        year, month, day, hour, minute, second = key
+        last = _last_second = (key, f"{year:04d}-{month:02d}-{day:02d} {hour:02d}:{minute:02d}:{second:02d}.")
+    return f"{last[1]}{value.microsecond:06d}"
 
 
 Json: Any = JSON().with_variant(JSONB(), "postgresql")

@@ -375,6 +375,7 @@ def _circular() -> list[Any]:
         ({"detail": {"t": datetime.now(UTC)}}, "detail"),
         ({"detail": {"hints": {"drone": [1.0, {"x": float("inf")}]}}}, "detail"),
         ({"detail": {"codes": {"too_far", "wind"}}}, "detail"),
+        ({"detail": {"by_hour": {7: "late"}}}, "detail"),  # JSON keys are strings: 7 would come back "7"
         ({"detail": {"loop": _circular()}}, "detail"),
         ({"reason": ""}, "reason"),
         ({"to_state": "teleported"}, "to_state"),
@@ -387,6 +388,15 @@ def test_bad_transition_arguments_change_nothing(store: Store, fields: dict[str,
         store.transition(p.id, **args)
     assert info.value.field == field
     assert store.get(p.id) == p and len(store.history(p.id)) == 1
+
+
+def test_detail_json_can_hold_is_accepted_beyond_the_plain_shapes(store: Store) -> None:
+    """Tuples and str subclasses are not the common shape, but JSON holds them."""
+    p, _ = store.submit(pkg())
+    detail = {"pair": (1, 2), "state": S.RECEIVED, "nested": [{"ok": True, "x": None}]}
+    store.transition(p.id, S.ASSIGNED, reason="assigned", detail=detail)
+    stored = {"pair": [1, 2], "state": "received", "nested": [{"ok": True, "x": None}]}
+    assert store.get(p.id).detail == stored and store.history(p.id)[-1].detail == stored
 
 
 def test_concurrent_transitions_of_one_package_let_exactly_one_win(open_store: Callable[[], Store]) -> None:
