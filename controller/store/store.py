@@ -204,6 +204,9 @@ class Store(MissionStore):
                 if mission["package_id"] not in rows:
                     raise UnknownPackage(mission["package_id"])
             events: builtins.list[dict[str, Any]] = [_received(row) for row in new_rows.values()]
+            # New packages were validated into `Package`s at check-in; a move of one is applied to that copy
+            # (its values were checked and normalised by `prepare`), not validated from the row again.
+            as_checked_in = {p.id: p for p in submission.new} if submission else {}
             result: builtins.list[Package] = []
             batch = _UpdateBatch(conn)
             for p in prepared:
@@ -215,7 +218,13 @@ class Store(MissionStore):
                 if p.package_id not in new_rows:
                     batch.add(p.package_id, values)
                 events.append(event)
-                result.append(_package(row))
+                checked_in = as_checked_in.get(p.package_id)
+                if checked_in is None:
+                    result.append(_package(row))
+                else:
+                    moved = checked_in.model_copy(update={**values, "state": p.target})
+                    as_checked_in[p.package_id] = moved  # a second move in the pass starts from the first
+                    result.append(moved)
             if new_rows:
                 try:
                     insert_rows(conn, packages, builtins.list(new_rows.values()))

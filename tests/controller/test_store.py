@@ -608,13 +608,20 @@ def test_check_in_writes_nothing_and_record_stores_new_packages_already_moved(st
                 S.ASSIGNED,
                 "assigned to drone d1",
                 expect=S.RECEIVED,
-                fields={"vehicle_id": "d1", "mode": "drone"},
+                fields={
+                    "vehicle_id": "d1",
+                    "mode": "drone",
+                    "eta": datetime(2027, 1, 1, 12, tzinfo=UTC),
+                    "energy_margin_wh": 12,
+                },
+                detail={"route": [[1.0, 2.0]]},
             ),
             Move(old.id, S.VAN, "too far", expect=S.RECEIVED, fields={"reasons": ["too_far"]}),
         ],
         [mission],
     )
     assert [(p.key, p.state) for p in moved] == [("new", S.ASSIGNED), ("old", S.VAN)]
+    assert moved == [store.get(new.id), store.get(old.id)]  # what record returns is what it stored
     assert store.get(new.id).vehicle_id == "d1" and store.get_mission("m-new").package_id == new.id
     history = store.history(new.id)
     assert [e.to_state for e in history] == [S.RECEIVED, S.ASSIGNED] and history[0].at < history[1].at
