@@ -18,6 +18,7 @@ PUBLIC = {
     "ZoneIndex",
     "ZoneKind",
     "bearing_deg",
+    "distance_and_bearing",
     "geodesic_distance_m",
     "load_zones",
     "zones_to_geojson",
