@@ -176,7 +176,9 @@ class KindRouter:
         candidates = np.flatnonzero(in_range)
         if candidates.size == 0:
             return KindRoutes(self.kind, distance, route_m, bearing, routes, reason, hint)
-        allowed = self.index.points_allowed(lon[candidates], lat[candidates])
+        # Into the station frame once: the zone checks work there, and the start of every leg is the station.
+        x, y = self.frame.to_local(lon[candidates], lat[candidates])
+        allowed = self.index.points_allowed_xy(x, y)
         for i in candidates[~allowed]:
             zone = self.index.zone_containing(float(lon[i]), float(lat[i]))
             if zone is None:
@@ -187,7 +189,9 @@ class KindRouter:
                 hint[i] = zone_hint(self.kind, zone.id, inside=True)
 
         reachable = candidates[allowed]
-        clear = self.index.segments_clear(slon[reachable], slat[reachable], lon[reachable], lat[reachable])
+        sx, sy = (float(v[0]) for v in self.frame.to_local(slon[:1], slat[:1]))
+        k = len(reachable)
+        clear = self.index.segments_clear_xy(np.full(k, sx), np.full(k, sy), x[allowed], y[allowed])
         straight = reachable[clear]
         route_m[straight] = distance[straight]
         lons, lats = lon.tolist(), lat.tolist()

@@ -230,8 +230,8 @@ class StationService:
         if not submission and not moves:
             return []
         moved = await self.io(self.waiting.record, submission, moves or [], missions or [])
-        self.bus.publish_many("package", [_package_event(p, "received") for p in submission.new])
-        self.bus.publish_many("package", [_package_event(p) for p in moved])
+        self.bus.publish_many("package", submission.new, _received_event)
+        self.bus.publish_many("package", moved, _package_event)
         return moved
 
     def _fleet(self, now: datetime) -> list[FleetVehicle]:
@@ -572,6 +572,10 @@ def _package_event(package: Package, reason: str | None = None) -> dict[str, Any
         "reasons": package.reasons,
         "eta": package.eta.isoformat() if package.eta else None,
     }
+
+
+def _received_event(package: Package) -> dict[str, Any]:
+    return _package_event(package, "received")
 
 
 def _demand(package: Package) -> Demand:

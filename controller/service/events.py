@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,11 +39,23 @@ class EventBus:
         self._deliver(event)
         return event
 
-    def publish_many(self, kind: str, items: Iterable[dict[str, Any]]) -> None:
-        """`publish` for many events of one kind that happened together (one commit): one timestamp."""
+    def publish_many(
+        self, kind: str, items: Sequence[Any], shape: Callable[[Any], dict[str, Any]] | None = None
+    ) -> None:
+        """`publish` for many events of one kind that happened together (one commit): one timestamp.
+
+        Each item becomes an event's data through `shape` (the item itself without one). With nobody
+        subscribed only the items the history keeps are shaped: a batch's thousand events were otherwise
+        built to be dropped. Every item still takes a sequence number.
+        """
         at = datetime.now(UTC).isoformat()
-        for data in items:
+        skip = 0
+        if not self._queues and self._history.maxlen is not None:
+            skip = max(0, len(items) - self._history.maxlen)
+            self._seq += skip
+        for item in itertools.islice(items, skip, None):
             self._seq += 1
+            data = item if shape is None else shape(item)
             self._deliver({"seq": self._seq, "at": at, "type": kind, **data})
 
     def _deliver(self, event: Event) -> None:

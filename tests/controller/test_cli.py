@@ -155,3 +155,20 @@ def test_bad_station_file(tmp_path: Path, toml: str, words: str) -> None:
     result = lastmile("assign", str(EXAMPLE / "packages.csv"), "--station", str(station), "--at", AT)
     assert result.returncode == 2
     assert words in result.stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="counts threads through Linux's /proc")
+def test_a_controller_process_starts_no_blas_threads() -> None:
+    """numpy's and scipy's OpenBLAS threads spin after each call; the controller's matrices are too small."""
+    probe = "import os, controller, numpy, scipy.optimize; print(len(os.listdir('/proc/self/task')))"
+    env = {"PATH": str(Path(sys.executable).parent)}
+    ours = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
+    assert ours.stdout.strip() == "1"
+    chosen = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**env, "OPENBLAS_NUM_THREADS": "2"},
+    )
+    assert int(chosen.stdout) > 1  # a value the user set is kept

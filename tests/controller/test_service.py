@@ -257,6 +257,24 @@ async def test_events_of_one_commit_reach_subscribers_in_order_with_one_time() -
     await stream.aclose()
 
 
+def test_events_nobody_hears_are_only_built_for_the_history() -> None:
+    from controller.service.events import EventBus
+
+    bus = EventBus(history=500)
+    shaped: list[int] = []
+
+    def shape(i: int) -> dict[str, str]:
+        shaped.append(i)
+        return {"package_id": f"p{i}"}
+
+    bus.publish("service", state="started")
+    bus.publish_many("package", range(700), shape)
+    assert bus.last_seq == 701 and len(shaped) == 500
+    kept = bus.recent(0)
+    assert [e["seq"] for e in kept] == list(range(202, 702))
+    assert kept[0]["package_id"] == "p200" and kept[-1]["package_id"] == "p699"
+
+
 async def test_a_stopped_service_leaves_no_store_thread_behind(store: Store) -> None:
     import threading
 
