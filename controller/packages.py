@@ -390,7 +390,7 @@ def _json_value(value: Any) -> str:
     return json.dumps(value)  # booleans, infinities, anything else: the encoder itself
 
 
-_json_string = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]  # json.dumps' own, in C
+_json_string = json.encoder.encode_basestring_ascii  # what json.dumps uses for strings, in C
 
 
 def _detail(field: str, value: Any, kind: str, message: str) -> InitErrorDetails:

@@ -83,7 +83,8 @@ def _plain_json(value: Any, depth: int) -> bool:
 
 
 def _not_json(value: Any, path: str, depth: int) -> str | None:
-    """What in `value` plain JSON cannot hold (what `json.dumps(allow_nan=False)` refuses), or None.
+    """What in `value` plain JSON cannot hold (what `json.dumps(allow_nan=False)` refuses, and keys that
+    are not strings, which JSON would hand back as strings), or None.
 
     A walk over the value instead of encoding it and throwing the text away: every package decision
     passes here with its hints, and the encode was the largest part of checking a move.
