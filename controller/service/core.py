@@ -158,14 +158,15 @@ class StationService:
         ]
 
     def decision_of(self, package: Package) -> dict[str, Any]:
-        """What the controller means to do with a package, in the API's words."""
+        """What the controller means to do with a package, in the API's words (`DecisionOut`'s fields;
+        `eta` a datetime)."""
         if package.state is S.VAN:
             return {"decision": "van", "reasons": package.reasons, "detail": package.detail}
         if package.state in (S.ASSIGNED, S.LAUNCHING, S.EN_ROUTE):
             return {
                 "decision": package.mode,
                 "vehicle_id": package.vehicle_id,
-                "eta": package.eta.isoformat() if package.eta else None,
+                "eta": package.eta,
             }
         if package.state is S.RECEIVED:
             waiting = self._queued.get(package.id)
@@ -173,7 +174,7 @@ class StationService:
             if self.grounded:
                 out["reason"] = f"fleet grounded: {self.grounded}"
             if waiting is not None:
-                out.update(mode=waiting.mode, eta=waiting.eta.isoformat() if waiting.eta else None)
+                out.update(mode=waiting.mode, eta=waiting.eta)
             return out
         return {"decision": str(package.state)}
 
