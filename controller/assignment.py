@@ -432,17 +432,17 @@ class Planner:
             return {Reason.NO_VEHICLE_AVAILABLE: f"no {name} is online"}
         if closest == fz.OK:  # feasible pairs remained when the rounds stopped at the planning horizon
             return {Reason.NO_VEHICLE_AVAILABLE: f"every {name} is booked beyond the planning horizon"}
+        if closest == fz.OVERWEIGHT:  # the heaviest payload any of them takes is already known
+            return {Reason.OVERWEIGHT: overweight_hint(name, weight_kg, known.payload_limit_kg)}
         return self._why_code(k, m, row, closest, weight_kg, deadline_s)
 
     def _why_code(
         self, k: _Kind, m: fz.PairMatrix, row: int, code: int, weight_kg: float, deadline_s: float
     ) -> dict[Reason, str]:
-        """The reason behind one failing check, worded from the vehicles that failed it."""
+        """The reason behind one failing check (not overweight: `_why_not` words that), worded from the
+        vehicles that failed it."""
         name, fleet = str(k.kind), k.fleet
         cols = np.flatnonzero(m.code[row] == code)
-        if code == fz.OVERWEIGHT:
-            limit = max(spec.max_payload_kg for spec in fleet.specs)
-            return {Reason.OVERWEIGHT: overweight_hint(name, weight_kg, limit)}
         if code == fz.WIND:
             spec = fleet.specs[int(fleet.spec_index[cols[0]])]
             return {Reason.WIND: wind_hint(name, self.station.weather.wind_speed_mps, spec.max_wind_mps)}

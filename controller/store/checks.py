@@ -114,6 +114,8 @@ def _not_json(value: Any, path: str, depth: int) -> str | None:
 
 def state(field: str, value: Any) -> PackageState:
     """A `PackageState` from itself or its string value."""
+    if type(value) is PackageState:  # what the controller passes: no lookup through the enum's call
+        return value
     try:
         return PackageState(value)
     except ValueError:
@@ -132,8 +134,8 @@ def states(value: PackageState | str | Sequence[PackageState | str] | None) -> l
 
 def check_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     """The extra fields of a transition, each checked for type and range."""
-    unknown = sorted(set(fields) - TRANSITION_FIELDS)
-    if unknown:
+    if not fields.keys() <= TRANSITION_FIELDS:
+        unknown = sorted(set(fields) - TRANSITION_FIELDS)
         allowed = ", ".join(sorted(TRANSITION_FIELDS | {"detail"}))
         raise InputError(f"a transition cannot set this field; it may set {allowed}", field=unknown[0])
     out: dict[str, Any] = {}
