@@ -93,6 +93,16 @@ def test_bad_item_rejects_whole_batch(op: httpx.Client) -> None:
     assert _count(op) == 0
 
 
+def test_every_bad_item_of_a_batch_is_named_and_nothing_is_stored(op: httpx.Client) -> None:
+    batch = [package("ok-1"), 5, package("ok-2", dest_lat=95), package("ok-3")]
+    r = op.post("/v1/packages", json={"packages": batch})
+    assert r.status_code == 422
+    named = [(e["field"], e["row"]) for e in r.json()["errors"]]
+    assert named == [("packages.1", 1), ("packages.2.dest_lat", 2)]
+    assert r.json()["errors"][0]["reason"] == "each package must be a JSON object"
+    assert _count(op) == 0
+
+
 def test_conflict_inside_batch_rejects_whole_batch(op: httpx.Client) -> None:
     op.post("/v1/packages", json=package("taken"))
     r = op.post("/v1/packages", json={"packages": [package("fresh"), package("taken", weight=9)]})
