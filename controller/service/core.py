@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from controller.assignment import Decision, Demand, Planner
+from controller.assignment import Decision, Planner
 from controller.fleet import FleetVehicle
 from controller.missions.results import DeliveryResult
 from controller.packages import Package, PackageIn, PackageState
@@ -214,7 +214,7 @@ class StationService:
         try:
             planner = Planner(self.config, at=now, previous=self._planner)
             self._planner = planner
-            decisions = planner.plan([_demand(p) for p in received], self._fleet(now))
+            decisions = planner.plan(received, self._fleet(now))  # a `Package` is what the planner reads
         except Exception:  # a planning bug must not lose what was accepted: store it undecided, then fail
             await self._record(submission)
             raise
@@ -577,18 +577,6 @@ def _package_event(package: Package, reason: str | None = None) -> dict[str, Any
 
 def _received_event(package: Package) -> dict[str, Any]:
     return _package_event(package, "received")
-
-
-def _demand(package: Package) -> Demand:
-    return Demand(
-        package.id,
-        package.weight_kg,
-        package.dest_lat,
-        package.dest_lon,
-        package.deadline,
-        package.earliest,
-        package.priority,
-    )
 
 
 def _job(config: StationConfig, package: Package, decision: Decision) -> Assignment:
