@@ -70,11 +70,6 @@ class PackageState(StrEnum):
     VAN = "van"
     CANCELLED = "cancelled"
 
-    # Hashed as the string it equals, in C: `Enum.__hash__` hashes the member's name in Python, which
-    # every set and dict lookup of a state paid (a dozen a package at intake), and "van" and
-    # PackageState.VAN compared equal but hashed apart.
-    __hash__ = str.__hash__
-
 
 _S = PackageState
 ALLOWED_TRANSITIONS: dict[PackageState, frozenset[PackageState]] = {

@@ -26,8 +26,6 @@ class Reason(StrEnum):
     NO_VEHICLE_OF_KIND = "no_vehicle_of_kind"
     FLIGHT_FAILED = "flight_failed"
 
-    __hash__ = str.__hash__  # in C, as the string it equals (see `PackageState`)
-
 
 # The order in which reasons are reported: the most fundamental first, so that "overweight" is the first
 # thing a dispatcher reads about a 30 kg parcel, not "wind".
