@@ -174,7 +174,7 @@ class Store(MissionStore):
             values = self._new_row(pkg, h, now + timedelta(microseconds=len(submission.new_rows)))
             found[pkg.key] = values
             submission.new_rows.append(values)
-            submission.stored.append((_package(values), True))
+            submission.stored.append((Package.model_validate(values), True))  # a plain dict: no copy
         return submission
 
     def record(
