@@ -202,8 +202,7 @@ def submit_answer(results: list[dict[str, Any]], *, batch: bool) -> bytes:
     Written by orjson from the dicts: validating them into the models and dumping those was 6 % of all
     the instructions a package's intake took (callgrind), for values that come from stored, validated
     packages. orjson with `OPT_UTC_Z` writes what the models write, byte for byte, fields in the models'
-    order (a test holds the two to that), so the
-    OpenAPI schema describes this answer exactly.
+    order (a test holds the two to that), so the OpenAPI schema describes this answer exactly.
     """
     if batch:
         return orjson.dumps({"packages": results}, option=orjson.OPT_UTC_Z)
