@@ -13,7 +13,8 @@ clients in this process (httpx spent more CPU per request than the server and be
   would): latency is measured from each request's scheduled time, so a slow server cannot hide queueing by
   slowing the load down;
 - 32 clients back to back (closed loop): the most the server sustains;
-- batches of 500 packages, one at a time and 4 in flight: packages per second.
+- batches of 500 packages, one at a time and 4 in flight, each run as long as the aim's rate would take
+  for 5 s: packages per second.
 
 Writes its section of docs/benchmarks.md (`--quick` runs shorter and writes nothing unless --write).
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import json
 import os
@@ -44,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench._report import machine, table, write_section  # noqa: E402
 from controller.station import load_station  # noqa: E402
+from geofences import LocalFrame  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "tolleson" / "station.toml"
 TOKEN = "bench-" + uuid.uuid4().hex
@@ -51,11 +54,17 @@ HEADERS = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json
 AIM_SINGLE_PER_S = 1000
 AIM_SINGLE_P99_MS = 50.0
 AIM_BATCH_PER_S = 10_000
+BATCH_SIZE = 500
+
+
+@functools.cache
+def _example_frame() -> LocalFrame:
+    return load_station(EXAMPLE).frame
 
 
 def packages(n: int, prefix: str, rng: np.random.Generator) -> list[dict[str, Any]]:
     """Packages within 8 km of the example station, 0.2-4 kg."""
-    frame = load_station(EXAMPLE).frame
+    frame = _example_frame()
     radius = rng.uniform(200, 8000, n)
     angle = rng.uniform(0, 2 * np.pi, n)
     lon, lat = frame.to_wgs84(radius * np.sin(angle), radius * np.cos(angle))
@@ -284,7 +293,10 @@ def main() -> None:
     parser.add_argument("--rates", default="500,1000,1250", help="open-loop rates, POSTs per second")
     parser.add_argument("--repeats", type=int, default=None, help="runs at the aim's rate (3; quick: 1)")
     args = parser.parse_args()
-    seconds, n_batches = (5.0, 8) if args.quick else (15.0, 24)
+    seconds = 5.0 if args.quick else 15.0
+    # Batch runs as long as the aim's rate would take for `seconds / 3` (5 s; quick: ~1.7 s): long enough
+    # that a batch's commit, checkpoints and a growing store are part of the figure, not only a burst.
+    n_batches = int(AIM_BATCH_PER_S * seconds / 3 / BATCH_SIZE)
     repeats = args.repeats or (1 if args.quick else 3)
     rates = [float(r) for r in args.rates.split(",") if r]
     rng = np.random.default_rng(11)
@@ -300,8 +312,15 @@ def main() -> None:
                     for k in range(repeats if r == AIM_SINGLE_PER_S else 1)
                 ),
                 ("single POSTs, 32 clients back to back", closed_loop(server.url, 32, seconds, rng), "POST"),
-                ("batches of 500, one at a time", batches(server.url, n_batches, 500, 1, rng), "batch"),
-                ("batches of 500, 4 in flight", batches(server.url, n_batches, 500, 4, rng), "batch"),
+                *(
+                    (
+                        _batch_label(flight, k, repeats),
+                        batches(server.url, n_batches, BATCH_SIZE, flight, rng),
+                        "batch",
+                    )
+                    for flight in (1, 4)
+                    for k in range(repeats)
+                ),
             ]
             asyncio.run(closed_loop(server.url, 32, 2.0, rng))  # warm-up: imports, caches, connections
             for label, load, unit in loads:
@@ -317,7 +336,13 @@ def main() -> None:
             server.stop()
     if args.quick and not args.write:
         return
-    write_section("api", "API intake", _doc(results, seconds))
+    write_section("api", "API intake", _doc(results, seconds, n_batches))
+
+
+def _batch_label(in_flight: int, k: int, repeats: int) -> str:
+    flight = "one at a time" if in_flight == 1 else f"{in_flight} in flight"
+    run = f", run {k + 1} of {repeats}" if repeats > 1 else ""
+    return f"batches of {BATCH_SIZE}, {flight}{run}"
 
 
 def _open_label(rate: float, k: int, repeats: int) -> str:
@@ -325,7 +350,7 @@ def _open_label(rate: float, k: int, repeats: int) -> str:
     return f"single POSTs, open loop at {rate:,.0f}/s{run}"
 
 
-def _doc(results: list[tuple[str, Run, str]], seconds: float) -> str:
+def _doc(results: list[tuple[str, Run, str]], seconds: float, n_batches: int) -> str:
     rows = [
         [
             label,
@@ -348,7 +373,8 @@ def _doc(results: list[tuple[str, Run, str]], seconds: float) -> str:
     p99s = sorted(r.quantile_ms(0.99) for r in at_aim)
     spread = f"p99 {p99s[0]:.0f}-{p99s[-1]:.0f} ms" if p99s else "no run at that rate"
     closed_met = any(meets(r) for label, r, _ in results if "back to back" in label)
-    best_batch = max(run.per_s for _, run, unit in results if unit == "batch")
+    batch_rates = sorted(run.per_s for _, run, unit in results if unit == "batch")
+    batch_met = sum(rate >= AIM_BATCH_PER_S for rate in batch_rates)
     if at_aim and met == len(at_aim):
         single = f"**met** on a fixed schedule in every run ({spread})"
     elif met:
@@ -356,10 +382,16 @@ def _doc(results: list[tuple[str, Run, str]], seconds: float) -> str:
     else:
         single = f"**not met on a fixed schedule** ({spread})"
     single += "; with 32 clients back to back " + ("met" if closed_met else "not met")
-    batch_verdict = "met" if best_batch >= AIM_BATCH_PER_S else f"not met: {best_batch:,.0f} packages/s"
+    batch_spread = f"{batch_rates[0]:,.0f}-{batch_rates[-1]:,.0f} packages/s"
+    if batch_met == len(batch_rates):
+        batch_verdict = f"met** in every run ({batch_spread})"
+    elif batch_met:
+        batch_verdict = f"met in {batch_met} of {len(batch_rates)} runs** ({batch_spread})"
+    else:
+        batch_verdict = f"not met** ({batch_spread})"
     verdict = (
         f"The issue's aims: {AIM_SINGLE_PER_S:,} single POSTs/s with p99 < {AIM_SINGLE_P99_MS:.0f} ms — "
-        f"{single}; {AIM_BATCH_PER_S:,} packages/s in batches — **{batch_verdict}**."
+        f"{single}; {AIM_BATCH_PER_S:,} packages/s in batches — **{batch_verdict}."
     )
     return (
         "`python bench/api.py` — `POST /v1/packages` against `python -m controller.api.server` (uvicorn on "
@@ -368,7 +400,9 @@ def _doc(results: list[tuple[str, Run, str]], seconds: float) -> str:
         "van decision, answer). Load from aiohttp clients in a second process on the same 2 cores. A POST "
         "answers after its package and its decision are committed; POSTs that arrive together share a cycle "
         "(one store commit, one planning pass). Open-loop latency counts from each request's scheduled time. "
-        f"Runs of {seconds:.0f} s; 'server CPU' is the cores the server process used.\n\n"
+        f"POST runs of {seconds:.0f} s; batch runs of {n_batches} batches "
+        f"({n_batches * BATCH_SIZE:,} packages); "
+        "'server CPU' is the cores the server process used.\n\n"
         + table(["load", "packages/s", "p50", "p99", "server CPU (cores)", "errors"], rows)
         + f"\n\n{verdict}\n\nMachine: {machine()}."
     )
