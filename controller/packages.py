@@ -28,6 +28,7 @@ __all__ = [
     "KG_PER_LB",
     "MAX_DIMENSION_M",
     "MAX_WEIGHT_KG",
+    "MIN_WEIGHT_KG",
     "TERMINAL_STATES",
     "InvalidTransition",
     "Package",
@@ -41,6 +42,9 @@ __all__ = [
 
 KG_PER_LB = 0.45359237  # exact, by the international yard and pound agreement (1959)
 MAX_WEIGHT_KG = 1000.0  # above this a "weight" is a typo or a wrong unit, not a parcel
+# Below this a weight is not a parcel either, and it is what the stored content rounds to (6 decimals of a
+# kg): a weight of 1e-320 lb passed "greater than zero" and became 0 kg on conversion (hypothesis found it).
+MIN_WEIGHT_KG = 1e-6
 MAX_DIMENSION_M = 10.0  # the same for a length, width or height
 MAX_KEY_LEN = 128
 MAX_RECIPIENT_LEN = 200
@@ -289,6 +293,16 @@ class PackageIn(BaseModel):
                     model.weight,
                     "weight_absurd",
                     f"weight {model.weight:g} {model.weight_unit} is more than {MAX_WEIGHT_KG:g} kg; "
+                    "check the number and the unit",
+                )
+            )
+        elif model.weight_kg < MIN_WEIGHT_KG:
+            errors.append(
+                _detail(
+                    "weight",
+                    model.weight,
+                    "weight_too_small",
+                    f"weight {model.weight:g} {model.weight_unit} is less than a milligram; "
                     "check the number and the unit",
                 )
             )

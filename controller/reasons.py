@@ -43,10 +43,12 @@ REASON_ORDER: tuple[Reason, ...] = (
 )
 
 
+_RANK = {reason: rank for rank, reason in enumerate(REASON_ORDER)}
+
+
 def sort_reasons(reasons: set[Reason] | list[Reason]) -> list[Reason]:
     """Reasons in reporting order, each once."""
-    present = set(reasons)
-    return [r for r in REASON_ORDER if r in present]
+    return sorted(set(reasons), key=_RANK.__getitem__)
 
 
 def overweight_hint(kind: str, weight_kg: float, limit_kg: float) -> str:

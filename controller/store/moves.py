@@ -13,6 +13,11 @@ from controller.store import checks
 __all__ = ["Move", "Prepared", "prepare"]
 
 
+# Each state's text by a dict lookup: `.value` is a property written in Python (enum's), and every move
+# asked for it three times.
+_TEXT = {state: state.value for state in PackageState}
+
+
 @dataclass(frozen=True)
 class Move:
     """One transition for `Store.transition_many`; the same arguments as `Store.transition`."""
@@ -41,12 +46,13 @@ class Prepared:
         if self.expected is not None and current is not self.expected:
             raise StateMismatch(self.package_id, self.expected, current, self.target)
         check_transition(self.package_id, current, self.target)
-        values = {**self.values, "state": self.target.value, "updated_at": now}
+        target = _TEXT[self.target]
+        values = {**self.values, "state": target, "updated_at": now}
         event = {
             "package_id": self.package_id,
             "at": now,
-            "from_state": current.value,
-            "to_state": self.target.value,
+            "from_state": _TEXT[current],
+            "to_state": target,
             "reason": self.reason,
             "detail": self.event_detail,
         }

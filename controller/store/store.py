@@ -42,6 +42,7 @@ __all__ = ["DEFAULT_URL", "Store"]
 DEFAULT_URL = "sqlite:///lastmile.sqlite3"
 MAX_PAGE = 1000
 _KEYS_PER_QUERY = 500  # bound parameters per IN (...): far below SQLite's and PostgreSQL's limits
+_RECEIVED = PackageState.RECEIVED.value  # once: enum's `.value` is a Python-level property
 _SUBMIT_ATTEMPTS = 3  # a lost key race is retried; a third loss in a row means something else is wrong
 
 
@@ -271,7 +272,7 @@ class Store(MissionStore):
             "priority": pkg.priority,
             "recipient": pkg.recipient,
             "note": pkg.note,
-            "state": PackageState.RECEIVED.value,
+            "state": _RECEIVED,
             "created_at": created,
             "updated_at": created,
             "vehicle_id": None,
@@ -456,7 +457,7 @@ def _received(row: Mapping[str, Any]) -> dict[str, Any]:
         "package_id": row["id"],
         "at": row["created_at"],
         "from_state": None,
-        "to_state": PackageState.RECEIVED.value,
+        "to_state": _RECEIVED,
         "reason": "received",
         "detail": {},
     }

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from controller.assignment import Decision, Demand, Planner
 from controller.fleet import FleetVehicle
-from controller.reasons import Reason
+from controller.reasons import REASON_ORDER, Reason, sort_reasons
 from controller.station import StationConfig
 from geofences import LocalFrame, ZoneIndex, load_zones
 from geofences.checks import zone_geometry_xy
@@ -315,3 +315,12 @@ def test_next_tick_reuses_routes_until_a_time_limited_zone_comes_into_force(tmp_
     assert during.plan(packages, fleet)[0].detoured
     after = Planner(station, at=AT + timedelta(hours=4), previous=during)
     assert not after.plan(packages, fleet)[0].detoured
+
+
+@given(st.lists(st.sampled_from(list(Reason)), max_size=12))
+def test_reasons_are_reported_most_fundamental_first_each_once(reasons: list[Reason]) -> None:
+    ordered = sort_reasons(reasons)
+    assert set(ordered) == set(reasons) and len(ordered) == len(set(reasons))
+    assert ordered == [r for r in REASON_ORDER if r in reasons]
+    if Reason.OVERWEIGHT in reasons:  # what a dispatcher must read first about a 30 kg parcel
+        assert ordered[0] is Reason.OVERWEIGHT

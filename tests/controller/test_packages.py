@@ -122,6 +122,8 @@ def test_content_hash_is_the_hash_of_the_stored_json_form(data: dict[str, Any]) 
         (-1.0, "greater than zero"),
         (0, "greater than zero"),
         (1500, "more than 1000 kg"),
+        (1e-320, "less than a milligram"),
+        (5e-7, "less than a milligram"),
         ("heavy", "must be a number"),
         (True, "must be a number"),
     ],
