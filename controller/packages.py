@@ -147,7 +147,7 @@ class PackageIn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
     key: str = Field(description="Client-chosen idempotency key, 1..128 printable characters.")
-    weight: float = Field(description="Weight in `weight_unit`; > 0 and at most 1000 kg.")
+    weight: float = Field(description="Weight in `weight_unit`; at least 1 mg and at most 1000 kg.")
     weight_unit: Literal["kg", "lb"] = Field(default="kg", description="'kg' or 'lb' (1 lb = 0.45359237 kg).")
     dest_lat: float = Field(description="Destination latitude, WGS84 decimal degrees.")
     dest_lon: float = Field(description="Destination longitude, WGS84 decimal degrees.")
