@@ -8,7 +8,7 @@ checked, because "the path out and back is checked" is a safety rule, not an ass
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -36,6 +36,9 @@ class KindRoutes:
     reason: list[Reason | None]
     hint: list[str | None]
 
+
+# A destination's route in the router's cache: distance, route length, bearing, route, reason, hint.
+_Entry = tuple[float, float, float, Route | None, Reason | None, str | None]
 
 # No drone or robot trip lasts longer than this (a battery's worth): zones that come into force within it
 # already bind a trip that starts now.
@@ -113,9 +116,7 @@ class KindRouter:
         # zones are in force; a tick then only pays for new packages. The cache holds the destinations of
         # the last call only (a tick plans every waiting package), so it never outgrows the queue: a
         # controller running for days would otherwise keep every destination it ever planned.
-        self._cache: dict[
-            tuple[float, float], tuple[float, float, float, Route | None, Reason | None, str | None]
-        ] = {}
+        self._cache: dict[tuple[float, float], _Entry] = {}
 
     @property
     def planner(self) -> DetourPlanner:
@@ -128,18 +129,13 @@ class KindRouter:
         """Route every destination, reusing routes already computed for the same destinations."""
         keys = list(zip(lat.tolist(), lon.tolist(), strict=True))
         missing = [i for i, key in enumerate(keys) if key not in self._cache]
+        if len(missing) == len(keys):  # nothing to reuse (a pass of new packages only): as computed
+            fresh = self._compute(lat, lon)
+            self._cache = dict(zip(keys, _entries(fresh), strict=True))
+            return fresh
         if missing:
             fresh = self._compute(lat[missing], lon[missing])
-            columns = zip(
-                fresh.distance_m.tolist(),  # Python floats in one call, not a numpy scalar per item
-                fresh.route_m.tolist(),
-                fresh.bearing_deg.tolist(),
-                fresh.routes,
-                fresh.reason,
-                fresh.hint,
-                strict=True,
-            )
-            for i, entry in zip(missing, columns, strict=True):
+            for i, entry in zip(missing, _entries(fresh), strict=True):
                 self._cache[keys[i]] = entry
         rows = [self._cache[key] for key in keys]
         if len(self._cache) > len(keys):
@@ -218,3 +214,16 @@ class KindRouter:
                 routes[i] = route
                 route_m[i] = route.length_m
         return KindRoutes(self.kind, distance, route_m, bearing, routes, reason, hint)
+
+
+def _entries(routes: KindRoutes) -> Iterator[_Entry]:
+    """Each destination's route as a cache entry, in order."""
+    return zip(
+        routes.distance_m.tolist(),  # Python floats in one call, not a numpy scalar per item
+        routes.route_m.tolist(),
+        routes.bearing_deg.tolist(),
+        routes.routes,
+        routes.reason,
+        routes.hint,
+        strict=True,
+    )

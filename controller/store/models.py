@@ -82,6 +82,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 _last_second: tuple[tuple[int, ...], str] = ((), "")
+_last_value: tuple[datetime | None, str] = (None, "")
 
 
 def _sqlite_text(value: datetime) -> str:
@@ -89,15 +90,23 @@ def _sqlite_text(value: datetime) -> str:
 
     The times written together (a batch's packages and events) fall within the same second, and
     `isoformat` formats through C printf, which made datetimes a tenth of a package row's cost. The last
-    second's text is kept as one tuple, so threads writing at once never see a half-updated pair.
+    second's text is kept as one tuple, so threads writing at once never see a half-updated pair. The last
+    value's text is kept too: a planning pass stamps every move with one `now`, which half of a package's
+    datetimes (its row's `updated_at`, its move's event) are; the tuple holds that object, so its identity
+    cannot pass to another.
     """
-    global _last_second
+    global _last_second, _last_value
+    seen = _last_value
+    if seen[0] is value:
+        return seen[1]
     key = (value.year, value.month, value.day, value.hour, value.minute, value.second)
     last = _last_second
     if last[0] != key:
         year, month, day, hour, minute, second = key
         last = _last_second = (key, f"{year:04d}-{month:02d}-{day:02d} {hour:02d}:{minute:02d}:{second:02d}.")
-    return f"{last[1]}{value.microsecond:06d}"
+    text = f"{last[1]}{value.microsecond:06d}"
+    _last_value = (value, text)
+    return text
 
 
 Json: Any = JSON().with_variant(JSONB(), "postgresql")

@@ -43,7 +43,14 @@ _MIGRATION_LOCK = 0x6C6D_7374_6F72  # "lmstor": PostgreSQL advisory lock seriali
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
+_EMPTY_JSON = {dict: "{}", list: "[]"}  # every new package's first event has an empty detail
+
+
 def _json_dumps(value: Any) -> str:
+    if not value:
+        text = _EMPTY_JSON.get(type(value))
+        if text is not None:
+            return text
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 

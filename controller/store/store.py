@@ -193,7 +193,9 @@ class Store(MissionStore):
         keys since `check_in` (check in again); then nothing is changed.
         """
         prepared = _prepare_all(moves)
-        new_rows = {row["id"]: dict(row) for row in submission.new_rows} if submission else {}
+        # The submission's rows are not changed (a pass that fails plans the same submission again): a new
+        # package that moves gets a moved copy below.
+        new_rows = {row["id"]: row for row in submission.new_rows} if submission else {}
         now = _now()
         if new_rows:  # a move is never recorded before the package it moves was received
             now = max(now, max(row["created_at"] for row in new_rows.values()) + timedelta(microseconds=1))
@@ -215,8 +217,10 @@ class Store(MissionStore):
                 if row is None:
                     raise UnknownPackage(p.package_id)
                 values, event = p.apply(PackageState(row["state"]), now)
-                row.update(values)
-                if p.package_id not in new_rows:
+                if p.package_id in new_rows:
+                    rows[p.package_id] = new_rows[p.package_id] = {**row, **values}
+                else:
+                    row.update(values)
                     batch.add(p.package_id, values)
                 events.append(event)
                 checked_in = as_checked_in.get(p.package_id)
