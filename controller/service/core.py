@@ -218,7 +218,7 @@ class StationService:
         except Exception:  # a planning bug must not lose what was accepted: store it undecided, then fail
             await self._record(submission)
             raise
-        moved = await self._apply(decisions, {p.id: p for p in received}, now, submission)
+        moved = await self._apply(decisions, received, now, submission)
         return PassOutcome(moved={p.id: p for p in moved}, considered=frozenset(p.id for p in received))
 
     async def _record(
@@ -261,29 +261,31 @@ class StationService:
         return fleet
 
     async def _apply(
-        self, decisions: list[Decision], packages: dict[str, Package], now: datetime, submission: Submission
+        self, decisions: list[Decision], planned: list[Package], now: datetime, submission: Submission
     ) -> list[Package]:
         """Store (with the submission) and start what a pass decided; returns the packages it moved."""
         moves: list[Move] = []
         launches: list[tuple[Assignment, Decision]] = []
         self._queued = {}
+        van, waiting = S.VAN, S.RECEIVED  # once, not per decision: an enum member costs a lookup hook
+        by_id: dict[str, Package] | None = None  # only an assignment needs the package itself
         for d in decisions:
-            package = packages[d.package_id]
             if d.status == "queued":
                 self._queued[d.package_id] = d
             elif d.status == "van":
                 moves.append(
                     Move(
                         d.package_id,
-                        S.VAN,
+                        van,
                         "no drone or robot can carry it safely",
                         detail={"hints": d.hints},
-                        expect=S.RECEIVED,
+                        expect=waiting,
                         fields={"reasons": [str(r) for r in d.reasons]},
                     )
                 )
             elif d.status == "assigned" and d.vehicle_id is not None and d.vehicle_id not in self._busy:
-                job = _job(self.config, package, d)
+                by_id = by_id if by_id is not None else {p.id: p for p in planned}
+                job = _job(self.config, by_id[d.package_id], d)
                 moves.append(
                     Move(
                         d.package_id,

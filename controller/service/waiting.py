@@ -64,8 +64,9 @@ class WaitingPackages:
     def _note(self, packages: Iterable[Package]) -> None:
         if self._by_id is None:
             return
+        waiting = PackageState.RECEIVED
         for package in packages:
-            if package.state is PackageState.RECEIVED:
+            if package.state is waiting:
                 self._by_id[package.id] = package
             else:
                 self._by_id.pop(package.id, None)
