@@ -286,7 +286,8 @@ class PackageIn(BaseModel):
         except ValidationError as exc:
             raise _with_swap_hint(exc, data) from None
         errors: list[InitErrorDetails] = []
-        if model.weight_kg > MAX_WEIGHT_KG:
+        weight_kg = model.weight_kg
+        if weight_kg > MAX_WEIGHT_KG:
             errors.append(
                 _detail(
                     "weight",
@@ -296,7 +297,7 @@ class PackageIn(BaseModel):
                     "check the number and the unit",
                 )
             )
-        elif model.weight_kg < MIN_WEIGHT_KG:
+        elif weight_kg < MIN_WEIGHT_KG:
             errors.append(
                 _detail(
                     "weight",
