@@ -9,6 +9,7 @@ and the reason and exits with 2; an unreachable server exits with 1.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from rich.table import Table
 
 from controller.client import DEFAULT_URL, ApiError, LastmileClient, Unreachable
 from controller.report import report_table
+from controller.watch import describe, follow
 from geofences.errors import LastmileError
 
 __all__ = [
@@ -137,22 +139,36 @@ def watch(
     url: Url = DEFAULT_URL,
     token: Token = None,
     since: Annotated[int | None, typer.Option(help="replay events after this sequence number")] = None,
-    count: Annotated[int, typer.Option(help="stop after this many events (0: never)")] = 0,
+    count: Annotated[int, typer.Option(help="stop after this many new events (0: never)")] = 0,
+    dashboard: Annotated[
+        bool | None,
+        typer.Option(
+            "--dashboard/--events",
+            help="the live dashboard, or one line per event (default: the dashboard on a terminal)",
+        ),
+    ] = None,
     json_out: JsonOut = False,
 ) -> None:
-    """Follow the station's live events (packages, missions, vehicles, fleet) until Ctrl-C."""
+    """Watch the station live: vehicles, missions with progress, the queue and events, until Ctrl-C."""
+    if dashboard is None:
+        dashboard = console.is_terminal and not json_out
+    if dashboard and not json_out:
+        with _client(url, token):  # the same errors and exit codes as every command
+            try:
+                asyncio.run(follow(url, token, console=console, since=since, count=count))
+            except KeyboardInterrupt:
+                return
+        return
     seen = 0
+    keys: dict[str, str] = {}  # package id -> key, from the package events seen
     with _client(url, token) as client:
         try:
             for event in client.events(since):
                 if json_out:
                     console.print(json.dumps(event), highlight=False, soft_wrap=True)
                 else:
-                    rest = {
-                        k: v for k, v in event.items() if k not in ("seq", "at", "type") and v is not None
-                    }
-                    words = " ".join(f"{k}={v}" for k, v in rest.items())
-                    console.print(f"{event['seq']:>6} {event['at'][11:19]} [bold]{event['type']}[/] {words}")
+                    line = f"{event['seq']:>6} {event['at'][11:19]} {describe(event, keys)}"
+                    console.print(line, highlight=False, soft_wrap=True, markup=False)
                 seen += 1
                 if count and seen >= count:
                     return
@@ -224,14 +240,40 @@ def import_(
 
 
 def launch(
-    mission_id: Annotated[str, typer.Argument(help="a held mission's id (see `lastmile status`)")],
+    mission_id: Annotated[
+        str | None, typer.Argument(metavar="MISSION", help="a held mission's id (see `lastmile watch`)")
+    ] = None,
+    all_ready: Annotated[
+        bool, typer.Option("--all-ready", help="launch every mission waiting for an operator")
+    ] = False,
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
-    """Launch a mission that waits for an operator (stations with `launch = "operator"`)."""
+    """Launch a mission that waits for an operator (stations with `launch = "operator"`), or all of them."""
+    if (mission_id is None) == (not all_ready):
+        raise typer.BadParameter(
+            "give one mission id, or --all-ready for every mission waiting for a launch (not both)",
+            param_hint="MISSION",
+        )
     with _client(url, token) as client:
-        client.launch(mission_id)
-    console.print(f"mission {mission_id} launched")
+        if mission_id is not None:
+            client.launch(mission_id)
+            console.print(f"mission {mission_id} launched")
+            return
+        held = [m for m in client.missions() if m["state"] == "held"]
+        if not held:
+            console.print("no mission is waiting for a launch")
+        for mission in held:
+            try:
+                client.launch(mission["id"])
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise  # grounded (409) or refused: the rest would fail alike
+                console.print(f"mission {mission['id']} is no longer waiting (launched or aborted meanwhile)")
+                continue
+            console.print(
+                f"mission {mission['id']} launched: {mission['vehicle_id']}, package {mission['package_id']}"
+            )
 
 
 def abort(

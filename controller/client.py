@@ -18,7 +18,7 @@ import httpx
 
 from geofences.errors import LastmileError
 
-__all__ = ["DEFAULT_URL", "ApiError", "LastmileClient", "Unreachable"]
+__all__ = ["DEFAULT_URL", "ApiError", "LastmileClient", "Unreachable", "answer_of"]
 
 DEFAULT_URL = "http://127.0.0.1:8750"
 
@@ -37,6 +37,19 @@ class ApiError(LastmileError):
         self.errors = errors
         where = f"field '{field}': " if field else ""
         super().__init__(f"HTTP {status}: {where}{reason}")
+
+
+def answer_of(response: httpx.Response) -> Any:
+    """The decoded JSON of a successful answer, or `ApiError` with the server's first field and reason."""
+    if response.is_success:
+        return response.json()
+    try:
+        body = response.json()
+        errors = body.get("errors") or [body["error"]]
+        first = errors[0]
+        raise ApiError(response.status_code, first.get("field"), first.get("reason", ""), errors)
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+        raise ApiError(response.status_code, None, response.text[:200], []) from None
 
 
 class LastmileClient:
@@ -66,15 +79,7 @@ class LastmileClient:
             response = self._http.request(method, path, json=json, params=query)
         except httpx.TransportError as exc:
             raise Unreachable(f"cannot reach the station API at {self.url}: {exc}") from exc
-        if response.is_success:
-            return response.json()
-        try:
-            body = response.json()
-            errors = body.get("errors") or [body["error"]]
-            first = errors[0]
-            raise ApiError(response.status_code, first.get("field"), first.get("reason", ""), errors)
-        except (ValueError, KeyError, TypeError, AttributeError, IndexError):
-            raise ApiError(response.status_code, None, response.text[:200], []) from None
+        return answer_of(response)
 
     # --- packages ------------------------------------------------------------------------------------------
 

@@ -17,14 +17,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console, Group
-from rich.live import Live
-from rich.table import Table
+from rich.console import Console
 
-from controller.packages import PackageIn, PackageState
+from controller.packages import PackageIn
+from controller.packages import PackageState as S
 from controller.report import period_report, report_table
 from controller.simstation import SimStation
 from controller.station import StationConfig, VehicleConfig
+from controller.watch import follow
 from vehicles.spec import VehicleKind
 
 
@@ -115,19 +115,19 @@ async def run_demo(base: StationConfig, settings: DemoSettings, console: Console
             orders = order_stream(config, settings.orders, settings.seed, clock())
             duration = settings.minutes * 60.0
             feed = asyncio.create_task(_feed(service, orders, duration * 0.5))
-            console_task = await _serve_console(service, settings.port, console)
+            served = await _serve_console(service, settings.port, console)
+            watching = None
+            if settings.live and served is not None:
+                url = f"http://127.0.0.1:{served[1]}"
+                watching = asyncio.create_task(follow(url, _operator_token(service), console=console))
             try:
-                if settings.live:
-                    with Live(_dashboard(service), console=console, refresh_per_second=2) as live:
-                        await _wait(service, feed, duration, lambda: live.update(_dashboard(service)))
-                else:
-                    await _wait(service, feed, duration, lambda: None)
+                await _wait(service, feed, duration)
             finally:
-                feed.cancel()
-                if console_task is not None:
-                    console_task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await console_task
+                for task in (feed, watching, served[0] if served else None):
+                    if task is not None:
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
             end = service.clock() + timedelta(seconds=1)
             report = await asyncio.to_thread(
                 period_report, service.store, clock.start_wall - timedelta(minutes=1), end,
@@ -137,20 +137,26 @@ async def run_demo(base: StationConfig, settings: DemoSettings, console: Console
     return report
 
 
-async def _serve_console(service: Any, port: int | None, console: Console) -> asyncio.Task[None] | None:
+def _operator_token(service: Any) -> str:
+    return next(iter(service.config.api.tokens))
+
+
+async def _serve_console(
+    service: Any, port: int | None, console: Console
+) -> tuple[asyncio.Task[None], int] | None:
     """Serve the API and the web console while the demo runs, on `port` or any free one if it is taken."""
     if port is None:
         return None
     from controller.api.server import serve
 
-    token = next(iter(service.config.api.tokens))
     for attempt in (port, 0):
         ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(serve(service, "127.0.0.1", attempt, on_ready=ready.set_result))
         done, _ = await asyncio.wait([task, ready], return_when=asyncio.FIRST_COMPLETED)
         if ready in done:
+            token = _operator_token(service)
             console.print(f"web console: http://127.0.0.1:{ready.result()}/  (operator token: {token})")
-            return task
+            return task, ready.result()
         with contextlib.suppress(Exception):
             task.result()  # the port was taken: try any free one
     return None
@@ -164,62 +170,14 @@ async def _feed(service: Any, orders: list[PackageIn], over_s: float) -> None:
         await asyncio.sleep(over_s / max(1, len(batches)))
 
 
-async def _wait(service: Any, feed: asyncio.Task[None], duration: float, refresh: Any) -> None:
+async def _wait(service: Any, feed: asyncio.Task[None], duration: float) -> None:
     """Until the time is up, or every order is finished once all were submitted."""
     loop = asyncio.get_running_loop()
     end = loop.time() + duration
+    unfinished = (S.RECEIVED, S.ASSIGNED, S.LAUNCHING, S.EN_ROUTE, S.FAILED)
     while loop.time() < end:
-        refresh()
         if feed.done():
             counts = await asyncio.to_thread(service.store.count_by_state)
-            if (
-                sum(
-                    counts[s]
-                    for s in (
-                        PackageState.RECEIVED,
-                        PackageState.ASSIGNED,
-                        PackageState.LAUNCHING,
-                        PackageState.EN_ROUTE,
-                        PackageState.FAILED,
-                    )
-                )
-                == 0
-            ):
+            if sum(counts[s] for s in unfinished) == 0:
                 break
-        with_timeout = min(0.5, max(0.0, end - loop.time()))
-        await asyncio.sleep(with_timeout)
-    refresh()
-
-
-def _dashboard(service: Any) -> Group:
-    fleet = Table(
-        title=f"Fleet — {service.config.name}" + (" [red](grounded)[/]" if service.grounded else "")
-    )
-    for column in ("vehicle", "kind", "mode", "battery", "position", "mission"):
-        fleet.add_column(column)
-    for v in service.fleet_status():
-        battery = f"{v['charge'] * 100:.0f} %" if v.get("charge") is not None else ""
-        pos = f"{v['lat']:.4f}, {v['lon']:.4f}" if v.get("lat") is not None else ""
-        if v["kind"] == "van":
-            continue
-        fleet.add_row(
-            v["vehicle_id"],
-            v["kind"],
-            v.get("mode") or ("online" if v["online"] else "offline"),
-            battery,
-            pos,
-            (v.get("mission_id") or "")[:8],
-        )
-    counts = service.store.count_by_state()
-    queue = Table(title="Packages")
-    for state in counts:
-        queue.add_column(str(state))
-    queue.add_row(*[str(n) for n in counts.values()])
-    events = Table(title="Recent events")
-    events.add_column("event")
-    for e in service.bus.recent(max(0, service.bus.last_seq - 8)):
-        words = " ".join(
-            f"{k}={v}" for k, v in e.items() if k not in ("seq", "at", "t") and v not in (None, [])
-        )
-        events.add_row(words[:150])
-    return Group(fleet, queue, events)
+        await asyncio.sleep(min(0.5, max(0.0, end - loop.time())))

@@ -46,6 +46,7 @@ async def station_map(request: Request) -> dict[str, Any]:
     frame = config.frame
     zones = await blocking(lambda: config.zones)  # read from the zones file once, then cached
     missions = await service.missions(unfinished_only=True)
+    keys = {p.id: p.key for p in await blocking(service.store.get_many, [m.package_id for m in missions])}
     feed = getattr(request.app.state, "console_feed", None)
     tracks = feed.tracks if feed is not None else {}
     out = []
@@ -54,7 +55,8 @@ async def station_map(request: Request) -> dict[str, Any]:
         route = project(frame, job.get("route") or [])
         dest = job.get("destination")
         out.append({
-            "id": m.id, "package_id": m.package_id, "vehicle_id": m.vehicle_id, "kind": str(m.kind),
+            "id": m.id, "package_id": m.package_id, "package_key": keys.get(m.package_id),
+            "vehicle_id": m.vehicle_id, "kind": str(m.kind),
             "state": m.state, "created_at": m.created_at.isoformat(), "route": route,
             "destination": project(frame, [dest])[0] if dest else None,
             "track": [list(p) for p in tracks.get(m.id, [])],

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
-import httpx
 import typer
 from typer.testing import CliRunner
 
@@ -115,21 +113,15 @@ def test_report_prints_the_figures(api: ApiThread) -> None:
     assert code == 2
 
 
-def test_watch_prints_live_events(api: ApiThread) -> None:
-    since = httpx.get(api.url + "/healthz").json()["last_event"]
-    submitted = threading.Event()
-
-    def submit_soon() -> None:
-        headers = {"Authorization": f"Bearer {ROLE_TOKEN['operator']}"}
-        body = {"key": "watch-1", "weight": 1, "dest_lat": 33.45, "dest_lon": -112.25}
-        httpx.post(api.url + "/v1/packages", json=body, headers=headers, timeout=30)
-        submitted.set()
-
-    threading.Thread(target=submit_soon).start()
-    code, out = lastmile(api, "watch", "--since", str(since), "--count", "2")
-    assert submitted.wait(30)
-    assert code == 0, out
-    assert "package" in out and "watch-1" in out
+def test_launch_takes_one_mission_or_all_ready(api: ApiThread) -> None:
+    code, out = lastmile(api, "launch")
+    assert code == 2 and "MISSION" in out and "--all-ready" in out
+    code, out = lastmile(api, "launch", "m-1", "--all-ready")
+    assert code == 2 and "not both" in out
+    code, out = lastmile(api, "launch", "--all-ready")  # nothing planned at this station: nothing held
+    assert code == 0 and "no mission is waiting for a launch" in out
+    code, out = lastmile(api, "launch", "no-such-mission")
+    assert code == 2 and "404" in out
 
 
 def test_unreachable_server_exits_1() -> None:

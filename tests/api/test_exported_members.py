@@ -22,4 +22,4 @@ def test_operator_commands_and_client_exports() -> None:
         "unground",
         "report",
     }
-    assert set(client.__all__) == {"DEFAULT_URL", "ApiError", "LastmileClient", "Unreachable"}
+    assert set(client.__all__) == {"DEFAULT_URL", "ApiError", "LastmileClient", "Unreachable", "answer_of"}

@@ -6,14 +6,15 @@ Time: the simulator runs at SPEEDUP x real time, so the driver's GCS heartbeat i
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
-from tests.relays import lossy_relay  # noqa: F401 (a fixture for the tests here)
+from tests.relays import (
+    TcpRelay,
+    lossy_relay,  # noqa: F401 (a fixture for the tests here)
+)
 
 SPEEDUP = 20.0
 STATION = (33.4484, -112.2590)  # lat, lon
@@ -52,61 +53,6 @@ async def drone_driver() -> AsyncIterator[Any]:
 
     async with DroneDriver(heartbeat_period_s=0.1, link_timeout_s=1.0) as driver:
         yield driver
-
-
-class TcpRelay:
-    """A TCP man-in-the-middle the test can cut: `cut()` drops every connection and refuses new ones
-    (connections are accepted and closed at once), `restore()` lets them through again."""
-
-    def __init__(self, upstream_port: int) -> None:
-        self.upstream_port = upstream_port
-        self.open = True
-        self.server: asyncio.Server | None = None
-        self.port = 0
-        self._writers: list[asyncio.StreamWriter] = []
-        self.connections = 0
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    @property
-    def url(self) -> str:
-        return f"tcp:127.0.0.1:{self.port}"
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not self.open:
-            writer.transport.abort()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        except OSError:
-            writer.transport.abort()
-            return
-        self.connections += 1
-        self._writers += [writer, up_writer]
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError):
-                while data := await src.read(65536):
-                    dst.write(data)
-            dst.transport.abort()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    def cut(self) -> None:
-        self.open = False
-        for w in self._writers:
-            w.transport.abort()
-        self._writers.clear()
-
-    def restore(self) -> None:
-        self.open = True
-
-    def close(self) -> None:
-        self.cut()
-        if self.server is not None:
-            self.server.close()
 
 
 @pytest.fixture

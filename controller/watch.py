@@ -1,0 +1,509 @@
+"""`lastmile watch`: the station on one terminal screen, kept live.
+
+What an operator watches: every vehicle (link, battery, where it is from the station, altitude, speed,
+mode, mission), every mission under way with a progress bar, the package queue by state, and the latest
+events in words. It follows the web console's channel (`GET /v1/console/live`: the station's events plus
+a telemetry frame four times a second) and re-reads the mission list (`GET /v1/map`: routes and the
+tracks flown so far, in metres from the station) and the queue counts (`GET /v1/fleet`) when events say
+they changed, at most once a second each. A lost connection is retried with backoff and resumes after the
+last event seen, so nothing is missed; only a refused token ends it.
+
+A mission's progress is the distance its vehicle has covered over the planned out-and-back length, as the
+web console's map shows it (`controller/web/static/map.js`): drones and robots both return to the station.
+The track the dashboard starts from is the server's, so a watch opened mid-flight shows the right figure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from controller.client import ApiError, Unreachable, answer_of
+
+__all__ = ["Dashboard", "MissionView", "describe", "follow", "position_text"]
+
+EVENTS_SHOWN = 10
+REPLAY_ON_START = 200  # events replayed on opening: enough for the phase of every mission under way
+RELOAD_S = 1.0  # the mission list and the queue are re-read at most this often
+REDRAW_S = 0.25  # the screen is redrawn at most this often (telemetry comes at 4 Hz)
+TRACK_STEP_M = 3.0  # as the server's tracks (controller.web.live.TRACK_MIN_STEP_M): closer adds only noise
+AT_STATION_M = 30.0
+BAR_WIDTH = 8
+LOW_CHARGE = 0.3  # the web console's "low" too
+M_PER_MI = 1609.344
+_COMPASS = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
+_SKIP = frozenset({"seq", "at", "type", "t", "mission_id", "package_id", "vehicle_id", "vehicle", "package"})
+
+
+def position_text(x: float | None, y: float | None) -> str:
+    """Where a vehicle is, in words an operator reads at a glance: distance (km and mi) and compass point."""
+    if x is None or y is None:
+        return "-"
+    distance = math.hypot(x, y)
+    if distance < AT_STATION_M:
+        return "at station"
+    bearing = math.degrees(math.atan2(x, y)) % 360  # x east, y north: 0 is north, 90 east
+    point = _COMPASS[round(bearing / 45) % 8]
+    if distance < 999.5:  # "1000 m" reads as a kilometre
+        return f"{distance:.0f} m {point}"
+    return f"{distance / 1000:.1f} km/{distance / M_PER_MI:.1f} mi {point}"
+
+
+def _path_length(points: Iterable[tuple[float, float]]) -> float:
+    return sum(math.dist(a, b) for a, b in itertools.pairwise(points))
+
+
+@dataclass
+class MissionView:
+    """One unfinished mission as the dashboard shows it."""
+
+    id: str
+    vehicle_id: str
+    package_id: str
+    kind: str
+    state: str
+    planned_m: float  # out and back along the planned route
+    package_key: str | None = None
+    covered_m: float = 0.0
+    last: tuple[float, float] | None = None
+
+    @classmethod
+    def from_map(cls, data: dict[str, Any]) -> MissionView:
+        """From one of `GET /v1/map`'s missions (route and track in metres from the station)."""
+        route = [(float(p[0]), float(p[1])) for p in data.get("route") or []]
+        track = [(float(p[0]), float(p[1])) for p in data.get("track") or []]
+        return cls(
+            id=data["id"],
+            vehicle_id=data["vehicle_id"],
+            package_id=data["package_id"],
+            kind=data["kind"],
+            state=data["state"],
+            planned_m=2 * _path_length(route),
+            package_key=data.get("package_key"),
+            covered_m=_path_length(track),
+            last=track[-1] if track else None,
+        )
+
+    def follow(self, x: float, y: float) -> None:
+        """Add the vehicle's newest position to the distance covered."""
+        if self.last is None:
+            self.last = (x, y)
+            return
+        step = math.hypot(x - self.last[0], y - self.last[1])
+        if step >= TRACK_STEP_M:
+            self.covered_m += step
+            self.last = (x, y)
+
+    @property
+    def progress(self) -> float | None:
+        """0..1, or None for a mission without a planned route."""
+        if self.planned_m <= 0:
+            return None
+        return min(1.0, self.covered_m / self.planned_m)
+
+
+@dataclass
+class Dashboard:
+    """The station's state as `lastmile watch` shows it; fed with what the API sends, drawn by `render`."""
+
+    station: str = ""
+    grounded: str | None = None
+    vehicles: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> telemetry entry
+    missions: dict[str, MissionView] = field(default_factory=dict)
+    queue: dict[str, int] = field(default_factory=dict)
+    events: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=EVENTS_SHOWN))
+    phases: dict[str, str] = field(default_factory=dict)  # mission id -> its vehicle's latest phase
+    keys: dict[str, str] = field(default_factory=dict)  # package id -> the dispatcher's key
+    last_seq: int = 0
+    telemetry_seen: bool = False
+    station_seq: int = 0  # the newest event when the fleet was last read
+    trouble: str | None = None  # why the screen may be stale (connection lost), shown on top
+
+    def load_map(self, data: dict[str, Any]) -> None:
+        """Take the unfinished missions from `GET /v1/map`."""
+        self.missions = {m["id"]: MissionView.from_map(m) for m in data.get("missions", [])}
+        for m in self.missions.values():
+            if m.package_key:
+                _remember(self.keys, m.package_id, m.package_key)
+        self.station = data.get("station", {}).get("name", self.station)
+        self.grounded = data.get("grounded")
+
+    def load_fleet(self, data: dict[str, Any]) -> None:
+        """Take the queue counts (and the hold) from `GET /v1/fleet`."""
+        self.queue = dict(data.get("queue", {}))
+        self.station_seq = int(data.get("last_event", 0))
+        self.station = data.get("station", self.station)
+        self.grounded = data.get("grounded_reason") if data.get("grounded") else None
+
+    def apply(self, message: dict[str, Any]) -> set[str]:
+        """Take one message of the live channel; what it made stale (`"missions"`, `"queue"`)."""
+        kind = message.get("type")
+        if kind == "reconnected":  # anything may have changed while the channel was down
+            return {"missions", "queue"}
+        if kind == "hello":
+            self.station = message.get("station", self.station)
+            return set()
+        if kind == "telemetry":
+            self._telemetry(message.get("vehicles", []))
+            return set()
+        self.last_seq = max(self.last_seq, int(message.get("seq", 0)))
+        self.events.append(message)
+        if kind == "package":
+            if message.get("package_id") and message.get("key"):
+                _remember(self.keys, message["package_id"], message["key"])
+            return {"queue"}
+        if kind == "mission":
+            return {"missions", "queue"}
+        if kind == "fleet":
+            grounded = message.get("state") == "grounded"
+            self.grounded = (message.get("reason") or "grounded") if grounded else None
+        elif kind == "vehicle":
+            phase = message.get("phase") if message.get("event") == "phase" else message.get("kind")
+            if message.get("mission_id") and phase:
+                _remember(self.phases, message["mission_id"], str(phase).replace("_", " "))
+        return set()
+
+    def _telemetry(self, vehicles: list[dict[str, Any]]) -> None:
+        self.telemetry_seen = True
+        self.vehicles = {v["id"]: v for v in vehicles if v.get("kind") != "van"}  # vans send no telemetry
+        for v in vehicles:
+            mission = self.missions.get(v.get("mission") or "")
+            if mission is not None and v.get("x") is not None and v.get("y") is not None:
+                mission.follow(float(v["x"]), float(v["y"]))
+
+    # --- drawing -------------------------------------------------------------------------------------------
+
+    def render(self) -> RenderableType:
+        """The whole screen."""
+        parts: list[RenderableType] = [self._header()]
+        if self.vehicles:
+            parts.append(self._fleet_table())
+        parts.append(self._missions_table())
+        parts.append(self._queue_line())
+        parts.append(self._events_table())
+        return Group(*parts)
+
+    def _header(self) -> Text:
+        online = sum(bool(v.get("online")) for v in self.vehicles.values())
+        text = Text.assemble(
+            (self.station or "station", "bold"),
+            f"  {online}/{len(self.vehicles)} vehicles online  ",
+            (time.strftime("%H:%M:%S"), "dim"),
+        )
+        if self.grounded:
+            text.append(f"\nFLEET GROUNDED: {self.grounded}", style="bold yellow")
+        if self.trouble:
+            text.append(f"\n{self.trouble}", style="bold red")
+        return text
+
+    def _fleet_table(self) -> Table:
+        table = _table("vehicles")
+        for column in ("vehicle", "kind", "link", "battery", "position", "alt", "speed", "mode"):
+            table.add_column(column, no_wrap=True)
+        for v in self.vehicles.values():
+            alt = v.get("alt")
+            speed = v.get("spd")
+            table.add_row(
+                v["id"],
+                v.get("kind", ""),
+                _link(v),
+                _battery(v.get("c")),
+                position_text(v.get("x"), v.get("y")),
+                f"{alt:.0f} m" if alt is not None and v.get("kind") == "drone" else "-",
+                f"{speed:.1f} m/s" if speed is not None else "-",
+                v.get("mode") or "-",
+            )
+        return table
+
+    def _missions_table(self) -> RenderableType:
+        if not self.missions:
+            return Text("no mission under way", style="dim")
+        table = _table("missions")
+        for column in ("mission", "vehicle", "package", "state", "phase", "progress"):
+            table.add_column(column, no_wrap=True)
+        for m in sorted(self.missions.values(), key=lambda m: m.id):
+            package = m.package_key or m.package_id
+            phase = self.phases.get(m.id, "-")
+            table.add_row(m.id[:8], m.vehicle_id, package, m.state, phase, _progress(m))
+        return table
+
+    def _queue_line(self) -> Text:
+        counts = [f"{state.replace('_', ' ')} {n}" for state, n in self.queue.items() if n]
+        return Text.assemble(("packages  ", "bold"), " · ".join(counts) or "none")
+
+    def _events_table(self) -> Table:
+        table = Table(
+            title="recent events", title_justify="left", title_style="bold", show_header=False, box=None
+        )
+        table.add_column("time", style="dim", no_wrap=True)
+        table.add_column("event")
+        for event in self.events:
+            table.add_row(str(event.get("at", ""))[11:19], describe(event, self.keys))
+        return table
+
+
+def _table(title: str) -> Table:
+    """Light rules and no outer border: the whole screen fits 80 columns."""
+    return Table(
+        title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, show_edge=False,
+        padding=(0, 1), collapse_padding=True, pad_edge=False,
+    )  # fmt: skip
+
+
+def _link(vehicle: dict[str, Any]) -> Text:
+    if not vehicle.get("online"):
+        return Text("offline", style="red")
+    age = vehicle.get("age")
+    if age is not None and age > 3:
+        return Text(f"{age:.0f} s old", style="yellow")
+    if vehicle.get("err"):
+        return Text(", ".join(vehicle["err"]), style="red")
+    return Text("ok", style="green")
+
+
+def _bar(fraction: float, style: str) -> Table:
+    """A bar and its percentage, on one line."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_row(
+        ProgressBar(
+            total=1.0, completed=fraction, width=BAR_WIDTH, complete_style=style, finished_style=style
+        ),
+        Text(f"{fraction * 100:3.0f} %"),
+    )
+    return grid
+
+
+def _battery(charge: float | None) -> RenderableType:
+    if charge is None:
+        return "-"
+    return _bar(charge, "red" if charge < LOW_CHARGE else "green")
+
+
+def _progress(mission: MissionView) -> RenderableType:
+    if mission.state == "held":
+        return Text("waiting for launch", style="yellow")
+    progress = mission.progress
+    return "-" if progress is None else _bar(progress, "cyan")
+
+
+# --- events in words ---------------------------------------------------------------------------------------
+
+
+def _remember(memory: dict[str, str], key: str, value: str, limit: int = 10_000) -> None:
+    """`memory[key] = value`, forgetting the older half past `limit`: a watch may run for weeks."""
+    memory.pop(key, None)  # re-inserted: the newest stays last
+    memory[key] = value
+    if len(memory) > limit:
+        for old in list(itertools.islice(memory, limit // 2)):
+            del memory[old]
+
+
+def _short(value: Any) -> str:
+    return str(value)[:8] if value else "?"
+
+
+def _extras(event: dict[str, Any], skip: Iterable[str] = ()) -> str:
+    """The event's other fields as `key=value`, numbers rounded: for what has no sentence of its own."""
+    skipped = _SKIP | set(skip)
+    words = []
+    for key, value in event.items():
+        if key in skipped or value is None or value == [] or value == {}:
+            continue
+        if isinstance(value, float):
+            value = f"{value:.1f}"
+        words.append(f"{key}={value}")
+    return " ".join(words)
+
+
+def describe(event: dict[str, Any], keys: dict[str, str] | None = None) -> str:
+    """One line of plain words for a station event (the dashboard's and `watch --events`' lines).
+
+    `keys` (package id -> key) names packages by the dispatcher's key where an event carries only the id
+    (a package id's first characters are its time, alike for a whole day); package events add to it.
+    """
+    kind = event.get("type")
+    known = keys if keys is not None else {}
+    if kind == "package":
+        if event.get("package_id") and event.get("key"):
+            _remember(known, event["package_id"], event["key"])
+        return _package_words(event)
+    if kind == "mission":
+        package = known.get(event.get("package_id") or "") or event.get("package_id")
+        text = f"mission {_short(event.get('mission_id'))} {event.get('state')}: {event.get('vehicle_id')}"
+        text += f", package {package}"
+        return text + (f" ({event['reason']})" if event.get("reason") else "")
+    if kind == "vehicle":
+        return _vehicle_words(event)
+    if kind == "fleet":
+        if event.get("state") == "grounded":
+            return f"fleet grounded: {event.get('reason') or 'no reason given'}"
+        return "fleet released" if event.get("state") == "released" else f"fleet {_extras(event)}"
+    if kind == "service":
+        return f"station {event.get('station', '')} {event.get('state', '')}".replace("  ", " ")
+    return f"{kind} {_extras(event)}"
+
+
+def _package_words(event: dict[str, Any]) -> str:
+    state = str(event.get("state", "?"))
+    text = f"package {event.get('key') or _short(event.get('package_id'))} {state.replace('_', ' ')}"
+    vehicle = event.get("vehicle_id")
+    if vehicle and state in ("assigned", "launching", "en_route", "delivered"):
+        text += f" by {event.get('mode') or 'vehicle'} {vehicle}"
+    if state == "van" and event.get("reasons"):
+        text += ": " + ", ".join(event["reasons"])
+    reason = event.get("reason")
+    if reason and reason not in (state, f"delivered by {vehicle}", f"{vehicle} under way"):
+        text += f" ({reason})"
+    eta = event.get("eta")
+    if eta and state in ("received", "assigned", "launching", "en_route"):
+        text += f", ETA {str(eta)[11:16]}"
+    return text
+
+
+def _vehicle_words(event: dict[str, Any]) -> str:
+    who = event.get("vehicle_id") or event.get("vehicle") or "?"
+    name = event.get("event")
+    if name == "phase":
+        rest = _extras(event, ("event", "phase"))
+        return f"{who} {str(event.get('phase', '')).replace('_', ' ')}" + (f" ({rest})" if rest else "")
+    if name == "ModeChanged":
+        return f"{who} mode {event.get('old') or '?'} → {event.get('new')}"
+    if name == "ArmedChanged":
+        return f"{who} {'armed' if event.get('armed') else 'disarmed'}"
+    if name == "MissionItemReached":
+        return f"{who} reached mission item {event.get('seq')}"
+    if name == "StatusText":
+        return f"{who} says: {event.get('text')}"
+    if name == "BatteryFailsafe":
+        return f"{who} battery failsafe ({event.get('level')}): {event.get('text')}"
+    if name == "FenceBreach":
+        return f"{who} fence breach (type {event.get('breach_type')})"
+    if name == "LinkLost":
+        return f"{who} link lost ({event.get('silent_s', 0):.0f} s silent)"
+    if name == "LinkRestored":
+        return f"{who} link restored after {event.get('down_s', 0):.0f} s"
+    if event.get("state") == "unavailable":
+        return f"{who} unavailable: {event.get('reason')}"
+    if event.get("kind"):  # a robot mission's note: order_sent, node_reached, returned, ...
+        rest = _extras(event, ("kind",))
+        return f"{who} {str(event['kind']).replace('_', ' ')}" + (f" ({rest})" if rest else "")
+    rest = _extras(event, ("event",))
+    return f"{who} {name or ''} {rest}".replace("  ", " ").strip()
+
+
+# --- following a station -----------------------------------------------------------------------------------
+
+
+async def follow(
+    url: str,
+    token: str | None,
+    *,
+    console: Console,
+    since: int | None = None,
+    count: int = 0,
+    board: Dashboard | None = None,
+) -> None:
+    """Show the dashboard until `count` new events were shown (0: until cancelled or Ctrl-C).
+
+    The first connection's failure raises `Unreachable` and a refused token `ApiError`; later losses are
+    shown on the screen and retried with backoff. With `count`, it also waits for the first telemetry frame,
+    so the last screen has the vehicles on it. Pass a `board` to look at what it shows from elsewhere.
+    """
+    board = board if board is not None else Dashboard()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(base_url=url.rstrip("/"), headers=headers, timeout=10) as http:
+        await _load(http, board, {"missions", "queue"})
+        first = board.last_seq = since if since is not None else board.station_seq
+        replay_from = since if since is not None else max(0, first - REPLAY_ON_START)  # phases, events panel
+        stale: set[str] = set()
+        with Live(board.render(), console=console, auto_refresh=False, redirect_stdout=False) as live:
+            redraw = asyncio.create_task(_redraw(live, board, http, stale))
+            try:
+                counted = 0
+                async for message in _channel(url, token, board, replay_from):
+                    stale |= board.apply(message)
+                    counted += message.get("seq", 0) > first
+                    if count and counted >= count and board.telemetry_seen:
+                        return
+            finally:
+                redraw.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await redraw
+                live.update(board.render(), refresh=True)
+
+
+async def _channel(
+    url: str, token: str | None, board: Dashboard, since: int
+) -> AsyncIterator[dict[str, Any]]:
+    """The live channel's messages, reconnecting after a loss (resuming after `board.last_seq`).
+
+    Each reconnection also marks the missions and the queue stale: they may have changed meanwhile.
+    """
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+    base = url.rstrip("/").replace("http", "ws", 1) + "/v1/console/live?"
+    delay = 0.5
+    connected_once = False
+    while True:
+        query = {"since": since} | ({"token": token} if token else {})
+        try:
+            async with connect(base + urlencode(query), open_timeout=10) as socket:
+                connected_once, board.trouble, delay = True, None, 0.5
+                async for text in socket:
+                    yield json.loads(text)
+        except ConnectionClosed as exc:
+            if exc.rcvd is not None and exc.rcvd.code in (4401, 4403):
+                raise ApiError(exc.rcvd.code - 4000, "token", exc.rcvd.reason, []) from None
+            problem: Exception = exc
+        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+            if not connected_once:
+                raise Unreachable(f"cannot open the live channel at {url}: {exc}") from exc
+            problem = exc
+        board.trouble = f"connection lost ({problem}); retrying in {delay:.1f} s"
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
+        since = board.last_seq  # resume after the last event shown: none is missed
+        yield {"type": "reconnected"}
+
+
+async def _redraw(live: Live, board: Dashboard, http: httpx.AsyncClient, stale: set[str]) -> None:
+    """Redraw at most every REDRAW_S; re-read what events made stale at most every RELOAD_S."""
+    loaded = time.monotonic()
+    while True:
+        await asyncio.sleep(REDRAW_S)
+        if stale and time.monotonic() - loaded >= RELOAD_S:
+            wanted = set(stale)
+            stale.clear()
+            loaded = time.monotonic()
+            with contextlib.suppress(httpx.HTTPError, Unreachable, ApiError):
+                await _load(http, board, wanted)
+        live.update(board.render(), refresh=True)
+
+
+async def _load(http: httpx.AsyncClient, board: Dashboard, what: set[str]) -> None:
+    """Re-read the mission list and/or the queue counts."""
+    try:
+        if "missions" in what:
+            board.load_map(answer_of(await http.get("/v1/map")))
+        if "queue" in what:
+            board.load_fleet(answer_of(await http.get("/v1/fleet")))
+    except httpx.TransportError as exc:
+        raise Unreachable(f"cannot reach the station API at {http.base_url}: {exc}") from exc

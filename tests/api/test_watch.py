@@ -1,0 +1,229 @@
+"""`lastmile watch`: the live dashboard, its words for events, and its recovery from a lost connection."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+from collections.abc import Callable
+
+import httpx
+import pytest
+import typer
+from rich.console import Console
+from typer.testing import CliRunner
+
+from controller import cli_ops
+from controller.api.server import ApiThread
+from controller.watch import Dashboard, describe, follow, position_text
+from tests.api.helpers import ROLE_TOKEN, package
+from tests.relays import TcpRelay
+
+app = typer.Typer()
+cli_ops.register(app)
+runner = CliRunner()
+
+
+def screen(board: Dashboard, width: int = 80) -> str:
+    console = Console(file=io.StringIO(), width=width, record=True, color_system=None)
+    console.print(board.render())
+    return console.export_text()
+
+
+def flying_station() -> Dashboard:
+    """A station as the live channel and the map describe it: one drone out on a 2 km route, a robot
+    offline, a van (no telemetry), the fleet grounded meanwhile."""
+    board = Dashboard()
+    board.load_map({
+        "station": {"name": "Tolleson"},
+        "grounded": None,
+        "missions": [{
+            "id": "6f1c0e5d2a7b4c1d", "package_id": "01a245b8ada8729f", "package_key": "ord-10023",
+            "vehicle_id": "d1", "kind": "drone", "state": "en_route",
+            "route": [[0, 0], [1414.2, 1414.2]], "track": [[0, 0], [353.6, 353.6], [707.1, 707.1]],
+        }],
+    })  # fmt: skip
+    board.load_fleet({"station": "Tolleson", "grounded": False, "queue": {"received": 2, "en_route": 1,
+                      "delivered": 41, "van": 12}, "last_event": 90})  # fmt: skip
+    board.apply({"type": "telemetry", "vehicles": [
+        {"id": "d1", "kind": "drone", "online": True, "x": 707.1, "y": 707.1, "c": 0.25, "alt": 60.0,
+         "spd": 12.0, "mode": "AUTO", "age": 0.2, "mission": "6f1c0e5d2a7b4c1d", "err": []},
+        {"id": "r1", "kind": "robot", "online": False, "x": None, "y": None, "c": None, "alt": None,
+         "spd": None, "mode": None, "age": None, "mission": None, "err": []},
+        {"id": "v1", "kind": "van", "online": False, "x": None, "y": None, "c": None, "alt": None,
+         "spd": None, "mode": None, "age": None, "mission": None, "err": []},
+    ]})  # fmt: skip
+    for seq, event in enumerate(
+        [
+            {"type": "package", "key": "k-9", "state": "van", "reasons": ["overweight"],
+             "reason": "at intake"},
+            {"type": "vehicle", "vehicle_id": "d1", "mission_id": "6f1c0e5d2a7b4c1d", "event": "phase",
+             "phase": "flying"},
+            {"type": "vehicle", "vehicle_id": "d1", "event": "ModeChanged", "old": "GUIDED", "new": "AUTO"},
+            {"type": "mission", "mission_id": "6f1c0e5d2a7b4c1d", "package_id": "01a245b8ada8729f",
+             "vehicle_id": "d1", "state": "en_route"},
+            {"type": "fleet", "state": "grounded", "reason": "gusts over 12 m/s"},
+        ],
+        start=91,
+    ):  # fmt: skip
+        board.apply({"seq": seq, "at": f"2026-12-05T15:02:{seq - 80:02d}+00:00", **event})
+    return board
+
+
+def test_the_dashboard_shows_vehicles_missions_queue_and_events_in_80_columns() -> None:
+    text = screen(flying_station())
+    assert "…" not in text, text  # nothing cut off at 80 columns
+    assert "FLEET GROUNDED: gusts over 12 m/s" in text
+    d1 = next(line for line in text.splitlines() if line.lstrip().startswith("d1 "))
+    assert "25 %" in d1 and "1.0 km/0.6 mi NE" in d1 and "60 m" in d1 and "AUTO" in d1
+    assert "offline" in next(line for line in text.splitlines() if line.lstrip().startswith("r1 "))
+    assert not any(line.lstrip().startswith("v1 ") for line in text.splitlines())  # vans send no telemetry
+    mission = next(line for line in text.splitlines() if "6f1c0e5d" in line)
+    assert "ord-10023" in mission and "flying" in mission and "25 %" in mission  # 1 km of a 4 km round trip
+    assert "package k-9 van: overweight (at intake)" in text
+    assert "d1 mode GUIDED → AUTO" in text
+    assert "mission 6f1c0e5d en_route: d1, package ord-10023" in text  # named by its key, from the map
+    assert "received 2 · en route 1 · delivered 41 · van 12" in text
+
+
+def test_progress_follows_the_telemetry() -> None:
+    board = flying_station()
+    mission = board.missions["6f1c0e5d2a7b4c1d"]
+    for x in (1060.7, 1414.2, 1416.0):  # the last step is under the track's 3 m: not counted
+        board.apply({"type": "telemetry", "vehicles": [{"id": "d1", "kind": "drone", "x": x, "y": x,
+                                                        "mission": mission.id, "online": True}]})  # fmt: skip
+    assert mission.covered_m == pytest.approx(2000.0, abs=0.1)
+    assert mission.progress == pytest.approx(0.5, abs=1e-4)
+    board.load_map({"missions": []})  # finished: it leaves the screen
+    assert "no mission under way" in screen(board)
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "text"),
+    [
+        (None, None, "-"),
+        (10.0, -10.0, "at station"),
+        (0.0, 800.0, "800 m N"),
+        (-3000.0, -3000.0, "4.2 km/2.6 mi SW"),
+    ],
+)
+def test_positions_in_words(x: float | None, y: float | None, text: str) -> None:
+    assert position_text(x, y) == text
+
+
+def test_events_in_words() -> None:
+    assert describe({"type": "package", "key": "k1", "state": "assigned", "vehicle_id": "d2", "mode": "drone",
+                     "eta": "2026-12-05T15:14:00+00:00", "reason": "assigned"}) == (
+        "package k1 assigned by drone d2, ETA 15:14"
+    )  # fmt: skip
+    assert describe({"type": "fleet", "state": "released"}) == "fleet released"
+    assert describe({"type": "vehicle", "vehicle_id": "d1", "event": "LinkLost", "silent_s": 3.2}) == (
+        "d1 link lost (3 s silent)"
+    )
+    assert describe({"type": "vehicle", "vehicle_id": "r1", "kind": "node_reached", "node": "n3"}) == (
+        "r1 node reached (node=n3)"
+    )
+    assert describe({"type": "mystery", "x": 1.25}) == "mystery x=1.2"
+
+
+def lastmile(api: ApiThread, *args: str, role: str = "operator") -> tuple[int, str]:
+    result = runner.invoke(
+        app, [*args, "--url", api.url], env={"LASTMILE_TOKEN": ROLE_TOKEN[role], "COLUMNS": "120"}
+    )
+    return result.exit_code, result.output
+
+
+def submit_soon(api: ApiThread, key: str) -> threading.Event:
+    """POST a package from another thread while the command under test waits for it."""
+    done = threading.Event()
+
+    def post() -> None:
+        headers = {"Authorization": f"Bearer {ROLE_TOKEN['operator']}"}
+        httpx.post(api.url + "/v1/packages", json=package(key, weight=40), headers=headers, timeout=30)
+        done.set()
+
+    threading.Thread(target=post).start()
+    return done
+
+
+def test_watch_dashboard_against_a_running_station(api: ApiThread) -> None:
+    since = httpx.get(api.url + "/healthz").json()["last_event"]
+    submitted = submit_soon(api, "watch-dash")
+    code, out = lastmile(api, "watch", "--dashboard", "--since", str(since), "--count", "2", role="viewer")
+    assert submitted.wait(30)
+    assert code == 0, out
+    assert "test station" in out and "0/3 vehicles online" in out
+    for vehicle in ("d1", "d2", "r1"):
+        assert any(line.lstrip().startswith(f"{vehicle} ") and "offline" in line for line in out.splitlines())
+    assert "package watch-dash received" in out
+    assert "package watch-dash van: overweight" in out
+
+
+def test_watch_events_prints_a_line_per_event_in_words(api: ApiThread) -> None:
+    since = httpx.get(api.url + "/healthz").json()["last_event"]
+    submitted = submit_soon(api, "watch-lines")
+    code, out = lastmile(api, "watch", "--events", "--since", str(since), "--count", "2")
+    assert submitted.wait(30)
+    assert code == 0, out
+    lines = out.strip().splitlines()
+    assert len(lines) == 2
+    assert lines[0].split()[0] == str(since + 1) and "package watch-lines received" in lines[0]
+    assert lines[1].endswith("package watch-lines van: overweight")
+
+
+def test_watch_dashboard_refuses_a_dispatcher_token(api: ApiThread) -> None:
+    code, out = lastmile(api, "watch", "--dashboard", "--count", "1", role="dispatcher")
+    assert code == 2 and "403" in out
+
+
+def test_watch_dashboard_without_a_server_exits_1() -> None:
+    result = runner.invoke(
+        app, ["watch", "--dashboard", "--url", "http://127.0.0.1:9"], env={"LASTMILE_TOKEN": "x"}
+    )
+    assert result.exit_code == 1
+    assert "cannot reach" in result.output
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    """Until `condition()` holds: the dashboard has no event to wait on, so it is looked at every 20 ms."""
+    async with asyncio.timeout(timeout_s):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
+async def test_the_dashboard_rides_out_a_lost_connection_and_misses_no_event(api: ApiThread) -> None:
+    port = int(api.url.rsplit(":", 1)[1])
+    relay = TcpRelay(port)
+    await relay.start()
+    board = Dashboard()
+    console = Console(file=io.StringIO(), width=100)
+    url = f"http://127.0.0.1:{relay.port}"
+    watching = asyncio.create_task(follow(url, ROLE_TOKEN["viewer"], console=console, board=board))
+    headers = {"Authorization": f"Bearer {ROLE_TOKEN['operator']}"}
+    try:
+        await until(lambda: board.telemetry_seen)
+        relay.cut()
+        await until(lambda: board.trouble is not None)
+        assert "connection lost" in (board.trouble or "")
+        async with httpx.AsyncClient(base_url=api.url, headers=headers) as direct:  # around the relay
+            r = await direct.post("/v1/packages", json=package("while-away", weight=40))
+            assert r.status_code == 201
+        relay.restore()
+        await until(lambda: any(e.get("key") == "while-away" for e in board.events))
+        assert board.trouble is None
+        await until(lambda: board.queue.get("van") == 1)
+        assert watching.done() is False
+    finally:
+        watching.cancel()
+        relay.close()
+        with pytest.raises(asyncio.CancelledError):
+            await watching
+
+
+def test_a_long_watch_keeps_what_it_remembers_bounded() -> None:
+    board = Dashboard()
+    for i in range(25_000):  # a few busy days of package events
+        board.apply({"type": "package", "seq": i + 1, "package_id": f"p{i}", "key": f"k{i}", "state": "van"})
+    assert len(board.keys) <= 10_000
+    assert board.keys["p24999"] == "k24999"  # the newest are kept
+    assert len(board.events) == 10
