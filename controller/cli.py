@@ -32,7 +32,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def _fail(exc: LastmileError) -> typer.Exit:
+def _fail(exc: LastmileError | OSError) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {exc}")
     return typer.Exit(code=2)
 
@@ -208,7 +208,7 @@ def serve(
 
     try:
         eventloop.run(main())
-    except LastmileError as exc:
+    except (LastmileError, OSError) as exc:  # OSError: the API's port is taken or not ours to bind
         raise _fail(exc) from exc
 
 

@@ -13,6 +13,8 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import os
+import socket
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -55,7 +57,8 @@ async def serve(
         app = SubmitFastPath(app, service)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on", **uvicorn_options)
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(), name="lastmile.api.uvicorn")
+    listener = _listen(host, port, config.backlog)
+    task = asyncio.create_task(server.serve(sockets=[listener]), name="lastmile.api.uvicorn")
     try:
         while not server.started:
             if task.done():
@@ -80,6 +83,22 @@ async def serve(
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        listener.close()
+
+
+def _listen(host: str, port: int, backlog: int) -> socket.socket:
+    """The listening socket, bound here rather than by uvicorn.
+
+    uvicorn answers a port that is taken with `sys.exit(1)`, and a SystemExit inside a task stops the whole
+    event loop: the demo could not fall back to another port, and `lastmile serve` died without saying
+    which port. An `OSError` naming the address is something a caller can handle.
+    """
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family, backlog=backlog)
+    except OSError as exc:
+        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        raise OSError(exc.errno, f"cannot serve the API on {host}:{port}: {reason}") from exc
 
 
 class ApiThread:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 
@@ -11,11 +12,13 @@ import pytest
 
 @pytest.mark.slow
 def test_demo_runs_a_station_and_reports_every_mode() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "controller", "demo", "--minutes", "2", "--speedup", "20", "--orders", "30",
-         "--no-live", "--port", "0"],
-        capture_output=True, text=True, timeout=240, env={"COLUMNS": "120", "PATH": ""},
-    )  # fmt: skip
+    with socket.create_server(("127.0.0.1", 0)) as other:  # the asked-for port is taken: any free one then
+        taken = other.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "controller", "demo", "--minutes", "2", "--speedup", "20",
+             "--orders", "30", "--no-live", "--port", str(taken)],
+            capture_output=True, text=True, timeout=240, env={"COLUMNS": "120", "PATH": ""},
+        )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
 
@@ -24,7 +27,8 @@ def test_demo_runs_a_station_and_reports_every_mode() -> None:
         assert match, f"no '{label}' row in:\n{out}"
         return int(match.group(1))
 
-    assert re.search(r"web console: http://127\.0\.0\.1:\d+/", out)
+    console = re.search(r"web console: http://127\.0\.0\.1:(\d+)/", out)
+    assert console and int(console.group(1)) != taken
     assert figure("received") == 30
     assert figure("by drone") > 0
     assert figure("by robot") > 0
