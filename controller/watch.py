@@ -48,6 +48,7 @@ AT_STATION_M = 30.0
 BAR_WIDTH = 8
 LOW_CHARGE = 0.3  # the web console's "low" too
 M_PER_MI = 1609.344
+_CARRIED = frozenset({"assigned", "launching", "en_route", "delivered"})  # states that name a vehicle
 _COMPASS = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
 _SKIP = frozenset({"seq", "at", "type", "t", "mission_id", "package_id", "vehicle_id", "vehicle", "package"})
 
@@ -364,12 +365,13 @@ def _package_words(event: dict[str, Any]) -> str:
     state = str(event.get("state", "?"))
     text = f"package {event.get('key') or _short(event.get('package_id'))} {state.replace('_', ' ')}"
     vehicle = event.get("vehicle_id")
-    if vehicle and state in ("assigned", "launching", "en_route", "delivered"):
+    if vehicle and state in _CARRIED:
         text += f" by {event.get('mode') or 'vehicle'} {vehicle}"
     if state == "van" and event.get("reasons"):
         text += ": " + ", ".join(event["reasons"])
     reason = event.get("reason")
-    if reason and reason not in (state, f"delivered by {vehicle}", f"{vehicle} under way"):
+    said = bool(vehicle) and vehicle in str(reason) and state in _CARRIED  # "(launching d3)" says it twice
+    if reason and reason != state and not said:
         text += f" ({reason})"
     eta = event.get("eta")
     if eta and state in ("received", "assigned", "launching", "en_route"):

@@ -116,6 +116,15 @@ def test_events_in_words() -> None:
                      "eta": "2026-12-05T15:14:00+00:00", "reason": "assigned"}) == (
         "package k1 assigned by drone d2, ETA 15:14"
     )  # fmt: skip
+    launching = {"type": "package", "key": "k2", "state": "launching", "vehicle_id": "d3", "mode": "drone"}
+    assert describe({**launching, "reason": "launching d3"}) == "package k2 launching by drone d3"
+    failed = {
+        "type": "package",
+        "key": "k3",
+        "state": "received",
+        "reason": "flight failed: battery failsafe",
+    }
+    assert describe(failed) == "package k3 received (flight failed: low battery)"
     assert describe({"type": "fleet", "state": "released"}) == "fleet released"
     assert describe({"type": "vehicle", "vehicle_id": "d1", "event": "LinkLost", "silent_s": 3.2}) == (
         "d1 link lost (3 s silent)"
