@@ -11,6 +11,7 @@ import contextlib
 import math
 import random
 import secrets
+import signal
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -120,14 +121,18 @@ async def run_demo(base: StationConfig, settings: DemoSettings, console: Console
             if settings.live and served is not None:
                 url = f"http://127.0.0.1:{served[1]}"
                 watching = asyncio.create_task(follow(url, _operator_token(service), console=console))
+            stop = _stop_on_signals()
             try:
-                await _wait(service, feed, duration)
+                await _wait(service, feed, duration, stop)
             finally:
+                _default_signals()
                 for task in (feed, watching, served[0] if served else None):
                     if task is not None:
                         task.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
                             await task
+            if stop.is_set():
+                console.print("stopped early: the report covers the day so far")
             end = service.clock() + timedelta(seconds=1)
             report = await asyncio.to_thread(
                 period_report, service.store, clock.start_wall - timedelta(minutes=1), end,
@@ -170,14 +175,39 @@ async def _feed(service: Any, orders: list[PackageIn], over_s: float) -> None:
         await asyncio.sleep(over_s / max(1, len(batches)))
 
 
-async def _wait(service: Any, feed: asyncio.Task[None], duration: float) -> None:
-    """Until the time is up, or every order is finished once all were submitted."""
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """Ctrl-C (or SIGTERM) ends the day early, with its report, instead of the process.
+
+    Where the loop cannot take signal handlers (Windows) Ctrl-C stops the demo without a report.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in _SIGNALS:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def _default_signals() -> None:
+    """A second Ctrl-C, while the report is being made, stops the process as usual."""
+    loop = asyncio.get_running_loop()
+    for sig in _SIGNALS:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(sig)
+
+
+async def _wait(service: Any, feed: asyncio.Task[None], duration: float, stop: asyncio.Event) -> None:
+    """Until the time is up, `stop` is set, or every order is finished once all were submitted."""
     loop = asyncio.get_running_loop()
     end = loop.time() + duration
     unfinished = (S.RECEIVED, S.ASSIGNED, S.LAUNCHING, S.EN_ROUTE, S.FAILED)
-    while loop.time() < end:
+    while loop.time() < end and not stop.is_set():
         if feed.done():
             counts = await asyncio.to_thread(service.store.count_by_state)
             if sum(counts[s] for s in unfinished) == 0:
                 break
-        await asyncio.sleep(min(0.5, max(0.0, end - loop.time())))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), min(0.5, max(0.0, end - loop.time())))

@@ -4,10 +4,13 @@ its day."""
 from __future__ import annotations
 
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 
+import httpx
 import pytest
 
 
@@ -39,3 +42,31 @@ def test_demo_runs_a_station_and_reports_every_mode() -> None:
     assert "vehicles online" in dashboard and "recent events" in dashboard, dashboard
     assert re.search(r"^d1 +drone +ok ", dashboard, re.MULTILINE), dashboard
     assert re.search(r"package demo-5050-\d+ (delivered by|van:)", dashboard), dashboard
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_the_demo_early_with_its_report() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "controller", "demo", "--minutes", "3", "--no-live", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={"COLUMNS": "120", "PATH": ""},
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # the demo is up once it says where its console is
+        match = re.search(r"web console: (http://\S+)/  \(operator token: (\w+)\)", line)
+        assert match, line
+        url, token = match.groups()
+        headers = {"Authorization": f"Bearer {token}"}
+        deadline = time.monotonic() + 60
+        while not httpx.get(url + "/v1/fleet", headers=headers).json()["queue"]["van"]:
+            assert time.monotonic() < deadline, "no order reached the vans"
+            time.sleep(0.2)  # orders arrive every few seconds: look again soon
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    assert "stopped early" in out and "End of the simulated day" in out, out
+    received = re.search(r"received\s*│\s*(\d+)", out)
+    van = re.search(r"van fallbacks\s*│\s*(\d+)", out)
+    assert received and van and 0 < int(van.group(1)) <= int(received.group(1)) < 40, out
