@@ -39,7 +39,7 @@ class RobotCarrier:
             lat=lat,
             lon=lon,
             heading_deg=heading,
-            speed_mps=None,
+            speed_mps=view.speed_mps if view is not None else None,
             mode="driving"
             if view is not None and view.driving
             else ("paused" if view and view.paused else "idle"),

@@ -74,6 +74,7 @@ class SimRobot:
     last_node_seq: int = 0
     paused: bool = False
     driving: bool = False
+    current_speed: float = 0.0  # m/s on the current edge (its maxSpeed may be lower): the state's velocity
     odometer_m: float = 0.0
     distance_since_last_node: float = 0.0
     nodes: list[_Node] = field(default_factory=list)  # not yet reached, in order
@@ -285,6 +286,7 @@ class SimRobot:
             and not self.stopped_by_error
         )
         self.driving = False
+        self.current_speed = 0.0
         if can_drive and target is not None:
             tx = self.x if target.x is None else target.x
             ty = self.y if target.y is None else target.y
@@ -302,6 +304,7 @@ class SimRobot:
             self.battery_percent = max(0.0, before - 100.0 * move / 1000.0 * self.wh_per_km / self.battery_wh)
             self._battery_errors()
             self.driving = True
+            self.current_speed = speed
             if move >= dist - 1e-9:
                 self._arrive(self.nodes.pop(0))
                 changed = True
@@ -377,8 +380,8 @@ class SimRobot:
                 w.localized: True,
             },
             "velocity": {
-                "vx": round(self.speed * math.cos(self.theta), 3) if self.driving else 0.0,
-                "vy": round(self.speed * math.sin(self.theta), 3) if self.driving else 0.0,
+                "vx": round(self.current_speed * math.cos(self.theta), 3) if self.driving else 0.0,
+                "vy": round(self.current_speed * math.sin(self.theta), 3) if self.driving else 0.0,
                 "omega": 0.0,
             },
             "loads": [dict(ld) for ld in self.loads],

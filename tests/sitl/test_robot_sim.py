@@ -231,3 +231,17 @@ def test_bad_parameters_are_refused():
     with pytest.raises(ValueError, match="speed=0"):
         SimRobot("s1", speed=0)
     assert math.isfinite(SimRobot("s1").battery_percent)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_state_velocity_is_the_speed_driven_on_the_edge(version):
+    r = SimRobot("s1", version=version, speed=1.5)
+    message = order(r, "o1", 0, [("a", 0, 0, 0, True), ("b", 2, 0, 100, True)])
+    message["edges"][0]["maxSpeed"] = 0.8  # a slow stretch of sidewalk
+    r.handle_order(message)
+    run(r, 2)
+    velocity = state(r)["velocity"]
+    assert (velocity["vx"], velocity["vy"]) == pytest.approx((0.0, 0.8), abs=1e-3)  # northward, at the limit
+    pause = {"actionId": "p", "actionType": "startPause", "blockingType": "HARD"}
+    r.handle_instant_actions({"actions": [pause]})
+    assert state(r)["velocity"]["vy"] == 0.0

@@ -6,6 +6,7 @@ Version differences (battery, position, instant action states, error levels) are
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -80,6 +81,7 @@ class RobotView:
     node_ids_left: list[tuple[str, int, bool]] = field(default_factory=list)  # (nodeId, sequenceId, released)
     edges_left: int = 0
     loads: int = 0
+    speed_mps: float | None = None  # from the optional velocity (vx, vy); None when the robot does not say
 
     def errors_at(self, levels: frozenset[str]) -> list[RobotError]:
         """The errors whose level is in `levels`."""
@@ -95,6 +97,8 @@ def view_from_state(info: VersionInfo, message: dict[str, Any]) -> RobotView:
         position = (float(pos["x"]), float(pos["y"]), float(pos["theta"]))
         map_id = pos["mapId"]
     battery = message[info.battery_object]
+    velocity = message.get("velocity") or {}
+    speed = math.hypot(velocity["vx"], velocity["vy"]) if "vx" in velocity and "vy" in velocity else None
     states: dict[str, str] = {}
     results: dict[str, str] = {}
     all_actions = list(message["actionStates"])
@@ -133,4 +137,5 @@ def view_from_state(info: VersionInfo, message: dict[str, Any]) -> RobotView:
         node_ids_left=[(n["nodeId"], n["sequenceId"], n["released"]) for n in message["nodeStates"]],
         edges_left=len(message["edgeStates"]),
         loads=len(message.get("loads", [])),
+        speed_mps=speed,
     )

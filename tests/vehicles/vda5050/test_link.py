@@ -116,10 +116,12 @@ async def test_instant_actions_reach_the_robot(broker, schema_tap, controller_li
         plan = OrderPlan("o-1", [PlannedNode("a", 0, 0), PlannedNode("b", 500, 0)], map_id="station")
         await robot.send_order(plan, released_until=1)
         await robot.wait_until(lambda r: r.view.driving, timeout_s=5)
+        assert robot.view.speed_mps == pytest.approx(sim.speed, rel=0.01)  # from the state's velocity
 
         action = await robot.pause()
         await robot.wait_until(lambda r: r.view.paused and r.view.action_states.get(action) == "FINISHED", 5)
         assert not robot.view.driving
+        assert robot.view.speed_mps == 0.0
         await robot.resume()
         await robot.wait_until(lambda r: not r.view.paused and r.view.driving, timeout_s=5)
 
