@@ -237,7 +237,8 @@ def test_bad_parameters_are_refused():
 def test_state_velocity_is_the_speed_driven_on_the_edge(version):
     r = SimRobot("s1", version=version, speed=1.5)
     message = order(r, "o1", 0, [("a", 0, 0, 0, True), ("b", 2, 0, 100, True)])
-    message["edges"][0]["maxSpeed"] = 0.8  # a slow stretch of sidewalk
+    message["edges"][0]["maxSpeed" if version == "2.1.0" else "maximumSpeed"] = 0.8  # a slow stretch
+    assert schema_errors(version, "order", message) == []
     r.handle_order(message)
     run(r, 2)
     velocity = state(r)["velocity"]
