@@ -23,7 +23,7 @@ from rich.table import Table
 
 from controller.client import DEFAULT_URL, ApiError, LastmileClient, Unreachable
 from controller.report import report_table
-from controller.watch import describe, follow
+from controller.watch import event_line, follow
 from geofences.errors import LastmileError
 
 __all__ = [
@@ -167,8 +167,7 @@ def watch(
                 if json_out:
                     console.print(json.dumps(event), highlight=False, soft_wrap=True)
                 else:
-                    line = f"{event['seq']:>6} {event['at'][11:19]} {describe(event, keys)}"
-                    console.print(line, highlight=False, soft_wrap=True, markup=False)
+                    console.print(event_line(event, keys), highlight=False, soft_wrap=True, markup=False)
                 seen += 1
                 if count and seen >= count:
                     return

@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -37,7 +38,7 @@ from rich.text import Text
 
 from controller.client import ApiError, Unreachable, answer_of
 
-__all__ = ["Dashboard", "MissionView", "describe", "follow", "position_text"]
+__all__ = ["Dashboard", "MissionView", "clock", "describe", "event_line", "follow", "position_text"]
 
 EVENTS_SHOWN = 10
 REPLAY_ON_START = 200  # events replayed on opening: enough for the phase of every mission under way
@@ -256,7 +257,7 @@ class Dashboard:
         table.add_column("time", style="dim", no_wrap=True)
         table.add_column("event")
         for event in self.events:
-            table.add_row(str(event.get("at", ""))[11:19], describe(event, self.keys))
+            table.add_row(clock(event.get("at")), describe(event, self.keys))
         return table
 
 
@@ -305,6 +306,21 @@ def _progress(mission: MissionView) -> RenderableType:
 
 
 # --- events in words ---------------------------------------------------------------------------------------
+
+
+def clock(iso: str | None) -> str:
+    """An event's ISO time as HH:MM:SS on this machine's clock, like the dashboard's header."""
+    if not iso:
+        return "--:--:--"
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%H:%M:%S")
+    except ValueError:
+        return str(iso)[11:19]
+
+
+def event_line(event: dict[str, Any], keys: dict[str, str] | None = None) -> str:
+    """`watch --events`' line: sequence number, time and the event in words."""
+    return f"{event.get('seq', 0):>6} {clock(event.get('at'))} {describe(event, keys)}"
 
 
 def _remember(memory: dict[str, str], key: str, value: str, limit: int = 10_000) -> None:
@@ -375,7 +391,7 @@ def _package_words(event: dict[str, Any]) -> str:
         text += f" ({reason})"
     eta = event.get("eta")
     if eta and state in ("received", "assigned", "launching", "en_route"):
-        text += f", ETA {str(eta)[11:16]}"
+        text += f", ETA {clock(eta)[:5]}"
     return text
 
 

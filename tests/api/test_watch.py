@@ -6,6 +6,7 @@ import asyncio
 import io
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -15,7 +16,7 @@ from typer.testing import CliRunner
 
 from controller import cli_ops
 from controller.api.server import ApiThread
-from controller.watch import Dashboard, describe, follow, position_text
+from controller.watch import Dashboard, clock, describe, follow, position_text
 from tests.api.helpers import ROLE_TOKEN, package
 from tests.relays import TcpRelay
 
@@ -112,18 +113,14 @@ def test_positions_in_words(x: float | None, y: float | None, text: str) -> None
 
 
 def test_events_in_words() -> None:
-    assert describe({"type": "package", "key": "k1", "state": "assigned", "vehicle_id": "d2", "mode": "drone",
-                     "eta": "2026-12-05T15:14:00+00:00", "reason": "assigned"}) == (
-        "package k1 assigned by drone d2, ETA 15:14"
-    )  # fmt: skip
+    eta = "2026-12-05T15:14:00+00:00"
+    assigned = {"type": "package", "key": "k1", "state": "assigned", "vehicle_id": "d2", "mode": "drone"}
+    assert describe({**assigned, "eta": eta, "reason": "assigned"}) == (
+        f"package k1 assigned by drone d2, ETA {clock(eta)[:5]}"
+    )
     launching = {"type": "package", "key": "k2", "state": "launching", "vehicle_id": "d3", "mode": "drone"}
     assert describe({**launching, "reason": "launching d3"}) == "package k2 launching by drone d3"
-    failed = {
-        "type": "package",
-        "key": "k3",
-        "state": "received",
-        "reason": "flight failed: battery failsafe",
-    }
+    failed = {"type": "package", "key": "k3", "state": "received", "reason": "flight failed: low battery"}
     assert describe(failed) == "package k3 received (flight failed: low battery)"
     assert describe({"type": "fleet", "state": "released"}) == "fleet released"
     assert describe({"type": "vehicle", "vehicle_id": "d1", "event": "LinkLost", "silent_s": 3.2}) == (
@@ -133,6 +130,12 @@ def test_events_in_words() -> None:
         "r1 node reached (node=n3)"
     )
     assert describe({"type": "mystery", "x": 1.25}) == "mystery x=1.2"
+
+
+def test_times_read_on_this_machines_clock() -> None:
+    local = datetime(2026, 12, 5, 15, 2, 11, tzinfo=UTC).astimezone()
+    assert clock("2026-12-05T15:02:11+00:00") == local.strftime("%H:%M:%S")  # as the header's clock
+    assert clock(None) == "--:--:--"
 
 
 def lastmile(api: ApiThread, *args: str, role: str = "operator") -> tuple[int, str]:
