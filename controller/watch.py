@@ -192,14 +192,21 @@ class Dashboard:
 
     # --- drawing -------------------------------------------------------------------------------------------
 
-    def render(self) -> RenderableType:
-        """The whole screen."""
+    def render(self, console: Console | None = None) -> RenderableType:
+        """The whole screen; on a terminal `console`, only as many events as fit below the rest.
+
+        A live display cuts what does not fit at the bottom: the newest events would go first.
+        """
         parts: list[RenderableType] = [self._header()]
         if self.vehicles:
             parts.append(self._fleet_table())
         parts.append(self._missions_table())
         parts.append(self._queue_line())
-        parts.append(self._events_table())
+        shown = EVENTS_SHOWN
+        if console is not None and console.is_terminal:
+            used = len(console.render_lines(Group(*parts), console.options, pad=False))
+            shown = max(0, console.size.height - used - 2)  # the events' title, and the cursor's line
+        parts.append(self._events_table(shown))
         return Group(*parts)
 
     def _header(self) -> Text:
@@ -250,13 +257,13 @@ class Dashboard:
         counts = [f"{state.replace('_', ' ')} {n}" for state, n in self.queue.items() if n]
         return Text.assemble(("packages  ", "bold"), " · ".join(counts) or "none")
 
-    def _events_table(self) -> Table:
+    def _events_table(self, shown: int) -> Table:
         table = Table(
             title="recent events", title_justify="left", title_style="bold", show_header=False, box=None
         )
         table.add_column("time", style="dim", no_wrap=True)
         table.add_column("event")
-        for event in self.events:
+        for event in list(self.events)[len(self.events) - shown :] if shown else []:
             table.add_row(clock(event.get("at")), describe(event, self.keys))
         return table
 
@@ -451,7 +458,7 @@ async def follow(
         first = board.last_seq = since if since is not None else board.station_seq
         replay_from = since if since is not None else max(0, first - REPLAY_ON_START)  # phases, events panel
         stale: set[str] = set()
-        with Live(board.render(), console=console, auto_refresh=False, redirect_stdout=False) as live:
+        with Live(board.render(console), console=console, auto_refresh=False, redirect_stdout=False) as live:
             redraw = asyncio.create_task(_redraw(live, board, http, stale))
             try:
                 counted = 0
@@ -464,7 +471,7 @@ async def follow(
                 redraw.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await redraw
-                live.update(board.render(), refresh=True)
+                live.update(board.render(console), refresh=True)
 
 
 async def _channel(
@@ -513,7 +520,7 @@ async def _redraw(live: Live, board: Dashboard, http: httpx.AsyncClient, stale: 
             loaded = time.monotonic()
             with contextlib.suppress(httpx.HTTPError, Unreachable, ApiError):
                 await _load(http, board, wanted)
-        live.update(board.render(), refresh=True)
+        live.update(board.render(live.console), refresh=True)
 
 
 async def _load(http: httpx.AsyncClient, board: Dashboard, what: set[str]) -> None:

@@ -239,3 +239,14 @@ def test_a_long_watch_keeps_what_it_remembers_bounded() -> None:
     assert len(board.keys) <= 10_000
     assert board.keys["p24999"] == "k24999"  # the newest are kept
     assert len(board.events) == 10
+
+
+def test_on_a_short_terminal_the_newest_events_fit_below_the_rest() -> None:
+    board = flying_station()
+    terminal = Console(file=io.StringIO(), width=80, height=18, force_terminal=True, color_system=None)
+    lines = terminal.render_lines(board.render(terminal), terminal.options, pad=False)
+    assert len(lines) < 18  # nothing for the live display to cut off
+    text = "\n".join("".join(segment.text for segment in line) for line in lines)
+    assert "fleet grounded: gusts over 12 m/s" in text  # the newest event
+    assert "package k-9 van" not in text  # the oldest made way
+    assert "package k-9 van" in screen(board)  # not a terminal: every event kept is printed
