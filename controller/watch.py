@@ -22,7 +22,7 @@ import json
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -402,28 +402,27 @@ def _package_words(event: dict[str, Any]) -> str:
     return text
 
 
+# The drone driver's events (vehicles.mavlink.telemetry), by class name, in words.
+_DRONE_EVENT_WORDS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "ModeChanged": lambda e: f"mode {e.get('old') or '?'} → {e.get('new')}",
+    "ArmedChanged": lambda e: "armed" if e.get("armed") else "disarmed",
+    "MissionItemReached": lambda e: f"reached mission item {e.get('seq')}",
+    "StatusText": lambda e: f"says: {e.get('text')}",
+    "BatteryFailsafe": lambda e: f"battery failsafe ({e.get('level')}): {e.get('text')}",
+    "FenceBreach": lambda e: f"fence breach (type {e.get('breach_type')})",
+    "LinkLost": lambda e: f"link lost ({e.get('silent_s', 0):.0f} s silent)",
+    "LinkRestored": lambda e: f"link restored after {e.get('down_s', 0):.0f} s",
+}
+
+
 def _vehicle_words(event: dict[str, Any]) -> str:
     who = event.get("vehicle_id") or event.get("vehicle") or "?"
     name = event.get("event")
     if name == "phase":
         rest = _extras(event, ("event", "phase"))
         return f"{who} {str(event.get('phase', '')).replace('_', ' ')}" + (f" ({rest})" if rest else "")
-    if name == "ModeChanged":
-        return f"{who} mode {event.get('old') or '?'} → {event.get('new')}"
-    if name == "ArmedChanged":
-        return f"{who} {'armed' if event.get('armed') else 'disarmed'}"
-    if name == "MissionItemReached":
-        return f"{who} reached mission item {event.get('seq')}"
-    if name == "StatusText":
-        return f"{who} says: {event.get('text')}"
-    if name == "BatteryFailsafe":
-        return f"{who} battery failsafe ({event.get('level')}): {event.get('text')}"
-    if name == "FenceBreach":
-        return f"{who} fence breach (type {event.get('breach_type')})"
-    if name == "LinkLost":
-        return f"{who} link lost ({event.get('silent_s', 0):.0f} s silent)"
-    if name == "LinkRestored":
-        return f"{who} link restored after {event.get('down_s', 0):.0f} s"
+    if name in _DRONE_EVENT_WORDS:
+        return f"{who} {_DRONE_EVENT_WORDS[name](event)}"
     if event.get("state") == "unavailable":
         return f"{who} unavailable: {event.get('reason')}"
     if event.get("kind"):  # a robot mission's note: order_sent, node_reached, returned, ...
