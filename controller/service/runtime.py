@@ -7,6 +7,7 @@ is left out and shown offline; the rest of the station runs.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from urllib.parse import urlparse
@@ -18,7 +19,7 @@ from controller.station import StationConfig
 from vehicles.errors import VehicleError
 from vehicles.mavlink import DroneDriver
 from vehicles.spec import VehicleKind
-from vehicles.vda5050 import FleetLink
+from vehicles.vda5050 import BrokerUnavailable, FleetLink, RobotHandle
 
 log = logging.getLogger("lastmile.service.runtime")
 
@@ -39,9 +40,17 @@ def drone_timing(speedup: float) -> dict[str, float]:
 
 
 async def connect_fleet(
-    config: StationConfig, stack: contextlib.AsyncExitStack, *, robot_wait_s: float = 20.0
+    config: StationConfig,
+    stack: contextlib.AsyncExitStack,
+    *,
+    robot_wait_s: float = 20.0,
+    broker_wait_s: float = 10.0,
 ) -> dict[str, Carrier]:
-    """Carriers for every online vehicle of the station that answered; the links close with `stack`."""
+    """Carriers for every online vehicle of the station that answered; the links close with `stack`.
+
+    Robots get carriers even when the broker is down at start: they show offline, and the link keeps
+    reconnecting, so they join when the broker comes back without a restart of the station.
+    """
     timing = drone_timing(config.vehicle_speedup)
     heartbeat_period_s, link_timeout_s = timing["heartbeat_period_s"], timing["link_timeout_s"]
     gcs_timeout_s = timing["gcs_timeout_s"]
@@ -75,8 +84,8 @@ async def connect_fleet(
         )
         await stack.enter_async_context(link)
         try:
-            await link.wait_connected()
-        except TimeoutError:
+            await link.wait_connected(broker_wait_s)
+        except BrokerUnavailable:
             log.warning(
                 "MQTT broker %s not reachable yet; robots stay offline until it is", config.broker.url
             )
@@ -88,8 +97,11 @@ async def connect_fleet(
                 battery_wh=vehicle.vehicle_spec().battery_wh,
             )
             carriers[vehicle.id] = RobotCarrier(vehicle.id, handle, config.frame)
-        for vehicle in robots:
-            handle = link.robot(vehicle.url or vehicle.id)
-            with contextlib.suppress(TimeoutError):
-                await handle.wait_until(lambda r: r.available, timeout_s=robot_wait_s)
+        if link.connected.is_set():  # robots that are up say so within a state interval: wait together
+            await asyncio.gather(*(_available(link.robot(v.url or v.id), robot_wait_s) for v in robots))
     return carriers
+
+
+async def _available(robot: RobotHandle, timeout_s: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await robot.wait_until(lambda r: r.available, timeout_s=timeout_s)
