@@ -180,7 +180,7 @@ def serve(
         async with contextlib.AsyncExitStack() as stack:
             db = Store(store or config.store_url)
             stack.callback(db.close)
-            carriers = await connect_fleet(config, stack)
+            carriers = await connect_fleet(config, stack, keep_trying=True)
             service = await stack.enter_async_context(StationService(config, db, carriers=carriers))
             api = asyncio.create_task(
                 serve_api(

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -56,12 +56,14 @@ class StationService:
         config: StationConfig,
         store: Store,
         *,
-        carriers: Mapping[str, Carrier] | None = None,
+        carriers: dict[str, Carrier] | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.config = config
         self.store = store
-        self.carriers: dict[str, Carrier] = dict(carriers or {})
+        # Kept, not copied: a carrier added to it later (a drone that answers after the start, see
+        # `connect_fleet(keep_trying=True)`) is planned for from the next pass on.
+        self.carriers: dict[str, Carrier] = carriers if carriers is not None else {}
         self.clock = clock
         self.bus = EventBus()
         self.grounded: str | None = None  # reason of the weather hold, None when flying

@@ -2,7 +2,8 @@
 
 Used by `lastmile serve` (real vehicles or separately started simulators, as the station file names them)
 and by `controller.simstation` (simulators it starts itself). A vehicle that cannot be reached at start
-is left out and shown offline; the rest of the station runs.
+is shown offline and the rest of the station runs; robots join when their broker comes up, and drones
+when they answer (`keep_trying`, as `lastmile serve` runs).
 """
 
 from __future__ import annotations
@@ -10,18 +11,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 from urllib.parse import urlparse
 
 from controller.service.carriers import Carrier
 from controller.service.carriers_drone import DroneCarrier
 from controller.service.carriers_robot import RobotCarrier
-from controller.station import StationConfig
+from controller.station import StationConfig, VehicleConfig
 from vehicles.errors import VehicleError
-from vehicles.mavlink import DroneDriver
+from vehicles.mavlink import Drone, DroneDriver
 from vehicles.spec import VehicleKind
 from vehicles.vda5050 import BrokerUnavailable, FleetLink, RobotHandle
 
 log = logging.getLogger("lastmile.service.runtime")
+
+DRONE_RETRY_S = (5.0, 60.0)  # a drone that did not answer: first wait before trying again, and the longest
 
 
 def drone_timing(speedup: float) -> dict[str, float]:
@@ -45,34 +50,48 @@ async def connect_fleet(
     *,
     robot_wait_s: float = 20.0,
     broker_wait_s: float = 10.0,
+    keep_trying: bool = False,
+    retry_s: tuple[float, float] = DRONE_RETRY_S,
 ) -> dict[str, Carrier]:
     """Carriers for every online vehicle of the station that answered; the links close with `stack`.
 
     Robots get carriers even when the broker is down at start: they show offline, and the link keeps
-    reconnecting, so they join when the broker comes back without a restart of the station.
+    reconnecting, so they join when the broker comes back without a restart of the station. With
+    `keep_trying`, a drone that does not answer at start (still powered off, out of radio range) is tried
+    again in the background, `retry_s` apart (first, longest), and added to the returned mapping when it
+    answers: a `StationService` given that mapping plans for it from then on.
     """
     timing = drone_timing(config.vehicle_speedup)
     heartbeat_period_s, link_timeout_s = timing["heartbeat_period_s"], timing["link_timeout_s"]
-    gcs_timeout_s = timing["gcs_timeout_s"]
     carriers: dict[str, Carrier] = {}
     drones = [v for v in config.fleet if v.kind is VehicleKind.DRONE and v.online and v.url]
     if drones:
         driver = DroneDriver(heartbeat_period_s=heartbeat_period_s, link_timeout_s=link_timeout_s)
         await stack.enter_async_context(driver)
-        for vehicle in drones:
-            try:
-                drone = await driver.add(vehicle.id, vehicle.url or "")
-            except (VehicleError, OSError, TimeoutError) as exc:
-                log.warning("drone %s at %s not reachable: %s", vehicle.id, vehicle.url, exc)
-                continue
-            carriers[vehicle.id] = DroneCarrier(
+
+        def carrier(vehicle: VehicleConfig, drone: Drone) -> DroneCarrier:
+            return DroneCarrier(
                 vehicle.id,
                 drone,
                 vehicle.vehicle_spec(),
                 config.zones,
                 ceiling_m=config.altitude_ceiling_m,
-                gcs_timeout_s=gcs_timeout_s,
+                gcs_timeout_s=timing["gcs_timeout_s"],
             )
+
+        async def connect(vehicle: VehicleConfig) -> None:
+            try:
+                drone = await driver.add(vehicle.id, vehicle.url or "")
+            except (VehicleError, OSError, TimeoutError) as exc:
+                log.warning("drone %s at %s not reachable: %s", vehicle.id, vehicle.url, exc)
+                if keep_trying:
+                    _background(stack, _retry(vehicle, lambda: driver.add(vehicle.id, vehicle.url or ""),
+                                              lambda d: carriers.__setitem__(vehicle.id, carrier(vehicle, d)),
+                                              retry_s))  # fmt: skip
+                return
+            carriers[vehicle.id] = carrier(vehicle, drone)
+
+        await asyncio.gather(*(connect(v) for v in drones))  # an unreachable drone costs its timeout once
     robots = [v for v in config.fleet if v.kind is VehicleKind.ROBOT and v.online]
     if robots and config.broker is not None:
         broker = urlparse(config.broker.url)
@@ -100,6 +119,38 @@ async def connect_fleet(
         if link.connected.is_set():  # robots that are up say so within a state interval: wait together
             await asyncio.gather(*(_available(link.robot(v.url or v.id), robot_wait_s) for v in robots))
     return carriers
+
+
+def _background(stack: contextlib.AsyncExitStack, work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` until it ends or `stack` closes."""
+    task = asyncio.create_task(work)
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    stack.push_async_callback(stop)
+
+
+async def _retry(
+    vehicle: VehicleConfig,
+    connect: Callable[[], Awaitable[Drone]],
+    joined: Callable[[Drone], None],
+    retry_s: tuple[float, float],
+) -> None:
+    """Try a drone again, with backoff, until it answers; then hand it over."""
+    delay, longest = retry_s
+    while True:
+        await asyncio.sleep(delay)
+        try:
+            drone = await connect()
+        except (VehicleError, OSError, TimeoutError):
+            delay = min(delay * 2, longest)
+            continue
+        joined(drone)
+        log.warning("drone %s at %s answered; it joins the fleet", vehicle.id, vehicle.url)
+        return
 
 
 async def _available(robot: RobotHandle, timeout_s: float) -> None:
