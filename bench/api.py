@@ -371,7 +371,10 @@ def _doc(results: list[tuple[str, Run, str]], seconds: float, n_batches: int) ->
     at_aim = [r for label, r, _ in results if aim_label in label]
     met = sum(meets(r) for r in at_aim)
     p99s = sorted(r.quantile_ms(0.99) for r in at_aim)
-    spread = f"p99 {p99s[0]:.0f}-{p99s[-1]:.0f} ms" if p99s else "no run at that rate"
+    spread = "no run at that rate"
+    if p99s:
+        low, high = f"{p99s[0]:.0f}", f"{p99s[-1]:.0f}"
+        spread = f"p99 {low} ms" if low == high else f"p99 {low}-{high} ms"
     closed_met = any(meets(r) for label, r, _ in results if "back to back" in label)
     batch_rates = sorted(run.per_s for _, run, unit in results if unit == "batch")
     batch_met = sum(rate >= AIM_BATCH_PER_S for rate in batch_rates)
