@@ -14,6 +14,7 @@ import itertools
 import logging
 import random
 import ssl
+import time
 from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from vehicles.vda5050.versions import SUPPORTED_VERSIONS, version_info
 __all__ = ["FleetLink", "LinkStats"]
 
 log = logging.getLogger("lastmile.vehicles.vda5050")
+BROKER_REMINDER_S = 60.0  # while the broker stays away, its warning is repeated this often
 _ids = itertools.count(1)
 
 
@@ -88,6 +90,7 @@ class FleetLink:
         self.connected = asyncio.Event()
         self.epoch = 0  # increments on every successful connection
         self.last_error: str | None = None
+        self._warned_at = 0.0  # when the last broker warning was logged (monotonic)
         self._robots: dict[tuple[str, str, str], RobotHandle] = {}  # (interface, manufacturer, serial)
         self._by_serial: dict[str, RobotHandle] = {}
         self._hub = EventHub()
@@ -216,8 +219,7 @@ class FleetLink:
                     async for message in client.messages:
                         self._dispatch(message)
             except aiomqtt.MqttError as exc:
-                self.last_error = str(exc) or type(exc).__name__
-                log.warning("broker mqtt://%s:%s: %s", self.host, self.port, self.last_error)
+                self._note_failure(str(exc) or type(exc).__name__, attempt + 1)
             finally:
                 self._client = None
                 if self.connected.is_set():
@@ -228,6 +230,18 @@ class FleetLink:
             attempt += 1
             # jittered exponential backoff, capped so a restarted broker is found again quickly
             await asyncio.sleep(random.uniform(0, min(self.reconnect_max_s, 0.05 * 1.5 ** min(20, attempt))))
+
+    def _note_failure(self, error: str, attempt: int) -> None:
+        """Warn when the broker is lost or its error changes, then once a minute while it stays away.
+
+        Reconnects come every few seconds at most: a broker down for an hour wrote a line each time.
+        """
+        now = time.monotonic()
+        if error != self.last_error or now - self._warned_at >= BROKER_REMINDER_S:
+            again = f" (still, after {attempt} attempts)" if error == self.last_error else ""
+            log.warning("broker mqtt://%s:%s: %s%s", self.host, self.port, error, again)
+            self._warned_at = now
+        self.last_error = error
 
     def _on_link_change(self, connected: bool) -> None:
         self._hub.emit(RobotEvent("broker", None, {"connected": connected, "epoch": self.epoch}))

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import aiomqtt
 import pytest
 
-from sitl.broker import Broker
+from sitl.broker import Broker, free_port
 from sitl.robot import RobotFleet, SimRobot
 from tests.robot_fixtures import MANUFACTURER, robot_credentials
-from vehicles.vda5050 import Availability, FleetLink, OrderPlan, PlannedNode
+from vehicles.vda5050 import Availability, BrokerUnavailable, FleetLink, OrderPlan, PlannedNode
+from vehicles.vda5050 import link as link_module
 
 STATE_TOPIC = f"uagv/v2/{MANUFACTURER}/r1/state"
 
@@ -162,3 +164,23 @@ async def test_bad_robot_registration_is_refused(controller_link):
         controller_link.add_robot("twice", manufacturer=MANUFACTURER)
     with pytest.raises(KeyError, match="nobody"):
         controller_link.robot("nobody")
+
+
+async def test_a_broker_that_stays_away_is_warned_about_once_then_each_minute(caplog, monkeypatch):
+    port = free_port()  # nothing listens there
+    with caplog.at_level(logging.WARNING, logger="lastmile.vehicles.vda5050"):
+        async with FleetLink("127.0.0.1", port, reconnect_max_s=0.05) as link:
+            with pytest.raises(BrokerUnavailable):
+                await link.wait_connected(1.0)  # a second of reconnecting, every 50 ms at most
+    warnings = [r.getMessage() for r in caplog.records if f":{port}" in r.getMessage()]
+    assert len(warnings) == 1, warnings  # not one per attempt
+
+    caplog.clear()
+    monkeypatch.setattr(link_module, "BROKER_REMINDER_S", 0.3)
+    with caplog.at_level(logging.WARNING, logger="lastmile.vehicles.vda5050"):
+        async with FleetLink("127.0.0.1", port, reconnect_max_s=0.05) as link:
+            with pytest.raises(BrokerUnavailable):
+                await link.wait_connected(1.0)
+    warnings = [r.getMessage() for r in caplog.records if f":{port}" in r.getMessage()]
+    assert 2 <= len(warnings) <= 5, warnings  # a reminder every 0.3 s while it stays away
+    assert all("still, after" in w and "attempts" in w for w in warnings[1:]), warnings
