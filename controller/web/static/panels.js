@@ -61,7 +61,7 @@ export function renderMissions(tbody, missions, ctx) {
       m.state === "held" ? action(ctx.canWrite, "launch", m.id, "launch") : null,
       ["held", "planned", "launching", "en_route", "resuming"].includes(m.state) ? action(ctx.canWrite, "abort", m.id, "abort") : null);
     const tr = h("tr", { "data-mission": m.id, "data-state": m.state },
-      h("td", { text: m.vehicle_id }), h("td", { text: pkg ? pkg.key : short(m.package_id) }),
+      h("td", { text: m.vehicle_id }), h("td", { text: pkg ? pkg.key : m.package_key || short(m.package_id) }),
       h("td", { text: m.state }), h("td", { className: "num" }), acts);
     setProgress(tr.children[3], ctx.progress(m.id));
     rowFilter(tr, ctx.filter);
