@@ -488,6 +488,7 @@ async def _channel(
     connected_once = False
     while True:
         query = {"since": since} | ({"token": token} if token else {})
+        problem: object = "the station closed it"  # a clean close (a station stopping) ends the loop quietly
         try:
             async with connect(base + urlencode(query), open_timeout=10) as socket:
                 connected_once, board.trouble, delay = True, None, 0.5
@@ -496,7 +497,7 @@ async def _channel(
         except ConnectionClosed as exc:
             if exc.rcvd is not None and exc.rcvd.code in (4401, 4403):
                 raise ApiError(exc.rcvd.code - 4000, "token", exc.rcvd.reason, []) from None
-            problem: Exception = exc
+            problem = exc
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
             if not connected_once:
                 raise Unreachable(f"cannot open the live channel at {url}: {exc}") from exc

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,8 +18,8 @@ from typer.testing import CliRunner
 
 from controller import cli_ops
 from controller.api.server import ApiThread
-from controller.watch import Dashboard, clock, describe, follow, position_text
-from tests.api.helpers import ROLE_TOKEN, package
+from controller.watch import Dashboard, _channel, clock, describe, follow, position_text
+from tests.api.helpers import ROLE_TOKEN, package, station_config
 from tests.relays import TcpRelay
 
 app = typer.Typer()
@@ -250,3 +252,43 @@ def test_on_a_short_terminal_the_newest_events_fit_below_the_rest() -> None:
     assert "fleet grounded: gusts over 12 m/s" in text  # the newest event
     assert "package k-9 van" not in text  # the oldest made way
     assert "package k-9 van" in screen(board)  # not a terminal: every event kept is printed
+
+
+async def test_a_station_that_stops_shows_as_lost_and_the_watch_carries_on(tmp_path: Path) -> None:
+    api = ApiThread(station_config(), f"sqlite:///{tmp_path / 'store.sqlite3'}").__enter__()
+    board = Dashboard()
+    console = Console(file=io.StringIO(), width=100)
+    watching = asyncio.create_task(follow(api.url, ROLE_TOKEN["viewer"], console=console, board=board))
+    try:
+        await until(lambda: board.telemetry_seen)
+        await asyncio.to_thread(api.__exit__, None, None, None)  # a graceful stop closes the socket cleanly
+        await until(lambda: board.trouble is not None)
+        assert "connection lost" in (board.trouble or "")
+        assert not watching.done()  # still trying, as it would until the station is back
+    finally:
+        watching.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await watching
+
+
+async def test_a_channel_closed_cleanly_is_reconnected_too() -> None:
+    """A peer that closes with 1000 ends the socket's iteration without an error: still a loss to retry."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    opened = 0
+
+    async def station(socket: ServerConnection) -> None:
+        nonlocal opened
+        opened += 1
+        await socket.send(json.dumps({"type": "hello", "station": "clean close", "last_seq": 0}))
+        await socket.close(1000)
+
+    async with serve(station, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        board = Dashboard()
+        messages = _channel(f"http://127.0.0.1:{port}", None, board, 0)
+        assert (await anext(messages))["type"] == "hello"
+        assert await anext(messages) == {"type": "reconnected"}
+        assert "connection lost (the station closed it)" in (board.trouble or "")
+        assert (await anext(messages))["type"] == "hello" and opened == 2
+        await messages.aclose()
