@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import urlparse
 
@@ -85,9 +85,11 @@ async def connect_fleet(
             except (VehicleError, OSError, TimeoutError) as exc:
                 log.warning("drone %s at %s not reachable: %s", vehicle.id, vehicle.url, exc)
                 if keep_trying:
-                    _background(stack, _retry(vehicle, lambda: driver.add(vehicle.id, vehicle.url or ""),
-                                              lambda d: carriers.__setitem__(vehicle.id, carrier(vehicle, d)),
-                                              retry_s))  # fmt: skip
+
+                    def join(drone: Drone) -> None:
+                        carriers[vehicle.id] = carrier(vehicle, drone)
+
+                    _background(stack, _retry(vehicle, driver, join, retry_s))
                 return
             carriers[vehicle.id] = carrier(vehicle, drone)
 
@@ -134,17 +136,14 @@ def _background(stack: contextlib.AsyncExitStack, work: Coroutine[Any, Any, None
 
 
 async def _retry(
-    vehicle: VehicleConfig,
-    connect: Callable[[], Awaitable[Drone]],
-    joined: Callable[[Drone], None],
-    retry_s: tuple[float, float],
+    vehicle: VehicleConfig, driver: DroneDriver, joined: Callable[[Drone], None], retry_s: tuple[float, float]
 ) -> None:
     """Try a drone again, with backoff, until it answers; then hand it over."""
     delay, longest = retry_s
     while True:
         await asyncio.sleep(delay)
         try:
-            drone = await connect()
+            drone = await driver.add(vehicle.id, vehicle.url or "")
         except (VehicleError, OSError, TimeoutError):
             delay = min(delay * 2, longest)
             continue
