@@ -179,7 +179,9 @@ class Dashboard:
         elif kind == "vehicle":
             phase = message.get("phase") if message.get("event") == "phase" else message.get("kind")
             if message.get("mission_id") and phase:
-                _remember(self.phases, message["mission_id"], str(phase).replace("_", " "))
+                status = message.get("status")  # a robot's drop-off: waiting on the way, running there
+                text = str(phase).replace("_", " ") + (f" {str(status).lower()}" if status else "")
+                _remember(self.phases, message["mission_id"], text)
         return set()
 
     def _telemetry(self, vehicles: list[dict[str, Any]]) -> None:

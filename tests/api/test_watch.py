@@ -89,6 +89,15 @@ def test_the_dashboard_shows_vehicles_missions_queue_and_events_in_80_columns() 
     assert "received 2 · en route 1 · delivered 41 · van 12" in text
 
 
+def test_a_robots_phase_says_where_its_drop_off_is() -> None:
+    board = Dashboard()
+    note = {"type": "vehicle", "vehicle_id": "r1", "mission_id": "m-r1", "kind": "drop_off"}
+    board.apply({"seq": 1, **note, "status": "WAITING"})  # the order arrived: the drop-off is ahead
+    assert board.phases["m-r1"] == "drop off waiting"
+    board.apply({"seq": 2, **note, "status": "FINISHED"})
+    assert board.phases["m-r1"] == "drop off finished"
+
+
 def test_progress_follows_the_telemetry() -> None:
     board = flying_station()
     mission = board.missions["6f1c0e5d2a7b4c1d"]
