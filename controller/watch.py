@@ -37,6 +37,7 @@ from rich.table import Table
 from rich.text import Text
 
 from controller.client import ApiError, Unreachable, answer_of
+from controller.reasons import M_PER_MI
 
 __all__ = ["Dashboard", "MissionView", "clock", "describe", "event_line", "follow", "position_text"]
 
@@ -48,7 +49,6 @@ TRACK_STEP_M = 3.0  # as the server's tracks (controller.web.live.TRACK_MIN_STEP
 AT_STATION_M = 30.0
 BAR_WIDTH = 8
 LOW_CHARGE = 0.3  # the web console's "low" too
-M_PER_MI = 1609.344
 _CARRIED = frozenset({"assigned", "launching", "en_route", "delivered"})  # states that name a vehicle
 _COMPASS = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
 _SKIP = frozenset({"seq", "at", "type", "t", "mission_id", "package_id", "vehicle_id", "vehicle", "package"})
