@@ -9,6 +9,15 @@ that went wrong: the result carries `reason_code` so the controller can reassign
 Failure causes are read from what the drone says: "Battery 1 is low ..." STATUSTEXT / BATTERY_STATUS,
 FENCE_STATUS breaches, heartbeat silence (link lost; the drone's FS_GCS takes over), and mode changes away
 from AUTO that none of those explain (an operator abort, or something else on board).
+
+A package counts as delivered only when the drone says its gripper opened: "Gripper load releasing" when
+the servo is commanded and, in SITL, "Gripper load released" once it got there
+(libraries/AP_Gripper/AP_Gripper_Servo.cpp `release`, `has_state_pwm`). Every release method ends in the
+gripper: the gripper method directly, the winch lowers the parcel on the line and then lets go with the
+gripper, and ArduCopter's payload place releases through the gripper once it senses touchdown
+(ArduCopter/mode_auto.cpp `PayloadPlace::run`, State::Release). Mission progress alone proves nothing:
+a payload place that gives up ("PayloadPlace: Reached maximum descent") still completes its mission item,
+and a DO_GRIPPER on a drone whose gripper has no output does nothing and says nothing.
 """
 
 from __future__ import annotations
@@ -38,6 +47,8 @@ from vehicles.mavlink import (
     MissionItem,
     MissionItemReached,
     ModeChanged,
+    NotReadyError,
+    ParamError,
     PreArmError,
     StatusText,
 )
@@ -52,6 +63,19 @@ FENCE_ACTION_RTL = 1  # RTL, or LAND when RTL is impossible
 FS_LOW_RTL, FS_CRT_LAND = 2, 1
 FS_GCS_RTL = 1  # FS_GCS_ENABLE: RTL
 HOME_RADIUS_M = 15.0  # "landed at the station"
+# NAV_PAYLOAD_PLACE param1 is the maximum descent in metres (AP_Mission.cpp stores it in cm), measured from
+# the *desired* altitude, which runs ahead of the copter (mode_auto.cpp `PayloadPlace::run`, State::Descent):
+# with param1 = the cruise altitude ArduCopter gave up about 2.7 m above the ground. The margin covers that
+# lead and a destination lower than the station.
+PAYLOAD_PLACE_MARGIN_M = 15.0
+# The drone's words for an opened gripper (AP_Gripper_Servo.cpp; "released" is SITL's report on arrival)
+GRIPPER_OPENED = ("Gripper load releasing", "Gripper load released")
+# ... and for a payload place that gave up without releasing (mode_auto.cpp `PayloadPlace::run`)
+PAYLOAD_PLACE_ABORTS = (
+    "PayloadPlace: Reached maximum descent",
+    "PayloadPlace: PLDP_RNG_MAX set and rangefinder not enabled",
+    "PayloadPlace: Abort: Gripper Open",
+)
 
 
 @dataclass
@@ -122,7 +146,8 @@ def build_mission(plan: DeliveryPlan) -> BuiltMission:
         # (ArduCopter/mode_auto.cpp); param1 is the maximum descent (m) from the arrival altitude.
         items.append(MissionItem(wp, dlat, dlon, alt))
         release_point = len(items)
-        items.append(MissionItem(mavlink.MAV_CMD_NAV_PAYLOAD_PLACE, dlat, dlon, alt, param1=alt))
+        max_descent = alt + PAYLOAD_PLACE_MARGIN_M
+        items.append(MissionItem(mavlink.MAV_CMD_NAV_PAYLOAD_PLACE, dlat, dlon, alt, param1=max_descent))
         release = release_point
     else:
         items.append(MissionItem(wp, dlat, dlon, alt))
@@ -187,6 +212,8 @@ class _Flight:
         self.events: list[dict[str, Any]] = []
         self.cause: tuple[str, str] | None = None  # (reason_code, reason)
         self.released = False
+        self.release_inferred = False  # released read from mission progress after a gap, not from the drone
+        self.at_release_point = False
         self.release_position: LatLon | None = None
         self.link_lost = False
         self.weak_cause = False
@@ -226,12 +253,13 @@ async def fly_delivery(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     timeout_s: float = 3600.0,
     link_lost_timeout_s: float = 600.0,
-    ready_timeout_s: float = 0.0,
+    ready_timeout_s: float = 60.0,
 ) -> DeliveryResult:
     """Fly one delivery and report it; never raises for a flight that went wrong (see `reason_code`).
 
-    `ready_timeout_s` > 0 first waits that long for the drone's pre-arm checks to pass (a freshly booted
-    autopilot); with 0 a drone that is not ready is reported at once as `prearm_refused`.
+    A drone that is not ready yet (a freshly booted autopilot: no position, no home, pre-arm checks
+    failing) is waited for up to `ready_timeout_s`, and arming is retried within the same time; after it the
+    flight is `prearm_refused` with the drone's own pre-arm texts.
     """
     flight = _Flight(drone, plan, on_event)
     _ABORTED.discard(drone.vehicle_id)
@@ -242,6 +270,7 @@ async def fly_delivery(
         return flight.fail(
             "vehicle_error", f"the drone is already armed (mode {drone.state.mode}): not ours to fly"
         )
+    ready_by = time.monotonic() + ready_timeout_s
     try:
         flight.phase("safety_params")
         capacity = await drone.params.get("BATT_CAPACITY")
@@ -260,10 +289,13 @@ async def fly_delivery(
         # ArduCopter resumes AUTO where the last mission stopped (MIS_RESTART=0); a drone whose previous
         # mission ended inside its final RTL would otherwise "resume" straight into landing.
         await drone.commands.set_mission_current(1)
-        if ready_timeout_s > 0:
-            flight.phase("waiting_ready")
-            with contextlib.suppress(LinkError):  # not ready in time: arming will say why
-                await drone.wait_ready(ready_timeout_s)
+        if drone.readiness():
+            flight.phase("waiting_ready", missing=drone.readiness())
+            await drone.wait_ready(max(0.0, ready_by - time.monotonic()))
+    except NotReadyError as exc:
+        return flight.fail("prearm_refused", f"the drone is not ready: {exc}")
+    except ParamError as exc:
+        return flight.fail("vehicle_error", f"the drone refused a safety parameter: {exc}")
     except MissionError as exc:
         return flight.fail("mission_rejected", f"mission rejected: {exc}")
     except (LinkError, VehicleError) as exc:
@@ -272,8 +304,7 @@ async def fly_delivery(
     with drone.telemetry.subscribe() as queue:
         try:
             flight.phase("arming")
-            await drone.set_mode("GUIDED")
-            await drone.arm()
+            await drone.arm_for_mission(timeout_s=max(1.0, ready_by - time.monotonic()))
             e0 = _energy_wh(drone)
             await drone.set_mode("AUTO")
             await drone.start_mission()
@@ -309,8 +340,8 @@ async def follow_delivery(
         await drone.commands.request_message("MISSION_CURRENT")  # progress now, not at the next stream tick
     s = drone.state
     flight.phase("resumed", mode=s.mode, armed=s.armed, mission_current=s.mission_current)
-    if s.mission_current is not None and s.mission_current > mission.release_seq:
-        flight.released = True
+    flight.link_lost = True  # nobody heard the drone's release words while the controller was away
+    _infer_release(flight, mission)
     if not s.armed:  # it finished (or failed) while nobody was watching
         landed = (s.lat, s.lon) if s.lat is not None and s.lon is not None else None
         return _conclude(flight, landed, None)
@@ -372,10 +403,17 @@ async def _follow(
         if not isinstance(ev, StatusText) or ev.severity <= mavlink.MAV_SEVERITY_WARNING:
             flight.record(ev.as_dict())
         if isinstance(ev, MissionItemReached):
-            if ev.seq == mission.release_point_seq and s.lat is not None and s.lon is not None:
-                flight.release_position = (s.lat, s.lon)
-            if ev.seq >= mission.release_seq:
+            if ev.seq >= mission.release_point_seq:
+                flight.at_release_point = True
+        elif isinstance(ev, StatusText) and ev.text.startswith(GRIPPER_OPENED):
+            if not flight.released:
                 flight.released = True
+                if s.lat is not None and s.lon is not None:
+                    flight.release_position = (s.lat, s.lon)
+                flight.record({"event": "released", "t": time.monotonic(), "text": ev.text,
+                               "position": flight.release_position})  # fmt: skip
+        elif isinstance(ev, StatusText) and ev.text.startswith(PAYLOAD_PLACE_ABORTS):
+            flight.set_cause("release_failed", f"the drone gave up the drop and kept the package: {ev.text}")
         elif isinstance(ev, BatteryFailsafe):
             flight.set_cause("battery_failsafe", f"battery failsafe: {ev.text}")
         elif isinstance(ev, FenceBreach):
@@ -404,12 +442,8 @@ async def _follow(
         elif isinstance(ev, ArmedChanged) and not ev.armed:
             if s.lat is None or s.lon is None:
                 return None
-            if (
-                not flight.released
-                and s.mission_current is not None
-                and s.mission_current > mission.release_seq
-            ):
-                flight.released = True
+            if flight.link_lost:
+                _infer_release(flight, mission)
             return (s.lat, s.lon)
 
 
@@ -424,9 +458,23 @@ async def _reattach(flight: _Flight, mission: BuiltMission, ev: LinkRestored) ->
         current = await drone.commands.request_message("MISSION_CURRENT")
         drone.state.mission_current = current.seq
     s = drone.state
-    if s.mission_current is not None and s.mission_current > mission.release_seq and s.mode == "AUTO":
-        flight.released = True
+    if s.mode == "AUTO":
+        _infer_release(flight, mission)
     flight.record({
         "event": "reattached", "t": time.monotonic(), "down_s": ev.down_s, "mode": s.mode, "armed": s.armed,
         "mission_current": s.mission_current, "position": (s.lat, s.lon),
     })  # fmt: skip
+
+
+def _infer_release(flight: _Flight, mission: BuiltMission) -> None:
+    """After a gap in the link (or a controller restart) the drone's release words may have gone unheard:
+    then a mission that went past the release item is taken as released, and the result says it was
+    inferred. Never for payload place, whose item completes also when the drop was given up."""
+    s = flight.drone.state
+    if flight.released or flight.plan.release == "payload_place" or s.mission_current is None:
+        return
+    if s.mission_current > mission.release_seq:
+        flight.released = flight.release_inferred = True
+        flight.record(
+            {"event": "release_inferred", "t": time.monotonic(), "mission_current": s.mission_current}
+        )

@@ -20,11 +20,13 @@ from vehicles.mavlink.errors import (
     LinkError,
     MissionError,
     MissionMismatchError,
+    NotReadyError,
     ParamError,
     PreArmError,
     ProtocolError,
 )
 from vehicles.mavlink.fence import FencePlan, fence_from_zones
+from vehicles.mavlink.firmware import Firmware
 from vehicles.mavlink.link import Link, TcpLink, UdpLink, open_link, parse_url
 from vehicles.mavlink.missions import FENCE, MISSION, RALLY, MissionItem, compare_items
 from vehicles.mavlink.signing import key_from_passphrase
@@ -58,6 +60,7 @@ __all__ = [
     "FenceBreach",
     "FenceError",
     "FencePlan",
+    "Firmware",
     "Link",
     "LinkError",
     "LinkLost",
@@ -67,6 +70,7 @@ __all__ = [
     "MissionItemReached",
     "MissionMismatchError",
     "ModeChanged",
+    "NotReadyError",
     "ParamError",
     "PreArmError",
     "ProtocolError",

@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 
-from vehicles.errors import VehicleError
+from vehicles.errors import LinkError, VehicleError
 from vehicles.mavlink.commands import Commands
 from vehicles.mavlink.connection import GCS_COMPID, GCS_SYSID, DroneConnection
+from vehicles.mavlink.errors import CommandError, NotReadyError, PreArmError
+from vehicles.mavlink.firmware import Firmware
 from vehicles.mavlink.link import Link
 from vehicles.mavlink.missions import FENCE, MISSION, RALLY, MissionItem, Missions
 from vehicles.mavlink.params import Params
@@ -39,6 +42,7 @@ class Drone:
         self.params = Params(conn)
         self.missions = Missions(conn)
         self.rates_hz: Mapping[int, float] | None = None
+        self.firmware: Firmware | None = None  # from AUTOPILOT_VERSION (DroneDriver.add asks for it)
         self._rates_task: asyncio.Task[str] | None = None
         conn.add_link_listener(self._on_link)
 
@@ -109,20 +113,101 @@ class Drone:
         return await set_message_rates(self.commands, self.rates_hz)
 
     async def provision_signing(self, key: bytes) -> None:
-        await provision_signing(self.conn, key)
+        await provision_signing(self.conn, key, sysid_param=self.param_name("MAV_SYSID"))
+
+    def param_name(self, name: str) -> str:
+        """The drone's own name for a parameter given by its ArduPilot 4.7 name (older firmware: the old
+        name; unknown firmware: the 4.7 name)."""
+        return self.firmware.param_name(name) if self.firmware is not None else name
+
+    async def read_firmware(self, *, timeout_s: float = 1.0) -> Firmware | None:
+        """Ask AUTOPILOT_VERSION and remember the firmware; None if the drone does not say."""
+        try:
+            msg = await self.commands.request_message("AUTOPILOT_VERSION", timeout_s=timeout_s)
+        except VehicleError:
+            return None
+        if msg.flight_sw_version:
+            self.firmware = Firmware.from_flight_sw_version(msg.flight_sw_version)
+        return self.firmware
+
+    def readiness(self) -> list[str]:
+        """What the drone still lacks before it can fly a mission, in words (empty when ready).
+
+        ArduPilot's heartbeat starts long before it can fly: a freshly booted copter has no position, no
+        home, a battery reading 0 V and failing pre-arm checks for seconds to tens of seconds, and refuses
+        missions until its storage is up ("Only 0 items are supported"). Ready means all of: an absolute
+        position estimate (EKF_STATUS_REPORT POS_HORIZ_ABS, not constant-position mode), home set, the
+        battery reporting, and the pre-arm checks passing (SYS_STATUS MAV_SYS_STATUS_PREARM_CHECK, which
+        ArduPilot computes only once setup is done, so it implies "ArduPilot Ready", the once-per-boot text a
+        controller that connects later never hears).
+        """
+        s = self.state
+        missing = []
+        if not self.conn.link_up:
+            missing.append("link")
+        if not s.started and s.prearm_ok is not True:
+            missing.append("startup ('ArduPilot Ready')")
+        if not s.position_ok:
+            missing.append("position estimate")
+        if s.home is None:
+            missing.append("home position")
+        if not s.battery_voltage:
+            missing.append("battery reading")
+        if s.prearm_ok is not True:
+            missing.append("pre-arm checks passing")
+        return missing
+
+    def prearm_reasons(self, since: float | None = None) -> list[str]:
+        """The drone's latest distinct pre-arm texts ("PreArm: ...", "Arm: ...")."""
+        texts = [
+            t.text
+            for t in self.telemetry.statustexts
+            if (since is None or t.t >= since) and t.text.startswith(("PreArm:", "Arm:"))
+        ]
+        return list(dict.fromkeys(reversed(texts)))[:5]
 
     async def wait_ready(self, timeout_s: float = 60.0) -> None:
-        """Wait until the drone reports its pre-arm checks passing and a position (a real autopilot needs
-        tens of seconds after boot for GPS and EKF); LinkError when it does not within `timeout_s`."""
+        """Wait until `readiness()` is empty; NotReadyError naming what is missing (and the drone's pre-arm
+        texts) after `timeout_s`. Home is asked for explicitly: its stream is slow."""
+        started = time.monotonic()
+        deadline = started + timeout_s
+        while missing := self.readiness():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise NotReadyError(missing, self.prearm_reasons(), timeout_s, vehicle=self.vehicle_id)
+            if self.state.home is None and self.state.position_ok:
+                with contextlib.suppress(VehicleError):  # refused while home is not set yet
+                    await self.commands.request_message("HOME_POSITION", timeout_s=min(1.0, left))
+                    continue
+            with contextlib.suppress(LinkError):
+                await self.conn.wait_for(
+                    ("SYS_STATUS", "GLOBAL_POSITION_INT", "EKF_STATUS_REPORT", "HOME_POSITION", "STATUSTEXT"),
+                    timeout_s=min(1.0, max(left, 0.01)),
+                )
 
-        def ready(_msg: object) -> bool:
-            s = self.state
-            return s.prearm_ok is not False and s.lat is not None and s.system_status is not None
+    async def arm_for_mission(self, *, timeout_s: float = 60.0) -> None:
+        """GUIDED, then arm, retried as a ground station does until `timeout_s`.
 
-        if not ready(None):
-            await self.conn.wait_for(
-                ("SYS_STATUS", "GLOBAL_POSITION_INT", "HEARTBEAT"), ready, timeout_s=timeout_s
-            )
+        ArduCopter refuses GUIDED without a position and arming while any pre-arm check fails
+        (AP_Arming_Copter.cpp, e.g. "Need Position Estimate"); both pass by themselves once the EKF settles,
+        so a refusal is final only at the deadline: then PreArmError with the drone's own texts.
+        """
+        started = time.monotonic()
+        deadline = started + timeout_s
+        while True:
+            try:
+                await self.set_mode("GUIDED")
+                await self.arm()
+                return
+            except (PreArmError, CommandError, LinkError) as exc:
+                if time.monotonic() >= deadline or not self.conn.link_up:
+                    if isinstance(exc, PreArmError):
+                        reasons = self.prearm_reasons(started) or exc.reasons
+                        raise PreArmError(exc.result, reasons, vehicle=self.vehicle_id) from exc
+                    raise
+            wait_s = max(0.01, min(1.0, deadline - time.monotonic()))
+            with contextlib.suppress(LinkError):  # the next second of the drone's checks
+                await self.conn.wait_for("SYS_STATUS", timeout_s=wait_s)
 
     async def close(self) -> None:
         if self._rates_task is not None:
@@ -181,6 +266,7 @@ class DroneDriver:
         await conn.start()
         try:
             await conn.wait_connected(self.connect_timeout_s)
+            await drone.read_firmware()
             if set_rates:
                 await drone.set_rates(rates_hz)
         except BaseException:

@@ -8,6 +8,7 @@ VehicleError
     ├── MissionError           MISSION_ACK with an error: `.mission_type`, `.result`
     ├── MissionMismatchError   read-back differs from what was uploaded: `.differences`
     └── ParamError             a parameter was not accepted (`.name`, `.wanted`, `.got`)
+NotReadyError (VehicleError)   the drone did not become ready in time: `.missing`, `.reasons`
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "LinkError",
     "MissionError",
     "MissionMismatchError",
+    "NotReadyError",
     "ParamError",
     "PreArmError",
     "ProtocolError",
@@ -93,6 +95,19 @@ class ParamError(ProtocolError):
         self.wanted = wanted
         self.got = got
         super().__init__(f"parameter {name}: {message}", vehicle=vehicle)
+
+
+class NotReadyError(VehicleError):
+    """The drone did not become ready to fly in time; `missing` names what it lacked, `reasons` are its own
+    latest pre-arm texts ("PreArm: Need Position Estimate")."""
+
+    def __init__(
+        self, missing: list[str], reasons: list[str], waited_s: float, *, vehicle: str | None = None
+    ) -> None:
+        self.missing = missing
+        self.reasons = reasons
+        text = f"not ready after {waited_s:g} s: no {', no '.join(missing)}"
+        super().__init__(f"{text} ({'; '.join(reasons)})" if reasons else text, vehicle=vehicle)
 
 
 class FenceError(VehicleError, ValueError):

@@ -12,7 +12,10 @@ ArduPilot answers stray items with MAV_MISSION_INVALID_SEQUENCE; that ACK is not
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -48,6 +51,9 @@ _KEPT_PARAMS: dict[int, tuple[int, ...]] = {
     mavlink.MAV_CMD_NAV_FENCE_CIRCLE_EXCLUSION: (1,),
 }
 _TRANSIENT = {mavlink.MAV_MISSION_DENIED, mavlink.MAV_MISSION_OPERATION_CANCELLED}
+# MissionItemProtocol.cpp handle_mission_count: NO_SPACE with "Only %u items are supported"; while ArduPilot
+# boots its mission storage is not up yet and says 0, which passes by itself.
+_CAPACITY_TEXT = re.compile(r"Only (\d+) items are supported")
 _POSITIONLESS = {mavlink.MAV_CMD_DO_GRIPPER, mavlink.MAV_CMD_DO_WINCH, mavlink.MAV_CMD_NAV_RETURN_TO_LAUNCH}
 
 
@@ -124,10 +130,19 @@ def compare_items(sent: Sequence[MissionItem], got: Sequence[MissionItem], missi
 class Missions:
     """Mission, fence and rally transfers for one drone."""
 
-    def __init__(self, conn: DroneConnection, *, timeout_s: float = 1.0, retries: int = 8) -> None:
+    def __init__(
+        self, conn: DroneConnection, *, timeout_s: float = 1.0, retries: int = 8, boot_wait_s: float = 60.0
+    ) -> None:
         self.conn = conn
         self.timeout_s = timeout_s
         self.retries = retries
+        self.boot_wait_s = boot_wait_s  # how long a booting vehicle's "Only 0 items" is waited out
+        self.capacity: int | None = None  # from the vehicle's last "Only N items are supported"
+        conn.add_listener(self._on_message)
+
+    def _on_message(self, msg: Any) -> None:
+        if msg.get_type() == "STATUSTEXT" and (m := _CAPACITY_TEXT.search(msg.text)):
+            self.capacity = int(m.group(1))
 
     def _err(self, mission_type: int, result: int | None, message: str) -> MissionError:
         return MissionError(mission_type, result, message, vehicle=self.conn.vehicle_id)
@@ -141,14 +156,33 @@ class Missions:
 
         A vehicle that gave up waiting (MISSION_ACK OPERATION_CANCELLED: ArduPilot's 8 s upload timeout,
         which a lossy link or a sped-up simulator can reach) gets the whole transfer again, `restarts` times.
+        A vehicle still booting (NO_SPACE after "Only 0 items are supported") is asked again every second
+        for up to `boot_wait_s`.
         """
-        for attempt in range(restarts + 1):
+        attempt = 0
+        booting_since: float | None = None
+        while True:
             try:
                 return await self._upload_once(items, mission_type)
             except MissionError as exc:
+                if exc.result == mavlink.MAV_MISSION_NO_SPACE and self.capacity == 0 and items:
+                    now = time.monotonic()
+                    booting_since = booting_since or now
+                    if now - booting_since < self.boot_wait_s:
+                        self.capacity = None
+                        # storage is up by the end of setup ("ArduPilot Ready"); at most a second per try
+                        with contextlib.suppress(LinkError):
+                            await self.conn.wait_for(
+                                "STATUSTEXT", lambda m: m.text == "ArduPilot Ready", timeout_s=1.0
+                            )
+                        continue
+                    raise self._err(
+                        mission_type, exc.result, f"the vehicle still has no mission storage after "
+                        f"{self.boot_wait_s:g} s (\"Only 0 items are supported\")",
+                    ) from exc  # fmt: skip
                 if exc.result != mavlink.MAV_MISSION_OPERATION_CANCELLED or attempt == restarts:
                     raise
-        raise AssertionError("unreachable")
+                attempt += 1
 
     async def _upload_once(self, items: Sequence[MissionItem], mission_type: int) -> bool:
         conn = self.conn

@@ -55,24 +55,33 @@ def use_signing(conn: DroneConnection, key: bytes, *, link_id: int = 0, accept_u
 
 
 async def provision_signing(
-    conn: DroneConnection, key: bytes, *, attempts: int = 3, timeout_s: float = 1.0
+    conn: DroneConnection,
+    key: bytes,
+    *,
+    attempts: int = 3,
+    timeout_s: float = 1.0,
+    sysid_param: str = "MAV_SYSID",
 ) -> None:
-    """Store `key` on the drone (SETUP_SIGNING), then sign from here on; confirmed by a signed answer."""
+    """Store `key` on the drone (SETUP_SIGNING), then sign from here on; confirmed by a signed answer.
+
+    The probe reads the drone's own system-id parameter, a name every ArduPilot has: `MAV_SYSID` since
+    4.7, `SYSID_THISMAV` before (`Drone.param_name` picks it). Asking for a name the firmware lacks gets no
+    answer at all (GCS_Param.cpp), which would read as "key refused".
+    """
     key = _check_key(key)
+    name = sysid_param.encode()
     for _ in range(attempts):
         # SETUP_SIGNING itself goes out the way the link currently speaks (unsigned the first time).
         conn.send(
             conn.mav.setup_signing_encode(conn.target_system, conn.target_component, key, signing_timestamp())
         )
         use_signing(conn, key)
-        probe = conn.mav.param_request_read_encode(
-            conn.target_system, conn.target_component, b"SYSID_THISMAV", -1
-        )
+        probe = conn.mav.param_request_read_encode(conn.target_system, conn.target_component, name, -1)
         try:
             await conn.request(
                 probe,
                 "PARAM_VALUE",
-                lambda m: m.param_id == "SYSID_THISMAV" and m.get_signed(),
+                lambda m: m.param_id == sysid_param and m.get_signed(),
                 timeout_s=timeout_s,
                 retries=1,
             )

@@ -48,6 +48,7 @@ COPTER_MODES: dict[int, str] = {
     25: "SYSTEMID", 26: "AUTOROTATE", 27: "AUTO_RTL", 28: "TURTLE",
 }  # fmt: skip
 _MODE_NUMBERS = {name: number for number, name in COPTER_MODES.items()}
+READY_TEXT = "ArduPilot Ready"  # libraries/AP_Vehicle/AP_Vehicle.cpp, the end of AP_Vehicle::setup()
 _BATTERY_TEXT = re.compile(r"Battery \d+ is (low|critical)", re.IGNORECASE)
 
 
@@ -86,7 +87,22 @@ class DroneState:
     fence_breach_count: int = 0
     fence_breach_type: int | None = None
     home: tuple[float, float, float] | None = None  # lat, lon, alt AMSL m
+    ekf_flags: int | None = None  # EKF_STATUS_REPORT.flags (EKF_STATUS_FLAGS), when reported
+    started: bool = False  # "ArduPilot Ready" heard (AP_Vehicle::setup's last words; sent once per boot)
     last_heartbeat: float | None = None  # time.monotonic()
+
+    @property
+    def position_ok(self) -> bool:
+        """A usable absolute position: reported, and (when the EKF reports) horizontally absolute and not
+        the constant-position mode an EKF without GPS holds (AP_NavEKF3 `send_status_report`)."""
+        if self.lat is None or self.lon is None:
+            return False
+        if self.ekf_flags is None:
+            return True
+        flags = self.ekf_flags
+        return bool(flags & mavlink.EKF_POS_HORIZ_ABS) and not flags & (
+            mavlink.EKF_CONST_POS_MODE | mavlink.EKF_UNINITIALIZED
+        )
 
     def heartbeat_age(self) -> float | None:
         """Seconds since the last heartbeat (None before the first)."""
@@ -225,6 +241,11 @@ class Telemetry:
 
     def _on_GLOBAL_POSITION_INT(self, msg: Any) -> None:
         s = self.state
+        if msg.lat == 0 and msg.lon == 0:
+            # ArduPilot sends zeros before its EKF has an origin (GCS_Common.cpp send_global_position_int
+            # ignores get_location's failure): that is "no position", not a fix at 0 N 0 E.
+            s.lat = s.lon = None
+            return
         s.lat, s.lon = msg.lat / 1e7, msg.lon / 1e7
         s.alt_m, s.alt_amsl_m = msg.relative_alt / 1000.0, msg.alt / 1000.0
         s.groundspeed = math.hypot(msg.vx, msg.vy) / 100.0
@@ -269,8 +290,13 @@ class Telemetry:
             name = "low" if level == 1 else "critical"
             self._emit(BatteryFailsafe(level=name, text=f"BATTERY_STATUS charge state {name}"))
 
+    def _on_EKF_STATUS_REPORT(self, msg: Any) -> None:
+        self.state.ekf_flags = int(msg.flags)
+
     def _on_STATUSTEXT(self, msg: Any) -> None:
         ev = StatusText(severity=msg.severity, text=msg.text)
+        if msg.text == READY_TEXT:
+            self.state.started = True
         self.statustexts.append(ev)
         del self.statustexts[:-50]
         self._emit(ev)

@@ -46,7 +46,7 @@ class ScriptedVehicle:
         self.options = PeerOptions()
         self.outs: list[Callable[[bytes], None]] = []
         self.params: dict[str, float] = {
-            "SYSID_THISMAV": float(sysid),
+            "MAV_SYSID": float(sysid),  # ArduPilot 4.7's name (SYSID_THISMAV before)
             "FENCE_ENABLE": 0.0,
             "RTL_ALT": 1500.0,
         }

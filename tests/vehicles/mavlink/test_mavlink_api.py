@@ -15,7 +15,7 @@ def test_exported_members_are_exactly_these():
         "FencePlan", "Link", "LinkError", "LinkLost", "LinkRestored", "MissionError", "MissionItem",
         "MissionItemReached", "MissionMismatchError", "ModeChanged", "ParamError", "PreArmError",
         "ProtocolError", "StatusText", "TcpLink", "UdpLink", "compare_items", "fence_from_zones",
-        "key_from_passphrase", "open_link", "parse_url",
+        "key_from_passphrase", "open_link", "parse_url", "NotReadyError", "Firmware",
     }  # fmt: skip
     for name in mav.__all__:
         assert getattr(mav, name) is not None

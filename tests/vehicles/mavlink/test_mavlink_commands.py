@@ -12,8 +12,10 @@ from vehicles.mavlink import (
     CommandError,
     DroneDriver,
     FenceBreach,
+    Firmware,
     LinkError,
     ModeChanged,
+    NotReadyError,
     ParamError,
     PreArmError,
     key_from_passphrase,
@@ -80,7 +82,7 @@ async def test_params_are_confirmed_clamped_or_unknown(peer):
         assert (err.value.name, err.value.wanted, err.value.got) == ("RTL_ALT", 500, 3000)
         with pytest.raises(ParamError, match="NO_SUCH_PARAM: no such parameter"):
             await drone.params.set("NO_SUCH_PARAM", 1, timeout_s=0.1, retries=1)
-        assert await drone.params.get("SYSID_THISMAV") == 1
+        assert await drone.params.get("MAV_SYSID") == 1
 
 
 async def test_rates_fall_back_to_request_data_stream(peer):
@@ -158,19 +160,59 @@ async def test_signing_provisions_the_key_and_signs_everything_after(peer):
         assert v.mav.signing.goodsig_count > before
 
 
-async def test_wait_ready_follows_the_prearm_check_bit(peer):
+async def test_wait_ready_needs_position_home_battery_and_prearm_and_says_what_is_missing(peer):
     prearm = mavlink.MAV_SYS_STATUS_PREARM_CHECK
     async with peer() as server, DroneDriver() as driver:
         v = server.vehicle
         drone = await driver.add("d1", server.url, set_rates=False)
-        v.send(
-            v.mav.sys_status_encode(prearm, prearm, 0, 0, 15800, 0, 90, 0, 0, 0, 0, 0, 0)
-        )  # checks failing
-        v.send(v.mav.global_position_int_encode(0, 334000000, -1123000000, 300000, 0, 0, 0, 0, 0))
-        with pytest.raises(LinkError):
+        # booting, as ArduPilot looks before its EKF has an origin: 0 V, position 0/0, checks failing
+        v.send(v.mav.sys_status_encode(prearm, prearm, 0, 0, 0, 0, -1, 0, 0, 0, 0, 0, 0))
+        v.send(v.mav.global_position_int_encode(0, 0, 0, 0, 0, 0, 0, 0, 0))
+        v.send(v.mav.statustext_encode(mavlink.MAV_SEVERITY_CRITICAL, b"PreArm: Need Position Estimate"))
+        with pytest.raises(NotReadyError) as err:
             await drone.wait_ready(timeout_s=0.3)
-        assert drone.state.prearm_ok is False
+        assert set(err.value.missing) >= {"position estimate", "home position", "battery reading"}
+        assert "pre-arm checks passing" in err.value.missing
+        assert err.value.reasons == ["PreArm: Need Position Estimate"] and "Need Position" in str(err.value)
+        assert drone.state.lat is None  # 0/0 is "no position", not a fix off Africa
         waiting = asyncio.create_task(drone.wait_ready(timeout_s=3))
+        v.send(v.mav.global_position_int_encode(0, 334000000, -1123000000, 300000, 0, 0, 0, 0, 0))
+        v.send(v.mav.home_position_encode(334000000, -1123000000, 300000, 0, 0, 0, [1, 0, 0, 0], 0, 0, 0))
+        v.send(v.mav.sys_status_encode(prearm, prearm, 0, 0, 15800, 0, 90, 0, 0, 0, 0, 0, 0))
+        await asyncio.sleep(0)
+        assert not waiting.done()  # everything but the pre-arm checks
         v.send(v.mav.sys_status_encode(prearm, prearm, prearm, 0, 15800, 0, 90, 0, 0, 0, 0, 0, 0))
         await waiting
-        assert drone.state.prearm_ok is True
+        assert drone.state.prearm_ok is True and drone.readiness() == []
+
+
+async def test_arming_is_retried_until_the_checks_pass(peer):
+    async with peer() as server, DroneDriver() as driver:
+        v = server.vehicle
+        drone = await driver.add("d1", server.url, set_rates=False)
+        v.options.prearm_reasons = ["PreArm: Need Position Estimate"]
+        arming = asyncio.create_task(drone.arm_for_mission(timeout_s=5))
+        await v.wait_received(lambda m: m.get_type() == "COMMAND_LONG" and m.command == 400)
+        assert not arming.done()
+        v.options.prearm_reasons = []  # the EKF settled
+        await arming
+        assert drone.state.armed and drone.state.mode == "GUIDED"
+
+
+async def test_arming_gives_up_at_its_deadline_with_the_drones_own_words(peer):
+    async with peer() as server, DroneDriver() as driver:
+        v = server.vehicle
+        drone = await driver.add("d1", server.url, set_rates=False)
+        v.options.prearm_reasons = ["PreArm: Need Position Estimate"]
+        with pytest.raises(PreArmError) as err:
+            await drone.arm_for_mission(timeout_s=0.5)
+        assert err.value.reasons == ["PreArm: Need Position Estimate"]
+        assert not drone.state.armed
+
+
+def test_firmware_versions_and_parameter_names():
+    fw47 = Firmware.from_flight_sw_version((4 << 24) | (7 << 16) | (0 << 8) | 0)
+    assert str(fw47) == "4.7.0-dev" and fw47.param_name("MAV_SYSID") == "MAV_SYSID"
+    fw46 = Firmware.from_flight_sw_version((4 << 24) | (6 << 16) | (2 << 8) | 255)
+    assert str(fw46) == "4.6.2" and fw46.param_name("MAV_SYSID") == "SYSID_THISMAV"
+    assert fw46.param_name("MAV_GCS_SYSID") == "SYSID_MYGCS" and fw46.param_name("RTL_ALT") == "RTL_ALT"
