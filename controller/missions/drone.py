@@ -95,6 +95,9 @@ class DeliveryPlan:
     predicted_energy_wh: float | None = None
     fence: FencePlan | None = None
     release: Literal["gripper", "payload_place", "winch"] = "gripper"
+    max_descent_m: float | None = (
+        None  # payload place's limit; None: cruise altitude + PAYLOAD_PLACE_MARGIN_M
+    )
     gcs_timeout_s: float = 5.0  # FS_GCS_TIMEOUT, in the drone's time
 
     def __post_init__(self) -> None:
@@ -146,7 +149,7 @@ def build_mission(plan: DeliveryPlan) -> BuiltMission:
         # (ArduCopter/mode_auto.cpp); param1 is the maximum descent (m) from the arrival altitude.
         items.append(MissionItem(wp, dlat, dlon, alt))
         release_point = len(items)
-        max_descent = alt + PAYLOAD_PLACE_MARGIN_M
+        max_descent = plan.max_descent_m if plan.max_descent_m is not None else alt + PAYLOAD_PLACE_MARGIN_M
         items.append(MissionItem(mavlink.MAV_CMD_NAV_PAYLOAD_PLACE, dlat, dlon, alt, param1=max_descent))
         release = release_point
     else:

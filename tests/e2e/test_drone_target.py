@@ -15,7 +15,7 @@ from controller.missions.drone import DeliveryPlan, FencePlan, fly_delivery
 from sitl.ardupilot import copter_target, open_copters
 from vehicles.mavlink import DroneDriver
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.ardupilot, pytest.mark.slow, pytest.mark.timeout(240)]
 
 HOME = (33.4484, -112.2590, 300.0, 0.0)
 

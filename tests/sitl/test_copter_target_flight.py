@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
 from sitl.ardupilot import copter_target, open_copters
 from sitl.copter import geo
 
 from .conftest import CopterClient, item, upload
+
+pytestmark = [pytest.mark.ardupilot, pytest.mark.timeout(240)]
 
 M = mavlink
 HOME = (33.4484, -112.2590, 300.0, 0.0)
