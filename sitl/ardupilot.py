@@ -4,7 +4,7 @@ When `ARDUPILOT_SITL` names an `arducopter` SITL build, `ArduPilotSitl` starts o
 the way Tools/autotest/sim_vehicle.py does (libraries/AP_HAL_SITL/SITL_cmdline.cpp options):
 
     arducopter -S --model quad --home LAT,LON,ALT,HDG --defaults copter.parm,lastmile-copter.parm
-               --speedup N --sysid i+1 -I i --base-port P+10*i --serial1 none --serial2 none -w
+               --speedup N --sysid i+1 -I i --base-port P+10*i --serial1 tcp:2 --serial2 none -w
 
 each in its own temporary working directory (SITL keeps eeprom.bin and its logs in the current directory).
 What ArduPilot's source says, and the launcher therefore does:
@@ -21,9 +21,13 @@ What ArduPilot's source says, and the launcher therefore does:
   finite capacity that matches the frame's pack; it never touches the frame's voltage.
 - SERIAL0 is announced as `SERIAL0 on TCP port N` (4.5+, libraries/AP_HAL_SITL/UARTDriver.cpp
   `_tcp_start_connection`) or `Serial port 0 on TCP port N` (4.4 and older); SERIAL1/2 print the same
-  with their own number, so only SERIAL0 counts. SITL's TCP listener binds every interface
-  (UARTDriver.cpp leaves `sin_addr` zero), so the launcher turns SERIAL1 and SERIAL2 off and uses SERIAL0
-  over 127.0.0.1 only.
+  with their own number, so only SERIAL0 counts for start-up.
+- Two links per vehicle, as on an airframe: SERIAL0 (P+10*i, `urls()`) is MAVLink channel 0, which
+  ArduPilot treats as the secure local port (USB on a flight controller) and where it accepts unsigned
+  messages even with a signing key (libraries/GCS_MAVLink/GCS_Signing.cpp `accept_unsigned_callback`);
+  SERIAL1 (P+10*i+2, `telemetry_urls()`) is a telemetry link where a signed vehicle refuses unsigned
+  commands. SERIAL2 is off. SITL's TCP listener binds every interface (UARTDriver.cpp leaves `sin_addr`
+  zero); the launcher and tests talk over 127.0.0.1 only.
 - ArduPilot ignores unknown names in a defaults file without a word (AP_Param.cpp
   `read_param_defaults_file` prints only with ENABLE_DEBUG), so after start the launcher reads every
   parameter it set back over MAVLink and raises `SitlError` naming any the vehicle does not know.
@@ -179,7 +183,7 @@ def sitl_command(
         cmd += ["--defaults", ",".join(str(p) for p in defaults)]
     cmd += ["--speedup", f"{speedup:g}", "--sysid", str(instance + 1), "-I", str(instance)]
     # after -I: an explicit base port is never shifted by the instance (SITL_cmdline.cpp), so shift it here
-    cmd += ["--base-port", str(base_port + 10 * instance), "--serial1", "none", "--serial2", "none", "-w"]
+    cmd += ["--base-port", str(base_port + 10 * instance), "--serial1", "tcp:2", "--serial2", "none", "-w"]
     return cmd
 
 
@@ -226,7 +230,12 @@ class ArduPilotSitl:
         await self.stop()
 
     def urls(self) -> list[str]:
+        """SERIAL0 of each vehicle: MAVLink channel 0, ArduPilot's trusted local port."""
         return [f"tcp:{self.host}:{port}" for port in self.tcp_ports]
+
+    def telemetry_urls(self) -> list[str]:
+        """SERIAL1 of each vehicle: a telemetry link, where signing is enforced."""
+        return [f"tcp:{self.host}:{port + 2}" for port in self.tcp_ports]
 
     def defaults_files(self) -> list[Path]:
         """ArduPilot's files, then ours (later files win, as in sim_vehicle.py)."""

@@ -127,27 +127,45 @@ async def test_the_battery_failsafe_brings_the_drone_back_with_the_package():
 
 
 async def test_a_signed_drone_flies_for_its_key_holder_and_ignores_unsigned_commands():
+    """Signing as ArduPilot enforces it (libraries/GCS_MAVLink/GCS_Signing.cpp): once a drone holds a key,
+    a telemetry link (SERIAL1) drops unsigned commands; channel 0 (SERIAL0, USB on a flight controller)
+    is taken as the secure local port and still accepts them (`accept_unsigned_callback`)."""
     key = key_from_passphrase("station-tolleson/drone-a")
     async with open_copters(1, home=HOME, speedup=SPEEDUP) as copters, _driver() as driver:
-        drone = await driver.add("drone-a", copters.urls()[0])
+        drone = await driver.add("drone-a", copters.telemetry_urls()[0])
         await drone.wait_ready(120)
         await drone.provision_signing(key)
-        # an unsigned DO_SET_MODE on the same link: ArduPilot drops it (GCS_Signing.cpp accepts unsigned
-        # RADIO_STATUS only) and so never answers
-        conn = drone.conn
-        conn.mav.signing.sign_outgoing = False
-        guided = mavlink.MAV_CMD_DO_SET_MODE
-        flag = mavlink.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED
-        target = (conn.target_system, conn.target_component)
-        unsigned = conn.mav.command_long_encode(*target, guided, 0, flag, 4, 0, 0, 0, 0, 0)
-        ack = conn.expect("COMMAND_ACK", lambda m: m.command == guided)
-        conn.send(unsigned)
-        with pytest.raises(TimeoutError):
-            await conn.wait_for_future(ack, 1.5)
-        assert drone.state.mode != "GUIDED"
-        conn.mav.signing.sign_outgoing = True
+        assert await _unsigned_set_mode(drone, "LOITER") is None  # dropped: no answer at all
+        assert drone.state.mode != "LOITER"
+        local = await driver.add("console", copters.urls()[0])  # the trusted channel 0, unsigned
+        assert await _unsigned_set_mode(local, "LOITER") == mavlink.MAV_RESULT_ACCEPTED
+        await local.set_mode("STABILIZE")
+        await driver.remove("console")
         result = await fly_delivery(drone, _plan(_north(250)), ready_timeout_s=120)
     assert result.delivered and result.returned, result.reason
+
+
+async def _unsigned_set_mode(drone, mode: str) -> int | None:
+    """Send one DO_SET_MODE without a signature; the COMMAND_ACK's result, or None when none comes."""
+    conn = drone.conn
+    signing = conn.mav.signing
+    was = signing.sign_outgoing
+    signing.sign_outgoing = False
+    try:
+        command = mavlink.MAV_CMD_DO_SET_MODE
+        number = {"LOITER": 5, "STABILIZE": 0}[mode]
+        target = (conn.target_system, conn.target_component)
+        msg = conn.mav.command_long_encode(
+            *target, command, 0, mavlink.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED, number, 0, 0, 0, 0, 0
+        )
+        ack = conn.expect("COMMAND_ACK", lambda m: m.command == command)
+        conn.send(msg)
+        try:
+            return (await conn.wait_for_future(ack, 1.5)).result
+        except TimeoutError:
+            return None
+    finally:
+        signing.sign_outgoing = was
 
 
 async def test_three_drones_on_a_non_default_base_port_each_answer_on_their_own_port():

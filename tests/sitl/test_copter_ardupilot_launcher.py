@@ -49,7 +49,7 @@ def test_command_line_gives_every_instance_its_own_base_port():
     assert cmd == [
         "/opt/ardupilot/arducopter", "-S", "--model", "quad", "--home", "33.4484,-112.259,300,90",
         "--defaults", "/a/copter.parm,/b/ours.parm", "--speedup", "10", "--sysid", "3", "-I", "2",
-        "--base-port", "6020", "--serial1", "none", "--serial2", "none", "-w",
+        "--base-port", "6020", "--serial1", "tcp:2", "--serial2", "none", "-w",
     ]  # fmt: skip
 
 

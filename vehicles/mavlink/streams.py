@@ -26,6 +26,7 @@ DEFAULT_RATES_HZ: dict[int, float] = {
     mavlink.MAVLINK_MSG_ID_MISSION_CURRENT: 1.0,
     mavlink.MAVLINK_MSG_ID_FENCE_STATUS: 1.0,
     mavlink.MAVLINK_MSG_ID_HOME_POSITION: 0.2,
+    mavlink.MAVLINK_MSG_ID_EKF_STATUS_REPORT: 1.0,  # readiness: an absolute position estimate
 }
 
 
