@@ -28,6 +28,14 @@ async def arm_when_ready(client: CopterClient) -> None:
         await client.expect("HEARTBEAT")  # next second of vehicle time, then try again
 
 
+async def upload_when_ready(client: CopterClient, mission: list) -> None:
+    """Upload as a GCS does: a booting ArduPilot answers NO_SPACE ("Only 0 items are supported") until its
+    mission storage is up (libraries/GCS_MAVLink/MissionItemProtocol.cpp)."""
+    while (result := await upload(client, mission)) == M.MAV_MISSION_NO_SPACE:
+        await client.expect("HEARTBEAT")  # next second of vehicle time, then try again
+    assert result == M.MAV_MISSION_ACCEPTED
+
+
 async def test_auto_flight_out_and_back_on_the_selected_target():
     target = copter_target()
     async with open_copters(1, home=HOME, speedup=20, target=target) as copters:
@@ -42,7 +50,8 @@ async def test_auto_flight_out_and_back_on_the_selected_target():
                 item(M.MAV_CMD_NAV_WAYPOINT, *dest, 20),
                 item(M.MAV_CMD_NAV_RETURN_TO_LAUNCH),
             ]
-            assert await upload(client, mission) == M.MAV_MISSION_ACCEPTED
+            async with asyncio.timeout(60):
+                await upload_when_ready(client, mission)
             assert await client.command(M.MAV_CMD_DO_SET_MODE, 1, 4) == M.MAV_RESULT_ACCEPTED
             async with asyncio.timeout(120):
                 await arm_when_ready(client)
