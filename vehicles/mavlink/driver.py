@@ -17,8 +17,8 @@ from types import TracebackType
 from vehicles.errors import LinkError, VehicleError
 from vehicles.mavlink.commands import Commands
 from vehicles.mavlink.connection import GCS_COMPID, GCS_SYSID, DroneConnection
-from vehicles.mavlink.errors import CommandError, NotReadyError, PreArmError
-from vehicles.mavlink.firmware import Firmware
+from vehicles.mavlink.errors import CommandError, NotReadyError, ParamError, PreArmError
+from vehicles.mavlink.firmware import RENAMED_IN_4_7, Firmware
 from vehicles.mavlink.link import Link
 from vehicles.mavlink.missions import FENCE, MISSION, RALLY, MissionItem, Missions
 from vehicles.mavlink.params import Params
@@ -43,6 +43,7 @@ class Drone:
         self.missions = Missions(conn)
         self.rates_hz: Mapping[int, float] | None = None
         self.firmware: Firmware | None = None  # from AUTOPILOT_VERSION (DroneDriver.add asks for it)
+        self.new_names: bool | None = None  # the drone answers to 4.7's MAV_SYSID (None: not asked)
         self._rates_task: asyncio.Task[str] | None = None
         conn.add_link_listener(self._on_link)
 
@@ -116,9 +117,24 @@ class Drone:
         await provision_signing(self.conn, key, sysid_param=self.param_name("MAV_SYSID"))
 
     def param_name(self, name: str) -> str:
-        """The drone's own name for a parameter given by its ArduPilot 4.7 name (older firmware: the old
-        name; unknown firmware: the 4.7 name)."""
+        """The drone's own name for a parameter given by its ArduPilot 4.7 name: what `resolve_names` found,
+        else what the firmware version says (unknown firmware: the 4.7 name)."""
+        if self.new_names is not None:
+            return name if self.new_names else RENAMED_IN_4_7.get(name, name)
         return self.firmware.param_name(name) if self.firmware is not None else name
+
+    async def resolve_names(self, *, timeout_s: float = 1.0) -> None:
+        """Ask which names the drone answers to. The version is only a first guess: master reported
+        4.7.0-dev from 2024-11-06 (ArduCopter/version.h) while it kept SYSID_THISMAV until 2025-03-19
+        ("create and use MAV_ parameter namespace"), and a name the drone lacks gets no answer at all."""
+        guess = self.param_name("MAV_SYSID")
+        for name in dict.fromkeys((guess, "MAV_SYSID", RENAMED_IN_4_7["MAV_SYSID"])):
+            try:
+                await self.params.get(name, timeout_s=timeout_s, retries=1)
+            except ParamError:
+                continue
+            self.new_names = name == "MAV_SYSID"
+            return
 
     async def read_firmware(self, *, timeout_s: float = 1.0) -> Firmware | None:
         """Ask AUTOPILOT_VERSION and remember the firmware; None if the drone does not say."""
@@ -267,6 +283,7 @@ class DroneDriver:
         try:
             await conn.wait_connected(self.connect_timeout_s)
             await drone.read_firmware()
+            await drone.resolve_names()
             if set_rates:
                 await drone.set_rates(rates_hz)
         except BaseException:

@@ -216,3 +216,14 @@ def test_firmware_versions_and_parameter_names():
     fw46 = Firmware.from_flight_sw_version((4 << 24) | (6 << 16) | (2 << 8) | 255)
     assert str(fw46) == "4.6.2" and fw46.param_name("MAV_SYSID") == "SYSID_THISMAV"
     assert fw46.param_name("MAV_GCS_SYSID") == "SYSID_MYGCS" and fw46.param_name("RTL_ALT") == "RTL_ALT"
+
+
+async def test_parameter_names_are_asked_not_guessed_from_the_version(peer):
+    """A 4.7.0-dev build from before the rename still answers only to SYSID_THISMAV."""
+    async with peer() as server, DroneDriver() as driver:
+        v = server.vehicle
+        v.params["SYSID_THISMAV"] = v.params.pop("MAV_SYSID")
+        drone = await driver.add("d1", server.url, set_rates=False)
+        assert drone.new_names is False and drone.param_name("MAV_SYSID") == "SYSID_THISMAV"
+        assert drone.param_name("MAV_GCS_SYSID") == "SYSID_MYGCS"
+        assert await drone.params.get(drone.param_name("MAV_SYSID")) == 1
