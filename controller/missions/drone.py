@@ -27,7 +27,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
@@ -99,6 +99,10 @@ class DeliveryPlan:
         None  # payload place's limit; None: cruise altitude + PAYLOAD_PLACE_MARGIN_M
     )
     gcs_timeout_s: float = 5.0  # FS_GCS_TIMEOUT, in the drone's time
+    # alternate landing sites (lat, lon, alt above home m): uploaded as rally points; RTL flies to the
+    # nearest of them or home (RALLY_INCL_HOME 1), or to them only when the station is closed
+    rally: list[tuple[float, float, float]] = field(default_factory=list)
+    station_open: bool = True
 
     def __post_init__(self) -> None:
         def check_point(name: str, p: Any) -> None:
@@ -114,6 +118,8 @@ class DeliveryPlan:
         for name in ("waypoints_out", "waypoints_back"):
             for p in getattr(self, name):
                 check_point(name, p)
+        for p in self.rally:
+            check_point("rally", tuple(p[:2]))
         if not 0 <= self.reserve_fraction < 1:
             raise InputError(f"{self.reserve_fraction} must be in [0, 1)", field="reserve_fraction")
         if not 0 < self.delivery_alt_m < self.cruise_alt_m:
@@ -170,6 +176,17 @@ def build_mission(plan: DeliveryPlan) -> BuiltMission:
     return BuiltMission(items, release, release_point)
 
 
+def rally_items(points: list[tuple[float, float, float]]) -> list[MissionItem]:
+    """Rally points as ArduPilot stores them (MissionItemProtocol_Rally.cpp: MAV_CMD_NAV_RALLY_POINT,
+    altitude above home)."""
+    return [
+        MissionItem(
+            mavlink.MAV_CMD_NAV_RALLY_POINT, lat, lon, alt, frame=mavlink.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT
+        )
+        for lat, lon, alt in points
+    ]
+
+
 def safety_params(plan: DeliveryPlan, capacity_mah: float) -> dict[str, float]:
     """Failsafe parameters: battery thresholds from the plan's reserve, RTL on GCS loss, the fence."""
     params: dict[str, float] = {
@@ -180,6 +197,11 @@ def safety_params(plan: DeliveryPlan, capacity_mah: float) -> dict[str, float]:
         "FS_GCS_ENABLE": FS_GCS_RTL,
         "FS_GCS_TIMEOUT": plan.gcs_timeout_s,
     }
+    if plan.rally:
+        # AP_Rally::calc_best_rally_or_home_location: with RALLY_INCL_HOME 1 RTL takes the nearer of home
+        # and the nearest rally point; with 0 always a rally point (the station is closed)
+        params["RALLY_INCL_HOME"] = 1 if plan.station_open else 0
+        params["RALLY_LIMIT_KM"] = 0  # no limit: an alternate site far away is still better than none
     fence = plan.fence
     if fence is not None and fence.fence_type:
         params |= {"FENCE_TYPE": fence.fence_type, "FENCE_ACTION": FENCE_ACTION_RTL}
@@ -287,6 +309,9 @@ async def fly_delivery(
             await drone.upload_fence(plan.fence.to_items())
         if plan.fence is not None and plan.fence.fence_type:
             await drone.params.set("FENCE_ENABLE", 1)
+        if plan.rally:
+            flight.phase("rally_upload", items=len(plan.rally))
+            await drone.upload_rally(rally_items(plan.rally))
         flight.phase("mission_upload", items=len(mission.items))
         await drone.upload_mission(mission.items)
         # ArduCopter resumes AUTO where the last mission stopped (MIS_RESTART=0); a drone whose previous

@@ -20,10 +20,10 @@ import httpx
 import pytest
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
-from controller.missions.drone import DeliveryPlan, FencePlan, fly_delivery
+from controller.missions.drone import DeliveryPlan, FencePlan, abort_delivery, fly_delivery
 from sitl.ardupilot import open_copters
 from tests.e2e.serving import free_port
-from vehicles.mavlink import DroneDriver, key_from_passphrase
+from vehicles.mavlink import RALLY, DroneDriver, key_from_passphrase
 
 pytestmark = [pytest.mark.ardupilot, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -166,6 +166,25 @@ async def _unsigned_set_mode(drone, mode: str) -> int | None:
             return None
     finally:
         signing.sign_outgoing = was
+
+
+async def test_rally_points_are_uploaded_and_rtl_lands_at_the_nearer_one():
+    """RTL returns to the nearest of home and the rally points (RALLY_INCL_HOME 1,
+    libraries/AP_Rally/AP_Rally.cpp calc_best_rally_or_home_location)."""
+    rally = _north(500, 100)
+    async with open_copters(1, home=HOME, speedup=SPEEDUP) as copters, _driver() as driver:
+        drone = await driver.add("drone-a", copters.urls()[0])
+        plan = _plan(_north(700), rally=[(*rally, 20.0)])
+        flight = asyncio.create_task(fly_delivery(drone, plan, ready_timeout_s=120))
+        await drone.conn.wait_for(
+            "GLOBAL_POSITION_INT", lambda m: (m.lat / 1e7 - STATION[0]) * M_PER_DEG > 420, timeout_s=120
+        )
+        await abort_delivery(drone)  # RTL, nearer the rally point than the station
+        result = await asyncio.wait_for(flight, 180)
+        stored = await drone.missions.download(RALLY)
+    assert [(round(i.lat, 6), round(i.lon, 6)) for i in stored] == [(round(rally[0], 6), round(rally[1], 6))]
+    assert result.reason_code == "aborted" and not result.returned and not result.delivered
+    assert _dist_m((drone.state.lat, drone.state.lon), rally) < 10.0  # landed at the alternate site
 
 
 async def test_three_drones_on_a_non_default_base_port_each_answer_on_their_own_port():
