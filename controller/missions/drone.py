@@ -68,6 +68,7 @@ HOME_RADIUS_M = 15.0  # "landed at the station"
 # with param1 = the cruise altitude ArduCopter gave up about 2.7 m above the ground. The margin covers that
 # lead and a destination lower than the station.
 PAYLOAD_PLACE_MARGIN_M = 15.0
+DELIVERY_SETTLE_S = 3.0  # hold at delivery altitude before the winch or gripper acts (NAV_WAYPOINT param1)
 # The drone's words for an opened gripper (AP_Gripper_Servo.cpp; "released" is SITL's report on arrival)
 GRIPPER_OPENED = ("Gripper load releasing", "Gripper load released")
 # ... and for a payload place that gave up without releasing (mode_auto.cpp `PayloadPlace::run`)
@@ -160,7 +161,9 @@ def build_mission(plan: DeliveryPlan) -> BuiltMission:
         release = release_point
     else:
         items.append(MissionItem(wp, dlat, dlon, alt))
-        items.append(MissionItem(wp, dlat, dlon, plan.delivery_alt_m))
+        # hold there first: ArduCopter calls a waypoint reached when its position *target* arrives, with the
+        # copter still ~2 m above it on the way down (seen on 4.6 SITL); the hold lets it settle
+        items.append(MissionItem(wp, dlat, dlon, plan.delivery_alt_m, param1=DELIVERY_SETTLE_S))
         release_point = len(items) - 1
         if plan.release == "winch":
             line = max(0.0, plan.delivery_alt_m - 0.5)
