@@ -16,6 +16,7 @@ from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
 from sitl.copter import commands_do
 from sitl.copter.items import Item
+from sitl.copter.payload import PayloadPlace
 
 if TYPE_CHECKING:
     from sitl.copter.nav import Navigator
@@ -39,6 +40,11 @@ NAMES = {
 }
 
 
+# NAV commands whose verify says "Reached command #N" (INFO) when done (mode_auto.cpp verify_nav_wp,
+# verify_loiter_time, verify_circle), after MISSION_ITEM_REACHED as ArduCopter 4.7 SITL sends them.
+REACHED_TEXT_COMMANDS = frozenset({mavlink.MAV_CMD_NAV_WAYPOINT, mavlink.MAV_CMD_NAV_LOITER_TIME})
+
+
 def is_nav(command: int) -> bool:
     return command <= NAV_LAST
 
@@ -58,6 +64,7 @@ class MissionRunner:
         self.target_alt = 0.0
         self.start_alt = 0.0
         self.jumps: dict[int, int] = {}
+        self.place = PayloadPlace(v, self)
 
     # ---- control -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -145,8 +152,11 @@ class MissionRunner:
         if item.command == mavlink.MAV_CMD_NAV_TAKEOFF:
             self.target = here
             self.target_alt = max(v.missions.rel_alt(item), v.alt_m)
-        elif item.command in (mavlink.MAV_CMD_NAV_LAND, mavlink.MAV_CMD_NAV_PAYLOAD_PLACE):
+        elif item.command == mavlink.MAV_CMD_NAV_LAND:
             self.target_alt = v.alt_m  # fly over the point at the current altitude, then descend
+        elif item.command == mavlink.MAV_CMD_NAV_PAYLOAD_PLACE:
+            self.target_alt = v.alt_m  # ModeAuto::do_payload_place: shift_alt_to_current_alt
+            self.place.begin(item)
         elif item.command == mavlink.MAV_CMD_NAV_DELAY:
             self.target, self.target_alt = here, v.alt_m
         elif item.command == mavlink.MAV_CMD_NAV_RETURN_TO_LAUNCH:
@@ -155,6 +165,9 @@ class MissionRunner:
     def _reached(self) -> None:
         v = self.v
         v.emit(mavlink.MAVLink_mission_item_reached_message(self.current))
+        if v.missions.mission[self.current].command in REACHED_TEXT_COMMANDS:
+            # ModeAuto::verify_nav_wp / verify_loiter_time (ArduCopter/mode_auto.cpp)
+            v.send_text(f"Reached command #{self.current}")
         self._advance_from(self.current + 1)
 
     # ---- per step ------------------------------------------------------------------------------
@@ -213,32 +226,5 @@ class MissionRunner:
         return self.nav.land_step(self.target, dt, wind)
 
     def _payload_place(self, item: Item, dt: float, wind, radius: float) -> bool:
-        """NAV_PAYLOAD_PLACE (ArduCopter/mode_auto.cpp payload_place_run): fly, descend, release, climb."""
-        v = self.v
-        p = v.params
-        if self.phase == "go":
-            dist, _ = self.nav.fly_to(self.target, self.target_alt, dt, wind)
-            if dist < 0.5 and v.groundspeed_mps < 0.3:
-                self.phase = "descend"
-                self.start_alt = v.alt_m
-        elif self.phase == "descend":
-            rate = (p["PLDP_SPEED_DN"] or p["LAND_SPEED"]) / 100.0
-            max_descent = item.param1
-            if self.nav.descend_to_ground(self.target, rate, dt, wind):
-                v.send_text("PayloadPlace: landed")
-                self.phase = "release"
-                self.timer = 0.0
-            elif max_descent > 0 and self.start_alt - v.alt_m > max_descent:
-                v.send_text("PayloadPlace: Reached maximum descent")
-                self.phase = "ascend"
-        elif self.phase == "release":
-            self.timer += dt
-            if self.timer >= p["PLDP_DELAY"]:
-                v.release_payload()
-                self.phase = "ascend"
-                self.nav.climb_from_ground()
-        elif self.phase == "ascend":
-            self.nav.climb_from_ground()
-            _, dz = self.nav.fly_to(self.target, self.start_alt, dt, wind)
-            return dz < 0.5
-        return False
+        """NAV_PAYLOAD_PLACE as ArduCopter/mode_auto.cpp PayloadPlace::run does it (`payload.py`)."""
+        return self.place.step(item, dt, wind)

@@ -7,7 +7,9 @@ import contextlib
 
 import typer
 
+from sitl.copter.boot import DEFAULT_BOOT_S
 from sitl.copter.fleet import SimCopterFleet
+from sitl.copter.params import DEFAULT_FIRMWARE, FIRMWARES
 
 
 def parse_home(text: str) -> tuple[float, float, float, float]:
@@ -27,8 +29,9 @@ def parse_home(text: str) -> tuple[float, float, float, float]:
 
 async def _serve(fleet: SimCopterFleet) -> None:
     async with fleet:
-        for v, url in zip(fleet.vehicles, fleet.urls(), strict=True):
-            typer.echo(f"copter {v.sysid}: {url} (SYSID_THISMAV {v.sysid})")
+        for v, url, telemetry in zip(fleet.vehicles, fleet.urls(), fleet.telemetry_urls(), strict=True):
+            sysid = f"{v.params.wire_name('MAV_SYSID')} {v.sysid}"
+            typer.echo(f"copter {v.sysid}: {url} ({sysid}), telemetry {telemetry}")
         await asyncio.Event().wait()
 
 
@@ -42,11 +45,20 @@ def copter(
     udp_out: list[str] | None = typer.Option(  # noqa: B008 (typer idiom)
         None, "--udp-out", help="HOST:PORT to also send MAVLink to (repeatable)."
     ),
+    firmware: str = typer.Option(
+        DEFAULT_FIRMWARE, "--firmware", help=f"ArduCopter version to imitate: {', '.join(FIRMWARES)}."
+    ),
+    boot_s: float = typer.Option(
+        DEFAULT_BOOT_S, "--boot-s", min=0.0, help="Simulated seconds until the EKF has a position (0: none)."
+    ),
 ) -> None:
     """Run ArduCopter-compatible simulated copters (MAVLink over TCP) until Ctrl-C."""
+    if firmware not in FIRMWARES:
+        raise typer.BadParameter(f"--firmware must be one of {', '.join(FIRMWARES)}")
     fleet = SimCopterFleet(
-        count, home=parse_home(home), speedup=speedup, base_port=base_port, udp_out=udp_out or ()
-    )
+        count, home=parse_home(home), speedup=speedup, base_port=base_port, udp_out=udp_out or (),
+        boot_s=boot_s, firmware=firmware,
+    )  # fmt: skip
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(fleet))
 

@@ -25,6 +25,7 @@ class Channel(Protocol):
 
     def send(self, msg: mavlink.MAVLink_message) -> None: ...
     def set_interval(self, msgid: int, interval_us: float) -> bool: ...
+    def request(self, msgid: int) -> None: ...
 
 
 def _params_of(msg: mavlink.MAVLink_message) -> tuple[float, float, float, float, float, float, float]:
@@ -51,13 +52,15 @@ def handle(v: SimCopter, link: Channel, msg: mavlink.MAVLink_message) -> int:
     if cmd == M.MAV_CMD_NAV_TAKEOFF:
         return ACCEPTED if v.nav.start_takeoff(p[6]) else FAILED
     if cmd == M.MAV_CMD_MISSION_START:
-        # GCS_MAVLINK_Copter::handle_command_mission_start: AUTO, auto_armed, start or resume
-        if v.mode_number == Mode.AUTO and v.nav.auto.running:
-            return ACCEPTED
-        if v.mode_number == Mode.AUTO:
+        # GCS_MAVLINK_Copter::handle_MAV_CMD_MISSION_START: first/last item unsupported (DENIED); AUTO,
+        # auto_armed, start or resume unless the mission already runs
+        if p[0] or p[1]:
+            return DENIED
+        if not v.set_mode(Mode.AUTO):
+            return FAILED
+        if not v.nav.auto.running:
             v.nav.auto.start()
-            return ACCEPTED
-        return ACCEPTED if v.set_mode(Mode.AUTO) else FAILED
+        return ACCEPTED
     if cmd == M.MAV_CMD_NAV_RETURN_TO_LAUNCH:
         return ACCEPTED if v.set_mode(Mode.RTL) else FAILED
     if cmd == M.MAV_CMD_NAV_LAND:
@@ -76,15 +79,26 @@ def handle(v: SimCopter, link: Channel, msg: mavlink.MAVLink_message) -> int:
     if cmd == M.MAV_CMD_SET_MESSAGE_INTERVAL:
         return ACCEPTED if link.set_interval(int(p[0]), p[1]) else FAILED
     if cmd == M.MAV_CMD_REQUEST_MESSAGE:
-        out = telemetry.build(v, int(p[0]))
-        if out is None:
+        # GCS_MAVLINK::handle_command_request_message: FAILED only for a message it has no ap_message
+        # for; otherwise ACCEPTED and queued, and a message with nothing to say (HOME_POSITION before
+        # home) is then simply not sent
+        if int(p[0]) not in telemetry.BUILDERS:
             return FAILED
-        link.send(out)
+        link.request(int(p[0]))
         return ACCEPTED
     if cmd == M.MAV_CMD_REQUEST_AUTOPILOT_CAPABILITIES:
         link.send(telemetry.autopilot_version(v))
         return ACCEPTED
     if cmd == M.MAV_CMD_GET_HOME_POSITION:
-        link.send(telemetry.home_position(v))
+        home = telemetry.home_position(v)
+        if home is None:
+            return FAILED  # GCS_MAVLINK::handle_command_get_home_position: !ahrs.home_is_set()
+        link.send(home)
+        return ACCEPTED
+    if cmd == M.MAV_CMD_RUN_PREARM_CHECKS:
+        # GCS_MAVLINK::handle_command_run_prearm_checks: failures reported as "PreArm: ..."
+        if v.armed:
+            return M.MAV_RESULT_TEMPORARILY_REJECTED
+        v.run_prearm_checks()
         return ACCEPTED
     return UNSUPPORTED

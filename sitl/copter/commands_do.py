@@ -16,30 +16,32 @@ Params = tuple[float, float, float, float, float, float, float]
 
 
 def gripper(v: SimCopter, action: float) -> int:
-    """DO_GRIPPER: param2 0 = release, 1 = grab (AP_Gripper); FAILED when no gripper is configured."""
-    if v.params["GRIP_ENABLE"] == 0:
+    """DO_GRIPPER (GCS_MAVLINK::handle_command_do_gripper, AP_Mission::start_command_do_gripper): param2 0
+    release, 1 grab; FAILED without GRIP_ENABLE or for another action (`release.py` for the rest)."""
+    if not v.gripper.enabled:
         return mavlink.MAV_RESULT_FAILED
     if int(action) == mavlink.GRIPPER_ACTION_RELEASE:
-        v.release_payload()
-    elif int(action) != mavlink.GRIPPER_ACTION_GRAB:
+        v.gripper.release()
+    elif int(action) == mavlink.GRIPPER_ACTION_GRAB:
+        v.gripper.grab()
+    else:
         return mavlink.MAV_RESULT_FAILED
     return mavlink.MAV_RESULT_ACCEPTED
 
 
 def winch(v: SimCopter, action: float, length: float, rate: float) -> int:
-    """DO_WINCH: 0 relax, 1 relative length (param3 m, param4 m/s), 2 rate control (AP_Winch.cpp)."""
-    if v.params["WINCH_TYPE"] == 0:
+    """DO_WINCH (GCS_MAVLINK_Copter::handle_MAV_CMD_DO_WINCH, ModeAuto::do_winch): 0 relax, 1 relative
+    length (param3 m), 2 rate control (param4 m/s); FAILED without a winch (`release.py` for the rest)."""
+    w = v.winch
+    if not w.enabled():
         return mavlink.MAV_RESULT_FAILED
-    line_max = v.params["WINCH_LEN_MAX"]
     act = int(action)
     if act == mavlink.WINCH_RELAXED:
-        v.winch_target_m = v.winch_line_m
+        w.relax()
     elif act == mavlink.WINCH_RELATIVE_LENGTH_CONTROL:
-        v.winch_target_m = min(max(v.winch_line_m + length, 0.0), line_max)
-        v.winch_rate_mps = min(abs(rate), v.params["WINCH_RATE_MAX"]) if rate else 0.0
+        w.release_length(length)
     elif act == mavlink.WINCH_RATE_CONTROL:
-        v.winch_target_m = line_max if rate > 0 else 0.0
-        v.winch_rate_mps = min(abs(rate), v.params["WINCH_RATE_MAX"])
+        w.set_desired_rate(rate)
     else:
         return mavlink.MAV_RESULT_FAILED
     return mavlink.MAV_RESULT_ACCEPTED
@@ -61,10 +63,13 @@ def run_do_command(v: SimCopter, command: int, p: Params, item: Any = None) -> i
             v.params.set("FENCE_ENABLE", int(p[0]))
         return mavlink.MAV_RESULT_ACCEPTED
     if command == mavlink.MAV_CMD_DO_SET_HOME:
+        if not v.boot.origin_set:
+            return mavlink.MAV_RESULT_FAILED  # Copter::set_home: no EKF origin yet
         if int(p[0]) == 1:
             v.set_home_here()
         else:
             v.home = (p[4], p[5], p[6], v.home[3])
+            v.home_set = True
             v.emit(telemetry.home_position(v))
         return mavlink.MAV_RESULT_ACCEPTED
     return mavlink.MAV_RESULT_ACCEPTED

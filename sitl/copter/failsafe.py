@@ -7,8 +7,9 @@
   BATT_FS_CRT_ACT. Only checked while armed; a failsafe only escalates, never clears in flight.
 - Fence: ArduCopter/fence.cpp Copter::fence_check: on a new breach while armed, disarm if landed, LAND if
   more than 100 m outside, else FENCE_ACTION.
-- GCS: ArduCopter/events.cpp failsafe_gcs_check: only once a heartbeat from SYSID_MYGCS has been seen;
-  no such heartbeat for FS_GCS_TIMEOUT seconds triggers FS_GCS_ENABLE's action; a heartbeat clears it.
+- GCS: ArduCopter/events.cpp failsafe_gcs_check: only once a heartbeat from MAV_GCS_SYSID (SYSID_MYGCS
+  before 4.7) has been seen; no such heartbeat for FS_GCS_TIMEOUT seconds triggers FS_GCS_ENABLE's action;
+  a heartbeat clears it.
 - FS_OPTIONS (failsafe_gcs_on_event, handle_battery_failsafe): 2 = continue AUTO on GCS loss,
   8 = continue a landing, 32 = release the gripper on a failsafe action.
 """
@@ -75,7 +76,7 @@ class Failsafes:
         return self.battery_level != BATT_NONE or self.gcs
 
     def gcs_heartbeat(self) -> None:
-        """A HEARTBEAT from SYSID_MYGCS arrived (GCS_MAVLINK::handle_heartbeat -> sysid_myggcs_seen)."""
+        """A HEARTBEAT from MAV_GCS_SYSID arrived (GCS_MAVLINK::handle_heartbeat -> sysid_myggcs_seen)."""
         self.gcs_last_seen = self.v.time_s
 
     # ---- actions -------------------------------------------------------------------------------
@@ -144,17 +145,18 @@ class Failsafes:
         return low_v, low_c, crit_v, crit_c
 
     def battery_arming_problem(self) -> str | None:
-        """AP_BattMonitor::arming_checks text (without the "PreArm: " prefix)."""
+        """AP_BattMonitor::arming_checks text (without the "PreArm: " / "Arm: " prefix): the first failing
+        check in AP_BattMonitor_Backend::arming_checks' order."""
         p, b = self.v.params, self.v.battery
         low_v, low_c, crit_v, crit_c = self.battery_types()
         checks = (
+            (p["BATT_ARM_VOLT"] > 0 and b.voltage < p["BATT_ARM_VOLT"], "below minimum arming voltage"),
+            (p["BATT_ARM_MAH"] > 0 and p["BATT_CAPACITY"] * b.remaining < p["BATT_ARM_MAH"],
+             "below minimum arming capacity"),
             (low_v, "low voltage failsafe"),
             (low_c, "low capacity failsafe"),
             (crit_v, "critical voltage failsafe"),
             (crit_c, "critical capacity failsafe"),
-            (p["BATT_ARM_VOLT"] > 0 and b.voltage < p["BATT_ARM_VOLT"], "below minimum arming voltage"),
-            (p["BATT_ARM_MAH"] > 0 and p["BATT_CAPACITY"] * b.remaining < p["BATT_ARM_MAH"],
-             "below minimum arming capacity"),
         )  # fmt: skip
         for failed, text in checks:
             if failed:

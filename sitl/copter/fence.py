@@ -52,6 +52,13 @@ def check_items(items: list[Item]) -> int:
     return mavlink.MAV_MISSION_ACCEPTED
 
 
+def fence_names(types: int) -> str:
+    """AC_Fence::get_fence_names: "Polygon fence", "Max Alt and Polygon fences", "A, B and C fences"."""
+    names = [name for bit, name in sorted(NAMES.items()) if types & bit]
+    text = names[-1] if len(names) < 2 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"{text} fence{'s' if len(names) > 1 else ''}"
+
+
 class Fence:
     """Fence state for one vehicle: enabled flag, polygons, and breach bookkeeping for FENCE_STATUS."""
 

@@ -4,8 +4,13 @@ One task steps every vehicle at STEP_S of simulated time; wall time per step is 
 the loop falls behind (a busy machine), it catches up with at most MAX_CATCHUP steps per wake-up, letting
 the links run between steps, and then lets simulated time slip rather than spiral, so a slow machine
 runs the simulation slower, never wrong, and protocol timers see the peer's answers in time order.
-Vehicle i serves TCP on base_port + 10*i (ArduPilot SITL's SERIAL0 with -I i), SYSID_THISMAV = i + 1
-(or first_sysid + i).
+Vehicle i serves TCP on base_port + 10*i (ArduPilot SITL's SERIAL0 with -I i, MAVLink channel 0, which
+ArduPilot trusts under signing) and on base_port + 10*i + 2 (SERIAL1, a telemetry link where signing is
+enforced; `telemetry_urls()`), MAV_SYSID = i + 1
+(or first_sysid + i; SYSID_THISMAV with firmware "4.6" and older).
+
+Every copter boots first (`boot.py`): for `boot_s` simulated seconds (DEFAULT_BOOT_S) it talks but cannot
+fly, as a freshly powered ArduCopter; `boot_s=0` gives copters that are up from the start.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import logging
 from collections.abc import Mapping, Sequence
 
 from sitl.copter import link, telemetry
-from sitl.copter.params import ParamStore
+from sitl.copter.boot import DEFAULT_BOOT_S
+from sitl.copter.params import DEFAULT_FIRMWARE, FIRMWARES, ParamStore
 from sitl.copter.vehicle import SimCopter
 
 log = logging.getLogger("sitl.copter.fleet")
@@ -40,6 +46,8 @@ class SimCopterFleet:
         params: Mapping[str, float] | None = None,
         batteries: Sequence[float] | None = None,
         first_sysid: int = 1,
+        boot_s: float = DEFAULT_BOOT_S,
+        firmware: str = DEFAULT_FIRMWARE,
     ) -> None:
         if count < 1:
             raise ValueError("count must be at least 1")
@@ -47,6 +55,10 @@ class SimCopterFleet:
             raise ValueError("speedup must be positive")
         if batteries is not None and len(batteries) != count:
             raise ValueError("batteries must give one fraction per vehicle")
+        if boot_s < 0:
+            raise ValueError("boot_s must not be negative")
+        if firmware not in FIRMWARES:
+            raise ValueError(f"firmware must be one of {', '.join(FIRMWARES)}")
         self.count = count
         self.first_sysid = first_sysid
         self.home = home
@@ -56,8 +68,11 @@ class SimCopterFleet:
         self.udp_out = list(udp_out)
         self.params = dict(params or {})
         self.batteries = list(batteries) if batteries is not None else [1.0] * count
+        self.boot_s = float(boot_s)
+        self.firmware = firmware
         self.vehicles: list[SimCopter] = []
-        self.tcp_ports: list[int] = []
+        self.tcp_ports: list[int] = []  # SERIAL0
+        self.telemetry_ports: list[int] = []  # SERIAL1
         self._servers: list[asyncio.Server] = []
         self._task: asyncio.Task[None] | None = None
         self._t0 = 0.0  # loop time at which simulated time would have been 0 at the current speed-up
@@ -81,21 +96,30 @@ class SimCopterFleet:
             v.params.set("SIM_SPEEDUP", self.speedup)
 
     def urls(self) -> list[str]:
-        """Connection strings, e.g. "tcp:127.0.0.1:5760", index i -> vehicle i."""
+        """SERIAL0 of each vehicle, e.g. "tcp:127.0.0.1:5760", index i -> vehicle i: MAVLink channel 0."""
         return [f"tcp:{self.host}:{port}" for port in self.tcp_ports]
+
+    def telemetry_urls(self) -> list[str]:
+        """SERIAL1 of each vehicle (5762 + 10*i): a telemetry link, where signing is enforced."""
+        return [f"tcp:{self.host}:{port}" for port in self.telemetry_ports]
 
     async def start(self) -> None:
         """Create the vehicles, open their ports, and start the clock."""
         try:
             for i in range(self.count):
                 sysid = self.first_sysid + i
-                values = {**self.params, "SYSID_THISMAV": sysid, "SIM_SPEEDUP": self.speedup}
-                v = SimCopter(sysid, self.home, ParamStore(values), battery=self.batteries[i])
+                store = ParamStore(self.params, firmware=self.firmware)
+                store.set(store.wire_name("MAV_SYSID"), sysid)
+                store.set("SIM_SPEEDUP", self.speedup)
+                v = SimCopter(sysid, self.home, store, battery=self.batteries[i], boot_s=self.boot_s)
                 self.vehicles.append(v)
                 port = 0 if self.base_port == 0 else self.base_port + 10 * i
-                server = await link.serve_tcp(v, self.host, port)
+                server = await link.serve_tcp(v, self.host, port, trusted=True)
                 self._servers.append(server)
                 self.tcp_ports.append(server.sockets[0].getsockname()[1])
+                telemetry = await link.serve_tcp(v, self.host, 0 if port == 0 else port + 2)
+                self._servers.append(telemetry)
+                self.telemetry_ports.append(telemetry.sockets[0].getsockname()[1])
                 for target in self.udp_out:
                     await link.open_udp_out(v, target, self.host)
         except BaseException:

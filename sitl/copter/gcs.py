@@ -2,7 +2,10 @@
 
 Messages addressed to another system are ignored (target_system not 0 and not ours), as ArduPilot's
 routing does. Parameters follow libraries/GCS_MAVLink/GCS_Param.cpp: PARAM_SET answers with the new
-PARAM_VALUE to every link (param_index -1, i.e. 65535), unknown names are ignored without an answer.
+PARAM_VALUE to every link (param_index -1, i.e. 65535); PARAM_REQUEST_READ answers on its own link with
+the index it was asked by (-1 when asked by name: param_io_timer copies req.param_index into the reply);
+an unknown name, to PARAM_SET or PARAM_REQUEST_READ, gets no answer at all and no STATUSTEXT
+(AP_Param::find returns nullptr and both handlers return).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ def handle_message(v: SimCopter, link: Link, msg: mavlink.MAVLink_message) -> No
     kind = msg.get_type()
     src = (msg.get_srcSystem(), msg.get_srcComponent())
     if kind == "HEARTBEAT":
-        if src[0] == int(v.params["SYSID_MYGCS"]):
+        if src[0] == int(v.params["MAV_GCS_SYSID"]):  # SYSID_MYGCS before 4.7
             v.failsafes.gcs_heartbeat()
         return
     if not _targets_us(v, msg):
@@ -57,13 +60,11 @@ def handle_message(v: SimCopter, link: Link, msg: mavlink.MAVLink_message) -> No
             link.send(param_value(v, name, i))
     elif kind == "PARAM_REQUEST_READ":
         names = v.params.names()
-        name = (
-            msg.param_id
-            if msg.param_index < 0
-            else (names[msg.param_index] if msg.param_index < len(names) else "")
-        )
-        if name in v.params:
-            link.send(param_value(v, name, v.params.index(name)))
+        if msg.param_index < 0:
+            if msg.param_id in v.params:
+                link.send(param_value(v, msg.param_id, 65535))  # -1 as uint16: asked by name
+        elif msg.param_index < len(names):
+            link.send(param_value(v, names[msg.param_index], msg.param_index))
     elif kind == "PARAM_SET":
         if v.params.set(msg.param_id, msg.param_value):
             v.emit(param_value(v, msg.param_id, 65535))  # -1 as uint16, as ArduPilot sends
@@ -148,8 +149,8 @@ def _setup_signing(v: SimCopter, msg: mavlink.MAVLink_message) -> None:
 
 
 def _accept_unsigned(mav: mavlink.MAVLink, msgid: int) -> bool:
-    """GCS_Signing.cpp accept_unsigned_callback: only RADIO_STATUS / RADIO pass unsigned.
-
-    ArduPilot also trusts channel 0 (USB); every link here is a network link, so none is trusted.
-    """
+    """GCS_Signing.cpp accept_unsigned_callback: everything on channel 0 (SERIAL0, "assumed to be secure
+    channel"), elsewhere only RADIO_STATUS / RADIO; for unsigned and badly signed packets alike."""
+    if getattr(mav.file, "trusted", False):
+        return True
     return msgid in (M.MAVLINK_MSG_ID_RADIO_STATUS, M.MAVLINK_MSG_ID_RADIO)

@@ -2,8 +2,12 @@
 
 pymavlink is used as a codec only: a `MAVLink` object per link (own sequence numbers and parser
 state, shared signing state as ArduPilot shares one key across channels) whose `file` is this link, so
-`mav.send(msg)` ends in `write()`. Transports: each TCP connection to the vehicle's port is a link
-(as SITL's SERIAL0 on 5760 + 10*i; several may be open at once), and each `udp_out` target is a link.
+`mav.send(msg)` ends in `write()`. Transports: each TCP connection to the vehicle's SERIAL0 port is a link
+(as SITL's SERIAL0 on 5760 + 10*i; several may be open at once) and so is each connection to its SERIAL1
+port (5762 + 10*i) and each `udp_out` target. SERIAL0 is MAVLink channel 0, which ArduPilot trusts: it
+accepts unsigned messages there even with a signing key (GCS_Signing.cpp accept_unsigned_callback, "always
+accept channel 0, assumed to be secure channel. This is USB on ChibiOS boards"); the others are telemetry
+links where signing is enforced.
 Writes never block: when a TCP peer stops reading and more than WRITE_HIGH_WATER bytes are queued,
 messages are dropped as ArduPilot drops them when a UART has no space (HAVE_PAYLOAD_SPACE).
 """
@@ -29,8 +33,11 @@ WRITE_HIGH_WATER = 1 << 20
 class Link:
     """A channel: decode what arrives, answer, and send the streams the peer asked for."""
 
-    def __init__(self, v: SimCopter, transport: asyncio.BaseTransport, name: str, peer=None) -> None:
+    def __init__(
+        self, v: SimCopter, transport: asyncio.BaseTransport, name: str, peer=None, *, trusted: bool = False
+    ) -> None:
         self.v = v
+        self.trusted = trusted  # MAVLink channel 0 (SERIAL0): unsigned messages accepted under signing
         self.transport = transport
         self.name = name
         self.peer = peer  # UDP destination, None for TCP
@@ -39,6 +46,7 @@ class Link:
         self.mav.signing = v.signing
         self.sending_mavlink1 = False
         self.intervals: dict[int, tuple[float, float]] = {}  # msgid -> (interval s, next due sim time)
+        self.deferred: list[int] = []  # REQUEST_MESSAGE during setup, sent once the main loop runs
         self.closed = False
         self.rx_messages = 0
         self.rx_rejected = 0
@@ -98,9 +106,24 @@ class Link:
             else:
                 self.intervals.pop(msgid, None)
 
+    def request(self, msgid: int) -> None:
+        """MAV_CMD_REQUEST_MESSAGE: send it now; during setup only what the delay callback sends, the rest
+        once setup is done (GCS_MAVLINK::send_message queues, update_send sends when it may)."""
+        if self.v.boot.initialising and msgid not in telemetry.SENT_DURING_SETUP:
+            self.deferred.append(msgid)
+            return
+        msg = telemetry.build(self.v, msgid)
+        if msg is not None:
+            self.send(msg)
+
     def tick(self) -> None:
-        """Send what is due at the vehicle's current simulated time."""
+        """Send what is due at the vehicle's current simulated time; during setup no streams at all
+        (GCS_MAVLINK::should_send_message_in_delay_callback)."""
+        if self.v.boot.initialising:
+            return
         now = self.v.time_s
+        while self.deferred:
+            self.request(self.deferred.pop(0))
         for msgid, (interval, due) in list(self.intervals.items()):
             if now + 1e-9 >= due:
                 nxt = due + interval
@@ -122,13 +145,14 @@ class Link:
 
 
 class _TcpProtocol(asyncio.Protocol):
-    def __init__(self, v: SimCopter) -> None:
+    def __init__(self, v: SimCopter, trusted: bool) -> None:
         self.v = v
+        self.trusted = trusted
         self.link: Link | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
-        self.link = Link(self.v, transport, f"tcp:{peer}")
+        self.link = Link(self.v, transport, f"tcp:{peer}", trusted=self.trusted)
         self.v.outlets.append(self.link)
         self.link.send(telemetry.heartbeat(self.v))
         log.debug("vehicle %d: client %s connected", self.v.sysid, peer)
@@ -143,10 +167,11 @@ class _TcpProtocol(asyncio.Protocol):
             self.link = None
 
 
-async def serve_tcp(v: SimCopter, host: str, port: int) -> asyncio.Server:
-    """Listen for ground stations; every connection is its own link (sequential or concurrent)."""
+async def serve_tcp(v: SimCopter, host: str, port: int, *, trusted: bool = False) -> asyncio.Server:
+    """Listen for ground stations; every connection is its own link (sequential or concurrent). `trusted`:
+    the port is SERIAL0, MAVLink channel 0."""
     loop = asyncio.get_running_loop()
-    return await loop.create_server(lambda: _TcpProtocol(v), host, port, reuse_address=True)
+    return await loop.create_server(lambda: _TcpProtocol(v, trusted), host, port, reuse_address=True)
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):

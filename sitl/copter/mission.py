@@ -85,9 +85,10 @@ class Transfer:
         if self.receiving and src != self.dest:
             self._ack(link, src, mavlink.MAV_MISSION_DENIED)
             return
-        if count > CAPACITY[self.mission_type]:
+        capacity = self.store.capacity(self.mission_type)
+        if count > capacity:
             self._ack(link, src, mavlink.MAV_MISSION_NO_SPACE)
-            self.store.v.send_text(f"Only {CAPACITY[self.mission_type]} items are supported")
+            self.store.v.send_text(f"Only {capacity} items are supported", mavlink.MAV_SEVERITY_WARNING)
             return
         self.new_items = []
         self.store.truncate(self.mission_type, count)
@@ -153,7 +154,8 @@ class Transfer:
             link_, self.receiving, self.link = self.link, False, None
             result = self.store.complete(self.mission_type, self.new_items)
             if result == mavlink.MAV_MISSION_ACCEPTED and self.mission_type in RECEIVED_TEXTS:
-                link_.send(self.store.v.text_msg(RECEIVED_TEXTS[self.mission_type]))  # _link.send_text
+                for msg in self.store.v.text_msgs(RECEIVED_TEXTS[self.mission_type]):  # _link.send_text
+                    link_.send(msg)
             self._ack(link_, src, result)
             return
         self._request()
@@ -211,7 +213,8 @@ class Transfer:
         now = self.store.v.time_s
         if now - self.last_receive > UPLOAD_TIMEOUT_S:
             self.receiving = False
-            self.link.send(self.store.v.text_msg(f"{TIMEOUT_NAMES[self.mission_type]} upload timeout"))
+            for msg in self.store.v.text_msgs(f"{TIMEOUT_NAMES[self.mission_type]} upload timeout"):
+                self.link.send(msg)
             self._ack(self.link, self.dest, mavlink.MAV_MISSION_OPERATION_CANCELLED)
             self.link = None
             self.new_items = []
@@ -245,6 +248,13 @@ class MissionStore:
             y=round(lon * 1e7),
             z=alt,
         )
+
+    def capacity(self, mission_type: int) -> int:
+        """max_items(): AP_Mission::num_commands_max() is 0 until AP_Mission::init runs during setup
+        (`boot.py`); the fence's and rally's capacity is their storage size from the start."""
+        if mission_type == MISSION and not self.v.boot.mission_ready:
+            return 0
+        return CAPACITY[mission_type]
 
     def items_for(self, mission_type: int) -> list[Item]:
         if mission_type == MISSION:

@@ -54,7 +54,9 @@ SUPPORTED = frozenset(
     }
 )
 
-# Modes reported with MAV_MODE_FLAG_GUIDED_ENABLED: ArduCopter/GCS_MAVLink_Copter.cpp base_mode().
+# Modes that run the horizontal position controller every loop, on the ground too (make_safe_ground_handling
+# and loiter_nav->init_target call AC_PosControl::init_NE_controller / update_NE_controller), so that
+# AC_PosControl::is_active_NE() is true and GCS_MAVLINK_Copter::base_mode() adds MAV_MODE_FLAG_GUIDED_ENABLED.
 GUIDED_FLAG_MODES = frozenset(
     {
         Mode.AUTO,
@@ -75,15 +77,24 @@ GUIDED_FLAG_MODES = frozenset(
 # SMART_RTL refuse; GUIDED and the manual/position-hold modes accept).
 ARMABLE = frozenset({Mode.STABILIZE, Mode.ALT_HOLD, Mode.GUIDED, Mode.LOITER, Mode.POSHOLD})
 
+# Modes with the pilot's throttle (has_manual_throttle() in ArduCopter/mode.h): no altitude estimate needed.
+MANUAL_THROTTLE = frozenset({Mode.STABILIZE, Mode.ACRO, Mode.SYSTEMID})
+
 # Modes that need a position estimate (requires_GPS() in ArduCopter/mode.h).
 NEEDS_POSITION = frozenset(
     {Mode.AUTO, Mode.GUIDED, Mode.LOITER, Mode.RTL, Mode.POSHOLD, Mode.BRAKE, Mode.SMART_RTL, Mode.CIRCLE}
 )
 
 
-def mode_name(number: int) -> str:
-    """Name for a custom_mode number, or `MODE(n)` if it is not an ArduCopter mode."""
+# Mode::name() where it differs from the enum name (ArduCopter/mode.h).
+_ARDUPILOT_NAMES = {Mode.SMART_RTL: "SMARTRTL"}
+
+
+def mode_name(number: int, *, ardupilot: bool = False) -> str:
+    """Name for a custom_mode number, or `MODE(n)` if it is not an ArduCopter mode; `ardupilot=True` gives
+    the name ArduCopter's texts use (Mode::name(), e.g. "SMARTRTL")."""
     try:
-        return Mode(number).name
+        mode = Mode(number)
     except ValueError:
         return f"MODE({number})"
+    return _ARDUPILOT_NAMES.get(mode, mode.name) if ardupilot else mode.name

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pymavlink.dialects.v20 import ardupilotmega as mavlink
+
 from sitl.copter import geo, physics
 from sitl.copter.auto import MissionRunner
 from sitl.copter.modes import Mode
@@ -64,15 +66,16 @@ class Navigator:
         return p["LAND_SPEED"] / 100.0
 
     # ---- mode changes --------------------------------------------------------------------------
-    def can_enter(self, mode: Mode) -> bool:
+    def can_enter(self, mode: Mode, ignore_checks: bool = False) -> bool:
+        """Mode::init(ignore_checks) for the modes whose init can fail (ignore_checks: disarmed)."""
         v = self.v
-        if mode == Mode.SMART_RTL and not (v.armed and self.srtl.available):
-            return False  # ModeSmartRTL::init: needs a recorded path
+        if mode == Mode.SMART_RTL and not self.srtl.available:
+            return False  # ModeSmartRTL::init: g2.smart_rtl.is_active() (home saved, buffer not full)
         if mode == Mode.AUTO:
-            if v.missions.nav_count() == 0:
-                return False  # ModeAuto::init: mission.num_commands() > 1
+            if len(v.missions.mission) <= 1 and not ignore_checks:
+                return False  # ModeAuto::init: mission.present() || ignore_checks
             if v.armed and v.landed and not v.missions.starts_with_takeoff():
-                v.send_text("Auto: Missing Takeoff Cmd")  # ArduCopter/mode_auto.cpp
+                v.send_text("Auto: Missing Takeoff Cmd", mavlink.MAV_SEVERITY_CRITICAL)  # ModeAuto::init
                 return False
         return True
 
@@ -82,12 +85,14 @@ class Navigator:
         self.hold_alt = v.alt_m
         self.takeoff_alt = None
         self.guided_target = None
+        if mode != Mode.SMART_RTL:
+            self.srtl.returning = []  # out of SMART_RTL: the rest of the path records on
         if mode == Mode.RTL:
             self._rtl_start()
         elif mode == Mode.SMART_RTL:
             self.srtl.start()
-        elif mode == Mode.AUTO:
-            self.auto.start()
+        elif mode == Mode.AUTO and v.armed:
+            self.auto.start()  # disarmed, AUTO waits: it cannot be armed, MISSION_START starts it
         elif mode == Mode.BRAKE:
             self.hold = None
 

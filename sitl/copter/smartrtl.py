@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from pymavlink.dialects.v20 import ardupilotmega as mavlink
+
 from sitl.copter import geo
 
 if TYPE_CHECKING:
@@ -43,10 +45,13 @@ class SmartRtl:
         self.returning: list[Point] = []
         self.landing = False
 
-    def reset(self) -> None:
-        """On arming: the path starts at home (AP_SmartRTL::set_home)."""
-        self.path = [(0.0, 0.0, 0.0)]
-        self.available = True
+    def reset(self, *, active: bool = True) -> None:
+        """On arming and when home is set: the path starts at home (AP_SmartRTL::set_home); without a
+        position it is cleared and SmartRTL stays inactive."""
+        self.path = [(0.0, 0.0, 0.0)] if active else []
+        self.available = active
+        self.returning = []
+        self.landing = False
 
     def _here(self) -> Point:
         v = self.v
@@ -65,7 +70,7 @@ class SmartRtl:
         self.path.append(here)
         if len(self.path) > MAX_POINTS:
             self.available = False
-            self.v.send_text("SmartRTL deactivated: buffer full")
+            self.v.send_text("SmartRTL deactivated: buffer full", mavlink.MAV_SEVERITY_WARNING)
 
     def start(self) -> None:
         self.returning = list(reversed(self.path))

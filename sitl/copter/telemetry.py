@@ -21,20 +21,37 @@ if TYPE_CHECKING:
 
 M = mavlink
 # SYS_STATUS sensor bits we claim present/enabled/healthy: gyro, accel, mag, baro, GPS, motors, battery,
-# geofence (enabled only while the fence is), AHRS, logging, pre-arm check.
+# AHRS (healthy once the EKF has aligned); geofence and the pre-arm check are added by sys_status.
 _SENSORS = (
     M.MAV_SYS_STATUS_SENSOR_3D_GYRO | M.MAV_SYS_STATUS_SENSOR_3D_ACCEL | M.MAV_SYS_STATUS_SENSOR_3D_MAG
     | M.MAV_SYS_STATUS_SENSOR_ABSOLUTE_PRESSURE | M.MAV_SYS_STATUS_SENSOR_GPS
     | M.MAV_SYS_STATUS_SENSOR_MOTOR_OUTPUTS | M.MAV_SYS_STATUS_SENSOR_BATTERY | M.MAV_SYS_STATUS_AHRS
-    | M.MAV_SYS_STATUS_PREARM_CHECK
 )  # fmt: skip
+# EKF_STATUS_REPORT flags (NavEKF3_core::updateFilterStatus): aligned without GPS the EKF holds a constant
+# position (AID_NONE); with GPS it has absolute horizontal position (AID_ABSOLUTE), predicted too.
+EKF_NO_POSITION = (
+    M.EKF_ATTITUDE | M.EKF_VELOCITY_HORIZ | M.EKF_VELOCITY_VERT | M.EKF_POS_VERT_ABS | M.EKF_CONST_POS_MODE
+)
+EKF_POSITION = (
+    M.EKF_ATTITUDE | M.EKF_VELOCITY_HORIZ | M.EKF_VELOCITY_VERT | M.EKF_POS_HORIZ_REL | M.EKF_POS_HORIZ_ABS
+    | M.EKF_POS_VERT_ABS | M.EKF_PRED_POS_HORIZ_REL | M.EKF_PRED_POS_HORIZ_ABS
+)  # fmt: skip
+# What the scheduler's delay callback sends during setup (GCS_MAVLINK::should_send_message_in_delay_callback).
+SENT_DURING_SETUP = frozenset({M.MAVLINK_MSG_ID_HEARTBEAT, M.MAVLINK_MSG_ID_AUTOPILOT_VERSION})
 
 
 def base_mode(v: SimCopter) -> int:
-    """GCS_MAVLINK_Copter::base_mode (ArduCopter/GCS_MAVLink_Copter.cpp)."""
+    """GCS_MAVLINK_Copter::base_mode (ArduCopter/GCS_MAVLink_Copter.cpp):
+
+    STABILIZE_ENABLED | MANUAL_INPUT_ENABLED | CUSTOM_MODE_ENABLED (= 81), + GUIDED_ENABLED (8) while
+    AC_PosControl::is_active_NE() (the horizontal position controller ran in the last scheduler tick),
+    + SAFETY_ARMED (128) when armed. The position controller runs in every mode of GUIDED_FLAG_MODES, on the
+    ground too. During setup the scheduler has not ticked yet: ticks32() and the controller's
+    _last_update_ne_ticks are both 0, so is_active_NE() holds and a booting copter in STABILIZE says 89.
+    """
     flags = M.MAV_MODE_FLAG_STABILIZE_ENABLED | M.MAV_MODE_FLAG_MANUAL_INPUT_ENABLED
     flags |= M.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED
-    if v.mode_number in GUIDED_FLAG_MODES:
+    if v.mode_number in GUIDED_FLAG_MODES or v.boot.initialising:
         flags |= M.MAV_MODE_FLAG_GUIDED_ENABLED
     if v.armed:
         flags |= M.MAV_MODE_FLAG_SAFETY_ARMED
@@ -56,13 +73,25 @@ def _boot_ms(v: SimCopter) -> int:
     return int(v.time_s * 1000) & 0xFFFFFFFF
 
 
-def sys_status(v: SimCopter) -> mavlink.MAVLink_message:
-    present = _SENSORS | M.MAV_SYS_STATUS_GEOFENCE
+def sys_status(v: SimCopter) -> mavlink.MAVLink_message | None:
+    """GCS_MAVLINK::send_sys_status: not before setup is done (GCS_Copter::vehicle_initialised). The
+    pre-arm bit (GCS::update_sensor_status_flags) is present always, enabled while ARMING_CHECK is not 0,
+    healthy when armed or when the current mode's pre-arm checks pass (AP_Notify::flags.pre_arm_check)."""
+    if v.boot.initialising:
+        return None
+    prearm = M.MAV_SYS_STATUS_PREARM_CHECK
+    present = _SENSORS | M.MAV_SYS_STATUS_GEOFENCE | prearm
     enabled = _SENSORS | (M.MAV_SYS_STATUS_GEOFENCE if v.failsafes.fence.enabled else 0)
+    enabled |= prearm if v.params["ARMING_CHECK"] != 0 else 0
     health = _SENSORS | (0 if v.failsafes.fence.breached_types else M.MAV_SYS_STATUS_GEOFENCE)
+    health |= prearm if v.armed or v.prearm_ok else 0
+    if not v.boot.attitude_ok:
+        health &= ~M.MAV_SYS_STATUS_AHRS
     if v.failsafes.battery_level:
         health &= ~M.MAV_SYS_STATUS_SENSOR_BATTERY
     b = v.battery
+    if not v.boot.battery_read:  # the first SYS_STATUS after setup, before AP_BattMonitor's first read
+        return M.MAVLink_sys_status_message(present, enabled, health, 200, 0, -1, -1, 0, 0, 0, 0, 0, 0)
     return M.MAVLink_sys_status_message(
         present, enabled, health, 200, int(b.voltage * 1000), int(b.current_a * 100),
         round(b.remaining * 100), 0, 0, 0, 0, 0, 0,
@@ -70,14 +99,27 @@ def sys_status(v: SimCopter) -> mavlink.MAVLink_message:
 
 
 def gps_raw_int(v: SimCopter) -> mavlink.MAVLink_message:
+    """AP_GPS::send_mavlink_gps_raw: no GPS (fix type 0, zeros) until it is found during boot; then the fix
+    SITL's simulated u-blox reports, GPS_FIX_TYPE_RTK_FIXED (6), as measured on ArduCopter 4.7 SITL."""
+    if not v.boot.gps_detected:
+        return M.MAVLink_gps_raw_int_message(
+            int(v.time_s * 1e6), M.GPS_FIX_TYPE_NO_GPS, 0, 0, 0, 0, 0, 0, 0, 0
+        )
     cog = int(math.degrees(math.atan2(v.k.ve, v.k.vn)) % 360 * 100) if v.groundspeed_mps > 0.1 else 0
     return M.MAVLink_gps_raw_int_message(
-        int(v.time_s * 1e6), M.GPS_FIX_TYPE_3D_FIX, round(v.lat * 1e7), round(v.lon * 1e7),
+        int(v.time_s * 1e6), M.GPS_FIX_TYPE_RTK_FIXED, round(v.lat * 1e7), round(v.lon * 1e7),
         int((v.home[2] + v.alt_m) * 1000), 70, 120, int(v.groundspeed_mps * 100), cog, 16,
     )  # fmt: skip
 
 
 def global_position_int(v: SimCopter) -> mavlink.MAVLink_message:
+    """GCS_MAVLINK::send_global_position_int. Until the GPS is found during boot the location is the
+    never-set one (zeros) and relative_alt the barometric height (AP_AHRS::get_relative_position_D_home
+    before home); from then on AP_AHRS has a location."""
+    if not v.boot.gps_detected:
+        return M.MAVLink_global_position_int_message(
+            _boot_ms(v), 0, 0, 0, int(v.alt_m * 1000), 0, 0, 0, int(v.k.heading_deg * 100) % 36000
+        )
     return M.MAVLink_global_position_int_message(
         _boot_ms(v), round(v.lat * 1e7), round(v.lon * 1e7), int((v.home[2] + v.alt_m) * 1000),
         int(v.alt_m * 1000), int(v.k.vn * 100), int(v.k.ve * 100), int(-v.k.vu * 100),
@@ -122,11 +164,18 @@ def battery_status(v: SimCopter) -> mavlink.MAVLink_message:
     )  # fmt: skip
 
 
-def home_position(v: SimCopter) -> mavlink.MAVLink_message:
+def home_position(v: SimCopter) -> mavlink.MAVLink_message | None:
+    """GCS_MAVLINK::send_home_position: nothing until home is set; the position relative to the EKF origin
+    (here the first home), and a NaN quaternion."""
+    if not v.home_set:
+        return None
     lat, lon, alt, _ = v.home
+    olat, olon, oalt = v.origin
+    north, east = geo.ne_of(olat, olon, lat, lon)
+    nan = math.nan
     return M.MAVLink_home_position_message(
-        round(lat * 1e7), round(lon * 1e7), int(alt * 1000), 0.0, 0.0, 0.0,
-        [1.0, 0.0, 0.0, 0.0], 0.0, 0.0, 0.0, int(v.time_s * 1e6),
+        round(lat * 1e7), round(lon * 1e7), int(alt * 1000), north, east, oalt - alt,
+        [nan, nan, nan, nan], 0.0, 0.0, 0.0, int(v.time_s * 1e6),
     )  # fmt: skip
 
 
@@ -141,11 +190,14 @@ def extended_sys_state(v: SimCopter) -> mavlink.MAVLink_message:
 
 
 def ekf_status_report(v: SimCopter) -> mavlink.MAVLink_message:
-    """A healthy EKF (AP_NavEKF3 send_status_report): attitude, velocities, positions, predicted too."""
-    flags = (
-        M.EKF_ATTITUDE | M.EKF_VELOCITY_HORIZ | M.EKF_VELOCITY_VERT | M.EKF_POS_HORIZ_REL
-        | M.EKF_POS_HORIZ_ABS | M.EKF_POS_VERT_ABS | M.EKF_PRED_POS_HORIZ_REL | M.EKF_PRED_POS_HORIZ_ABS
-    )  # fmt: skip
+    """NavEKF3_core::send_status_report: uninitialised until aligned, then constant-position mode until the
+    EKF uses GPS, then a healthy EKF with absolute position."""
+    if not v.boot.attitude_ok:
+        flags = M.EKF_UNINITIALIZED
+    elif not v.boot.position_ok:
+        flags = EKF_NO_POSITION
+    else:
+        flags = EKF_POSITION
     return M.MAVLink_ekf_status_report_message(flags, 0.02, 0.02, 0.02, 0.02, 0.0, 0.0)
 
 
@@ -158,7 +210,7 @@ def autopilot_version(v: SimCopter) -> mavlink.MAVLink_message:
         | M.MAV_PROTOCOL_CAPABILITY_MISSION_FENCE | M.MAV_PROTOCOL_CAPABILITY_MISSION_RALLY
         | M.MAV_PROTOCOL_CAPABILITY_COMPASS_CALIBRATION
     )  # fmt: skip
-    version = (4 << 24) | (5 << 16) | (7 << 8) | 255  # 4.5.7 official (FIRMWARE_VERSION_TYPE_OFFICIAL)
+    version = v.params.firmware.flight_sw_version  # major<<24 | minor<<16 | patch<<8 | FIRMWARE_VERSION_TYPE
     return M.MAVLink_autopilot_version_message(
         caps, version, 0, 0, 0, [0] * 8, [0] * 8, [0] * 8, 0, 0, v.sysid
     )
@@ -169,10 +221,15 @@ def system_time(v: SimCopter) -> mavlink.MAVLink_message:
     return M.MAVLink_system_time_message(int((v.start_unix + v.time_s) * 1e6), _boot_ms(v))
 
 
-def local_position_ned(v: SimCopter) -> mavlink.MAVLink_message:
-    """LOCAL_POSITION_NED relative to home (ArduPilot's EKF origin is the first home)."""
-    north, east = geo.ne_of(v.home[0], v.home[1], v.lat, v.lon)
-    return M.MAVLink_local_position_ned_message(_boot_ms(v), north, east, -v.alt_m, v.k.vn, v.k.ve, -v.k.vu)
+def local_position_ned(v: SimCopter) -> mavlink.MAVLink_message | None:
+    """LOCAL_POSITION_NED relative to the EKF origin (the first home); not sent without one
+    (GCS_MAVLINK::send_local_position)."""
+    if not v.boot.position_ok:
+        return None
+    olat, olon, oalt = v.origin
+    north, east = geo.ne_of(olat, olon, v.lat, v.lon)
+    down = oalt - (v.home[2] + v.alt_m)
+    return M.MAVLink_local_position_ned_message(_boot_ms(v), north, east, down, v.k.vn, v.k.ve, -v.k.vu)
 
 
 def wind(v: SimCopter) -> mavlink.MAVLink_message:
@@ -188,7 +245,7 @@ def fence_status(v: SimCopter) -> mavlink.MAVLink_message:
     return v.failsafes.fence.status_msg()
 
 
-BUILDERS: dict[int, Callable[[SimCopter], mavlink.MAVLink_message]] = {
+BUILDERS: dict[int, Callable[[SimCopter], mavlink.MAVLink_message | None]] = {
     M.MAVLINK_MSG_ID_HEARTBEAT: heartbeat,
     M.MAVLINK_MSG_ID_SYS_STATUS: sys_status,
     M.MAVLINK_MSG_ID_GPS_RAW_INT: gps_raw_int,
@@ -228,7 +285,9 @@ EVENT_MESSAGES = frozenset({M.MAVLINK_MSG_ID_MISSION_ITEM_REACHED, M.MAVLINK_MSG
 
 
 def build(v: SimCopter, msgid: int) -> mavlink.MAVLink_message | None:
-    """The message `msgid` now, or None if it is not one this vehicle sends (or FENCE_STATUS while off)."""
+    """The message `msgid` now, or None if it is not one this vehicle sends or has nothing to say yet
+    (FENCE_STATUS while off; SYS_STATUS during setup; HOME_POSITION before home; LOCAL_POSITION_NED
+    before the EKF origin)."""
     if msgid == M.MAVLINK_MSG_ID_FENCE_STATUS and not v.failsafes.fence.enabled:
         return None
     builder = BUILDERS.get(msgid)

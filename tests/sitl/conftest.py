@@ -95,6 +95,24 @@ class CopterClient:
             await self.writer.wait_closed()
 
 
+def statustexts(client: CopterClient, since: int = 0) -> list[tuple[str, int]]:
+    """(text, severity) of the STATUSTEXTs since `since`, chunked ones (id != 0) joined as a GCS does."""
+    out: list[tuple[str, int]] = []
+    open_chunks: dict[int, int] = {}  # id -> index in out
+    for m in client.log[since:]:
+        if m.get_type() != "STATUSTEXT":
+            continue
+        text = m.text.rstrip("\0")
+        if m.id and m.id in open_chunks:
+            i = open_chunks[m.id]
+            out[i] = (out[i][0] + text, out[i][1])
+        else:
+            if m.id:
+                open_chunks[m.id] = len(out)
+            out.append((text, m.severity))
+    return out
+
+
 async def upload(
     client: CopterClient,
     items: list[mavlink.MAVLink_mission_item_int_message],
@@ -140,14 +158,15 @@ def item(
 
 @pytest.fixture
 async def copter_fleet() -> AsyncIterator[SimCopterFleet]:
-    """One simulated copter at speed-up 20 on a free port."""
-    async with SimCopterFleet(1, base_port=0, speedup=20) as fleet:
+    """One simulated copter at speed-up 20 on a free port, already booted (boot_s=0): for the tests that
+    are not about a copter's first seconds (`test_copter_boot.py` is, on the default boot)."""
+    async with SimCopterFleet(1, base_port=0, speedup=20, boot_s=0) as fleet:
         yield fleet
 
 
 @pytest.fixture
 async def copter_client(copter_fleet: SimCopterFleet) -> AsyncIterator[CopterClient]:
-    """A raw pymavlink ground station connected to vehicle 1 (sysid 255, the default SYSID_MYGCS)."""
+    """A raw pymavlink ground station connected to vehicle 1 (sysid 255, the default MAV_GCS_SYSID)."""
     client = await CopterClient.connect(copter_fleet.tcp_ports[0])
     await client.expect("HEARTBEAT", timeout=5)
     yield client

@@ -65,7 +65,7 @@ async def test_armed_on_the_ground_disarms_after_disarm_delay(
 
 
 async def test_headwind_costs_energy_but_not_the_track():
-    async with SimCopterFleet(2, base_port=0, speedup=50) as fleet:
+    async with SimCopterFleet(2, base_port=0, speedup=50, boot_s=0) as fleet:
         calm, windy = fleet.vehicles
         windy.set_wind(10.0, from_deg=0.0)  # from the north, against the outbound leg
         dest = geo.offset(*HOME, 800, 0)
@@ -140,7 +140,7 @@ async def test_cli_serves_copters_until_interrupted():
     try:
         assert proc.stdout is not None
         lines = [(await asyncio.wait_for(proc.stdout.readline(), 20)).decode() for _ in range(2)]
-        assert lines[0].startswith("copter 1: tcp:127.0.0.1:") and "SYSID_THISMAV 2" in lines[1]
+        assert lines[0].startswith("copter 1: tcp:127.0.0.1:") and "MAV_SYSID 2" in lines[1]
         for i, line in enumerate(lines):
             port = int(line.split()[2].rsplit(":", 1)[1])
             client = await CopterClient.connect(port)
@@ -157,7 +157,8 @@ async def test_cli_serves_copters_until_interrupted():
 async def test_smart_rtl_retraces_the_path_home(copter_fleet: SimCopterFleet, copter_client: CopterClient):
     copter = copter_fleet.vehicles[0]
     copter_fleet.set_speedup(50)
-    assert await copter_client.command(M.MAV_CMD_DO_SET_MODE, 1, 21) == M.MAV_RESULT_FAILED  # no path yet
+    # disarmed any mode is accepted, and SmartRTL is active since home was set (AP_SmartRTL::set_home)
+    assert await copter_client.command(M.MAV_CMD_DO_SET_MODE, 1, 21) == M.MAV_RESULT_ACCEPTED
     assert await copter_client.command(M.MAV_CMD_DO_SET_MODE, 1, 4) == M.MAV_RESULT_ACCEPTED
     assert await copter_client.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1) == M.MAV_RESULT_ACCEPTED
     assert await copter_client.command(M.MAV_CMD_NAV_TAKEOFF, 0, 0, 0, 0, 0, 0, 20) == M.MAV_RESULT_ACCEPTED

@@ -64,7 +64,7 @@ def mavutil_upload(url: str, path: Path) -> tuple[int, int]:
 async def test_pymavlink_mavutil_mission_loader(tmp_path: Path):
     path = tmp_path / "mission.txt"
     count = write_wpl(path)
-    async with SimCopterFleet(1, base_port=0, speedup=10) as fleet:
+    async with SimCopterFleet(1, base_port=0, speedup=10, boot_s=0) as fleet:
         result, sent = await asyncio.wait_for(asyncio.to_thread(mavutil_upload, fleet.urls()[0], path), 30)
         assert result == mavutil.mavlink.MAV_MISSION_ACCEPTED and sent == count
         stored = fleet.vehicles[0].missions.mission
@@ -78,6 +78,12 @@ def dronekit_takeoff(url: str, alt: float) -> tuple[str, float]:
 
     vehicle = connect(url, wait_ready=True, timeout=30, heartbeat_timeout=30)
     try:
+        # dronekit's own "waiting for vehicle to initialise" loop: is_armable needs a GPS fix and the EKF's
+        # predicted absolute position, which a copter still booting does not have yet
+        for _ in range(600):
+            if vehicle.is_armable:
+                break
+            time.sleep(0.05)
         assert vehicle.is_armable
         vehicle.mode = VehicleMode("GUIDED")
         vehicle.armed = True
@@ -97,7 +103,7 @@ def dronekit_takeoff(url: str, alt: float) -> tuple[str, float]:
 
 
 async def test_dronekit2_connects_waits_ready_and_takes_off():
-    async with SimCopterFleet(1, base_port=0, speedup=10) as fleet:
+    async with SimCopterFleet(1, base_port=0, speedup=10) as fleet:  # booting, as when switched on
         copter = fleet.vehicles[0]
         mode, alt = await asyncio.wait_for(asyncio.to_thread(dronekit_takeoff, fleet.urls()[0], 20.0), 60)
         assert mode == "GUIDED"
@@ -112,7 +118,7 @@ async def test_mavproxy_wp_load(tmp_path: Path):
     path = tmp_path / "mission.txt"
     count = write_wpl(path, n_wp=3)
     mavproxy = str(Path(sys.executable).parent / "mavproxy.py")
-    async with SimCopterFleet(1, base_port=0, speedup=10) as fleet:
+    async with SimCopterFleet(1, base_port=0, speedup=10, boot_s=0) as fleet:
         copter = fleet.vehicles[0]
         proc = await asyncio.create_subprocess_exec(
             sys.executable, mavproxy, f"--master={fleet.urls()[0]}", "--non-interactive",

@@ -57,12 +57,18 @@ async def test_battery_low_then_critical_trigger_rtl_then_land(
     await copter.wait_for(lambda c: c.mode == "LAND", timeout=5)
     await copter.wait_for(lambda c: not c.armed, timeout=60)
     assert copter.alt_m == 0.0
-    # a critical battery on the ground refuses arming with ArduPilot's pre-arm text
+    # a critical battery on the ground refuses arming with ArduPilot's text: "Arm: " while arming
+    # (AP_Arming::arm sets running_arming_checks), "PreArm: " when the checks run on their own
     since = copter_client.mark()
     await copter_client.command(M.MAV_CMD_DO_SET_MODE, 1, GUIDED)
     assert await copter_client.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1) == M.MAV_RESULT_FAILED
-    refusal = await copter_client.expect("STATUSTEXT", lambda m: m.text.startswith("PreArm"), since=since)
-    assert refusal.text == "PreArm: Battery 1 low capacity failsafe"
+    refusal = await copter_client.expect("STATUSTEXT", lambda m: "Battery" in m.text, since=since)
+    assert refusal.text == "Arm: Battery 1 low capacity failsafe"
+    assert refusal.severity == M.MAV_SEVERITY_CRITICAL
+    since = copter_client.mark()
+    assert await copter_client.command(M.MAV_CMD_RUN_PREARM_CHECKS) == M.MAV_RESULT_ACCEPTED
+    report = await copter_client.expect("STATUSTEXT", lambda m: "Battery" in m.text, since=since)
+    assert report.text == "PreArm: Battery 1 low capacity failsafe"
 
 
 async def test_low_voltage_needs_batt_low_timer_seconds(
@@ -106,7 +112,7 @@ async def test_fence_breach_into_exclusion_zone_brakes_and_reports(
 async def test_gcs_link_loss_triggers_rtl_counting_only_our_gcs(copter_fleet: SimCopterFleet):
     copter = copter_fleet.vehicles[0]
     gcs = await CopterClient.connect(copter_fleet.tcp_ports[0])
-    other = await CopterClient.connect(copter_fleet.tcp_ports[0], sysid=200)  # not SYSID_MYGCS
+    other = await CopterClient.connect(copter_fleet.tcp_ports[0], sysid=200)  # not MAV_GCS_SYSID
 
     async def beat(client: CopterClient) -> None:
         while True:
@@ -144,12 +150,20 @@ async def test_arming_in_auto_is_refused(copter_fleet: SimCopterFleet, copter_cl
     since = copter_client.mark()
     assert await copter_client.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1) == M.MAV_RESULT_FAILED
     text = await copter_client.expect("STATUSTEXT", since=since)
-    assert text.text == "Arm: Mode not armable"
+    assert text.text == "Arm: AUTO mode not armable"  # AP_Arming_Copter::arm_checks: "%s mode not armable"
+    # without a mission AUTO is still accepted while disarmed, and the pre-arm checks say what is missing
+    assert await upload(copter_client, mission[:1]) == M.MAV_MISSION_ACCEPTED
+    assert await copter_client.command(M.MAV_CMD_DO_SET_MODE, 1, 0) == M.MAV_RESULT_ACCEPTED
+    assert await copter_client.command(M.MAV_CMD_DO_SET_MODE, 1, 3) == M.MAV_RESULT_ACCEPTED
+    since = copter_client.mark()
+    assert await copter_client.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1) == M.MAV_RESULT_FAILED
+    text = await copter_client.expect("STATUSTEXT", since=since)
+    assert text.text == "Arm: Mode requires mission"  # AP_Arming::mission_checks
 
 
 async def test_gcs_loss_in_auto_continues_the_mission_with_fs_options_2():
     params = {"FS_GCS_ENABLE": 1, "FS_OPTIONS": 2}
-    async with SimCopterFleet(1, base_port=0, speedup=20, params=params) as fleet:
+    async with SimCopterFleet(1, base_port=0, speedup=20, params=params, boot_s=0) as fleet:
         copter = fleet.vehicles[0]
         gcs = await CopterClient.connect(fleet.tcp_ports[0])
         dest = geo.offset(*HOME, 500, 0)

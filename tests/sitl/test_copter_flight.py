@@ -34,6 +34,7 @@ async def test_auto_mission_flies_releases_and_returns(
     assert await copter_client.command(M.MAV_CMD_DO_SET_MODE, 1, 4) == M.MAV_RESULT_ACCEPTED  # GUIDED
     assert await copter_client.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1) == M.MAV_RESULT_ACCEPTED
     assert await copter_client.command(M.MAV_CMD_MISSION_START) == M.MAV_RESULT_ACCEPTED
+    since = copter_client.mark()
     reached = await copter_client.expect("MISSION_ITEM_REACHED", lambda m: m.seq == 2, timeout=30)
     assert reached.seq == 2
     await copter.wait_for(lambda c: c.payload_released_at is not None, timeout=10)
@@ -47,3 +48,10 @@ async def test_auto_mission_flies_releases_and_returns(
     assert 0.9 < copter.battery_remaining < 1.0
     hb = await copter_client.expect("HEARTBEAT", timeout=5)
     assert hb.custom_mode == 3 and not hb.base_mode & M.MAV_MODE_FLAG_SAFETY_ARMED
+    # NAV items are reached; the DO_GRIPPER (3) is not: AP_Mission reports only NAV commands
+    reached = [m.seq for m in copter_client.log[since:] if m.get_type() == "MISSION_ITEM_REACHED"]
+    assert reached == [1, 2, 4]
+    statustexts = [m.text for m in copter_client.log[since:] if m.get_type() == "STATUSTEXT"]
+    assert "Reached command #2" in statustexts  # ModeAuto::verify_nav_wp
+    gripper = [text for text in statustexts if text.startswith("Gripper load")]
+    assert gripper == ["Gripper load releasing", "Gripper load released"]

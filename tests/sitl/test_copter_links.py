@@ -62,7 +62,7 @@ async def test_parameters_list_read_and_set(copter_fleet: SimCopterFleet, copter
             since = copter_client.log.index(m, since) + 1
             names.add(m.param_id)
     needed = ["BATT_CAPACITY", "BATT_LOW_VOLT", "BATT_FS_LOW_ACT", "FENCE_ENABLE", "FENCE_ACTION"]
-    needed += ["FS_GCS_ENABLE", "FS_GCS_TIMEOUT", "RTL_ALT", "WPNAV_SPEED", "SYSID_THISMAV", "SIM_SPEEDUP"]
+    needed += ["FS_GCS_ENABLE", "FS_GCS_TIMEOUT", "RTL_ALT", "WPNAV_SPEED", "MAV_SYSID", "SIM_SPEEDUP"]
     for name in needed:
         assert name in names
     copter_client.mav.param_request_read_send(1, 1, b"WPNAV_SPEED", -1)
@@ -101,18 +101,21 @@ def sign(client: CopterClient, key: bytes) -> None:
     client.mav.signing.timestamp = int((time.time() - 1420070400) * 100_000)
 
 
-async def test_signing_refuses_unsigned_and_badly_signed_commands(
-    copter_fleet: SimCopterFleet, copter_client: CopterClient
-):
+async def test_signing_refuses_unsigned_and_badly_signed_commands(copter_fleet: SimCopterFleet):
+    """On a telemetry link (SERIAL1) a signed copter drops unsigned and badly signed packets without a word;
+    SERIAL0, MAVLink channel 0, stays trusted (GCS_Signing.cpp accept_unsigned_callback)."""
     copter = copter_fleet.vehicles[0]
+    assert copter_fleet.telemetry_urls() == [f"tcp:127.0.0.1:{copter_fleet.telemetry_ports[0]}"]
+    copter_client = await CopterClient.connect(copter_fleet.telemetry_ports[0])
     copter_client.mav.setup_signing_send(1, 1, KEY, int((time.time() - 1420070400) * 100_000))
     sign(copter_client, KEY)
     assert await copter_client.command(M.MAV_CMD_DO_SET_MODE, 1, 4) == M.MAV_RESULT_ACCEPTED
     hb = await copter_client.expect("HEARTBEAT")
     assert hb.get_signed()  # the vehicle signs what it sends
 
-    intruder = await CopterClient.connect(copter_fleet.tcp_ports[0], sysid=250)
-    forger = await CopterClient.connect(copter_fleet.tcp_ports[0], sysid=251)
+    intruder = await CopterClient.connect(copter_fleet.telemetry_ports[0], sysid=250)
+    forger = await CopterClient.connect(copter_fleet.telemetry_ports[0], sysid=251)
+    console = await CopterClient.connect(copter_fleet.tcp_ports[0], sysid=252)  # channel 0, unsigned
     sign(forger, bytes(32 - 1) + b"\x01")
     try:
         for bad in (intruder, forger):
@@ -124,7 +127,8 @@ async def test_signing_refuses_unsigned_and_badly_signed_commands(
         assert not copter.armed and copter.mode == "LOITER"
         assert sum(link.rx_rejected for link in copter.outlets) >= 4  # they arrived, and were refused
         assert copter.signing.secret_key == KEY
+        assert await console.command(M.MAV_CMD_DO_SET_MODE, 1, 4) == M.MAV_RESULT_ACCEPTED  # trusted
         assert await copter_client.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1) == M.MAV_RESULT_ACCEPTED
     finally:
-        await intruder.close()
-        await forger.close()
+        for c in (intruder, forger, console, copter_client):
+            await c.close()

@@ -244,7 +244,9 @@ async def test_upload_completes_through_a_link_losing_20_percent_each_way():
 
     items = simple_mission(12)
     try:
-        async with SimCopterFleet(1, base_port=0, speedup=10, udp_out=[f"127.0.0.1:{relay_port}"]) as fleet:
+        async with SimCopterFleet(
+            1, base_port=0, speedup=10, udp_out=[f"127.0.0.1:{relay_port}"], boot_s=0
+        ) as fleet:
             async with asyncio.timeout(60):
                 result = None
                 while result is None:  # a GCS's own retry of MISSION_COUNT until the vehicle answers
