@@ -187,15 +187,21 @@ class Navigator:
 
     # ---- RTL (ArduCopter/mode_rtl.cpp) ---------------------------------------------------------------
     def rtl_return_point(self) -> tuple[float, float]:
-        """Nearest of home and the rally points (AP_Rally::calc_best_rally_or_home_location)."""
-        v = self.v
-        best = (v.home[0], v.home[1])
-        best_d = geo.distance_m(v.lat, v.lon, *best)
-        for lat, lon in v.missions.rally_points():
-            d = geo.distance_m(v.lat, v.lon, lat, lon)
-            if d < best_d:
-                best, best_d = (lat, lon), d
-        return best
+        """AP_Rally::calc_best_rally_or_home_location: the nearest rally point, unless all are farther than
+        RALLY_LIMIT_KM (> 0); it wins over home if nearer, or always with RALLY_INCL_HOME 0."""
+        v, p = self.v, self.v.params
+        home = (v.home[0], v.home[1])
+        points = [
+            (geo.distance_m(v.lat, v.lon, lat, lon), (lat, lon)) for lat, lon in v.missions.rally_points()
+        ]
+        if not points:
+            return home
+        nearest_d, nearest = min(points)
+        if p["RALLY_LIMIT_KM"] > 0 and nearest_d > p["RALLY_LIMIT_KM"] * 1000.0:
+            return home  # find_nearest_rally_point: all beyond the limit, use home
+        if p["RALLY_INCL_HOME"] == 0 or nearest_d < geo.distance_m(v.lat, v.lon, *home):
+            return nearest
+        return home
 
     def _rtl_start(self) -> None:
         v = self.v

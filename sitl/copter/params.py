@@ -146,6 +146,9 @@ DEFAULTS: dict[str, ParamDef] = {
     **{f"SERVO{n}_FUNCTION": ParamDef(32 + n, INT16) for n in range(1, 5)},
     "SERVO9_FUNCTION": ParamDef(SERVO_GRIPPER, INT16),  # airframe
     "SERVO10_FUNCTION": ParamDef(SERVO_WINCH, INT16),  # airframe
+    # libraries/AP_Rally/AP_Rally.cpp (copter defaults)
+    "RALLY_LIMIT_KM": ParamDef(0.3, REAL32),  # rally points farther than this are ignored (0 = no limit)
+    "RALLY_INCL_HOME": ParamDef(1, INT8),  # 1: home competes with the rally points
     # libraries/AP_Mission/AP_Mission.cpp
     "MIS_RESTART": ParamDef(0, INT8),
     "MIS_OPTIONS": ParamDef(0, INT16),

@@ -183,3 +183,25 @@ async def test_gcs_loss_in_auto_continues_the_mission_with_fs_options_2():
         assert copter.mode == "AUTO"
         await copter.wait_for(lambda c: not c.armed, timeout=60)
         assert geo.distance_m(copter.lat, copter.lon, *dest) < 1.0  # delivered where planned
+
+
+async def test_rtl_takes_the_nearer_of_home_and_a_rally_point_within_rally_limit_km(
+    copter_fleet: SimCopterFleet, copter_client: CopterClient
+):
+    """AP_Rally::calc_best_rally_or_home_location with RALLY_LIMIT_KM (copter default 0.3) and
+    RALLY_INCL_HOME (default 1)."""
+    copter = copter_fleet.vehicles[0]
+    copter_fleet.set_speedup(50)
+    rally = geo.offset(*HOME, 500, 100)
+    points = [item(M.MAV_CMD_NAV_RALLY_POINT, *rally, 20)]
+    assert await upload(copter_client, points, M.MAV_MISSION_TYPE_RALLY) == M.MAV_MISSION_ACCEPTED
+    await take_off(copter_client, copter)
+    assert copter.nav.rtl_return_point() == (copter.home[0], copter.home[1])  # 510 m: beyond 0.3 km
+    goto(copter_client, *geo.offset(*HOME, 450, 0), 30)
+    await copter.wait_for(lambda c: geo.distance_m(c.lat, c.lon, *HOME) > 440, timeout=20)
+    await set_param(copter_client, "RALLY_LIMIT_KM", 0.0625)  # exact in float32
+    assert copter.nav.rtl_return_point() == (copter.home[0], copter.home[1])  # ~110 m: beyond 62.5 m
+    await set_param(copter_client, "RALLY_LIMIT_KM", 0)  # no limit: the nearer one, the rally point
+    assert await copter_client.command(M.MAV_CMD_DO_SET_MODE, 1, RTL) == M.MAV_RESULT_ACCEPTED
+    await copter.wait_for(lambda c: not c.armed, timeout=30)
+    assert geo.distance_m(copter.lat, copter.lon, *rally) < 1.0
