@@ -65,6 +65,7 @@ async def test_a_drone_commanded_into_an_exclusion_zone_is_stopped_by_its_fence(
     fleet = await drone_fleet(1)
     sim = fleet.vehicles[0]
     drone = await drone_driver.add("drone-1", fleet.urls()[0])
+    await drone.wait_ready(30)  # a freshly booted copter: "Arm: System not initialised" until then
     centre, radius = _north(400), 120.0
     fence = FencePlan(exclusion_circles=[(centre, radius)], ceiling_m=120.0)
     await drone.set_params({"FENCE_TYPE": fence.fence_type, "FENCE_ACTION": 1, "FENCE_ALT_MAX": 120})

@@ -61,8 +61,10 @@ async def test_with_a_key_provisioned_an_unsigned_command_from_another_client_is
     await drone.set_mode("GUIDED")  # signed: obeyed
     assert sim.mode == "GUIDED"
 
-    # Another ground station on its own TCP connection, without the key.
-    reader, writer = await asyncio.open_connection("127.0.0.1", fleet.tcp_ports[0])
+    # Another ground station on the telemetry link (SERIAL1), without the key. (On SERIAL0, MAVLink channel 0,
+    # ArduPilot accepts unsigned messages even with a key: GCS_Signing.cpp accept_unsigned_callback.)
+    telemetry_port = int(fleet.telemetry_urls()[0].rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", telemetry_port)
     other = mavlink.MAVLink(None, srcSystem=254, srcComponent=190)
     received: list = []
     got = asyncio.Event()
@@ -84,7 +86,7 @@ async def test_with_a_key_provisioned_an_unsigned_command_from_another_client_is
         from vehicles.mavlink.signing import signing_timestamp
 
         other.signing.link_id, other.signing.timestamp = 1, signing_timestamp()
-        writer.write(other.param_request_read_encode(1, 1, b"SYSID_THISMAV", -1).pack(other))
+        writer.write(other.param_request_read_encode(1, 1, b"MAV_SYSID", -1).pack(other))
         async with asyncio.timeout(5):
             while not any(m.get_type() == "PARAM_VALUE" for m in received):
                 got.clear()
