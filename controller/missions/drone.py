@@ -320,9 +320,9 @@ async def fly_delivery(
         # ArduCopter resumes AUTO where the last mission stopped (MIS_RESTART=0); a drone whose previous
         # mission ended inside its final RTL would otherwise "resume" straight into landing.
         await drone.commands.set_mission_current(1)
-        if drone.readiness():
-            flight.phase("waiting_ready", missing=drone.readiness())
-            await drone.wait_ready(max(0.0, ready_by - time.monotonic()))
+        if drone.readiness(prearm=False):  # still booting; checks that fail after boot fail arming below
+            flight.phase("waiting_ready", missing=drone.readiness(prearm=False))
+            await drone.wait_ready(max(0.0, ready_by - time.monotonic()), prearm=False)
     except NotReadyError as exc:
         return flight.fail("prearm_refused", f"the drone is not ready: {exc}")
     except ParamError as exc:

@@ -146,8 +146,9 @@ class Drone:
             self.firmware = Firmware.from_flight_sw_version(msg.flight_sw_version)
         return self.firmware
 
-    def readiness(self) -> list[str]:
-        """What the drone still lacks before it can fly a mission, in words (empty when ready).
+    def readiness(self, *, prearm: bool = True) -> list[str]:
+        """What the drone still lacks before it can fly a mission, in words (empty when ready); with
+        `prearm=False` only what its boot still owes (a booted drone whose checks fail has a real reason).
 
         ArduPilot's heartbeat starts long before it can fly: a freshly booted copter has no position, no
         home, a battery reading 0 V and failing pre-arm checks for seconds to tens of seconds, and refuses
@@ -169,7 +170,7 @@ class Drone:
             missing.append("home position")
         if not s.battery_voltage:
             missing.append("battery reading")
-        if s.prearm_ok is not True:
+        if prearm and s.prearm_ok is not True:
             missing.append("pre-arm checks passing")
         return missing
 
@@ -182,12 +183,12 @@ class Drone:
         ]
         return list(dict.fromkeys(reversed(texts)))[:5]
 
-    async def wait_ready(self, timeout_s: float = 60.0) -> None:
-        """Wait until `readiness()` is empty; NotReadyError naming what is missing (and the drone's pre-arm
-        texts) after `timeout_s`. Home is asked for explicitly: its stream is slow."""
+    async def wait_ready(self, timeout_s: float = 60.0, *, prearm: bool = True) -> None:
+        """Wait until `readiness(prearm=prearm)` is empty; NotReadyError naming what is missing (and the
+        drone's pre-arm texts) after `timeout_s`. Home is asked for explicitly: its stream is slow."""
         started = time.monotonic()
         deadline = started + timeout_s
-        while missing := self.readiness():
+        while missing := self.readiness(prearm=prearm):
             left = deadline - time.monotonic()
             if left <= 0:
                 raise NotReadyError(missing, self.prearm_reasons(), timeout_s, vehicle=self.vehicle_id)
@@ -201,22 +202,29 @@ class Drone:
                     timeout_s=min(1.0, max(left, 0.01)),
                 )
 
-    async def arm_for_mission(self, *, timeout_s: float = 60.0) -> None:
-        """GUIDED, then arm, retried as a ground station does until `timeout_s`.
+    async def arm_for_mission(self, *, timeout_s: float = 60.0, booted_grace_s: float = 5.0) -> None:
+        """GUIDED, then arm, retried as a ground station does while the drone is still booting.
 
         ArduCopter refuses GUIDED without a position and arming while any pre-arm check fails
-        (AP_Arming_Copter.cpp, e.g. "Need Position Estimate"); both pass by themselves once the EKF settles,
-        so a refusal is final only at the deadline: then PreArmError with the drone's own texts.
+        (AP_Arming_Copter.cpp, e.g. "Need Position Estimate"); during boot both pass by themselves once the
+        EKF settles, so refusals are retried until `timeout_s`. A drone that has booted (position, home,
+        battery) and still refuses for `booted_grace_s` (its checks report about once a second) has a reason
+        that will not pass by itself, a low battery or a breached fence: PreArmError with its own texts then.
         """
         started = time.monotonic()
         deadline = started + timeout_s
+        booted_at: float | None = None
         while True:
             try:
                 await self.set_mode("GUIDED")
                 await self.arm()
                 return
             except (PreArmError, CommandError, LinkError) as exc:
-                if time.monotonic() >= deadline or not self.conn.link_up:
+                now = time.monotonic()
+                if booted_at is None and not self.readiness(prearm=False):
+                    booted_at = now
+                gave_up = booted_at is not None and now - booted_at >= booted_grace_s
+                if now >= deadline or gave_up or not self.conn.link_up:
                     if isinstance(exc, PreArmError):
                         reasons = self.prearm_reasons(started) or exc.reasons
                         raise PreArmError(exc.result, reasons, vehicle=self.vehicle_id) from exc

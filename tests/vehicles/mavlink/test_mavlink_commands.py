@@ -227,3 +227,22 @@ async def test_parameter_names_are_asked_not_guessed_from_the_version(peer):
         assert drone.new_names is False and drone.param_name("MAV_SYSID") == "SYSID_THISMAV"
         assert drone.param_name("MAV_GCS_SYSID") == "SYSID_MYGCS"
         assert await drone.params.get(drone.param_name("MAV_SYSID")) == 1
+
+
+async def test_a_booted_drone_that_still_refuses_is_not_waited_for_to_the_deadline(peer):
+    """Position, home and battery are there: a refusal now is a real reason (a low battery), not the boot."""
+    prearm = mavlink.MAV_SYS_STATUS_PREARM_CHECK
+    async with peer() as server, DroneDriver() as driver:
+        v = server.vehicle
+        drone = await driver.add("d1", server.url, set_rates=False)
+        v.send(v.mav.global_position_int_encode(0, 334000000, -1123000000, 300000, 0, 0, 0, 0, 0))
+        v.send(v.mav.home_position_encode(334000000, -1123000000, 300000, 0, 0, 0, [1, 0, 0, 0], 0, 0, 0))
+        v.send(v.mav.statustext_encode(mavlink.MAV_SEVERITY_INFO, b"ArduPilot Ready"))
+        v.send(v.mav.sys_status_encode(prearm, prearm, 0, 0, 15800, 0, 19, 0, 0, 0, 0, 0, 0))
+        await drone.wait_ready(3, prearm=False)
+        v.options.prearm_reasons = ["PreArm: Battery 1 below minimum arming capacity"]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(PreArmError, match="minimum arming capacity"):
+            await drone.arm_for_mission(timeout_s=60, booted_grace_s=0.5)
+        assert loop.time() - started < 5
