@@ -58,6 +58,7 @@ def fit_flight(
     margins: Margins | None = None,
     max_hold_s: float = 120.0,
     reserve: bool = False,
+    landing: bool = True,
 ) -> Fit:
     """The first launch in [earliest_s, latest_s] (on a `step_s` grid) whose volumes meet no other vehicle's.
 
@@ -65,7 +66,11 @@ def fit_flight(
     for `intent.with_slot`. Its geometry must not depend on the launch time: volumes are built once per
     combination and shifted. `pads`: take-off pads to try, in order (default: the intent's pad);
     `landing_pads`: where it may land (default: `pads`, its own take-off pad first). Layers come from
-    `layers` by the flight's headings. With `reserve`, the fit is booked in `book`.
+    `layers` by the flight's headings. With `reserve`, the fit is booked in `book`. `landing=False` checks
+    and books the flight only up to its holding point, the hold included (`FlightIntent.hold_s`, which a
+    caller sets to the longest wait it reserves); the approach and the pad are booked later with
+    `hold_flight`, once the drone's arrival is known to a few seconds (`controller.airspace.station`).
+    Neither another landing pad nor a longer hold is then tried.
 
     Raises `AirspaceBusy` with `free_at_s` (the earliest launch not ruled out) and the blocking conflicts.
     """
@@ -83,17 +88,17 @@ def fit_flight(
         if not pads:
             raise InputError("needs at least one pad when make_intent is a function", field="pads")
         pads = tuple(pads)
-    landing = tuple(landing_pads) if landing_pads else pads
+    landing_at = tuple(landing_pads) if landing_pads else pads
 
     low = min(layers.for_sector(s)[0] for s in range(layers.sectors))
-    probe = make(Slot(earliest_s, pads[0], pads[0] if pads[0] in landing else landing[0], low, low))
+    probe = make(Slot(earliest_s, pads[0], pads[0] if pads[0] in landing_at else landing_at[0], low, low))
     choices = layers.choices(probe.heading_out_deg, probe.heading_back_deg)
     combos = [
-        Slot(earliest_s, pad, pad if pad in landing else landing[0], out, back)
+        Slot(earliest_s, pad, pad if pad in landing_at else landing_at[0], out, back)
         for out, back in choices
         for pad in pads
     ]
-    search = Search(book, make, m, earliest_s)
+    search = Search(book, make, m, earliest_s, landing=landing)
     span = latest_s - earliest_s
 
     # Plain fits: the first free shift of each combination; none needs to look past the best so far.
@@ -110,16 +115,16 @@ def fit_flight(
     stop = min(free[best], span + _TINY_S)
 
     # Earlier launches where the take-off is clear and the landing is not: land elsewhere, or hold.
-    if max_hold_s > 0 or len(landing) > 1:
+    if landing and (max_hold_s > 0 or len(landing_at) > 1):
         tries = heapq.merge(*(_tagged(f.hold_candidates(stop, step_s), k) for k, f in enumerate(found)))
         tried = 0
         for s, k, hold in itertools.islice(tries, _ARRIVAL_SCAN):
-            if len(landing) == 1 and hold > max_hold_s:
+            if len(landing_at) == 1 and hold > max_hold_s:
                 continue  # the pad stays busy longer than the drone may hold
             if (tried := tried + 1) > _ARRIVAL_TRIES:
                 break
             slot = dataclasses.replace(combos[k], t_launch_s=earliest_s + s)
-            fixed = search.arrival(slot, landing, max_hold_s)
+            fixed = search.arrival(slot, landing_at, max_hold_s)
             if fixed is not None:
                 return _finish(book, make, *fixed, reserve=reserve)
 

@@ -20,7 +20,7 @@ from shapely.geometry import Polygon
 
 from controller.airspace.margins import Margins
 from controller.airspace.pads import Pad
-from controller.airspace.path import FlightPath, build_path
+from controller.airspace.path import FlightPath, Segment, build_path
 from controller.airspace.volumes import XY, Volume, VolumeArrays
 from controller.errors import InputError
 
@@ -194,12 +194,15 @@ def flight_volume_arrays(
     *,
     phases: tuple[str, ...] | None = None,
     shape_cache: dict[tuple[float, ...], Polygon] | None = None,
+    landing: bool = True,
 ) -> VolumeArrays:
     """The volumes of `intent` as arrays, one per path segment still ahead, in flight order.
 
     Time margins grow from `intent.confirmed_tau_s` (launch, unless the drone was seen on its plan later),
     and segments that ended before it are left out. `phases`: only segments whose phase starts so (the
     search checks the pad columns first). `shape_cache`: buffers already made, by segment and radius.
+    `landing=False`: only up to the holding point (the hold included), for a station that books the
+    approach and the pad later, when the drone is close and its arrival time is known to a few seconds.
     """
     m = margins or Margins()
     for name in ("cruise_alt_out_m", "cruise_alt_back_m"):
@@ -210,12 +213,15 @@ def flight_volume_arrays(
                 field=name,
                 row=intent.flight_id,
             )
-    path = build_path(intent, m).segments
+    full = build_path(intent, m).segments
+    # Without the landing, the touchdown (which keeps the pad booked a while) is not among the volumes.
+    path, touchdown = (full, len(full) - 1) if landing else (full[: arrival_index(full)], -1)
     seen = intent.confirmed_tau_s
     ahead = [k for k, s in enumerate(path) if s.tau1_s >= seen]
+    if not ahead:
+        return VolumeArrays.from_volumes([])
     # Acceleration losses of legs finished before the drone was seen on plan are behind it for good.
     lag_done = max((s.lag_s for s in path if s.lag_s < path[ahead[0]].lag_s), default=0.0)
-    touchdown = len(path) - 1
     keep = [k for k in ahead if phases is None or path[k].phase.startswith(phases)]
     segs = [path[k] for k in keep]
     if not segs:
@@ -249,6 +255,14 @@ def flight_volume_arrays(
         t0_s=intent.t_launch_s + tau0 - early,
         t1_s=intent.t_launch_s + tau1 + late,
     )
+
+
+ARRIVAL_PHASES = ("final", "approach", "arrival")  # after the holding point: what a late booking adds
+
+
+def arrival_index(segments: Sequence[Segment]) -> int:
+    """Index of the first segment after the holding point (its length when there is none)."""
+    return next((i for i, s in enumerate(segments) if s.phase.startswith(ARRIVAL_PHASES)), len(segments))
 
 
 def _buffers(

@@ -51,6 +51,10 @@ class Margins:
     # Cruise legs longer than this are cut into several volumes (about 45 s at 22 m/s): a long leg as one
     # volume would hold its whole corridor for the whole leg.
     max_cruise_volume_m: float = 1000.0
+    # The first outbound leg is cut this far from the pad: a drone leaves the pad's column (and its
+    # neighbours', pads a few metres apart) within 64 m plus the pads' spread, and without the cut the first
+    # kilometre's volume would hold the column for a minute after the drone has left it. 0: no cut.
+    column_exit_m: float = 100.0
     # Climbs and descents over a pad are cut into slices this tall, so the next drone can lift off as soon
     # as the previous one is a slice clear above it rather than when it reaches its layer.
     vertical_slice_m: float = 20.0
@@ -66,7 +70,7 @@ class Margins:
                 raise InputError(f"{getattr(self, name)!r} must be positive", field=name)
         for name in (
             "nav_error_m", "corner_cut_m", "alt_error_m", "time_min_s", "time_fraction",
-            "pad_transition_alt_m", "pad_clear_s",
+            "pad_transition_alt_m", "pad_clear_s", "column_exit_m",
         ):  # fmt: skip
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 __all__ = ["FlightPath", "Segment", "build_path"]
 
 _EPS = 1e-9
+# Positions closer than this are the same place to `progress`: a position that went through WGS84 and back
+# is off by nanometres, which must not decide between a hover and the leg that leaves it.
+_SAME_M = 1e-3
 _XYZ = tuple[float, float, float]
 
 
@@ -90,8 +93,8 @@ class FlightPath:
                 u = 0.0
                 tau = s.tau0_s if here is None else float(np.clip(here, s.tau0_s, s.tau1_s))
             d = float(np.linalg.norm(a + u * ab - p))
-            tie = abs(d - best_d) <= 1e-9 and here is not None and abs(tau - here) < abs(best - here)
-            if d < best_d - 1e-9 or tie:
+            tie = abs(d - best_d) <= _SAME_M and here is not None and abs(tau - here) < abs(best - here)
+            if d < best_d - _SAME_M or tie:
                 best, best_d = max(tau, after_tau_s), d
         return best
 
@@ -148,19 +151,28 @@ class _Builder:
                 abs(b - a) / rate,
             )
 
-    def horizontal(self, xy: XY, speed: float, lag: float, kind: str, phase: str) -> None:
-        """Fly straight to `xy` at this altitude, in pieces no longer than `max_cruise_volume_m`."""
+    def horizontal(
+        self, xy: XY, speed: float, lag: float, kind: str, phase: str, *, first_m: float = 0.0
+    ) -> None:
+        """Fly straight to `xy` at this altitude, in pieces no longer than `max_cruise_volume_m`.
+
+        `first_m` > 0: the first piece is that long (when the leg is longer), the rest cut as usual.
+        """
         x0, y0 = self.x, self.y
         length = math.hypot(xy[0] - x0, xy[1] - y0)
         if length <= _EPS:
             return
         self.lag += lag
-        n = max(1, math.ceil(length / self.margins.max_cruise_volume_m - 1e-9))
-        for k in range(1, n + 1):
-            f = k / n
-            label = f"{phase} ({k}/{n})" if n > 1 else phase
+        first = first_m if 0.0 < first_m < length - 1e-6 else 0.0
+        n = max(1, math.ceil((length - first) / self.margins.max_cruise_volume_m - 1e-9))
+        cuts = ([first] if first else []) + [first + (length - first) * k / n for k in range(1, n + 1)]
+        done = 0.0
+        for k, at in enumerate(cuts, 1):
+            f = at / length
+            label = f"{phase} ({k}/{len(cuts)})" if len(cuts) > 1 else phase
             end = (x0 + f * (xy[0] - x0), y0 + f * (xy[1] - y0), self.z)
-            self._add(kind, label, None, end, length / n / speed)
+            self._add(kind, label, None, end, (at - done) / speed)
+            done = at
 
     def hover(self, dur: float, kind: str, phase: str) -> None:
         """Stay where the drone is for `dur` seconds."""
@@ -196,7 +208,8 @@ def build_path(intent: FlightIntent, margins: Margins) -> FlightPath:
     b.vertical(alt_out, intent.climb_rate_mps, up, "climb", "climb-out", pad=intent.pad.name)
     n_out = len(intent.route_out)
     for i, xy in enumerate(intent.route_out, 1):
-        b.horizontal(xy, intent.speed_mps, cruise, "cruise", f"cruise out {i}/{n_out}")
+        exit_m = margins.column_exit_m if i == 1 else 0.0  # leave the pad's column in a piece of its own
+        b.horizontal(xy, intent.speed_mps, cruise, "cruise", f"cruise out {i}/{n_out}", first_m=exit_m)
     b.vertical(intent.delivery_alt_m, intent.descent_rate_mps, down, "descent", "door descent")
     b.hover(intent.dwell_s, "drop", "drop")
     b.vertical(alt_back, intent.climb_rate_mps, up, "climb", "door climb")

@@ -86,9 +86,12 @@ class Search:
         margins: Margins,
         earliest_s: float,
         since_s: float | None = None,
+        *,
+        landing: bool = True,
     ) -> None:
         self.book, self.make, self.margins, self.earliest_s = book, make, margins, earliest_s
         self.since_s = since_s  # only volumes still open at this time count (a flight under way)
+        self.landing = landing  # False: volumes up to the holding point only (the landing is booked later)
         self._cache: dict[tuple[Pad, Pad, float, float, float, bool], VolumeArrays] = {}
         self._shapes: dict[tuple[float, ...], Polygon] = {}  # buffers shared by the combinations
 
@@ -106,7 +109,7 @@ class Search:
             intent = self.make(Slot(self.earliest_s, *key[:5]))
             phases = _COLUMNS if columns else None
             self._cache[key] = flight_volume_arrays(
-                intent, self.margins, phases=phases, shape_cache=self._shapes
+                intent, self.margins, phases=phases, shape_cache=self._shapes, landing=self.landing
             )
         arr = self._cache[key].shifted(slot.t_launch_s - self.earliest_s)
         return arr if self.since_s is None else arr.take(arr.t1_s >= self.since_s)
@@ -136,6 +139,10 @@ class Search:
             if s <= end or end >= limit:
                 return s, lo, hi, cand
             start, width = s, 2 * width
+
+    def columns_free(self, slot: Slot, limit: float, step: float) -> float:
+        """The first launch shift at which the pad columns of `slot` are free (a lower bound past `limit`)."""
+        return self._first_free(self.arrays(slot, columns=True), 0.0, limit, step)[0]
 
     def first_fit(self, slot: Slot, limit: float, step: float) -> tuple[float, Forbidden]:
         """The first free launch shift of `slot` (a lower bound past `limit`), and what its pads forbid.
@@ -169,7 +176,7 @@ class Search:
             return None
         hold = slot.hold_s
         arr, ci, sj = self.attempt(slot)
-        for _ in range(16):
+        for _ in range(64):
             if len(ci) and ci.min() < arrival_start(arr):
                 return None  # the hold itself, or what comes before it, is in the way
             # the windows after the hold start later by hold * (1 - time_fraction) at least

@@ -31,6 +31,9 @@ PUBLIC = {
     "KINDS", "AirspaceBook", "AirspaceBusy", "AirspaceConflict", "AirspaceError", "Conflict", "Fit",
     "FlightIntent", "FlightPath", "LayerPlan", "Margins", "Pad", "Segment", "Slot", "Volume", "fit_flight",
     "flight_volumes", "heading_deg", "hold_flight", "to_geojson",
+    # the station's side, in WGS84, and its `[airspace]` table
+    "AirspaceConfig", "AirspacePlan", "AirspaceStats", "HoldInstruction", "MarginsConfig", "PadConfig",
+    "RallyConfig", "StationAirspace",
 }  # fmt: skip
 P1 = Pad("P1", (0.0, 0.0))
 
