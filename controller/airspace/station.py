@@ -394,21 +394,53 @@ class StationAirspace:
         raise AirspaceBusy(earliest, [], flight_id=flight_id)
 
     def _fit_pads(self, make: Any, pads: list[Pad], earliest_s: float, latest_s: float) -> Fit:
-        """fit_flight over `pads`, skipping a pad another drone stands on while this one would."""
-        prep = self.config.pad_prep_s
-        tried: list[Pad] = []
-        while True:
-            left = [p for p in pads if p not in tried]
-            if not left:
-                raise AirspaceBusy(latest_s, [], flight_id="")
-            fit = fit_flight(
-                self.book, make, earliest_s=earliest_s, latest_s=latest_s, layers=self.layers, pads=left,
-                step_s=self.config.step_s, margins=self.margins, max_hold_s=0.0, landing=False,
+        """fit_flight over `pads`, each pad from when no other drone stands on it while this one prepares.
+
+        A pad another drone stands on at the first fit is not given up: it is tried again from when that
+        drone has left it (a launch `pad_prep_s` after), and the earliest launch over all pads wins.
+        """
+        step = self.config.step_s
+
+        def fit(on: list[Pad], e: float, latest: float) -> Fit:
+            return fit_flight(
+                self.book, make, earliest_s=e, latest_s=latest, layers=self.layers, pads=on, step_s=step,
+                margins=self.margins, max_hold_s=0.0, landing=False,
             )  # fmt: skip
-            t = fit.intent.t_launch_s
-            if self._ground_free(fit.slot.pad.name, t - prep, t):
-                return fit
-            tried.append(fit.slot.pad)
+
+        first = fit(pads, earliest_s, latest_s)  # AirspaceBusy: nothing fits the book, whatever the ground
+        if self._ground_next(first.slot.pad.name, first.intent.t_launch_s) is None:
+            return first
+        best: Fit | None = None
+        for pad in pads:
+            e = earliest_s
+            while True:
+                bound = latest_s if best is None else min(latest_s, best.intent.t_launch_s - 1e-3)
+                if e > bound + 1e-6:
+                    break
+                try:
+                    f = fit([pad], e, bound)
+                except AirspaceBusy:
+                    break
+                t = f.intent.t_launch_s
+                free = self._ground_next(pad.name, t)
+                if free is None:
+                    best = f
+                    break
+                e = earliest_s + math.ceil((free - earliest_s) / step - 1e-9) * step  # on the grid
+        if best is None:
+            raise AirspaceBusy(latest_s, [], flight_id="")
+        return best
+
+    def _ground_next(self, pad: str, t_s: float) -> float | None:
+        """None when nobody else stands on `pad` while a drone prepares there for a launch at `t_s`; else the
+        first launch after `t_s` for which that holds."""
+        prep = self.config.pad_prep_s
+        t = t_s
+        while True:
+            clash = [b for a, b, _ in self._ground[pad] if not (b < t - prep or a > t)]
+            if not clash:
+                return None if t == t_s else t
+            t = max(clash) + prep + 1e-3
 
     def _sequence(self, flight_id: str, intent: FlightIntent) -> tuple[float, LandingSlot | None]:
         """(0, its landing slot) when the launch of `intent` is admitted; else (a launch time worth trying

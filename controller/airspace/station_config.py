@@ -131,13 +131,13 @@ class AirspaceConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        for what, items in (("pad", self.pads), ("rally point", self.rally)):
+        for key, what, items in (("pads", "pad", self.pads), ("rally", "rally point", self.rally)):
             names = [i.name for i in items]
-            for name in {n for n in names if names.count(n) > 1}:
-                raise ValueError(f"{what} name '{name}' appears twice")
+            for name in sorted({n for n in names if names.count(n) > 1}):
+                raise ValueError(f"{key}: {what} name '{name}' appears twice")
         if self.sectors % 2:
             raise ValueError(
-                f"sectors must be even (opposite headings in different sectors), not {self.sectors}"
+                f"sectors: must be even (opposite headings in different sectors), not {self.sectors}"
             )
         margins = self.margins.to_margins()
         try:  # spacing and transition altitude; the ceiling is the station's, checked in check_station
