@@ -1,13 +1,17 @@
 """Benchmark: a simulated delivery day at the station — what does this controller get the owner in a day?
 
     python bench/day.py [--quick] [--sizes 500,2000,10000] [--seed 1] [--van-limit SECONDS]
+                        [--trajectories FILE.csv] [--no-doc]
 
 The same orders (daily profile with two peaks, mostly light with a heavy tail, over 15 miles with suburbs
 behind zones, some with deadlines), the same fleet, wind and weather hold, through three deciders: this
-controller (the Planner every simulated minute), naive (nearest idle feasible vehicle on arrival, else
-van) and all-van (PyVRP routes for everything). See `bench/day_sim.py` for the simulation and
-`bench/day_flight.py` for how flights are measured and checked. Writes the `day` section of
-docs/benchmarks.md and docs/img/day_delivery_times.png, docs/img/day_utilisation.png.
+controller (the Planner every simulated minute, its drones through the station's airspace: pads, layers,
+reservations, holds), the same controller without airspace planning, naive (nearest idle feasible vehicle
+on arrival, else van) and all-van (PyVRP routes for everything). See `bench/day_sim.py` for the simulation,
+`bench/day_air.py` for the airspace, `bench/day_flight.py` for how flights are flown, measured and checked,
+and `bench/day_sep.py` for separation measured from the tracks. Writes the `day` section of
+docs/benchmarks.md and docs/img/day_delivery_times.png, docs/img/day_utilisation.png; `--trajectories`
+writes every airborne drone's position each second (controller decider) for anyone to check.
 """
 
 from __future__ import annotations
@@ -24,26 +28,37 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import day_world as w
 from bench._report import DOC, machine, table, write_section
+from bench.day_air import PROGRESS_S
 from bench.day_flight import SafetyCheck
 from bench.day_kpi import VAN_KWH_PER_KM, Kpis, compute
+from bench.day_sep import AirKpis, air_kpis, sample, write_csv
 from bench.day_sim import HORIZON_S, TICK_S, DayResult, Decider, simulate
 
 IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
-DECIDERS: tuple[Decider, ...] = ("controller", "naive", "vans")
+DECIDERS: tuple[Decider, ...] = ("controller", "no_airspace", "naive", "vans")
+LABEL = {
+    "controller": "controller",
+    "no_airspace": "controller, no airspace",
+    "naive": "naive",
+    "vans": "vans",
+}
 # bench/run_all.py writes its total time between these markers (full runs in `time`, quick in `quick`).
 RUN_ALL_MARKS = {
     k: re.compile(rf"<!-- run_all:{k} -->(.*?)<!-- /run_all:{k} -->", re.S) for k in ("time", "quick")
 }
 
 
-def run_size(n: int, seed: int, van_limit_s: float) -> tuple[list[Kpis], dict[str, DayResult], float]:
-    """All three deciders over one day of `n` orders; returns their KPIs, results and the wall time."""
+def run_size(
+    n: int, seed: int, van_limit_s: float, trajectories: Path | None = None
+) -> tuple[list[Kpis], list[AirKpis], dict[str, DayResult], float]:
+    """Every decider over one day of `n` orders; their KPIs, airspace figures, results and the wall time."""
     t0 = time.perf_counter()
     config = w.station()
     orders = w.orders(n, seed, config)
     fleet = w.fleet_for(n)
     safety = SafetyCheck(config, w.DAY_END_S)
     kpis: list[Kpis] = []
+    air: list[AirKpis] = []
     results: dict[str, DayResult] = {}
     for decider in DECIDERS:
         r = simulate(decider, orders, fleet, config, van_time_limit_s=van_limit_s, seed=seed)
@@ -51,13 +66,29 @@ def run_size(n: int, seed: int, van_limit_s: float) -> tuple[list[Kpis], dict[st
         kpis.append(compute(r, fleet, config, safety))
         k = kpis[-1]
         print(
-            f"{n:>6} {decider:<10} drone {k.share['drone']:.0%} robot {k.share['robot']:.0%} "
+            f"{n:>6} {decider:<11} drone {k.share['drone']:.0%} robot {k.share['robot']:.0%} "
             f"van {k.share['van']:.0%} left {k.share['carried_over']:.0%} | median {k.median_min:.0f} min "
             f"p95 {k.p95_min:.0f} | van {k.van_km:.0f} km | zones {k.zone_entries} reserve {k.below_reserve} "
             f"| plan {k.plan_s:.1f} s vrp {k.van_s:.1f} s",
             flush=True,
         )
-    return kpis, results, time.perf_counter() - t0
+        if decider == "vans":
+            continue
+        samples = sample(r.trips)
+        pads = w.pads_xy(config, fleet) if r.air is not None else [(0.0, 0.0)]
+        by_drone = [r.minutes(o) for o in r.orders if r.outcomes[o.id].mode == "drone"]
+        a = air_kpis(decider, r.trips, samples, pads, by_drone, r.air)
+        air.append(a)
+        print(
+            f"{n:>6} {decider:<11} flights {a.flights} | LoS 50/15 {a.los[0].encounters} 100/30 "
+            f"{a.los[1].encounters} | pad conflicts {a.pad_conflicts} | held {a.held} ({a.hold_h:.1f} h) "
+            f"| delayed {a.delayed} busy {a.busy}",
+            flush=True,
+        )
+        if trajectories is not None and decider == "controller":
+            write_csv(samples, config.frame, trajectories)
+            print(f"wrote {trajectories} ({len(samples):,} rows)", flush=True)
+    return kpis, air, results, time.perf_counter() - t0
 
 
 def _pct(x: float) -> str:
@@ -107,7 +138,8 @@ def energy_rows(size: int, kpis: list[Kpis]) -> list[list[object]]:
 
 def verdict(size: int, kpis: list[Kpis]) -> str:
     """Says plainly where the controller does not beat both baselines on median time and van km."""
-    c, naive, vans = kpis
+    by = {k.decider: k for k in kpis}
+    c, naive, vans = by["controller"], by["naive"], by["vans"]
     misses = []
     for other in (naive, vans):
         if not c.median_min < other.median_min:
@@ -221,7 +253,110 @@ def previous_run_all_time(kind: str) -> str:
     return "not measured yet" if kind == "time" and "--quick" in value else value
 
 
-def report(results: dict[int, tuple[list[Kpis], float]], seed: int, van_limit_s: float, quick: bool) -> str:
+def _minutes_pair(a: float, b: float) -> str:
+    return f"{_minutes(a)} / {_minutes(b)}"
+
+
+def airspace_rows(size: int, air: list[AirKpis]) -> list[list[object]]:
+    rows: list[list[object]] = []
+    for a in air:
+        los50, los100 = a.los
+        closest = (
+            "none within 100 m / 30 m"
+            if a.closest[0] == float("inf")
+            else (f"{a.closest[0]:.0f} m / {a.closest[1]:.0f} m")
+        )
+        rows.append(
+            [
+                f"{size:,}",
+                LABEL[a.decider],
+                f"{a.flights:,} / {a.drone_hours:,.0f} h",
+                f"**{los50.encounters:,}**" if los50.encounters else "0",
+                closest,
+                f"{los100.encounters:,}",
+                f"**{a.pad_conflicts:,}**" if a.pad_conflicts else "0",
+                f"{a.held:,}, {a.hold_h:.1f} h, {a.hold_p95_s:.0f} s" if a.held else "–",
+                f"{a.delayed:,}, {a.delay_p95_s:.0f} s" if a.delayed else "–",
+                f"{a.busy:,} / {a.busy_packages:,}" if a.busy else "–",
+                _minutes_pair(a.drone_median_min, a.drone_p95_min),
+            ]
+        )
+    return rows
+
+
+def airspace_report(results: dict[int, tuple[list[Kpis], list[AirKpis], float]]) -> list[str]:
+    """The shared-airspace part of the section: separation measured from the tracks, and its cost."""
+    sizes = sorted(results)
+    cfg = w.airspace_config(w.station(), w.fleet_for(sizes[0]))
+    m = cfg.margins.to_margins()
+    layers = " / ".join(f"{a:.0f}" for a in cfg.layers_m)
+    lines = [
+        "**Shared airspace** (issue 16). The *controller* plans every drone launch through "
+        "`controller.airspace.StationAirspace` as the service does (`bench/day_air.py`): one pad for every "
+        f"{w.DRONES_PER_PAD} drones (4 pads for 20 drones, 20 for 100) on a square grid "
+        f"{w.PAD_SPACING_M:.0f} m apart, each pad a column of air of its own; cruise layers "
+        f"{layers} m by heading; each flight's 4D volumes booked at launch up to its holding point, with a "
+        f"reserved wait of {cfg.max_hold_s:.0f} s there; its landing slot planned at launch (approach "
+        "sequencing), its approach and pad booked once it is back within "
+        f"{cfg.landing_book_m:.0f} m, and the rest of its flight re-booked from its progress (reported every "
+        f"{PROGRESS_S:.0f} s); a launch may wait up to {cfg.max_delay_s:.0f} s (grid {cfg.step_s:.0f} s), "
+        "else `airspace_busy` and the package waits for the next tick; a drone stands on its pad "
+        f"{cfg.pad_prep_s:.0f} s before lifting off; a drone waits at its holding point until its slot. "
+        "Margins are the library's defaults (32 m horizontally, "
+        f"{m.vertical_buffer_m:.0f} m vertically, 5 s or 5 % in time), climbs and descents sliced every "
+        f"{m.vertical_slice_m:.0f} m. Drones fly the bench's own kinematic model of what they are told "
+        "(pad, layer, waypoints, hold, landing pad), not the plan. *controller, no airspace* is the same "
+        "Planner with every drone from the station's centre at 60 m, launched when assigned (what issue 16 "
+        "measured).",
+        "",
+        "Measured from the tracks, not from the plan: every airborne drone's position each second (lift-off "
+        "to touchdown; `--trajectories FILE.csv` writes them), every pair at the same second. LoS = closer "
+        "than 50 m horizontally *and* 15 m vertically (and 100 m / 30 m), distinct encounters; closest = "
+        "the pair nearest a 50 m / 15 m loss (horizontal / vertical). Pad conflicts: two drones within 25 m "
+        "of one pad and below 15 m at once. Held: flights that waited at their holding point, total, p95. "
+        "Delayed: launches later than asked, p95 of the delay. Busy: launches refused / packages that "
+        "waited for a later tick.",
+        "",
+        table(
+            [
+                "orders",
+                "decider",
+                "drone flights / airborne",
+                "LoS 50/15",
+                "closest",
+                "LoS 100/30",
+                "pad conflicts",
+                "held",
+                "delayed",
+                "busy",
+                "drone deliveries median / p95 min",
+            ],
+            [row for s in sizes for row in airspace_rows(s, results[s][1])],
+        ),
+        "",
+        "What deconfliction costs (controller against the same controller without airspace planning):",
+        "",
+    ]
+    for size in sizes:
+        by = {k.decider: k for k in results[size][0]}
+        c, free = by["controller"], by["no_airspace"]
+        air = {a.decider: a for a in results[size][1]}
+        ca, fa = air["controller"], air["no_airspace"]
+        lines.append(
+            f"- {size:,} orders: median delivery {_minutes(free.median_min)} -> {_minutes(c.median_min)} "
+            f"min and p95 {_minutes(free.p95_min)} -> {_minutes(c.p95_min)} min over all orders; drone "
+            f"deliveries {_minutes_pair(fa.drone_median_min, fa.drone_p95_min)} -> "
+            f"{_minutes_pair(ca.drone_median_min, ca.drone_p95_min)} min (median / p95); by drone "
+            f"{free.share['drone']:.0%} -> {c.share['drone']:.0%} of the orders ({fa.flights:,} -> "
+            f"{ca.flights:,} flights), the rest by robot or van; losses of separation "
+            f"{fa.los[0].encounters:,} -> {ca.los[0].encounters:,}."
+        )
+    return lines
+
+
+def report(
+    results: dict[int, tuple[list[Kpis], list[AirKpis], float]], seed: int, van_limit_s: float, quick: bool
+) -> str:
     sizes = sorted(results)
     lines = [
         "`python bench/day.py [--quick]` — one simulated station day (Tolleson example station and its "
@@ -241,7 +376,8 @@ def report(results: dict[int, tuple[list[Kpis], float]], seed: int, van_limit_s:
         "hold 16:30-17:15 (no drone launches; drones already out fly through 11 m/s). The stadium TFR "
         "switches on at 08:00 and off at 16:00.",
         f"- **Deciders**: *controller* = `Planner.plan` every {TICK_S:.0f} s (simulated) over all pending "
-        f"orders and the fleet's state, look-ahead {HORIZON_S / 3600:.0f} h (queued beyond that: van); "
+        f"orders and the fleet's state, look-ahead {HORIZON_S / 3600:.0f} h (queued beyond that: van), its "
+        "drones through the station's airspace (below); *controller, no airspace* = the same without it; "
         "*naive* = each order on arrival to the quickest idle feasible vehicle (the same Planner "
         "feasibility: payload, radius, zones, wind, energy), else van; *vans* = everything by van. "
         "Van queues are routed with `plan_van_routes` (PyVRP, "
@@ -262,6 +398,7 @@ def report(results: dict[int, tuple[list[Kpis], float]], seed: int, van_limit_s:
         "",
     ]
     rows = [row for s in sizes for row in kpi_rows(s, results[s][0])]
+    by_size = {s: {k.decider: k for k in results[s][0]} for s in sizes}
     lines.append(
         table(
             [
@@ -280,7 +417,7 @@ def report(results: dict[int, tuple[list[Kpis], float]], seed: int, van_limit_s:
     )
     lines += ["", "**In a day**, against the naive decider and against vans only:", ""]
     for size in sizes:
-        c, naive, vans = results[size][0]
+        c, naive, vans = (by_size[size][d] for d in ("controller", "naive", "vans"))
         same_day = {k.decider: 1.0 - k.share["carried_over"] for k in (c, naive, vans)}
         lines.append(
             f"- {size:,} orders: delivered the same day {same_day['controller']:.0%} "
@@ -292,7 +429,9 @@ def report(results: dict[int, tuple[list[Kpis], float]], seed: int, van_limit_s:
         )
     lines += ["", "Where the controller does and does not win:", ""]
     lines += [verdict(s, results[s][0]) for s in sizes]
-    entries = {s: results[s][0][0].zone_entries for s in sizes if results[s][0][0].zone_entries}
+    entries = {
+        s: by_size[s]["controller"].zone_entries for s in sizes if by_size[s]["controller"].zone_entries
+    }
     if entries:
         lines += [
             "",
@@ -301,6 +440,7 @@ def report(results: dict[int, tuple[list[Kpis], float]], seed: int, van_limit_s:
             + " entered a zone that was in force while the vehicle was on the leg (checked apart from the "
             "planner, see `bench/day_flight.py`). This is a planner bug to fix before anything else.",
         ]
+    lines += ["", *airspace_report(results)]
     lines += [
         "",
         "Energy model (`vehicles.energy`, what the planner predicts) against the simulator's power model "
@@ -317,17 +457,19 @@ def report(results: dict[int, tuple[list[Kpis], float]], seed: int, van_limit_s:
         table(
             [
                 "orders",
-                "wall time (3 deciders)",
-                "controller planning",
+                f"wall time ({len(DECIDERS)} deciders, separation checks)",
+                "controller planning (with airspace)",
+                "without airspace",
                 "naive planning",
                 "PyVRP (all deciders)",
             ],
             [
                 [
                     f"{s:,}",
-                    f"{results[s][1]:.0f} s",
-                    f"{results[s][0][0].plan_s:.1f} s",
-                    f"{results[s][0][1].plan_s:.1f} s",
+                    f"{results[s][2]:.0f} s",
+                    f"{by_size[s]['controller'].plan_s:.1f} s",
+                    f"{by_size[s]['no_airspace'].plan_s:.1f} s",
+                    f"{by_size[s]['naive'].plan_s:.1f} s",
                     f"{sum(k.van_s for k in results[s][0]):.0f} s",
                 ]
                 for s in sizes
@@ -383,6 +525,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--van-limit", type=float, default=None, help="PyVRP seconds per wave")
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/ alone")
+    parser.add_argument(
+        "--trajectories",
+        type=Path,
+        help="write every airborne drone's position each second (controller decider) to this CSV; with "
+        "several sizes, one file per size (FILE-500.csv, ...)",
+    )
     args = parser.parse_args()
     sizes = (
         [int(s) for s in args.sizes.split(",")]
@@ -390,11 +538,14 @@ def main() -> None:
         else ([500, 2000] if args.quick else [500, 2000, 10000])
     )
     van_limit = args.van_limit if args.van_limit is not None else (1.0 if args.quick else 3.0)
-    results: dict[int, tuple[list[Kpis], float]] = {}
+    results: dict[int, tuple[list[Kpis], list[AirKpis], float]] = {}
     raw: dict[int, dict[str, DayResult]] = {}
     for n in sizes:
-        kpis, res, wall = run_size(n, args.seed, van_limit)
-        results[n] = (kpis, wall)
+        path = args.trajectories
+        if path is not None and len(sizes) > 1:
+            path = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        kpis, air, res, wall = run_size(n, args.seed, van_limit, path)
+        results[n] = (kpis, air, wall)
         raw[n] = res
         print(f"{n:>6} orders: {wall:.0f} s", flush=True)
     if args.no_doc:

@@ -34,6 +34,9 @@ LAND_SPEED_MPS, LAND_ALT_LOW_M = 0.5, 10.0
 RTL_LOITER_S, RELEASE_S = 5.0, 2.0
 
 
+XY = tuple[float, float]
+
+
 @dataclass
 class Trip:
     """One drone or robot trip as it happened."""
@@ -49,6 +52,42 @@ class Trip:
     measured_wh: float
     spec: VehicleSpec
     legs: list[tuple[float, float, int]] = field(default_factory=list)  # (t0, t1, index of the leg's start)
+    # Where each leg really ran (t0, t1, x0, y0, x1, y1): from the pad, through the holding point, to the
+    # landing pad. Empty: along `route_xy` as `legs` says (robots, and trips built by hand).
+    leg_xy: list[tuple[float, float, float, float, float, float]] = field(default_factory=list)
+    # Drones: the flown track, knots (t, x, y, alt above the station's ground) and the phase of each piece.
+    knots: np.ndarray | None = None
+    phases: tuple[str, ...] = ()
+    liftoff_s: float | None = None
+    hold_at_s: float | None = None  # reached the holding point (None: the flight had none)
+    hold_s: float = 0.0  # waited there
+
+
+@dataclass(frozen=True)
+class Program:
+    """What a drone is told to fly: the mission (pad, layers, waypoints, holding point, landing pad), when to
+    lift off, and how long to wait at the holding point (None: fly through it, or no holding point)."""
+
+    liftoff_s: float
+    pad_xy: XY
+    alt_out_m: float
+    route_out: np.ndarray  # (n, 2) after the pad, destination last
+    alt_back_m: float
+    route_back: np.ndarray  # (m, 2) between the destination and the holding point (or the landing pad)
+    hold_xy: XY | None
+    landing_xy: XY
+    leave_hold_s: float | None = None
+
+
+def station_program(xy: np.ndarray, launch_s: float, spec: VehicleSpec) -> Program:
+    """The mission without airspace planning: up from the station's centre at the spec's one cruise
+    altitude, out and back along the route, down on the centre; lift-off after the launch preparation."""
+    assert spec.cruise_altitude_m is not None
+    h = spec.cruise_altitude_m
+    home = (float(xy[0, 0]), float(xy[0, 1]))
+    return Program(
+        launch_s + LAUNCH_PREP_S[VehicleKind.DRONE], home, h, xy[1:], h, xy[::-1][1:-1], None, home
+    )
 
 
 def route_xy(config: StationConfig, waypoints: list[tuple[float, float]]) -> np.ndarray:
@@ -68,6 +107,50 @@ def _airspeed(direction: tuple[float, float], t_s: float) -> tuple[float, float]
     return g, math.hypot(g * direction[1] - wn, g * direction[0] - we)
 
 
+class _Flown:
+    """The drone's state while a flight is flown: clock, position, energy, and the track so far."""
+
+    def __init__(self, t: float, xy: XY) -> None:
+        self.t, self.x, self.y, self.z = t, xy[0], xy[1], 0.0
+        self.joules = 0.0
+        self.knots: list[tuple[float, float, float, float]] = [(t, self.x, self.y, 0.0)]
+        self.phases: list[str] = []
+        self.legs: list[tuple[float, float, float, float, float, float]] = []
+
+    def _to(self, x: float, y: float, z: float, seconds: float, phase: str) -> None:
+        self.t += seconds
+        self.x, self.y, self.z = x, y, z
+        self.knots.append((self.t, x, y, z))
+        self.phases.append(phase)
+
+    def vertical(self, mass: float, z_to: float, rate: float, phase: str) -> None:
+        """Climb or descend in place at `rate` (a hover when already there)."""
+        seconds = abs(z_to - self.z) / rate
+        if seconds <= 0.0:
+            return
+        speed, _ = wind_at(self.t)
+        self.joules += flight_power_w(mass, speed, rate if z_to > self.z else -rate) * seconds
+        self._to(self.x, self.y, z_to, seconds, phase)
+
+    def hover(self, mass: float, seconds: float, phase: str) -> None:
+        if seconds <= 0.0:
+            return
+        speed, _ = wind_at(self.t)
+        self.joules += flight_power_w(mass, speed, 0.0) * seconds
+        self._to(self.x, self.y, self.z, seconds, phase)
+
+    def leg(self, mass: float, x: float, y: float, phase: str) -> None:
+        """Straight to (x, y) at WPNAV_SPEED ground speed, slower when the airframe cannot make it."""
+        length = math.hypot(x - self.x, y - self.y)
+        if length < 1e-6:
+            return
+        g, air = _airspeed(((x - self.x) / length, (y - self.y) / length), self.t)
+        seconds = length / g
+        self.joules += flight_power_w(mass, air, 0.0) * seconds
+        self.legs.append((self.t, self.t + seconds, self.x, self.y, x, y))
+        self._to(x, y, self.z, seconds, phase)
+
+
 def fly(
     order_id: str,
     vehicle_id: str,
@@ -76,57 +159,52 @@ def fly(
     xy: np.ndarray,
     launch_s: float,
     predicted_wh: float,
+    program: Program | None = None,
 ) -> Trip:
-    """Fly a delivery out along `xy` and back along it reversed, measuring energy with the sim's model."""
-    assert spec.cruise_altitude_m is not None and spec.delivery_altitude_m is not None
-    h, h_drop = spec.cruise_altitude_m, spec.cruise_altitude_m - spec.delivery_altitude_m
-    t = launch_s + LAUNCH_PREP_S[VehicleKind.DRONE]
-    joules = 0.0
-    legs: list[tuple[float, float, int]] = []
-
-    def hover(mass: float, seconds: float, climb: float) -> None:
-        nonlocal t, joules
-        speed, _ = wind_at(t)
-        joules += flight_power_w(mass, speed, climb) * seconds
-        t += seconds
-
-    def cruise(mass: float, path: np.ndarray, reverse: bool) -> None:
-        nonlocal t, joules
-        n = len(path) - 1
-        for k in range(n):
-            a, b = path[k], path[k + 1]
-            length = float(np.hypot(*(b - a)))
-            if length < 1e-6:
-                continue
-            g, air = _airspeed(((b - a) / length).tolist(), t)  # type: ignore[arg-type]
-            seconds = length / g
-            joules += flight_power_w(mass, air, 0.0) * seconds
-            legs.append((t, t + seconds, (n - 1 - k) if reverse else k))
-            t += seconds
-
+    """Fly a delivery as the drone is told (`program`; default: `station_program`), measuring its energy
+    with the simulator's model and recording its track."""
+    assert spec.delivery_altitude_m is not None
+    p = program or station_program(xy, launch_s, spec)
     loaded, empty = spec.empty_mass_kg + payload_kg, spec.empty_mass_kg
-    hover(loaded, h / CLIMB_MPS, CLIMB_MPS)
-    cruise(loaded, xy, reverse=False)
-    hover(loaded, h_drop / DESCENT_MPS, -DESCENT_MPS)
-    hover(loaded, RELEASE_S, 0.0)
-    drop = t
-    hover(empty, h_drop / CLIMB_MPS, CLIMB_MPS)
-    cruise(empty, xy[::-1], reverse=True)
-    hover(empty, RTL_LOITER_S, 0.0)
-    hover(empty, (h - LAND_ALT_LOW_M) / DESCENT_MPS, -DESCENT_MPS)
-    hover(empty, LAND_ALT_LOW_M / LAND_SPEED_MPS, -LAND_SPEED_MPS)
+    f = _Flown(p.liftoff_s, p.pad_xy)
+    f.vertical(loaded, p.alt_out_m, CLIMB_MPS, "climb")
+    for x, y in p.route_out:
+        f.leg(loaded, float(x), float(y), "cruise_out")
+    f.vertical(loaded, spec.delivery_altitude_m, DESCENT_MPS, "descent")
+    f.hover(loaded, RELEASE_S, "drop")
+    drop = f.t
+    f.vertical(empty, p.alt_back_m, CLIMB_MPS, "climb_back")
+    for x, y in p.route_back:
+        f.leg(empty, float(x), float(y), "cruise_back")
+    hold_at = None
+    if p.hold_xy is not None:
+        f.leg(empty, *p.hold_xy, "cruise_back")
+        hold_at = f.t
+        f.hover(empty, max(0.0, (f.t if p.leave_hold_s is None else p.leave_hold_s) - f.t), "hold")
+    held = f.t - hold_at if hold_at is not None else 0.0
+    f.leg(empty, *p.landing_xy, "final")
+    f.hover(empty, RTL_LOITER_S, "approach")
+    f.vertical(empty, min(LAND_ALT_LOW_M, f.z), DESCENT_MPS, "approach")
+    f.vertical(empty, 0.0, LAND_SPEED_MPS, "landing")
+    legs = [(t0, t1, 0) for t0, t1, *_ in f.legs]
     return Trip(
         order_id,
         vehicle_id,
         VehicleKind.DRONE,
         launch_s,
         drop,
-        t,
+        f.t,
         xy,
         predicted_wh,
-        joules / 3600.0,
+        f.joules / 3600.0,
         spec,
         legs,
+        f.legs,
+        np.asarray(f.knots, dtype=float),
+        tuple(f.phases),
+        p.liftoff_s,
+        hold_at,
+        held,
     )
 
 
@@ -197,8 +275,8 @@ class SafetyCheck:
         pieces: dict[tuple[str, int], list[tuple[int, float, float, float, float]]] = {}
         for n, trip in enumerate(trips):
             kind = str(trip.kind)
-            for t0, t1, k in trip.legs:
-                a, b = trip.route_xy[k], trip.route_xy[k + 1]
+            for t0, t1, ax, ay, bx, by in _legs_xy(trip):
+                a, b = np.array([ax, ay]), np.array([bx, by])
                 for i in range(len(self.cuts) - 1):
                     lo, hi = max(t0, self.cuts[i]), min(t1, self.cuts[i + 1])
                     if hi <= lo and not (t0 == t1 and self.cuts[i] <= t0 < self.cuts[i + 1]):
@@ -213,6 +291,14 @@ class SafetyCheck:
             ok = self.index(*key).segments_clear_xy(arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4])
             bad.update(int(n) for n in arr[~ok, 0])
         return len(bad)
+
+
+def _legs_xy(trip: Trip) -> list[tuple[float, float, float, float, float, float]]:
+    """Every leg of a trip as (t0, t1, x0, y0, x1, y1)."""
+    if trip.leg_xy:
+        return trip.leg_xy
+    r = trip.route_xy
+    return [(t0, t1, r[k][0], r[k][1], r[k + 1][0], r[k + 1][1]) for t0, t1, k in trip.legs]
 
 
 def below_reserve(trips: list[Trip]) -> int:

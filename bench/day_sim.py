@@ -6,7 +6,11 @@ waves (`day_world.WAVES`), and trips end when `day_flight` says they do. Decider
 - `controller`: the real `controller.assignment.Planner` every tick over all pending orders and the
   fleet's state (busy until a trip's measured end plus the station's turnaround; drones held on the
   ground during the weather hold). "assigned" launches now, "queued" stays pending, "van" joins the van
-  queue at once.
+  queue at once. Every drone launch goes through the station's airspace (`bench/day_air.py`): pads,
+  layers, reserved volumes, late landing slots and holds; a launch the airspace refuses waits for the
+  next tick.
+- `no_airspace`: the same without the airspace: every drone from the station's centre at 60 m, launched
+  as soon as it is assigned (what issue 16 measured; kept to show what deconfliction costs).
 - `naive`: each order, when it arrives, to the quickest *idle* feasible vehicle (the same Planner
   feasibility over idle vehicles only, one round), else to the van queue.
 - `vans`: every order to the van queue.
@@ -24,6 +28,7 @@ from datetime import timedelta
 from typing import Literal
 
 from bench import day_world as w
+from bench.day_air import AirspaceDay
 from bench.day_flight import Trip, drive, fly, route_xy
 from controller.assignment import Decision, Planner
 from controller.fleet import FleetVehicle
@@ -33,7 +38,7 @@ from vehicles.spec import VehicleKind
 
 TICK_S = 60.0
 HORIZON_S = 2 * 3600.0  # the controller queues for a drone or robot at most this far ahead, then vans
-Decider = Literal["controller", "naive", "vans"]
+Decider = Literal["controller", "no_airspace", "naive", "vans"]
 
 
 @dataclass
@@ -57,8 +62,9 @@ class DayResult:
     van_stops: int = 0
     van_routes: int = 0
     van_busy: list[tuple[float, float]] = field(default_factory=list)  # (departure, back) per route
-    plan_s: float = 0.0  # wall time spent deciding (Planner calls)
+    plan_s: float = 0.0  # wall time spent deciding (Planner and airspace calls)
     van_s: float = 0.0  # wall time spent in PyVRP
+    air: AirspaceDay | None = None  # the controller's airspace, when it had one
 
     def minutes(self, order: w.Order) -> float:
         """Order to door in minutes; infinite for an order carried over to the next day."""
@@ -96,6 +102,8 @@ class Day:
         self.late_ok: set[str] = set()  # van stops whose deadline could not be met: routed without it
         self.result = DayResult(decider, orders, {})
         self._planner: Planner | None = None
+        self.air = AirspaceDay(config, w.airspace_config(config, fleet)) if decider == "controller" else None
+        self._retry = False  # a launch the airspace refused: plan again at the next tick
 
     # --- the clock --------------------------------------------------------------------------------------
 
@@ -112,6 +120,7 @@ class Day:
             arrivals = self.orders[seen:upto]
             seen = upto
             t0 = time.perf_counter()
+            self._airspace_until(t)
             if self.decider == "vans":
                 self.van_queue += [o.id for o in arrivals]
             elif self.decider == "naive":
@@ -121,7 +130,8 @@ class Day:
                 self.pending += [o.id for o in arrivals]
                 freed = any(t - TICK_S < b <= t for b in self.busy_until.values())
                 changed = w.wind_at(t) != w.wind_at(t - TICK_S) or w.in_hold(t) != w.in_hold(t - TICK_S)
-                if self.pending and (arrivals or freed or changed or dirty):
+                if self.pending and (arrivals or freed or changed or dirty or self._retry):
+                    self._retry = False
                     self._controller_tick(t)
                 dirty = False
             self.result.plan_s += time.perf_counter() - t0
@@ -131,6 +141,9 @@ class Day:
                 self._van_wave(t)
                 self.result.van_s += time.perf_counter() - t0
             t += TICK_S
+        self._airspace_until(float("inf"))
+        if self.air is not None:
+            self.result.air = self.air
         for oid in self.pending + self.van_queue:
             self.result.outcomes[oid] = Outcome("carried_over")
         return self.result
@@ -160,7 +173,9 @@ class Day:
         keep = []
         for d in decisions:
             if d.status == "assigned":
-                self._launch(d, t)
+                if not self._launch(d, t):
+                    keep.append(d.package_id)  # the airspace is busy: the package waits
+                    self._retry = True
             elif d.status == "van":
                 self.van_queue.append(d.package_id)
             else:
@@ -176,13 +191,28 @@ class Day:
                 return
         self.van_queue.append(order.id)
 
-    def _launch(self, d: Decision, t: float) -> None:
+    def _airspace_until(self, t: float) -> None:
+        """Drones in the air report and land up to `t`; a held drone keeps its vehicle busy longer."""
+        if self.air is None:
+            return
+        for trip in self.air.advance(t):
+            self.busy_until[trip.vehicle_id] = trip.back_s + self.config.drone_turnaround_s
+            self.result.outcomes[trip.order_id].delivered_s = trip.drop_s
+
+    def _launch(self, d: Decision, t: float) -> bool:
+        """Send the vehicle; False when the airspace cannot take the drone flight in time."""
         assert d.vehicle_id is not None and d.route is not None and d.energy_wh is not None
         order = self.by_id[d.package_id]
         vehicle = self.vehicles[d.vehicle_id]
         xy = route_xy(self.config, d.route)
         if vehicle.kind is VehicleKind.DRONE:
-            trip = fly(order.id, vehicle.id, vehicle.spec, order.weight_kg, xy, t, d.energy_wh)
+            if self.air is not None:
+                flown = self.air.launch(order, vehicle.id, vehicle.spec, d.route, xy, t, d.energy_wh)
+                if flown is None:
+                    return False
+                trip = flown
+            else:
+                trip = fly(order.id, vehicle.id, vehicle.spec, order.weight_kg, xy, t, d.energy_wh)
             turnaround = self.config.drone_turnaround_s
         else:
             trip = drive(order.id, vehicle.id, vehicle.spec, xy, t, d.energy_wh)
@@ -190,6 +220,7 @@ class Day:
         self.busy_until[vehicle.id] = trip.back_s + turnaround
         self.result.trips.append(trip)
         self.result.outcomes[order.id] = Outcome(str(vehicle.kind), trip.drop_s, vehicle.id)
+        return True
 
     # --- vans ---------------------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from controller.airspace import AirspaceConfig, MarginsConfig, PadConfig
 from controller.assignment import Demand
 from controller.examples import EXAMPLE_STATION
 from controller.fleet import FleetVehicle
@@ -41,6 +42,13 @@ HOLD = (9.5 * 3600.0, 10.25 * 3600.0)
 # Van dispatch waves (s after 07:00): 08:00, then every 90 min until 20:00, then 21:00 and 22:00.
 WAVES = tuple(3600.0 * h for h in (1.0, 2.5, 4.0, 5.5, 7.0, 8.5, 10.0, 11.5, 13.0, 14.0, 15.0))
 VAN_ROUTE_MAX_S = 4 * 3600.0
+# The station's pads: one pad for every five drones, on a square grid `PAD_SPACING_M` apart around the
+# station's centre. More than two pad radii (64 m) apart, each pad is a column of air of its own: drones take
+# off from and land on neighbouring pads at once. (Pads a few metres apart would be one column, taken in turn:
+# `python bench/day_capacity.py --layout row8` measures 21 flights an hour for four such pads, against 50 for
+# four pads 70 m apart.)
+DRONES_PER_PAD, PAD_SPACING_M = 5, 80.0
+VERTICAL_SLICE_M = 5.0
 
 
 def at(t_s: float) -> datetime:
@@ -101,6 +109,29 @@ def fleet_for(n_orders: int) -> Fleet:
     """20 drones, 10 robots, 8 vans up to 2,000 orders; five times that for 10,000 (a bigger station)."""
     k = max(1, round(n_orders / 2000))
     return Fleet(drones=20 * k, robots=10 * k, vans=8 * k)
+
+
+def pads_xy(config: StationConfig, fleet: Fleet) -> list[tuple[float, float]]:
+    """Where the station's pads are (x, y metres): one for every `DRONES_PER_PAD` drones (four for 20, 20
+    for 100), on a square grid `PAD_SPACING_M` apart centred on the station's centre, row by row."""
+    k = max(1, math.ceil(fleet.drones / DRONES_PER_PAD))
+    cols = math.ceil(math.sqrt(k))
+    rows = math.ceil(k / cols)
+    return [
+        (PAD_SPACING_M * (i % cols - (cols - 1) / 2), PAD_SPACING_M * (i // cols - (rows - 1) / 2))
+        for i in range(k)
+    ]
+
+
+def airspace_config(config: StationConfig, fleet: Fleet) -> AirspaceConfig:
+    """The station's `[airspace]` for the day: its pads (`pads_xy`), default layers, margins and waits."""
+    xy = np.array(pads_xy(config, fleet))
+    lon, lat = config.frame.to_wgs84(xy[:, 0], xy[:, 1])
+    pads = [
+        PadConfig(name=f"P{k + 1}", lat=float(a), lon=float(b))
+        for k, (a, b) in enumerate(zip(lat.tolist(), lon.tolist(), strict=True))
+    ]
+    return AirspaceConfig(pads=pads, margins=MarginsConfig(vertical_slice_m=VERTICAL_SLICE_M))
 
 
 def station() -> StationConfig:
