@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from controller.api import routes_fleet, routes_packages, routes_report, routes_vans, ws
+from controller.api import routes_airspace, routes_fleet, routes_packages, routes_report, routes_vans, ws
 from controller.api.errors import install_error_handlers
 from controller.api.schemas import PackageBatch
 from controller.packages import (
@@ -79,7 +79,7 @@ def create_app(service: StationService, *, webhook: bool = True) -> FastAPI:
     app.state.service = service
     app.state.webhook = None
     install_error_handlers(app)
-    for module in (routes_packages, routes_vans, routes_fleet, ws, routes_report):
+    for module in (routes_packages, routes_vans, routes_fleet, routes_airspace, ws, routes_report):
         app.include_router(module.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness (no auth)")
