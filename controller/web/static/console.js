@@ -3,6 +3,7 @@
 // 4 Hz); the page then re-reads the few small endpoints it draws from (map, queue), at most a few times a
 // second. Actions are ordinary API calls, so the station's roles apply to the page like to any client.
 
+import { IntentsView, localFrame } from "./airspace.js";
 import { api, Live, token } from "./api.js";
 import { StationMap } from "./map.js";
 import { addEvent, renderFleet, renderMissions, renderQueue } from "./panels.js";
@@ -10,11 +11,13 @@ import { addEvent, renderFleet, renderMissions, renderQueue } from "./panels.js"
 const $ = (sel) => document.querySelector(sel);
 const state = {
   role: null, canWrite: false, map: null, queue: [], packages: new Map(), vehicles: [], filter: "",
-  grounded: null, fitted: false, frame: null, rafPending: false, lastPanels: -Infinity,
+  grounded: null, fitted: false, frame: null, rafPending: false, lastPanels: -Infinity, selected: null,
 };
 const stats = { frames: 0, durations: [], lags: [], received: 0, lastFrameAt: 0 };
 const map = new StationMap($("#map"));
 map.onView = (k) => ($("#scale").textContent = `${Math.round(k * 100)} m per 100 px`);
+map.onPick = (id) => select(id === state.selected ? null : id);
+const intents = new IntentsView($("#layer-intents"), $("#intents"));
 
 // --- live channel ---------------------------------------------------------------------------------------
 const live = new Live({
@@ -31,6 +34,9 @@ const live = new Live({
     addEvent($("#events"), e, state.filter);
     if (e.type === "fleet") setGrounded(e.state === "grounded" ? e.reason || "grounded" : null);
     if (["package", "mission", "fleet", "service"].includes(e.type)) refresh();
+    // A flight booked, re-booked (the drone holds, comes home late) or over: the selected one's volumes change.
+    if (state.selected && (e.type === "mission" || (e.type === "vehicle" && e.event === "airspace")
+      || e.type === "service") && (!e.vehicle_id || e.vehicle_id === state.selected)) loadIntents();
   },
   onTelemetry: (frame) => {
     stats.received += 1;
@@ -142,6 +148,69 @@ function setGrounded(reason) {
     slot.append(btn);
   }
 }
+
+// --- selection: the selected vehicle's reserved airspace ----------------------------------------------------
+// A click on a vehicle (map marker, fleet or mission row) selects it; another click on it, a click on the
+// empty map or Escape clears it. Its volumes are read from the public intents endpoint on selection, on its
+// mission events, and every few seconds (a late drone's landing is booked as it flies).
+const INTENTS_EVERY_MS = 5000;
+let intentsTimer = null;
+let intentsSeq = 0;
+let intentsInflight = false;
+let intentsAgain = false;
+
+function select(id) {
+  state.selected = id || null;
+  map.select(state.selected);
+  for (const tr of document.querySelectorAll("#fleet tbody tr")) tr.classList.toggle("selected", tr.dataset.vehicle === state.selected);
+  clearInterval(intentsTimer);
+  intentsSeq += 1; // an answer still on its way for the previous selection is dropped
+  intents.clear();
+  if (!state.selected) return;
+  loadIntents();
+  let n = 0;
+  intentsTimer = setInterval(() => {
+    intents.tick();
+    if (++n % (INTENTS_EVERY_MS / 1000) === 0 && !document.hidden) loadIntents();
+  }, 1000);
+}
+
+async function loadIntents() {
+  if (intentsInflight) {
+    intentsAgain = true;
+    return;
+  }
+  intentsInflight = true;
+  const seq = intentsSeq;
+  const id = state.selected;
+  try {
+    const geo = await api(`/v1/airspace/intents?vehicle_id=${encodeURIComponent(id)}`);
+    if (seq === intentsSeq && state.selected === id) intents.show(id, geo, localFrame(geo.station.lat, geo.station.lon));
+  } catch (err) {
+    if (err.status === 401) return live.onDenied(4401, err.message);
+    if (seq === intentsSeq) {
+      intents.clear();
+      toast(`could not read the airspace of ${id}: ${err.message}`, true);
+    }
+  } finally {
+    intentsInflight = false;
+    if (intentsAgain) {
+      intentsAgain = false;
+      if (state.selected) loadIntents();
+    }
+  }
+}
+
+document.addEventListener("click", (e) => {
+  if (e.target.closest("button, a, input")) return;
+  const row = e.target.closest("#fleet tbody tr[data-vehicle], #missions tbody tr[data-mission]");
+  if (!row) return;
+  const id = row.dataset.vehicle || missionOf(row.dataset.mission)?.vehicle_id;
+  if (id) select(id === state.selected && row.dataset.vehicle ? null : id);
+});
+document.addEventListener("keydown", (e) => {
+  if (e.key === "Escape" && state.selected && !$("#confirm").open) select(null);
+});
 
 // --- filter -------------------------------------------------------------------------------------------------
 function updateFilterIndex() {
@@ -275,6 +344,9 @@ window.lastmileConsole = {
   },
   get lastSeq() {
     return live.lastSeq;
+  },
+  get selected() {
+    return state.selected;
   },
 };
 

@@ -15,13 +15,15 @@ export class StationMap {
   constructor(svg) {
     this.svg = svg;
     this.layers = Object.fromEntries(
-      ["radii", "zones", "routes", "dests", "station", "vehicles"].map((n) => [n, svg.querySelector(`#layer-${n}`)]),
+      ["radii", "zones", "intents", "routes", "dests", "station", "vehicles"].map((n) => [n, svg.querySelector(`#layer-${n}`)]),
     );
     this.vehicles = new Map(); // id -> {g, body, batt, key}
     this.missions = new Map(); // mission id -> {route, track, points}
     this.view = { x: -5000, y: -5000, w: 10000, h: 10000 };
     this.k = 10; // metres per screen pixel
     this.filter = "";
+    this.selected = null; // vehicle id
+    this.onPick = null; // (vehicle id | null) => void: a click (not a drag) on a vehicle or on empty map
     this.installZoom();
     new ResizeObserver(() => this.applyView()).observe(svg);
   }
@@ -121,7 +123,7 @@ export class StationMap {
       e.hidden = false;
       const low = v.c !== null && v.c < 0.3;
       const state = !v.online ? "off" : v.err.length ? "err" : v.mission ? "busy" : "idle";
-      const cls = `vehicle ${v.kind} ${state}${low ? " low" : ""}${e.dim ? " dim" : ""}`;
+      const cls = `vehicle ${v.kind} ${state}${low ? " low" : ""}${e.dim ? " dim" : ""}${e.sel ? " selected" : ""}`;
       if (cls !== e.cls) {
         e.g.setAttribute("class", cls);
         e.g.dataset.state = state;
@@ -185,10 +187,23 @@ export class StationMap {
     const [move, scale] = [g.transform.baseVal.getItem(0), g.transform.baseVal.getItem(1)];
     const turn = body.transform.baseVal.getItem(0);
     const e = { g, body, battEl, move, scale, turn, x: null, y: null, h: null, k: null, cls: "", batt: -1,
-      hidden: false, dim: false, placed: false, text: v.id.toLowerCase() };
+      hidden: false, dim: false, sel: v.id === this.selected, placed: false, text: v.id.toLowerCase() };
+    if (e.sel) g.classList.add("selected");
     this.vehicles.set(v.id, e);
     this.applyFilterTo(e);
     return e;
+  }
+
+  // --- selection ------------------------------------------------------------------------------------------
+  select(id) {
+    this.selected = id;
+    for (const [vid, e] of this.vehicles) {
+      const sel = vid === id;
+      if (sel === e.sel) continue;
+      e.sel = sel;
+      e.g.classList.toggle("selected", sel);
+      e.cls = e.g.getAttribute("class");
+    }
   }
 
   // --- filter ---------------------------------------------------------------------------------------------
@@ -266,7 +281,10 @@ export class StationMap {
     }, { passive: false });
     let drag = null;
     this.svg.addEventListener("pointerdown", (e) => {
-      drag = { x: e.clientX, y: e.clientY, view: { ...this.view } };
+      // The pointer is captured for panning, so the click's own target is the map: remember what was hit.
+      // A reserved volume under a click is not "empty map": the selection stays (its tooltip is the point).
+      const hit = e.target.closest?.("#layer-intents") ? undefined : (e.target.closest?.("[data-vehicle]")?.dataset.vehicle ?? null);
+      drag = { x: e.clientX, y: e.clientY, view: { ...this.view }, hit };
       this.svg.setPointerCapture(e.pointerId);
     });
     this.svg.addEventListener("pointermove", (e) => {
@@ -274,6 +292,11 @@ export class StationMap {
       this.view = { ...drag.view, x: drag.view.x - (e.clientX - drag.x) * this.k, y: drag.view.y - (e.clientY - drag.y) * this.k };
       this.svg.setAttribute("viewBox", `${this.view.x} ${this.view.y} ${this.view.w} ${this.view.h}`);
     });
-    this.svg.addEventListener("pointerup", () => (drag = null));
+    this.svg.addEventListener("pointerup", (e) => {
+      const picked = drag && drag.hit !== undefined && Math.hypot(e.clientX - drag.x, e.clientY - drag.y) < 5;
+      const hit = drag?.hit;
+      drag = null;
+      if (picked) this.onPick?.(hit);
+    });
   }
 }

@@ -115,6 +115,8 @@ export function renderFleet(tbody, vehicles, ctx) {
     if (link.textContent !== age) link.textContent = age;
     const m = v.mission ? short(v.mission) : "";
     if (mission.textContent !== m) mission.textContent = m;
+    const selected = v.id === ctx.selected;
+    if (selected !== tr.classList.contains("selected")) tr.classList.toggle("selected", selected);
     rowFilter(tr, ctx.filter);
   }
 }
