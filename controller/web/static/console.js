@@ -206,7 +206,7 @@ document.addEventListener("click", (e) => {
   const row = e.target.closest("#fleet tbody tr[data-vehicle], #missions tbody tr[data-mission]");
   if (!row) return;
   const id = row.dataset.vehicle || missionOf(row.dataset.mission)?.vehicle_id;
-  if (id) select(id === state.selected && row.dataset.vehicle ? null : id);
+  if (id) select(id === state.selected ? null : id);
 });
 document.addEventListener("keydown", (e) => {
   if (e.key === "Escape" && state.selected && !$("#confirm").open) select(null);
@@ -284,6 +284,7 @@ function toast(text, bad = false) {
 // --- login --------------------------------------------------------------------------------------------------
 function showLogin(message = "") {
   live.stop();
+  if (state.selected) select(null);
   $("#app").hidden = $("#filter").hidden = $("#logout").hidden = true;
   $("#login").hidden = false;
   $("#login-error").textContent = message;
