@@ -132,6 +132,8 @@ def test_selecting_a_drone_shows_its_reserved_volumes_until_its_flight_ends(
     page.wait_for_selector("#intents[data-vehicle='d1'][data-count='0']", timeout=60_000)
     assert page.locator(INTENTS).count() == 0
     page.screenshot(path=str(shots / "airspace-2-flight-over.png"))
+    # Redrawn by every refresh since, the station's mark keeps its on-screen size (it lost it once).
+    assert "scale(" in (page.get_attribute("#station-mark", "transform") or "")
     page.keyboard.press("Escape")
     page.wait_for_selector("#intents", state="hidden")
     assert page.evaluate("window.lastmileConsole.selected") is None

@@ -55,6 +55,9 @@ export class StationMap {
     const s = el("g", { class: "scaled", "data-anchor": "0,0", id: "station-mark" }, this.layers.station);
     el("rect", { class: "station", x: -6, y: -6, width: 12, height: 12 }, s);
     el("text", { class: "label", x: 9, y: 4 }, s).textContent = map.station.name;
+    // Redrawn on every refresh: the new marks need their on-screen scale now, not at the next zoom.
+    this.placeScaled(this.layers.radii);
+    this.placeScaled(this.layers.station);
   }
 
   // --- missions and destinations ------------------------------------------------------------------------
