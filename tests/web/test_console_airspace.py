@@ -51,6 +51,16 @@ def drawn(page: Any) -> list[dict[str, Any]]:
     )
 
 
+def click_vehicle(page: Any, vehicle_id: str) -> None:
+    """Click a vehicle's marker where it is now, at its origin (inside the arrow whatever its heading)."""
+    x, y = page.evaluate(
+        """id => { const m = document.querySelector(`#layer-vehicles [data-vehicle='${id}']`).getScreenCTM();
+                   return [m.e, m.f]; }""",
+        vehicle_id,
+    )
+    page.mouse.click(x, y)
+
+
 def outline(d: str) -> list[tuple[float, float]]:
     """The first ring of an SVG path "Mx,yLx,y...Z" drawn with y flipped, as (east, north) metres."""
     first = d.split("Z")[0]
@@ -80,7 +90,7 @@ def test_selecting_a_drone_shows_its_reserved_volumes_until_its_flight_ends(
         r = op.post("/v1/packages", json={"key": "air-1", "weight": 1.0, "dest_lat": lat, "dest_lon": lon})
         assert r.status_code == 201, r.text
         assert r.json()["decision"]["vehicle_id"] == "d1", r.text
-        page.wait_for_selector(f"{INTENTS} >> nth=3", timeout=4000)  # on the event, not the 5 s poll
+        page.wait_for_selector(f"{INTENTS} >> nth=3", timeout=8000)  # on the mission event (or the 5 s poll)
         shown = drawn(page)
         published = op.get("/v1/airspace/intents", params={"vehicle_id": "d1"}).json()["features"]
     kinds = {v["kind"] for v in shown}
@@ -120,12 +130,12 @@ def test_selecting_a_drone_shows_its_reserved_volumes_until_its_flight_ends(
     page.screenshot(path=str(shots / "airspace-1-selected.png"))
 
     # A click on the drone's marker clears the selection and the volumes; another brings them back.
-    marker.click(force=True)  # it moves: Playwright would wait for it to stand still
+    click_vehicle(page, "d1")  # where it is now: Playwright's own click would wait for it to stand still
     page.wait_for_selector("#intents", state="hidden")
     assert page.locator(INTENTS).count() == 0
     assert page.locator("#layer-vehicles [data-vehicle='d1'].selected").count() == 0
-    marker.click(force=True)
-    page.wait_for_selector(INTENTS, timeout=4000)
+    click_vehicle(page, "d1")
+    page.wait_for_selector(INTENTS, timeout=8000)
     assert page.evaluate("window.lastmileConsole.selected") == "d1"
 
     # The flight ends (delivered, back on its pad): the volumes are freed and the page clears them.
