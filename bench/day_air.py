@@ -48,6 +48,7 @@ class _Live:
     payload_kg: float
     program: Program
     done: bool = False
+    version: int = 0  # events pushed for an older schedule of this flight are dropped
 
 
 @dataclass
@@ -58,6 +59,7 @@ class AirStats:
     busy_orders: set[str] = field(default_factory=set)
     delays_s: list[float] = field(default_factory=list)  # per launch: lift-off later than asked
     changed_launch: int = 0  # flights whose lift-off moved after planning (gave way to a late drone)
+    retold: int = 0  # drones at their holding point told a new slot (gave way to a late drone)
 
 
 class AirspaceDay:
@@ -75,7 +77,8 @@ class AirspaceDay:
         )
         self.stats = AirStats()
         self._live: dict[str, _Live] = {}
-        self._events: list[tuple[float, int, str, str]] = []
+        self._events: list[tuple[float, int, str, str, int]] = []  # (t, order, kind, flight, version)
+        self._holding: dict[str, float] = {}  # flights waiting at their holding point: when they leave
         self._seq = itertools.count()
 
     # ---- launch ----------------------------------------------------------------------------------------
@@ -116,7 +119,13 @@ class AirspaceDay:
         self._push(plan.launch_at_s, "lift", order.id)
         return trip
 
-    def _program(self, plan: AirspacePlan, leave_hold_s: float | None = None) -> Program:
+    def _program(
+        self, plan: AirspacePlan, leave_hold_s: float | None = None, liftoff_s: float | None = None
+    ) -> Program:
+        """What the drone is told. `liftoff_s`: when it really lifted off, for a drone already flying: the
+        plan's `launch_at_s` is then where the plan puts a launch to explain the drone's lateness, not when
+        the drone left (`FlightIntent.progressed`)."""
+
         def xy(points: tuple[tuple[float, float], ...]) -> np.ndarray:
             if not points:
                 return np.empty((0, 2))
@@ -128,7 +137,7 @@ class AirspaceDay:
             return float(x), float(y)
 
         return Program(
-            liftoff_s=plan.launch_at_s,
+            liftoff_s=plan.launch_at_s if liftoff_s is None else liftoff_s,
             pad_xy=one(plan.pad_lat, plan.pad_lon),
             alt_out_m=plan.cruise_alt_out_m,
             route_out=xy(plan.route_out),
@@ -142,22 +151,41 @@ class AirspaceDay:
     # ---- events ----------------------------------------------------------------------------------------
 
     def _push(self, t: float, kind: str, flight_id: str) -> None:
-        heapq.heappush(self._events, (t, next(self._seq), kind, flight_id))
+        version = self._live[flight_id].version
+        heapq.heappush(self._events, (t, next(self._seq), kind, flight_id, version))
 
     def advance(self, until_s: float) -> list[Trip]:
         """Run every event up to `until_s`; the trips whose end moved (their vehicles are busy longer)."""
         changed: dict[str, Trip] = {}
         while self._events and self._events[0][0] <= until_s:
-            t, _, kind, fid = heapq.heappop(self._events)
+            t, _, kind, fid, version = heapq.heappop(self._events)
             live = self._live[fid]
-            if live.done:
+            if live.done or version != live.version:
                 continue
-            before = live.trip.back_s
+            before = {k: self._live[k].trip.back_s for k in (fid, *self._holding)}
             getattr(self, f"_on_{kind}")(t, fid, live)
-            if live.trip.back_s != before:
-                changed[fid] = live.trip
+            self._tell_holding(t)
+            for k, back in before.items():
+                if self._live[k].trip.back_s != back:
+                    changed[k] = self._live[k].trip
         self.air.release_before(until_s - 600.0)
         return list(changed.values())
+
+    def _tell_holding(self, t: float) -> None:
+        """Drones waiting at their holding point hear at once when their slot moved (a longer wait, another
+        pad: another flight's lateness made them give way), as a drone hears its next instruction."""
+        for fid, leave in list(self._holding.items()):
+            live = self._live[fid]
+            if live.done or t >= leave:
+                del self._holding[fid]
+                continue
+            plan = self.air.flight(fid)
+            if not plan.landing_booked or plan.hold_until_s is None:
+                continue
+            told = self._program(plan, max(t, plan.hold_until_s), live.program.liftoff_s)
+            if not _same(told, live.program):
+                self.stats.retold += 1
+                self._leave_hold(t, fid, live, plan)
 
     def _refly(self, live: _Live, program: Program) -> None:
         """Fly the trip again as now told; the same Trip object, so the day's lists stay current."""
@@ -214,19 +242,25 @@ class AirspaceDay:
         self._report(t, fid, live)
         plan = self.air.flight(fid)
         if plan.landing_booked:
-            assert plan.hold_until_s is not None
-            self._refly(live, self._program(plan, max(t, plan.hold_until_s)))
-            trip = live.trip
-            assert trip.knots is not None
-            leave = float(trip.knots[trip.phases.index("final"), 0])
-            if leave > t:
-                self._push(leave, "progress", fid)
-            for s in np.arange(leave + PROGRESS_S, trip.back_s, PROGRESS_S):
-                self._push(float(s), "progress", fid)
-            self._push(trip.back_s + self.air.margins.pad_clear_s, "down", fid)
+            self._leave_hold(t, fid, live, plan)
         else:
-            self._refly(live, self._program(plan, t + HOLD_POLL_S))
+            self._refly(live, self._program(plan, t + HOLD_POLL_S, live.program.liftoff_s))
             self._push(t + HOLD_POLL_S, "hold", fid)
+
+    def _leave_hold(self, t: float, fid: str, live: _Live, plan: AirspacePlan) -> None:
+        """Wait until the booked slot (from `t` on), then the final leg, the approach and the landing."""
+        assert plan.hold_until_s is not None
+        live.version += 1  # what was scheduled after the holding point no longer holds
+        self._refly(live, self._program(plan, max(t, plan.hold_until_s), live.program.liftoff_s))
+        trip = live.trip
+        assert trip.knots is not None
+        leave = float(trip.knots[trip.phases.index("final"), 0])
+        if leave > t:
+            self._holding[fid] = leave
+            self._push(leave, "progress", fid)
+        for s in np.arange(leave + PROGRESS_S, trip.back_s, PROGRESS_S):
+            self._push(float(s), "progress", fid)
+        self._push(trip.back_s + self.air.margins.pad_clear_s, "down", fid)
 
     def _on_down(self, t: float, fid: str, live: _Live) -> None:
         self.air.finish(fid)

@@ -386,11 +386,24 @@ class StationAirspace:
         self._columns_or_busy(flight_id, make, pads, now_s, latest_s)
         earliest = now_s
         while earliest <= latest_s + 1e-6:
-            fit = self._fit_pads(make, pads, earliest, latest_s)
-            retry, landing = self._sequence(flight_id, fit.intent)
-            if landing is not None:
-                return fit, landing
-            earliest = max(retry, fit.intent.t_launch_s + self.config.step_s)
+            # The first fit over all pads; when the sequence refuses it, the other pads (other columns) are
+            # tried before that pad's next chance, and the earliest launch the sequence admits wins.
+            left, retry = list(pads), math.inf
+            bound = latest_s
+            while left and earliest <= bound + 1e-6:
+                try:
+                    fit = self._fit_pads(make, left, earliest, bound)
+                except AirspaceBusy:
+                    if len(left) == len(pads):
+                        raise
+                    break
+                again, landing = self._sequence(flight_id, fit.intent)
+                if landing is not None:
+                    return fit, landing
+                retry = min(retry, max(again, fit.intent.t_launch_s + self.config.step_s))
+                bound = min(latest_s, retry - 1e-3)
+                left = [p for p in left if p.name != fit.slot.pad.name]
+            earliest = retry
         raise AirspaceBusy(earliest, [], flight_id=flight_id)
 
     def _fit_pads(self, make: Any, pads: list[Pad], earliest_s: float, latest_s: float) -> Fit:
