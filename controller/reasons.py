@@ -25,6 +25,7 @@ class Reason(StrEnum):
     NO_VEHICLE_AVAILABLE = "no_vehicle_available"
     NO_VEHICLE_OF_KIND = "no_vehicle_of_kind"
     FLIGHT_FAILED = "flight_failed"
+    AIRSPACE_BUSY = "airspace_busy"  # waits: no launch slot in the station's airspace soon enough
 
 
 # The order in which reasons are reported: the most fundamental first, so that "overweight" is the first
@@ -40,6 +41,7 @@ REASON_ORDER: tuple[Reason, ...] = (
     Reason.NO_VEHICLE_AVAILABLE,
     Reason.NO_VEHICLE_OF_KIND,
     Reason.FLIGHT_FAILED,
+    Reason.AIRSPACE_BUSY,
 )
 
 

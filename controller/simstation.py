@@ -52,7 +52,13 @@ class SimStation:
             carriers = await self._start(stack)
             store = Store(self.store_url)
             stack.callback(store.close)
-            self.service = StationService(self.config, store, carriers=carriers)
+            copters = self.copters
+            self.service = StationService(
+                self.config,
+                store,
+                carriers=carriers,
+                drone_clock=(lambda: copters.sim_time_s) if copters is not None else None,
+            )
             await stack.enter_async_context(self.service)
             if self.copters is not None:
                 loader = asyncio.create_task(self._load_packages(), name="lastmile.simstation.loader")
@@ -93,6 +99,7 @@ class SimStation:
             self.copters = SimCopterFleet(
                 len(drones),
                 home=(cfg.lat, cfg.lon, cfg.alt_m, 0.0),
+                homes=_on_pads(cfg, len(drones)),
                 speedup=self.speedup,
                 base_port=0,
                 params=params,
@@ -132,6 +139,12 @@ class SimStation:
             update={"fleet": fleet, "broker": broker, "vehicle_speedup": self.speedup}
         )
         return await connect_fleet(cfg, stack)
+
+
+def _on_pads(config: StationConfig, count: int) -> list[tuple[float, float, float, float]]:
+    """Where the station crew puts its drones: on its pads in turn (at the station without pads)."""
+    pads = [(p.lat, p.lon) for p in config.airspace.pads] or [(config.lat, config.lon)]
+    return [(*pads[i % len(pads)], config.alt_m, 0.0) for i in range(count)]
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from controller.airspace.station_config import AirspaceConfig
 from controller.errors import InputError
 from geofences import LocalFrame, Zone, ZoneIndex, load_zones
 from vehicles.spec import VehicleKind, VehicleSpec, default_spec
@@ -113,6 +114,9 @@ class StationConfig(BaseModel):
     max_attempts: int = Field(default=2, ge=1, description="vehicle attempts before a package goes to a van")
     api: ApiConfig = Field(default_factory=ApiConfig)
     broker: BrokerConfig | None = None
+    airspace: AirspaceConfig = Field(
+        default_factory=AirspaceConfig, description="pads, cruise layers, rally points (docs/airspace.md)"
+    )
     source: Path | None = Field(default=None, exclude=True, description="the file this was loaded from")
 
     @field_validator("fleet")
@@ -129,6 +133,12 @@ class StationConfig(BaseModel):
     def _specs_valid(self) -> StationConfig:
         for vehicle in self.fleet:
             vehicle.vehicle_spec()
+        return self
+
+    @model_validator(mode="after")
+    def _airspace_fits(self) -> StationConfig:
+        """Pads near the station, layers under its ceiling and every drone's limits (`InputError`)."""
+        self.airspace.check_station(self.lat, self.lon, self.altitude_ceiling_m)
         return self
 
     @cached_property

@@ -249,7 +249,8 @@ def drone_trip_energy(
 
     Phases: climb to cruise altitude, cruise out at the spec's airspeed carrying the payload, descend to
     the delivery altitude, hover for the drop (the package is released at the end of the hover), climb back
-    to cruise altitude empty, cruise back empty, descend and land. Out and back are straight legs along
+    to cruise altitude empty, cruise back empty, wait `spec.holding_s` at the holding point (if any),
+    descend and land. Out and back are straight legs along
     the given bearings (degrees true); distances are path lengths, so a detour simply makes them longer.
     Wind limits (`spec.max_wind_mps`) and payload limits are the caller's rules, not checked here.
     """
@@ -280,17 +281,18 @@ def drone_trip_energy(
         + drone_cruise_power_w(spec, m_loaded, v) * t_out
         + p_hover_loaded * (t_drop_descent + t_hover)
     )
-    # Empty part: climb back from the drop, cruise back, descend and land.
+    # Empty part: climb back from the drop, cruise back, wait at the holding point, descend and land.
     t_reclimb = h_drop / climb
     t_land = h_cruise / descent
+    t_hold = _f(spec.holding_s) if spec.holding_s is not None else 0.0
     e_empty = (
         drone_climb_power_w(spec, m_empty, climb, air_density) * t_reclimb
         + drone_cruise_power_w(spec, m_empty, v) * t_back
-        + drone_hover_power_w(spec, m_empty, air_density) * t_land
+        + drone_hover_power_w(spec, m_empty, air_density) * (t_hold + t_land)
     )
 
     time_to_delivery = t_climb + t_out + t_drop_descent + t_hover
-    duration = time_to_delivery + t_reclimb + t_back + t_land
+    duration = time_to_delivery + t_reclimb + t_back + t_hold + t_land
     energy = (e_loaded + e_empty) / _J_PER_WH
     shape = np.broadcast_shapes(energy.shape, duration.shape)
     return TripEnergy(

@@ -113,6 +113,9 @@ class VehicleSpec(BaseModel):
     """Height the package is released from; the drone descends to it and hovers there."""
     delivery_hover_s: OptNonNegative = None
     """Time spent hovering at the drop (approach settle, release, confirmation)."""
+    holding_s: OptNonNegative = None
+    """Wait at the station's holding point before landing that the trip must have energy for (the
+    station's airspace reserves it: `[airspace] max_hold_s`); counted in energy and return time."""
 
     # robot
     wh_per_km: OptPositive = None

@@ -28,7 +28,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
@@ -104,6 +104,12 @@ class DeliveryPlan:
     # nearest of them or home (RALLY_INCL_HOME 1), or to them only when the station is closed
     rally: list[tuple[float, float, float]] = field(default_factory=list)
     station_open: bool = True
+    # The station's airspace (controller.airspace): the inbound layer, the holding point where the drone
+    # waits (NAV_LOITER_UNLIM) until the controller clears it to a pad, and the pads it may be cleared to
+    # (name, lat, lon), the booked one first. Without a holding point the flight ends with RTL.
+    cruise_alt_back_m: float | None = None
+    hold_point: LatLon | None = None
+    landing_pads: list[tuple[str, float, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         def check_point(name: str, p: Any) -> None:
@@ -133,6 +139,30 @@ class DeliveryPlan:
                              field="cruise_alt_m", row=self.package_id)  # fmt: skip
         if self.payload_kg < 0:
             raise InputError(f"{self.payload_kg} kg is negative", field="payload_kg", row=self.package_id)
+        back = self.cruise_alt_back_m
+        if back is not None and not self.delivery_alt_m < back:
+            raise InputError(f"{back} m must be above delivery_alt_m {self.delivery_alt_m} m",
+                             field="cruise_alt_back_m", row=self.package_id)  # fmt: skip
+        if (
+            back is not None
+            and self.fence
+            and self.fence.ceiling_m is not None
+            and back >= self.fence.ceiling_m
+        ):
+            raise InputError(f"{back} m is not below the fence ceiling {self.fence.ceiling_m} m",
+                             field="cruise_alt_back_m", row=self.package_id)  # fmt: skip
+        if self.hold_point is not None:
+            check_point("hold_point", self.hold_point)
+            if not self.landing_pads:
+                raise InputError("a holding point needs at least one landing pad", field="landing_pads",
+                                 row=self.package_id)  # fmt: skip
+        for name, lat, lon in self.landing_pads:
+            check_point(f"landing_pads.{name}", (lat, lon))
+
+    @property
+    def alt_back_m(self) -> float:
+        """The altitude of the way home: the inbound layer, or the cruise altitude."""
+        return self.cruise_alt_back_m if self.cruise_alt_back_m is not None else self.cruise_alt_m
 
 
 @dataclass
@@ -142,11 +172,21 @@ class BuiltMission:
     items: list[MissionItem]
     release_seq: int  # the item whose completion means the package is down
     release_point_seq: int  # the nav item at the destination (release position is taken there)
+    hold_seq: int | None = None  # NAV_LOITER_UNLIM at the holding point (airspace), if any
+    land_seq: dict[str, int] = field(default_factory=dict)  # pad name -> its NAV_LAND item
 
 
 def build_mission(plan: DeliveryPlan) -> BuiltMission:
-    """Home, takeoff, detour out at cruise, release at the destination, detour back, RTL."""
+    """Home, takeoff, detour out at cruise, release at the destination, detour back, then RTL; or, with a
+    holding point, a wait there (NAV_LOITER_UNLIM) followed by one NAV_LAND per pad it may be cleared to.
+
+    The controller leaves the wait by jumping to the booked pad's NAV_LAND (DO_SET_MISSION_CURRENT), which
+    flies there at the inbound layer and descends (ArduCopter mode_auto.cpp, do_land: a land command with a
+    position first flies to it at the current altitude). A NAV_LAND ends the flight, so the other pads'
+    items are never reached in turn.
+    """
     wp, alt = mavlink.MAV_CMD_NAV_WAYPOINT, plan.cruise_alt_m
+    back = plan.alt_back_m
     home = MissionItem(wp, *plan.station, 0.0, frame=mavlink.MAV_FRAME_GLOBAL_INT)
     items = [home, MissionItem(mavlink.MAV_CMD_NAV_TAKEOFF, alt=alt)]
     items += [MissionItem(wp, lat, lon, alt) for lat, lon in plan.waypoints_out]
@@ -173,10 +213,18 @@ def build_mission(plan: DeliveryPlan) -> BuiltMission:
             )
         items.append(MissionItem(mavlink.MAV_CMD_DO_GRIPPER, param1=1, param2=mavlink.GRIPPER_ACTION_RELEASE))
         release = len(items) - 1
-        items.append(MissionItem(wp, dlat, dlon, alt))
-    items += [MissionItem(wp, lat, lon, alt) for lat, lon in plan.waypoints_back]
-    items.append(MissionItem(mavlink.MAV_CMD_NAV_RETURN_TO_LAUNCH))
-    return BuiltMission(items, release, release_point)
+        items.append(MissionItem(wp, dlat, dlon, back))
+    items += [MissionItem(wp, lat, lon, back) for lat, lon in plan.waypoints_back]
+    if plan.hold_point is None:
+        items.append(MissionItem(mavlink.MAV_CMD_NAV_RETURN_TO_LAUNCH))
+        return BuiltMission(items, release, release_point)
+    items.append(MissionItem(mavlink.MAV_CMD_NAV_LOITER_UNLIM, *plan.hold_point, back))
+    hold = len(items) - 1
+    land: dict[str, int] = {}
+    for name, lat, lon in plan.landing_pads:
+        land[name] = len(items)
+        items.append(MissionItem(mavlink.MAV_CMD_NAV_LAND, lat, lon, 0.0))
+    return BuiltMission(items, release, release_point, hold, land)
 
 
 def rally_items(points: list[tuple[float, float, float]]) -> list[MissionItem]:
@@ -212,6 +260,20 @@ def safety_params(plan: DeliveryPlan, capacity_mah: float) -> dict[str, float]:
             params["FENCE_ALT_MAX"] = fence.ceiling_m
     return params
 
+
+class AirspaceControl(Protocol):
+    """What a flight asks the station's airspace (controller.service.airspace.FlightControl)."""
+
+    async def wait_launch(self) -> None:
+        """Return at the booked lift-off time."""
+        ...
+
+    def cleared_to_land(self, lat: float, lon: float, alt_m: float, *, holding: bool) -> str | None:
+        """Report the position; the pad to land on once the drone may leave its holding point, else None."""
+        ...
+
+
+AIRSPACE_POLL_S = 0.25  # wall seconds between position reports while a flight is steered by the airspace
 
 _ABORTED: set[str] = set()
 
@@ -282,12 +344,14 @@ async def fly_delivery(
     timeout_s: float = 3600.0,
     link_lost_timeout_s: float = 600.0,
     ready_timeout_s: float = 60.0,
+    airspace: AirspaceControl | None = None,
 ) -> DeliveryResult:
     """Fly one delivery and report it; never raises for a flight that went wrong (see `reason_code`).
 
     A drone that is not ready yet (a freshly booted autopilot: no position, no home, pre-arm checks
     failing) is waited for up to `ready_timeout_s`, and arming is retried within the same time; after it the
-    flight is `prearm_refused` with the drone's own pre-arm texts.
+    flight is `prearm_refused` with the drone's own pre-arm texts. With `airspace`, the drone is armed at
+    its booked lift-off time and is cleared from its holding point to a pad by the station's airspace.
     """
     flight = _Flight(drone, plan, on_event)
     _ABORTED.discard(drone.vehicle_id)
@@ -323,6 +387,11 @@ async def fly_delivery(
         if drone.readiness(prearm=False):  # still booting; checks that fail after boot fail arming below
             flight.phase("waiting_ready", missing=drone.readiness(prearm=False))
             await drone.wait_ready(max(0.0, ready_by - time.monotonic()), prearm=False)
+        if airspace is not None:  # ready and loaded: lift off at the booked time, not before
+            left = ready_by - time.monotonic()
+            flight.phase("waiting_launch")
+            await airspace.wait_launch()
+            ready_by = time.monotonic() + max(left, 10.0)
     except NotReadyError as exc:
         return flight.fail("prearm_refused", f"the drone is not ready: {exc}")
     except ParamError as exc:
@@ -347,7 +416,7 @@ async def fly_delivery(
                 with contextlib.suppress(VehicleError):
                     await drone.disarm(force=True)
             return flight.fail("vehicle_error", f"could not start the flight: {exc}")
-        landed_at = await _follow(flight, queue, mission, timeout_s, link_lost_timeout_s)
+        landed_at = await _follow(flight, queue, mission, timeout_s, link_lost_timeout_s, airspace)
 
     return _conclude(flight, landed_at, _energy_between(e0, _energy_wh(drone)))
 
@@ -359,11 +428,13 @@ async def follow_delivery(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     timeout_s: float = 3600.0,
     link_lost_timeout_s: float = 600.0,
+    airspace: AirspaceControl | None = None,
 ) -> DeliveryResult:
     """After a controller restart: follow a delivery this drone is already flying, without touching it.
 
-    Nothing is uploaded, armed or commanded: the drone carries on with the mission it holds. Whether the
-    package was released is read from mission progress (the current item is past the release item).
+    Nothing is uploaded or armed: the drone carries on with the mission it holds. Whether the package was
+    released is read from mission progress (the current item is past the release item). The one command
+    it may get: leaving its holding point for a pad (`airspace`, or, with none, its booked pad at once).
     """
     flight = _Flight(drone, plan, on_event)
     mission = build_mission(plan)
@@ -377,14 +448,15 @@ async def follow_delivery(
         landed = (s.lat, s.lon) if s.lat is not None and s.lon is not None else None
         return _conclude(flight, landed, None)
     with drone.telemetry.subscribe() as queue:
-        landed_at = await _follow(flight, queue, mission, timeout_s, link_lost_timeout_s)
+        landed_at = await _follow(flight, queue, mission, timeout_s, link_lost_timeout_s, airspace)
     return _conclude(flight, landed_at, None)
 
 
 def _conclude(flight: _Flight, landed_at: LatLon | None, energy: float | None) -> DeliveryResult:
     """Turn where the drone came down, and whether the package went, into the flight's result."""
     plan = flight.plan
-    returned = landed_at is not None and _distance_m(landed_at, plan.station) <= HOME_RADIUS_M
+    homes = [plan.station, *((lat, lon) for _, lat, lon in plan.landing_pads)]
+    returned = landed_at is not None and min(_distance_m(landed_at, h) for h in homes) <= HOME_RADIUS_M
     if landed_at is None:
         why = "link still down" if flight.link_lost else "flight timed out"
         flight.set_cause("link_lost" if flight.link_lost else "timeout", f"no touchdown seen: {why}")
@@ -414,22 +486,34 @@ def _energy_between(e0: tuple[float | None, ...], e1: tuple[float | None, ...]) 
 
 
 async def _follow(
-    flight: _Flight, queue: asyncio.Queue[DroneEvent], mission: BuiltMission, timeout_s: float, lost_s: float
+    flight: _Flight,
+    queue: asyncio.Queue[DroneEvent],
+    mission: BuiltMission,
+    timeout_s: float,
+    lost_s: float,
+    airspace: AirspaceControl | None = None,
 ) -> LatLon | None:
     """Consume events until the drone is down and disarmed; returns where it landed (None if never seen)."""
     drone = flight.drone
     deadline = time.monotonic() + timeout_s
     lost_since: float | None = None
+    steer = _HoldingPoint(flight, mission, airspace) if mission.hold_seq is not None else None
     while True:
         now = time.monotonic()
         if now > deadline or (lost_since is not None and now - lost_since > lost_s):
             return None
         limit = deadline - now if lost_since is None else min(deadline, lost_since + lost_s) - now
+        if steer is not None and steer.active:
+            limit = min(limit, AIRSPACE_POLL_S)
         try:
             async with asyncio.timeout(max(0.0, limit)):
                 ev = await queue.get()
         except TimeoutError:
+            if steer is not None and lost_since is None:
+                await steer.step()
             continue
+        if steer is not None and lost_since is None:
+            await steer.step()
         s = drone.state
         if not isinstance(ev, StatusText) or ev.severity <= mavlink.MAV_SEVERITY_WARNING:
             flight.record(ev.as_dict())
@@ -476,6 +560,47 @@ async def _follow(
             if flight.link_lost:
                 _infer_release(flight, mission)
             return (s.lat, s.lon)
+
+
+class _HoldingPoint:
+    """Reports the drone's position to the airspace and, at the holding point, clears it to its pad."""
+
+    def __init__(self, flight: _Flight, mission: BuiltMission, airspace: AirspaceControl | None) -> None:
+        self.flight, self.mission, self.airspace = flight, mission, airspace
+        self.active = True  # until the drone has left the holding point (or left AUTO)
+        self._next = 0.0
+
+    async def step(self) -> None:
+        """Called on every event and every `AIRSPACE_POLL_S`: does its work at most that often."""
+        drone, now = self.flight.drone, time.monotonic()
+        if not self.active or now < self._next:
+            return
+        self._next = now + AIRSPACE_POLL_S
+        s = drone.state
+        if not s.armed:
+            return
+        if s.mode != "AUTO":  # a failsafe or an operator took over: no longer ours to steer
+            self.active = False
+            return
+        holding = s.mission_current == self.mission.hold_seq
+        if self.airspace is None:  # followed after a restart, no booking: land on the booked pad
+            pad = self.flight.plan.landing_pads[0][0] if holding else None
+        elif s.lat is None or s.lon is None or s.alt_m is None:
+            return
+        else:
+            pad = self.airspace.cleared_to_land(s.lat, s.lon, s.alt_m, holding=holding)
+        if not holding or pad is None:
+            return
+        seq = self.mission.land_seq.get(pad, next(iter(self.mission.land_seq.values())))
+        try:
+            await drone.commands.set_mission_current(seq)
+        except (LinkError, VehicleError) as exc:
+            self.flight.record({"event": "airspace", "state": "clearance_failed", "error": str(exc)})
+            return  # tried again at the next step
+        self.active = False
+        self.flight.record(
+            {"event": "airspace", "state": "cleared", "landing_pad": pad, "t": time.monotonic()}
+        )
 
 
 async def _reattach(flight: _Flight, mission: BuiltMission, ev: LinkRestored) -> None:

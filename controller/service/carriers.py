@@ -52,6 +52,9 @@ class Assignment:
     route: list[tuple[float, float]]  # (lat, lon) from station to destination, both ends included
     payload_kg: float
     predicted_energy_wh: float | None = None
+    # the drone flight as the station's airspace booked it (`airspace_plan_dict`): pad, launch time,
+    # layers, routes, holding point, landing pads; None for robots
+    airspace: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,11 +70,17 @@ class Assignment:
             route=[tuple(p) for p in data["route"]],  # type: ignore[misc]
             payload_kg=float(data["payload_kg"]),
             predicted_energy_wh=data.get("predicted_energy_wh"),
+            airspace=data.get("airspace"),
         )
 
 
 class Carrier(Protocol):
-    """A vehicle behind its driver."""
+    """A vehicle behind its driver.
+
+    A drone carrier also has an `airspace` attribute (`controller.service.airspace.ServiceAirspace` or
+    None), which the service sets before a mission: its flights then lift off when booked and are cleared
+    from their holding point by the station's airspace.
+    """
 
     vehicle_id: str
     kind: VehicleKind

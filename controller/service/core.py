@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ from controller.fleet import FleetVehicle
 from controller.missions.results import DeliveryResult
 from controller.packages import Package, PackageIn, PackageState
 from controller.reasons import Reason
+from controller.service.airspace import AirspaceBusy, ServiceAirspace
 from controller.service.carriers import Assignment, Carrier, VehicleSnapshot
 from controller.service.cycle import Cycles, PassOutcome
 from controller.service.events import EventBus
@@ -58,6 +60,7 @@ class StationService:
         *,
         carriers: dict[str, Carrier] | None = None,
         clock: Callable[[], datetime] = _utcnow,
+        drone_clock: Callable[[], float] | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -67,6 +70,12 @@ class StationService:
         self.clock = clock
         self.bus = EventBus()
         self.grounded: str | None = None  # reason of the weather hold, None when flying
+        # Every drone flight is booked here before it is released (pads, layers, 4D reservations).
+        # `drone_clock`: simulated drones' own seconds, when they may slip behind `vehicle_speedup`.
+        self.airspace = ServiceAirspace(
+            config, epoch=clock(), speedup=config.vehicle_speedup, clock=drone_clock
+        )
+        self._airspace_busy: dict[str, datetime] = {}  # package id -> when the airspace frees for it
         self._planner: Planner | None = None
         self._queued: dict[str, Decision] = {}  # package id -> latest plan for a package still waiting
         self._busy: dict[str, tuple[str, datetime]] = {}  # vehicle id -> (mission id, expected free time)
@@ -177,6 +186,9 @@ class StationService:
                 out["reason"] = f"fleet grounded: {self.grounded}"
             if waiting is not None:
                 out.update(mode=waiting.mode, eta=waiting.eta)
+            free_at = self._airspace_busy.get(package.id)
+            if free_at is not None and not self.grounded:
+                out.update(reason=str(Reason.AIRSPACE_BUSY), airspace_free_at=free_at)
             return out
         return {"decision": str(package.state)}
 
@@ -213,6 +225,7 @@ class StationService:
             self._queued.clear()
             return PassOutcome()
         now = self.clock()
+        self.airspace.tick()
         try:
             planner = Planner(self.config, at=now, previous=self._planner)
             self._planner = planner
@@ -250,11 +263,14 @@ class StationService:
             if vehicle.id in self._busy:
                 free_in = max(1.0, (self._busy[vehicle.id][1] - now).total_seconds())
                 charge = 1.0  # planned after its return and battery swap
+            spec = vehicle.vehicle_spec()
+            if vehicle.kind is VehicleKind.DRONE:  # it flies the station's layers and may hold
+                spec = self.airspace.planning_spec(spec)
             fleet.append(
                 FleetVehicle(
                     vehicle.id,
                     vehicle.kind,
-                    vehicle.vehicle_spec(),
+                    spec,
                     charge=max(0.0, charge),
                     online=online,
                     free_in_s=free_in,
@@ -269,6 +285,8 @@ class StationService:
         moves: list[Move] = []
         launches: list[tuple[Assignment, Decision]] = []
         self._queued = {}
+        self._airspace_busy = {}
+        held = self.config.launch == "operator"
         van, waiting = S.VAN, S.RECEIVED  # once, not per decision: an enum member costs a lookup hook
         by_id: dict[str, Package] | None = None  # only an assignment needs the package itself
         for d in decisions:
@@ -288,6 +306,13 @@ class StationService:
             elif d.status == "assigned" and d.vehicle_id is not None and d.vehicle_id not in self._busy:
                 by_id = by_id if by_id is not None else {p.id: p for p in planned}
                 job = _job(self.config, by_id[d.package_id], d)
+                if d.mode == "drone" and not held:  # held ones are booked when an operator launches them
+                    try:
+                        job = self._book(job)
+                    except AirspaceBusy as busy:
+                        self._queued[d.package_id] = dataclasses.replace(d, status="queued")
+                        self._airspace_busy[d.package_id] = self.airspace.free_at(busy)
+                        continue
                 moves.append(
                     Move(
                         d.package_id,
@@ -304,7 +329,6 @@ class StationService:
                     )
                 )
                 launches.append((job, d))
-        held = self.config.launch == "operator"
         state = "held" if held else "planned"
         # The missions, the packages' moves and the new packages go in one transaction: a crash leaves
         # either all of them or none, never a package assigned with no mission.
@@ -319,7 +343,12 @@ class StationService:
             )
             for job, d in launches
         ]
-        updated = await self._record(submission, moves, missions)
+        try:
+            updated = await self._record(submission, moves, missions)
+        except BaseException:  # nothing was released: free what was booked for it
+            for job, _ in launches:
+                self.airspace.finish(job.mission_id)
+            raise
         for job, d in launches:
             self._busy[job.vehicle_id] = (job.mission_id, d.back_at or now)
             self.bus.publish(
@@ -335,6 +364,20 @@ class StationService:
                 self._start(job, resume=False)
         return updated
 
+    def _book(self, job: Assignment) -> Assignment:
+        """`job` with its flight booked in the station's airspace (raises `AirspaceBusy`)."""
+        carrier = self.carriers.get(job.vehicle_id)
+        snap = carrier.snapshot() if carrier is not None else None
+        spec = next(v.vehicle_spec() for v in self.config.fleet if v.id == job.vehicle_id)
+        plan = self.airspace.book(
+            job.mission_id,
+            job.vehicle_id,
+            job.route,
+            spec,
+            (snap.lat, snap.lon) if snap is not None else (None, None),
+        )
+        return dataclasses.replace(job, airspace=self.airspace.plan_dict(plan))
+
     # --- missions -----------------------------------------------------------------------------------------
 
     def _start(self, job: Assignment, *, resume: bool) -> None:
@@ -343,6 +386,8 @@ class StationService:
 
     async def _run(self, job: Assignment, *, resume: bool) -> None:
         carrier = self.carriers.get(job.vehicle_id)
+        if carrier is not None and hasattr(carrier, "airspace"):
+            carrier.airspace = self.airspace
         try:
             if carrier is None:
                 result = DeliveryResult(
@@ -370,6 +415,7 @@ class StationService:
                     )
             await self._finish(job, result)
         finally:
+            self.airspace.finish(job.mission_id)
             self._under_way.discard(job.mission_id)
             self._running.pop(job.mission_id, None)
             self._busy.pop(job.vehicle_id, None)
@@ -485,8 +531,18 @@ class StationService:
         if self.grounded:
             self._held[mission_id] = job
             raise PermissionError(f"the fleet is grounded: {self.grounded}")
+        if job.airspace is None and self._is_drone(job.vehicle_id):
+            try:
+                job = self._book(job)
+            except AirspaceBusy as busy:
+                self._held[mission_id] = job
+                free = self.airspace.free_at(busy).isoformat(timespec="seconds")
+                raise PermissionError(f"{Reason.AIRSPACE_BUSY}: the airspace frees at {free}") from None
         await self._mission_state(job, "planned")
         self._start(job, resume=False)
+
+    def _is_drone(self, vehicle_id: str) -> bool:
+        return any(v.id == vehicle_id and v.kind is VehicleKind.DRONE for v in self.config.fleet)
 
     async def abort(self, mission_id: str) -> None:
         """Abort a mission: held ones are released back to the queue, flying ones return home."""
@@ -547,6 +603,13 @@ class StationService:
             if mission.state == "held":
                 self._held[job.mission_id] = job
             elif package.state is S.ASSIGNED:
+                if job.airspace is not None:  # its booking died with the last process: book it again
+                    try:
+                        job = self._book(dataclasses.replace(job, airspace=None))
+                    except AirspaceBusy:
+                        await self.io(self.store.update_mission, job.mission_id, state="failed")
+                        self._busy.pop(job.vehicle_id, None)
+                        continue  # its package is planned again below
                 self._start(job, resume=False)
             elif package.state in (S.LAUNCHING, S.EN_ROUTE):
                 self.bus.publish(

@@ -77,6 +77,7 @@ async def connect_fleet(
                 config.zones,
                 ceiling_m=config.altitude_ceiling_m,
                 gcs_timeout_s=timing["gcs_timeout_s"],
+                rally=[(r.lat, r.lon, r.alt_m) for r in config.airspace.rally],
             )
 
         async def connect(vehicle: VehicleConfig) -> None:

@@ -48,6 +48,7 @@ class SimCopterFleet:
         first_sysid: int = 1,
         boot_s: float = DEFAULT_BOOT_S,
         firmware: str = DEFAULT_FIRMWARE,
+        homes: Sequence[tuple[float, float, float, float]] | None = None,
     ) -> None:
         if count < 1:
             raise ValueError("count must be at least 1")
@@ -55,6 +56,8 @@ class SimCopterFleet:
             raise ValueError("speedup must be positive")
         if batteries is not None and len(batteries) != count:
             raise ValueError("batteries must give one fraction per vehicle")
+        if homes is not None and len(homes) != count:
+            raise ValueError("homes must give one (lat, lon, alt, heading) per vehicle")
         if boot_s < 0:
             raise ValueError("boot_s must not be negative")
         if firmware not in FIRMWARES:
@@ -62,6 +65,8 @@ class SimCopterFleet:
         self.count = count
         self.first_sysid = first_sysid
         self.home = home
+        # Where each copter stands at boot (its pad); default: all at `home`.
+        self.homes = [tuple(h) for h in homes] if homes is not None else [home] * count
         self.speedup = float(speedup)
         self.base_port = base_port
         self.host = host
@@ -95,6 +100,12 @@ class SimCopterFleet:
         for v in self.vehicles:
             v.params.set("SIM_SPEEDUP", self.speedup)
 
+    @property
+    def sim_time_s(self) -> float:
+        """Simulated seconds since the fleet started: the copters' own clock, which slips behind
+        `speedup` x wall time when the machine cannot keep up."""
+        return self._sim
+
     def urls(self) -> list[str]:
         """SERIAL0 of each vehicle, e.g. "tcp:127.0.0.1:5760", index i -> vehicle i: MAVLink channel 0."""
         return [f"tcp:{self.host}:{port}" for port in self.tcp_ports]
@@ -111,7 +122,7 @@ class SimCopterFleet:
                 store = ParamStore(self.params, firmware=self.firmware)
                 store.set(store.wire_name("MAV_SYSID"), sysid)
                 store.set("SIM_SPEEDUP", self.speedup)
-                v = SimCopter(sysid, self.home, store, battery=self.batteries[i], boot_s=self.boot_s)
+                v = SimCopter(sysid, self.homes[i], store, battery=self.batteries[i], boot_s=self.boot_s)
                 self.vehicles.append(v)
                 port = 0 if self.base_port == 0 else self.base_port + 10 * i
                 server = await link.serve_tcp(v, self.host, port, trusted=True)

@@ -87,6 +87,13 @@ def test_bad_fences_name_the_field(kw, field):
         ({"delivery_alt_m": 80.0}, "delivery_alt_m"),
         ({"payload_kg": -1.0}, "payload_kg"),
         ({"fence": FencePlan(ceiling_m=50.0)}, "cruise_alt_m"),
+        ({"cruise_alt_m": 40.0, "cruise_alt_back_m": 4.0}, "cruise_alt_back_m"),
+        (
+            {"cruise_alt_m": 40.0, "cruise_alt_back_m": 65.0, "fence": FencePlan(ceiling_m=60.0)},
+            "cruise_alt_back_m",
+        ),
+        ({"hold_point": (33.449, -112.259)}, "landing_pads"),
+        ({"hold_point": (33.449, 200.0), "landing_pads": [("P1", *STATION)]}, "hold_point"),
     ],
 )
 def test_bad_plans_name_the_field(kw, field):
@@ -115,6 +122,32 @@ def test_gripper_mission_descends_releases_and_climbs_at_the_destination():
     descent = built.items[built.release_point_seq]
     assert (descent.lat, descent.lon, descent.alt) == (33.46, -112.259, 5.0)
     assert built.items[2].alt == 60.0  # detour vertices at cruise altitude
+
+
+def test_airspace_mission_flies_its_layers_and_waits_at_its_holding_point_for_a_pad():
+    """Out on one layer, back on another, then NAV_LOITER_UNLIM at the holding point and a NAV_LAND per pad
+    (the booked one first): the controller jumps to the pad it clears the drone to."""
+    pads = [("P2", 33.44841, -112.25891), ("P1", *STATION)]
+    built = build_mission(
+        _plan(cruise_alt_m=40.0, cruise_alt_back_m=65.0, hold_point=(33.4497, -112.2590), landing_pads=pads)
+    )
+    items = built.items
+    assert items[1].command == mavlink.MAV_CMD_NAV_TAKEOFF and items[1].alt == 40.0
+    assert items[2].alt == 40.0  # the way out on its layer
+    after_drop = items[built.release_seq + 1 :]
+    assert [i.alt for i in after_drop[:2]] == [65.0, 65.0]  # climb back to the inbound layer, then home on it
+    hold = items[built.hold_seq]
+    assert (hold.command, hold.lat, hold.lon, hold.alt) == (
+        mavlink.MAV_CMD_NAV_LOITER_UNLIM,
+        33.4497,
+        -112.259,
+        65.0,
+    )
+    assert built.land_seq == {"P2": built.hold_seq + 1, "P1": built.hold_seq + 2}
+    for name, lat, lon in pads:
+        land = items[built.land_seq[name]]
+        assert (land.command, land.lat, land.lon) == (mavlink.MAV_CMD_NAV_LAND, lat, lon)
+    assert mavlink.MAV_CMD_NAV_RETURN_TO_LAUNCH not in [i.command for i in items]
 
 
 def test_payload_place_mission_releases_with_nav_payload_place():

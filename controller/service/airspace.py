@@ -1,0 +1,232 @@
+"""The service's side of the station's airspace: book each drone flight before it is released, and steer it
+home through its holding point.
+
+`StationAirspace` (controller.airspace) plans in seconds on one clock; this module gives it the drones'
+clock. Simulated drones run `vehicle_speedup` times faster than the wall clock, and a plan timed in wall
+seconds would see every simulated drone hopelessly early; so the airspace's seconds are the drones' own
+seconds since the service started (wall seconds for real drones, whose speed-up is 1). Times shown to
+people (`GET /v1/airspace/intents`) are that clock's seconds after the service's start, as ISO times.
+
+A flight is booked at release (`book`): its pad (the one the drone stands on), its launch time (a little
+later when the pad's column is busy), its cruise layers and its holding point. A flight that does not fit
+within `[airspace] max_delay_s` is refused with `AirspaceBusy` (reason code `airspace_busy`, with the time
+the airspace frees): the package stays queued for a later pass. In flight, `FlightControl` reports the
+drone's position to the book (which books its landing late, re-books a late drone, and makes later
+flights give way) and tells the mission when the drone may leave its holding point for its pad.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from controller.airspace import AirspaceBusy, AirspacePlan, StationAirspace
+from controller.station import StationConfig
+from vehicles.spec import VehicleSpec
+
+log = logging.getLogger("lastmile.service.airspace")
+
+__all__ = ["AirspaceBusy", "FlightControl", "ServiceAirspace"]
+
+ON_PAD_M = 5.0  # a drone this close to a pad stands on it
+PROGRESS_EVERY_S = 1.0  # positions reported to the book at most this often (drone seconds)
+
+
+class ServiceAirspace:
+    """The station's airspace on the drones' clock (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: StationConfig,
+        *,
+        epoch: datetime,
+        speedup: float = 1.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.speedup = speedup
+        self.epoch = epoch
+        self._t0 = time.monotonic()
+        # The drones' clock in seconds. A simulator that cannot keep up slips behind speed-up x wall time,
+        # and a plan timed on the wall would then see its drones late all the time: give its clock here.
+        self._clock = clock
+        self.station = StationAirspace(
+            config.airspace,
+            config.lat,
+            config.lon,
+            ceiling_m=config.altitude_ceiling_m,
+            frame=config.frame,
+            epoch=epoch,
+        )
+
+    def now_s(self) -> float:
+        """Drone seconds (since the service started, or on the simulator's `clock`)."""
+        if self._clock is not None:
+            return self._clock()
+        return (time.monotonic() - self._t0) * self.speedup
+
+    def at(self, t_s: float) -> datetime:
+        """The wall-clock time at which the drones' clock reads `t_s`."""
+        return self.epoch + timedelta(seconds=t_s / self.speedup)
+
+    def planning_spec(self, spec: VehicleSpec) -> VehicleSpec:
+        """What the planner must assume of a drone flying through this airspace: its highest cruise layer
+        (climb energy and time) and the longest wait at the holding point the book reserves."""
+        layers = self.station.config.layers_m
+        return spec.model_copy(
+            update={
+                "cruise_altitude_m": max(max(layers), spec.cruise_altitude_m or 0.0),
+                "holding_s": self.station.config.max_hold_s,
+            }
+        )
+
+    def pads_for(self, position: tuple[float | None, float | None]) -> list[str] | None:
+        """The pad a drone at `position` (lat, lon) takes off from; None (any pad) when not known."""
+        lat, lon = position
+        if lat is None or lon is None:
+            return None
+        pad = self.station.pad_at(lat, lon, within_m=ON_PAD_M)
+        if pad is None:  # standing elsewhere at the station: booked as on its nearest pad
+            pad = self.station.pad_at(lat, lon, within_m=float("inf"))
+        return [pad] if pad is not None else None
+
+    def book(
+        self,
+        flight_id: str,
+        vehicle_id: str,
+        route: Sequence[tuple[float, float]],
+        spec: VehicleSpec,
+        position: tuple[float | None, float | None],
+    ) -> AirspacePlan:
+        """Book a delivery flight along `route` ((lat, lon), station first, destination last).
+
+        Raises `AirspaceBusy` when it does not fit within `max_delay_s`; nothing is then booked.
+        """
+        assert spec.climb_rate_mps and spec.descent_rate_mps
+        return self.station.plan(
+            flight_id,
+            vehicle_id,
+            list(route),
+            now_s=self.now_s(),
+            speed_mps=spec.cruise_speed_mps,
+            climb_rate_mps=spec.climb_rate_mps,
+            descent_rate_mps=spec.descent_rate_mps,
+            delivery_alt_m=spec.delivery_altitude_m or 5.0,
+            dwell_s=spec.delivery_hover_s or 15.0,
+            pads=self.pads_for(position),
+        )
+
+    def free_at(self, busy: AirspaceBusy) -> datetime:
+        """When the airspace that refused a flight frees, on the wall clock."""
+        return self.at(busy.free_at_s)
+
+    def finish(self, flight_id: str) -> None:
+        """The flight is over (down, failed, or never launched): free its pad and volumes."""
+        self.station.finish(flight_id)
+
+    def tick(self) -> None:
+        """Forget reservations whose time has passed (every planning pass)."""
+        self.station.release_before(self.now_s() - 60.0)
+
+    def intents(self, vehicle_id: str | None = None) -> dict[str, Any]:
+        """Reserved volumes as GeoJSON, all or one drone's (`GET /v1/airspace/intents`)."""
+        geo = self.station.intents_geojson()
+        for feature in geo["features"]:  # the book's clock is the drones'; show wall-clock times
+            props = feature["properties"]
+            for key in ("t0", "t1"):
+                if isinstance(props[key], str):
+                    t_s = (datetime.fromisoformat(props[key]) - self.epoch).total_seconds()
+                    props[key] = self.at(t_s).isoformat()
+        if vehicle_id is not None:
+            geo["features"] = [f for f in geo["features"] if f["properties"]["vehicle_id"] == vehicle_id]
+        return geo
+
+    def plan_dict(self, plan: AirspacePlan) -> dict[str, Any]:
+        """What a mission (and its stored record) needs of a booking: JSON-ready.
+
+        `landing_pads` lists every pad (name, lat, lon), the booked one first: the drone's mission gets a
+        landing item for each, since its landing may be booked on another pad when it comes home.
+        """
+        pads = [(p.name, *self._pad_latlon(p.name)) for p in self.station.pads]
+        pads.sort(key=lambda p: p[0] != plan.landing_pad)
+        return {
+            "pad": plan.pad,
+            "launch_at": self.at(plan.launch_at_s).isoformat(),
+            "delay_s": round(plan.delay_s, 1),
+            "cruise_alt_out_m": plan.cruise_alt_out_m,
+            "cruise_alt_back_m": plan.cruise_alt_back_m,
+            "route_out": [list(p) for p in plan.route_out],
+            "route_back": [list(p) for p in plan.route_back],
+            "hold_lat": plan.hold_lat,
+            "hold_lon": plan.hold_lon,
+            "landing_pads": [list(p) for p in pads],
+        }
+
+    def _pad_latlon(self, name: str) -> tuple[float, float]:
+        pad = next(p for p in self.station.pads if p.name == name)
+        lon, lat = self.station.frame.to_wgs84(*pad.xy)
+        return float(lat), float(lon)
+
+    def control(self, flight_id: str, publish: Callable[[dict[str, Any]], None]) -> FlightControl:
+        """What a mission asks the airspace while it flies `flight_id`."""
+        return FlightControl(self, flight_id, publish)
+
+
+class FlightControl:
+    """One booked flight as its mission sees it: when to lift off, and when it may leave its holding point.
+
+    Implements `controller.missions.drone.AirspaceControl`.
+    """
+
+    def __init__(
+        self, airspace: ServiceAirspace, flight_id: str, publish: Callable[[dict[str, Any]], None]
+    ) -> None:
+        self.airspace, self.flight_id, self.publish = airspace, flight_id, publish
+        self._reported_s = -float("inf")
+        self._told: tuple[bool, float] | None = None  # (cleared, until) last published
+
+    async def wait_launch(self) -> None:
+        """Return at the booked lift-off time (at once if it has passed)."""
+        air = self.airspace
+        told = None
+        while True:
+            plan = air.station.flight(self.flight_id)  # may move later if it gave way to a late drone
+            wait = plan.launch_at_s - air.now_s()
+            if wait <= 0:
+                return
+            if told is None or abs(plan.launch_at_s - told) > 1.0:
+                told = plan.launch_at_s
+                self.publish({"event": "airspace", "state": "waiting_launch", "pad": plan.pad,
+                              "launch_at": air.at(plan.launch_at_s).isoformat()})  # fmt: skip
+            # a time, not an event: the booked slot; checked again every few seconds in case it moved
+            await asyncio.sleep(min(wait, 5.0) / air.speedup)
+
+    def cleared_to_land(self, lat: float, lon: float, alt_m: float, *, holding: bool) -> str | None:
+        """Report the drone's position; the pad to land on once it may leave its holding point, else None.
+
+        `holding`: the drone is at its holding point now (reported every time then; else at most every
+        `PROGRESS_EVERY_S`).
+        """
+        air = self.airspace
+        now = air.now_s()
+        plan = air.station.flight(self.flight_id)
+        if holding or now - self._reported_s >= PROGRESS_EVERY_S:
+            self._reported_s = now
+            try:
+                air.station.on_progress(self.flight_id, lat, lon, alt_m, now)
+            except Exception:  # the book must never keep a drone from coming home: it lands as planned
+                log.exception("airspace progress of %s failed; letting it land", self.flight_id)
+                return plan.landing_pad
+            plan = air.station.flight(self.flight_id)
+        cleared = plan.landing_booked and (plan.hold_until_s is None or now >= plan.hold_until_s)
+        until = plan.hold_until_s if plan.hold_until_s is not None else -1.0
+        last = self._told
+        if holding and (last is None or last[0] != plan.landing_booked or abs(last[1] - until) > 1.0):
+            self._told = (plan.landing_booked, until)
+            until = air.at(plan.hold_until_s).isoformat() if plan.hold_until_s is not None else None
+            self.publish({"event": "airspace", "state": "holding", "cleared": plan.landing_booked,
+                          "until": until, "landing_pad": plan.landing_pad})  # fmt: skip
+        return plan.landing_pad if cleared else None

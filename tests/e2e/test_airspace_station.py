@@ -1,0 +1,167 @@
+"""Four drones, two pads, one planning tick: the station's airspace keeps them apart, measured from the
+drones' own MAVLink telemetry (GLOBAL_POSITION_INT, stamped with each drone's clock), not from the plan.
+
+Simulated copters over real TCP MAVLink, the real drivers and `StationService`. Two drones stand on each
+pad (the pads are 8 m apart, so they share one column of air); the four packages go north, south, east
+and west, so two pairs of routes are head-on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from controller.packages import PackageIn
+from controller.simstation import SimStation
+from controller.station import StationConfig
+from vehicles.mavlink import Drone
+
+STATION = (33.4400, -112.2560)
+LAYERS = [40.0, 65.0, 90.0, 115.0]
+SEP_H_M, SEP_V_M = 50.0, 15.0  # the issue's loss-of-separation minima
+
+
+def at(east_m: float, north_m: float) -> tuple[float, float]:
+    lat = STATION[0] + north_m / 111_320.0
+    lon = STATION[1] + east_m / (111_320.0 * math.cos(math.radians(STATION[0])))
+    return lat, lon
+
+
+def local(lat: float, lon: float) -> tuple[float, float]:
+    return (
+        (lon - STATION[1]) * 111_320.0 * math.cos(math.radians(STATION[0])),
+        (lat - STATION[0]) * 111_320.0,
+    )
+
+
+def config() -> StationConfig:
+    p1, p2 = at(0, 0), at(8, 0)
+    return StationConfig.model_validate({
+        "name": "two pads", "lat": STATION[0], "lon": STATION[1], "alt_m": 300.0, "tick_s": 60.0,
+        "fleet": [{"id": f"d{i}", "kind": "drone"} for i in range(1, 5)],
+        "airspace": {
+            "pads": [{"name": "P1", "lat": p1[0], "lon": p1[1]}, {"name": "P2", "lat": p2[0], "lon": p2[1]}],
+            "layers_m": LAYERS, "pad_prep_s": 0, "max_delay_s": 900,
+        },
+    })  # fmt: skip
+
+
+class Tracks:
+    """Every GLOBAL_POSITION_INT each drone sends: (its boot time s, east m, north m, alt above home m)."""
+
+    def __init__(self, drones: dict[str, Drone]) -> None:
+        self.rows: dict[str, list[tuple[float, float, float, float]]] = {d: [] for d in drones}
+        self._remove = [d.conn.add_listener(self._taker(vid)) for vid, d in drones.items()]
+
+    def _taker(self, vehicle_id: str) -> Any:
+        def take(msg: Any) -> None:
+            if msg.get_type() == "GLOBAL_POSITION_INT" and (msg.lat or msg.lon):
+                x, y = local(msg.lat / 1e7, msg.lon / 1e7)
+                self.rows[vehicle_id].append((msg.time_boot_ms / 1000.0, x, y, msg.relative_alt / 1000.0))
+
+        return take
+
+    def close(self) -> None:
+        for remove in self._remove:
+            remove()
+
+    def array(self, vehicle_id: str) -> np.ndarray:
+        return np.array(sorted(self.rows[vehicle_id]))
+
+
+async def wait_delivered(station: SimStation, ids: set[str], timeout_s: float) -> None:
+    assert station.service is not None
+    pending = set(ids)
+    async with asyncio.timeout(timeout_s):
+        async for event in station.service.bus.subscribe():
+            if event.get("type") == "package" and event.get("package_id") in pending:
+                assert event["state"] not in ("failed", "van"), event
+                if event["state"] == "delivered":
+                    pending.discard(event["package_id"])
+            if not pending:
+                return
+
+
+@pytest.mark.slow
+async def test_four_drones_from_two_pads_lift_off_in_turn_and_cruise_on_their_layers(tmp_path: Path) -> None:
+    cfg = config()
+    pads = {"P1": local(*at(0, 0)), "P2": local(*at(8, 0))}
+    async with SimStation(cfg, store_url=f"sqlite:///{tmp_path / 's.sqlite3'}", speedup=20) as station:
+        service = station.service
+        assert service is not None
+        drones = {vid: c.drone for vid, c in service.carriers.items()}  # type: ignore[attr-defined]
+        tracks = Tracks(drones)
+        dests = {"north": (0, 1500), "south": (0, -1500), "east": (1500, 0), "west": (-1500, 0)}
+        batch = [
+            PackageIn(key=k, weight=1.0, dest_lat=at(*v)[0], dest_lon=at(*v)[1]) for k, v in dests.items()
+        ]
+        answers = await service.submit(batch)  # one submission: one planning pass decides all four
+        decided = {p.key: d for p, _, d in answers}
+        assert {d["decision"] for d in decided.values()} == {"drone"}, decided
+        assert len({d["vehicle_id"] for d in decided.values()}) == 4
+        vehicle_of = {k: d["vehicle_id"] for k, d in decided.items()}
+        # delivered is recorded when the flight ends: the drone landed and disarmed
+        await wait_delivered(station, {p.id for p, _, _ in answers}, timeout_s=120)
+        tracks.close()
+
+    t = {vid: tracks.array(vid) for vid in drones}
+    airborne = {vid: a[a[:, 3] > 1.0] for vid, a in t.items()}
+    # Each drone lifted off from the pad it stood on and came down on a pad.
+    home_pad = {vid: ("P1", "P2")[i % 2] for i, vid in enumerate(sorted(drones))}  # SimStation's placement
+    lift = {}
+    for vid, a in airborne.items():
+        assert len(a), f"{vid} never flew"
+        lift[vid] = a[0, 0]
+        assert math.dist(a[0, 1:3], pads[home_pad[vid]]) < 3.0, (vid, a[0])
+        last = t[vid][-1]
+        assert min(math.dist(last[1:3], p) for p in pads.values()) < 3.0, (vid, last)
+    # One after another: the pads share a column, so no two lift-offs within the climb to the first layer.
+    order = sorted(lift.values())
+    assert all(b - a >= LAYERS[0] / 2.5 for a, b in itertools.pairwise(order)), order
+
+    # Separation, measured: at every half second of drone time, every pair of airborne drones is at least
+    # 50 m apart horizontally or 15 m vertically.
+    grid = np.arange(min(order), max(a[-1, 0] for a in airborne.values()), 0.5)
+
+    def where(vid: str) -> np.ndarray:
+        a = airborne[vid]
+        inside = (grid >= a[0, 0]) & (grid <= a[-1, 0])
+        pos = np.column_stack([np.interp(grid, a[:, 0], a[:, k]) for k in (1, 2, 3)])
+        pos[~inside] = np.nan
+        return pos
+
+    pos = {vid: where(vid) for vid in drones}
+    ids = sorted(drones)
+    closest = math.inf
+    for i, a in enumerate(ids):
+        for b in ids[i + 1 :]:
+            h = np.hypot(*(pos[a][:, :2] - pos[b][:, :2]).T)
+            v = np.abs(pos[a][:, 2] - pos[b][:, 2])
+            both = ~np.isnan(h)
+            lost = both & (h < SEP_H_M) & (v < SEP_V_M)
+            assert not lost.any(), f"{a} and {b} within {h[lost].min():.0f} m / {v[lost].min():.0f} m"
+            if both.any():
+                closest = min(closest, float(h[both].min()))
+
+    # Cruise on layers, by heading: away from the station, out and back, each drone is on a layer, and the
+    # head-on pairs (north/south, east/west) are not on the same one.
+    def cruise_alt(vid: str, outbound: bool) -> float:
+        a = airborne[vid]
+        far = np.hypot(a[:, 1], a[:, 2]) > 400.0
+        turn = int(np.argmax(np.hypot(a[:, 1], a[:, 2])))
+        idx = np.flatnonzero(far[:turn] if outbound else far[turn:]) + (0 if outbound else turn)
+        return float(np.median(a[idx, 3]))
+
+    out = {k: cruise_alt(vehicle_of[k], True) for k in dests}
+    back = {k: cruise_alt(vehicle_of[k], False) for k in dests}
+    for alt in [*out.values(), *back.values()]:
+        assert min(abs(alt - layer) for layer in LAYERS) < 2.0, (out, back)
+    assert abs(out["north"] - out["south"]) >= SEP_V_M and abs(out["east"] - out["west"]) >= SEP_V_M
+    for k in dests:  # its own way home is not on its way out's layer either
+        assert abs(out[k] - back[k]) >= SEP_V_M, (out, back)
