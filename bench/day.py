@@ -292,8 +292,8 @@ def airspace_report(results: dict[int, tuple[list[Kpis], list[AirKpis], float]])
     layers = " / ".join(f"{a:.0f}" for a in cfg.layers_m)
     lines = [
         "**Shared airspace** (issue 16). The *controller* plans every drone launch through "
-        "`controller.airspace.StationAirspace` as the service does (`bench/day_air.py`): one pad for every "
-        f"{w.DRONES_PER_PAD} drones (4 pads for 20 drones, 20 for 100) on a square grid "
+        "`controller.airspace.StationAirspace` as the service does (`bench/day_air.py`): "
+        f"{w.PADS_PER_20_DRONES} pads for every 20 drones on a square grid "
         f"{w.PAD_SPACING_M:.0f} m apart, each pad a column of air of its own; cruise layers "
         f"{layers} m by heading; each flight's 4D volumes booked at launch up to its holding point, with a "
         f"reserved wait of {cfg.max_hold_s:.0f} s there; its landing slot planned at launch (approach "

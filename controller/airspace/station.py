@@ -54,6 +54,7 @@ __all__ = ["AirspacePlan", "AirspaceStats", "HoldInstruction", "StationAirspace"
 LatLon = tuple[float, float]
 _AT_STATION_M = 1.0  # a route's first point this close to the station's centre or a pad is the station
 _DEPARTURE = ("departure", "climb-out", "cruise out")  # a take-off: up to its first cruise volume
+_PADS_PER_ROUND = 3  # pads tried at one launch time when the landing sequence refuses the first (cost)
 
 
 @dataclass(frozen=True)
@@ -386,11 +387,13 @@ class StationAirspace:
         self._columns_or_busy(flight_id, make, pads, now_s, latest_s)
         earliest = now_s
         while earliest <= latest_s + 1e-6:
-            # The first fit over all pads; when the sequence refuses it, the other pads (other columns) are
-            # tried before that pad's next chance, and the earliest launch the sequence admits wins.
+            # The first fit over all pads; when the sequence refuses it, a few other pads (other columns)
+            # are tried before that pad's next chance, and the earliest launch the sequence admits wins.
             left, retry = list(pads), math.inf
             bound = latest_s
-            while left and earliest <= bound + 1e-6:
+            for _ in range(_PADS_PER_ROUND):
+                if not left or earliest > bound + 1e-6:
+                    break
                 try:
                     fit = self._fit_pads(make, left, earliest, bound)
                 except AirspaceBusy:
