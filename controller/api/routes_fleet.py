@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from controller.airspace import AirspaceBusy
 from controller.api.auth import require
 from controller.api.deps import blocking, service_of
 from controller.api.errors import ApiError
@@ -104,7 +105,9 @@ async def missions(
     dependencies=[Depends(require("fleet:write"))],
 )
 async def launch(request: Request, mission_id: str) -> MissionAction:
-    """404 when no mission with this id is held; 409 while the fleet is grounded."""
+    """404 when no mission with this id is held; 409 while the fleet is grounded (code `grounded`) or when
+    the station's airspace has no launch slot for the drone soon enough (code `airspace_busy`, with the
+    time it frees)."""
     try:
         await service_of(request).launch(mission_id)
     except KeyError:
@@ -113,6 +116,12 @@ async def launch(request: Request, mission_id: str) -> MissionAction:
         ) from None
     except PermissionError as exc:
         raise ApiError(409, str(exc), field="mission_id", code="grounded") from None
+    except AirspaceBusy as exc:
+        free = service_of(request).airspace.free_at(exc).isoformat(timespec="seconds")
+        raise ApiError(
+            409, f"no launch slot in the station's airspace now; it frees at {free}", field="mission_id",
+            code="airspace_busy",
+        ) from None  # fmt: skip
     return MissionAction(mission_id=mission_id, action="launch")
 
 

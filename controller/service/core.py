@@ -524,7 +524,11 @@ class StationService:
     # --- operator actions ---------------------------------------------------------------------------------
 
     async def launch(self, mission_id: str) -> None:
-        """Launch a mission held for an operator."""
+        """Launch a mission held for an operator; a drone's flight is booked in the airspace now.
+
+        Raises KeyError (no such held mission), PermissionError (the fleet is grounded) or `AirspaceBusy`
+        (no launch slot within `max_delay_s`; `self.airspace.free_at(exc)` says when one may be).
+        """
         job = self._held.pop(mission_id, None)
         if job is None:
             raise KeyError(mission_id)
@@ -534,10 +538,9 @@ class StationService:
         if job.airspace is None and self._is_drone(job.vehicle_id):
             try:
                 job = self._book(job)
-            except AirspaceBusy as busy:
+            except AirspaceBusy:  # still held; the operator may try again when it frees (`free_at`)
                 self._held[mission_id] = job
-                free = self.airspace.free_at(busy).isoformat(timespec="seconds")
-                raise PermissionError(f"{Reason.AIRSPACE_BUSY}: the airspace frees at {free}") from None
+                raise
         await self._mission_state(job, "planned")
         self._start(job, resume=False)
 

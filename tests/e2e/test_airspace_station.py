@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from controller.airspace import AirspaceBusy
 from controller.packages import PackageIn
 from controller.simstation import SimStation
 from controller.station import StationConfig
@@ -165,3 +167,55 @@ async def test_four_drones_from_two_pads_lift_off_in_turn_and_cruise_on_their_la
     assert abs(out["north"] - out["south"]) >= SEP_V_M and abs(out["east"] - out["west"]) >= SEP_V_M
     for k in dests:  # its own way home is not on its way out's layer either
         assert abs(out[k] - back[k]) >= SEP_V_M, (out, back)
+
+
+def one_pad(**airspace: Any) -> StationConfig:
+    return StationConfig.model_validate({
+        "name": "one pad", "lat": STATION[0], "lon": STATION[1], "alt_m": 300.0, "tick_s": 1.0,
+        "fleet": [{"id": "d1", "kind": "drone"}, {"id": "d2", "kind": "drone"}],
+        "airspace": {"pad_prep_s": 0, "max_delay_s": 0, **airspace},
+    })  # fmt: skip
+
+
+async def test_a_flight_with_no_slot_soon_enough_waits_as_airspace_busy_with_the_time_it_frees(
+    tmp_path: Path,
+) -> None:
+    async with SimStation(one_pad(), store_url=f"sqlite:///{tmp_path / 's.sqlite3'}", speedup=20) as station:
+        service = station.service
+        assert service is not None
+        batch = [PackageIn(key=k, weight=1.0, dest_lat=at(*v)[0], dest_lon=at(*v)[1])
+                 for k, v in {"a": (0, 1500), "b": (1500, 0)}.items()]  # fmt: skip
+        events = service.bus.subscribe()
+        answers = await service.submit(batch)
+        decided = sorted((d for _, _, d in answers), key=lambda d: d["decision"])
+        assert decided[0]["decision"] == "drone"
+        busy = decided[1]
+        assert (busy["decision"], busy["reason"]) == ("queued", "airspace_busy"), busy
+        assert busy["airspace_free_at"] > datetime.now(UTC)
+        waiting = next(p for p, _, d in answers if d is busy)
+        # It goes by itself once the column is clear: a later pass books it, no earlier than it said.
+        async with asyncio.timeout(30):
+            async for event in events:
+                if event.get("package_id") == waiting.id and event.get("state") == "assigned":
+                    break
+        assert datetime.now(UTC) >= busy["airspace_free_at"] - timedelta(seconds=1)
+
+
+async def test_an_operator_launch_into_a_busy_column_is_refused_and_the_mission_stays_held(
+    tmp_path: Path,
+) -> None:
+    cfg = one_pad().model_copy(update={"launch": "operator"})
+    async with SimStation(cfg, store_url=f"sqlite:///{tmp_path / 's.sqlite3'}", speedup=20) as station:
+        service = station.service
+        assert service is not None
+        batch = [PackageIn(key=k, weight=1.0, dest_lat=at(*v)[0], dest_lon=at(*v)[1])
+                 for k, v in {"a": (0, 1500), "b": (1500, 0)}.items()]  # fmt: skip
+        await service.submit(batch)
+        held = [m.id for m in await service.missions() if m.state == "held"]
+        assert len(held) == 2
+        await service.launch(held[0])
+        with pytest.raises(AirspaceBusy) as refused:
+            await service.launch(held[1])
+        assert refused.value.code == "airspace_busy" and refused.value.free_at_s > service.airspace.now_s()
+        still = {m.id: m.state for m in await service.missions()}
+        assert still[held[1]] == "held"
