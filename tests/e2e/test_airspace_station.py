@@ -27,6 +27,7 @@ from vehicles.mavlink import Drone
 STATION = (33.4400, -112.2560)
 LAYERS = [40.0, 65.0, 90.0, 115.0]
 SEP_H_M, SEP_V_M = 50.0, 15.0  # the loss-of-separation minima
+SPEEDUP = 40  # the built-in simulator keeps up at 40x; its clock (not the wall) times the airspace
 
 
 def at(east_m: float, north_m: float) -> tuple[float, float]:
@@ -94,7 +95,7 @@ async def wait_delivered(station: SimStation, ids: set[str], timeout_s: float) -
 async def test_four_drones_from_two_pads_lift_off_in_turn_and_cruise_on_their_layers(tmp_path: Path) -> None:
     cfg = config()
     pads = {"P1": local(*at(0, 0)), "P2": local(*at(8, 0))}
-    async with SimStation(cfg, store_url=f"sqlite:///{tmp_path / 's.sqlite3'}", speedup=20) as station:
+    async with SimStation(cfg, store_url=f"sqlite:///{tmp_path / 's.sqlite3'}", speedup=SPEEDUP) as station:
         service = station.service
         assert service is not None
         drones = {vid: c.drone for vid, c in service.carriers.items()}  # type: ignore[attr-defined]
