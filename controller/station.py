@@ -112,6 +112,14 @@ class StationConfig(BaseModel):
         description="simulated vehicles whose clocks run this many times faster than the wall clock",
     )
     max_attempts: int = Field(default=2, ge=1, description="vehicle attempts before a package goes to a van")
+    drones_continue_without_controller: bool = Field(
+        default=True,
+        description=(
+            "a drone flying its delivery in AUTO keeps flying it when the controller's heartbeat stops "
+            "(ArduCopter FS_OPTIONS bit 1), so a controller restart or takeover does not turn it back; "
+            "outside AUTO the GCS failsafe (FS_GCS_ENABLE = RTL) still acts (docs/drones.md)"
+        ),
+    )
     api: ApiConfig = Field(default_factory=ApiConfig)
     broker: BrokerConfig | None = None
     airspace: AirspaceConfig = Field(

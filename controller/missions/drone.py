@@ -62,6 +62,13 @@ FENCE_ACTION_RTL = 1  # RTL, or LAND when RTL is impossible
 # BATT_FS_LOW_ACT / BATT_FS_CRT_ACT values (ArduCopter/Copter.h Failsafe_Action)
 FS_LOW_RTL, FS_CRT_LAND = 2, 1
 FS_GCS_RTL = 1  # FS_GCS_ENABLE: RTL
+# FS_OPTIONS bits (ArduCopter/Copter.h `enum class FailsafeOption`; ArduCopter/Parameters.cpp FS_OPTIONS
+# "@Bitmask: ... 1:Continue if in Auto on GCS failsafe ... 4:Continue if in pilot controlled modes on GCS
+# failsafe"): bit 1 is tested in ArduCopter/events.cpp `Copter::failsafe_gcs_on_event`
+# (`flightmode->mode_number() == Mode::Number::AUTO && failsafe_option(FailsafeOption::GCS_CONTINUE_IF_AUTO)`
+# -> "GCS Failsafe - Continuing Auto Mode", FailsafeAction::NONE). ArduCopter's default is bit 4 alone.
+FS_OPT_GCS_CONTINUE_IF_AUTO = 1 << 1
+FS_OPT_DEFAULT = 1 << 4  # GCS_CONTINUE_IF_PILOT_CONTROL: ParametersG2 FS_OPTIONS default
 HOME_RADIUS_M = 15.0  # "landed at the station"
 # NAV_PAYLOAD_PLACE param1 is the maximum descent in metres (AP_Mission.cpp stores it in cm), measured from
 # the *desired* altitude, which runs ahead of the copter (mode_auto.cpp `PayloadPlace::run`, State::Descent):
@@ -100,6 +107,10 @@ class DeliveryPlan:
         None  # payload place's limit; None: cruise altitude + PAYLOAD_PLACE_MARGIN_M
     )
     gcs_timeout_s: float = 5.0  # FS_GCS_TIMEOUT, in the drone's time
+    # FS_OPTIONS bit 1: in AUTO the drone keeps flying its mission when the controller's heartbeat stops (a
+    # controller restart or takeover); FS_GCS_ENABLE (RTL) still acts in every other mode. The station
+    # sets it (StationConfig.drones_continue_without_controller); a plan made by hand keeps the old RTL.
+    continue_without_gcs: bool = False
     # alternate landing sites (lat, lon, alt above home m): uploaded as rally points; RTL flies to the
     # nearest of them or home (RALLY_INCL_HOME 1), or to them only when the station is closed
     rally: list[tuple[float, float, float]] = field(default_factory=list)
@@ -238,8 +249,15 @@ def rally_items(points: list[tuple[float, float, float]]) -> list[MissionItem]:
     ]
 
 
-def safety_params(plan: DeliveryPlan, capacity_mah: float) -> dict[str, float]:
-    """Failsafe parameters: battery thresholds from the plan's reserve, RTL on GCS loss, the fence."""
+def safety_params(
+    plan: DeliveryPlan, capacity_mah: float, fs_options: float | None = None
+) -> dict[str, float]:
+    """Failsafe parameters: battery thresholds from the plan's reserve, RTL on GCS loss (but for a mission
+    in AUTO when the plan says so), the fence. `fs_options`: the drone's FS_OPTIONS, whose other bits are
+    kept (ArduCopter's default when not known)."""
+    options = int(FS_OPT_DEFAULT if fs_options is None else fs_options) & ~FS_OPT_GCS_CONTINUE_IF_AUTO
+    if plan.continue_without_gcs:
+        options |= FS_OPT_GCS_CONTINUE_IF_AUTO
     params: dict[str, float] = {
         "BATT_LOW_MAH": round(capacity_mah * plan.reserve_fraction),
         "BATT_CRT_MAH": round(capacity_mah * plan.reserve_fraction / 2),
@@ -247,6 +265,7 @@ def safety_params(plan: DeliveryPlan, capacity_mah: float) -> dict[str, float]:
         "BATT_FS_CRT_ACT": FS_CRT_LAND,
         "FS_GCS_ENABLE": FS_GCS_RTL,
         "FS_GCS_TIMEOUT": plan.gcs_timeout_s,
+        "FS_OPTIONS": options,
     }
     if plan.rally:
         # AP_Rally::calc_best_rally_or_home_location: with RALLY_INCL_HOME 1 RTL takes the nearer of home
@@ -370,7 +389,8 @@ async def fly_delivery(
             return flight.fail("vehicle_error", "BATT_CAPACITY is not set on the drone: no battery failsafe")
         if plan.fence is not None:
             await drone.params.set("FENCE_ENABLE", 0)  # a half-uploaded fence must not be live
-        await drone.set_params(safety_params(plan, capacity))
+        fs_options = await drone.params.get("FS_OPTIONS")  # its other bits are the operator's: kept
+        await drone.set_params(safety_params(plan, capacity, fs_options))
         if plan.fence is not None and plan.fence.has_areas:
             flight.phase("fence_upload", items=len(plan.fence.to_items()))
             await drone.upload_fence(plan.fence.to_items())
@@ -552,7 +572,7 @@ async def _follow(
                 )
         elif isinstance(ev, StatusText) and ev.text.startswith("Fence breach"):
             flight.set_cause("fence_breach", f"fence breach: {ev.text}")
-        elif isinstance(ev, StatusText) and ev.text.startswith("GCS Failsafe On"):
+        elif isinstance(ev, StatusText) and _gcs_failsafe_acted(ev.text):
             flight.set_cause("link_lost", f"link lost; the drone says {ev.text!r}")
         elif isinstance(ev, ArmedChanged) and not ev.armed:
             if s.lat is None or s.lon is None:
@@ -560,6 +580,15 @@ async def _follow(
             if flight.link_lost:
                 _infer_release(flight, mission)
             return (s.lat, s.lon)
+
+
+def _gcs_failsafe_acted(text: str) -> bool:
+    """The drone's word that its GCS failsafe took it off its mission: ArduCopter's announce_failsafe
+    ("GCS Failsafe", "GCS Failsafe - <what it does>", ArduCopter/events.cpp), but not "GCS Failsafe -
+    Continuing Auto Mode" (FS_OPTIONS bit 1: the mission goes on) nor "GCS Failsafe Cleared"."""
+    if not text.startswith("GCS Failsafe") or text.startswith("GCS Failsafe Cleared"):
+        return False
+    return "Continuing Auto" not in text
 
 
 class _HoldingPoint:

@@ -36,6 +36,7 @@ class DroneCarrier:
         ceiling_m: float | None = None,
         gcs_timeout_s: float = 5.0,
         rally: Sequence[tuple[float, float, float]] = (),
+        continue_without_gcs: bool = False,
     ) -> None:
         self.vehicle_id = vehicle_id
         self.drone = drone
@@ -44,6 +45,8 @@ class DroneCarrier:
         # The station's zones become the drone's own fence, so it stops itself even if we are wrong.
         self.fence = fence_from_zones(zones, ceiling_m) if zones or ceiling_m else None
         self.rally = list(rally)  # the station's alternate landing sites (lat, lon, alt above home)
+        # FS_OPTIONS bit 1: a flight in AUTO goes on through a controller restart or takeover
+        self.continue_without_gcs = continue_without_gcs
         self.airspace: ServiceAirspace | None = None  # set by the service
 
     def snapshot(self) -> VehicleSnapshot:
@@ -79,6 +82,7 @@ class DroneCarrier:
             predicted_energy_wh=job.predicted_energy_wh,
             fence=self.fence,
             gcs_timeout_s=self.gcs_timeout_s,
+            continue_without_gcs=self.continue_without_gcs,
             rally=self.rally,
         )
         air = job.airspace

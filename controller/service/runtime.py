@@ -2,8 +2,10 @@
 
 Used by `lastmile serve` (real vehicles or separately started simulators, as the station file names them)
 and by `controller.simstation` (simulators it starts itself). A vehicle that cannot be reached at start
-is shown offline and the rest of the station runs; robots join when their broker comes up, and drones
-when they answer (`keep_trying`, as `lastmile serve` runs).
+is shown offline and the rest of the station runs; robots join when their broker comes up or when they
+first report, and drones when they answer (`keep_trying`, as `lastmile serve` runs). Start-up never waits
+long for a vehicle that does not answer: a controller restart (or a standby's takeover) must relink the
+drones in the air well within their FS_GCS_TIMEOUT (docs/drones.md, "Controller changes").
 """
 
 from __future__ import annotations
@@ -22,11 +24,16 @@ from controller.station import StationConfig, VehicleConfig
 from vehicles.errors import VehicleError
 from vehicles.mavlink import Drone, DroneDriver
 from vehicles.spec import VehicleKind
-from vehicles.vda5050 import BrokerUnavailable, FleetLink, RobotHandle
+from vehicles.vda5050 import BrokerUnavailable, ConnectionState, FleetLink, RobotHandle
 
 log = logging.getLogger("lastmile.service.runtime")
 
 DRONE_RETRY_S = (5.0, 60.0)  # a drone that did not answer: first wait before trying again, and the longest
+# How long start-up gives robots that are up to report their first state (they say so at once when they
+# connect; the broker hands over their retained `connection` topic with the subscription). A robot that does
+# not report by then is not waited for: it shows offline and joins when its state arrives.
+ROBOT_WAIT_S = 2.0
+_GONE = frozenset({ConnectionState.OFFLINE, ConnectionState.HIBERNATING, ConnectionState.CONNECTION_BROKEN})
 
 
 def drone_timing(speedup: float) -> dict[str, float]:
@@ -48,7 +55,7 @@ async def connect_fleet(
     config: StationConfig,
     stack: contextlib.AsyncExitStack,
     *,
-    robot_wait_s: float = 20.0,
+    robot_wait_s: float = ROBOT_WAIT_S,
     broker_wait_s: float = 10.0,
     keep_trying: bool = False,
     retry_s: tuple[float, float] = DRONE_RETRY_S,
@@ -59,7 +66,9 @@ async def connect_fleet(
     reconnecting, so they join when the broker comes back without a restart of the station. With
     `keep_trying`, a drone that does not answer at start (still powered off, out of radio range) is tried
     again in the background, `retry_s` apart (first, longest), and added to the returned mapping when it
-    answers: a `StationService` given that mapping plans for it from then on.
+    answers: a `StationService` given that mapping plans for it from then on. Robots are waited for at most
+    `robot_wait_s`, and not at all once their `connection` topic says they are gone (offline, hibernating, or
+    their last will): they join the planning whenever their state arrives.
     """
     timing = drone_timing(config.vehicle_speedup)
     heartbeat_period_s, link_timeout_s = timing["heartbeat_period_s"], timing["link_timeout_s"]
@@ -78,6 +87,7 @@ async def connect_fleet(
                 ceiling_m=config.altitude_ceiling_m,
                 gcs_timeout_s=timing["gcs_timeout_s"],
                 rally=[(r.lat, r.lon, r.alt_m) for r in config.airspace.rally],
+                continue_without_gcs=config.drones_continue_without_controller,
             )
 
         async def connect(vehicle: VehicleConfig) -> None:
@@ -119,7 +129,7 @@ async def connect_fleet(
                 battery_wh=vehicle.vehicle_spec().battery_wh,
             )
             carriers[vehicle.id] = RobotCarrier(vehicle.id, handle, config.frame)
-        if link.connected.is_set():  # robots that are up say so within a state interval: wait together
+        if link.connected.is_set():  # robots that are up report at once: give them a moment, together
             await asyncio.gather(*(_available(link.robot(v.url or v.id), robot_wait_s) for v in robots))
     return carriers
 
@@ -154,5 +164,6 @@ async def _retry(
 
 
 async def _available(robot: RobotHandle, timeout_s: float) -> None:
+    """Until the robot is available or says it is gone (its retained `connection`), at most `timeout_s`."""
     with contextlib.suppress(TimeoutError):
-        await robot.wait_until(lambda r: r.available, timeout_s=timeout_s)
+        await robot.wait_until(lambda r: r.available or r.connection in _GONE, timeout_s=timeout_s)
