@@ -61,8 +61,10 @@ class DecisionOut(BaseModel):
     """What the controller means to do with a package.
 
     `decision` is `drone` or `robot` (with `vehicle_id` and `eta`), `queued` (waiting for a vehicle, with the
-    planned `mode` and `eta` when known, or a `reason` such as "fleet grounded: ..."), `van` (with reason
-    codes and, per vehicle kind, hints of what would have made it eligible), or the package's final state.
+    planned `mode` and `eta` when known, or a `reason` such as "fleet grounded: ..." or `airspace_busy`, the
+    drone's flight finding no launch slot in the station's airspace yet, with `airspace_free_at`), `van`
+    (with reason codes and, per vehicle kind, hints of what would have made it eligible), or the package's
+    final state.
     """
 
     decision: str
@@ -70,6 +72,7 @@ class DecisionOut(BaseModel):
     vehicle_id: str | None = None
     eta: datetime | None = None
     reason: str | None = None
+    airspace_free_at: datetime | None = None
     reasons: list[str] = Field(default_factory=list)
     hints: dict[str, dict[str, str]] = Field(default_factory=dict)
 
@@ -158,6 +161,7 @@ def decision_fields(raw: dict[str, Any]) -> dict[str, Any]:
         "vehicle_id": raw.get("vehicle_id"),
         "eta": raw.get("eta"),
         "reason": raw.get("reason"),
+        "airspace_free_at": raw.get("airspace_free_at"),
         "reasons": list(raw.get("reasons") or []),
         "hints": _hints(raw.get("detail") or {}),
     }
