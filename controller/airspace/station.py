@@ -54,7 +54,7 @@ __all__ = ["AirspacePlan", "AirspaceStats", "HoldInstruction", "StationAirspace"
 LatLon = tuple[float, float]
 _AT_STATION_M = 1.0  # a route's first point this close to the station's centre or a pad is the station
 _DEPARTURE = ("departure", "climb-out", "cruise out")  # a take-off: up to its first cruise volume
-_PADS_PER_ROUND = 3  # pads tried at one launch time when the landing sequence refuses the first (cost)
+_PADS_PER_ROUND = 3  # columns tried at one launch time when the landing sequence refuses the first (cost)
 
 
 @dataclass(frozen=True)
@@ -387,8 +387,8 @@ class StationAirspace:
         self._columns_or_busy(flight_id, make, pads, now_s, latest_s)
         earliest = now_s
         while earliest <= latest_s + 1e-6:
-            # The first fit over all pads; when the sequence refuses it, a few other pads (other columns)
-            # are tried before that pad's next chance, and the earliest launch the sequence admits wins.
+            # The first fit over all pads; when the sequence refuses it, pads of a few other columns are
+            # tried before that column's next chance, and the earliest launch the sequence admits wins.
             left, retry = list(pads), math.inf
             bound = latest_s
             for _ in range(_PADS_PER_ROUND):
@@ -405,7 +405,8 @@ class StationAirspace:
                     return fit, landing
                 retry = min(retry, max(again, fit.intent.t_launch_s + self.config.step_s))
                 bound = min(latest_s, retry - 1e-3)
-                left = [p for p in left if p.name != fit.slot.pad.name]
+                column = self._column[fit.slot.pad.name]  # the sequence is per column: skip the whole column
+                left = [p for p in left if self._column[p.name] != column]
             earliest = retry
         raise AirspaceBusy(earliest, [], flight_id=flight_id)
 
