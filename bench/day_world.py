@@ -42,12 +42,12 @@ HOLD = (9.5 * 3600.0, 10.25 * 3600.0)
 # Van dispatch waves (s after 07:00): 08:00, then every 90 min until 20:00, then 21:00 and 22:00.
 WAVES = tuple(3600.0 * h for h in (1.0, 2.5, 4.0, 5.5, 7.0, 8.5, 10.0, 11.5, 13.0, 14.0, 15.0))
 VAN_ROUTE_MAX_S = 4 * 3600.0
-# The station's pads: `PADS_PER_20_DRONES` for every 20 drones (6 for 20, 30 for 100), on a square grid
+# The station's pads: `PADS_PER_20_DRONES` for every 20 drones (8 for 20, 40 for 100), on a square grid
 # `PAD_SPACING_M` apart around the station's centre. More than two pad radii (64 m) apart, each pad is a
 # column of air of its own: drones take off from and land on neighbouring pads at once. (Pads a few metres
 # apart would be one column, taken in turn: `python bench/day_capacity.py --layout row8` measures 21 flights
 # an hour for four such pads, against 50 for four pads 70 m apart.)
-PADS_PER_20_DRONES, PAD_SPACING_M = 6, 80.0
+PADS_PER_20_DRONES, PAD_SPACING_M = 8, 80.0
 # Climbs and descents over the pads in 5 m slices: a landing drone can then wait 25 m above the one on the
 # pad instead of 60 m; more volumes per flight, the columns free sooner.
 VERTICAL_SLICE_M = 5.0
