@@ -10,8 +10,12 @@
 - GCS: ArduCopter/events.cpp failsafe_gcs_check: only once a heartbeat from MAV_GCS_SYSID (SYSID_MYGCS
   before 4.7) has been seen; no such heartbeat for FS_GCS_TIMEOUT seconds triggers FS_GCS_ENABLE's action;
   a heartbeat clears it.
-- FS_OPTIONS (failsafe_gcs_on_event, handle_battery_failsafe): 2 = continue AUTO on GCS loss,
-  8 = continue a landing, 32 = release the gripper on a failsafe action.
+- FS_OPTIONS (ArduCopter/Parameters.cpp ParametersG2 "FS_OPTIONS", default 16 =
+  GCS_CONTINUE_IF_PILOT_CONTROL; bits from ArduCopter/Copter.h `enum class FailsafeOption`), as
+  failsafe_gcs_on_event and handle_battery_failsafe test them: 2 = continue AUTO on GCS loss, 8 = continue
+  a landing, 16 = continue a pilot-controlled mode (not `Mode::is_autopilot()`) on GCS loss, 32 = release
+  the gripper on a failsafe action. The RC bits (1, 4) are stored only: there is no RC here.
+- Texts: Copter::announce_failsafe, "<type> Failsafe" or "<type> Failsafe - <action>" (WARNING).
 """
 
 from __future__ import annotations
@@ -44,7 +48,13 @@ FENCE_MODES = {1: (Mode.RTL, Mode.LAND), 2: (Mode.LAND,), 3: (Mode.SMART_RTL, Mo
                4: (Mode.BRAKE, Mode.LAND), 5: (Mode.SMART_RTL, Mode.LAND)}  # fmt: skip
 BATT_NONE, BATT_LOW, BATT_CRITICAL = 0, 1, 2
 # FS_OPTIONS bits (ArduCopter/Copter.h enum class FailsafeOption)
-GCS_CONTINUE_IF_AUTO, CONTINUE_IF_LANDING, RELEASE_GRIPPER = 1 << 1, 1 << 3, 1 << 5
+GCS_CONTINUE_IF_AUTO, CONTINUE_IF_LANDING, GCS_CONTINUE_IF_PILOT_CONTROL, RELEASE_GRIPPER = (
+    1 << 1, 1 << 3, 1 << 4, 1 << 5
+)  # fmt: skip
+# Modes whose `is_autopilot()` is true in ArduCopter/mode.h (ModeAuto, ModeGuided, ModeLand, ModeRTL and
+# ModeSmartRTL, which derives from it); the others this simulator flies (STABILIZE, ALT_HOLD, LOITER,
+# POSHOLD, BRAKE) keep Mode's default false: "pilot controlled" for FS_OPTIONS bit 4.
+AUTOPILOT_MODES = frozenset({Mode.AUTO, Mode.GUIDED, Mode.LAND, Mode.RTL, Mode.SMART_RTL})
 
 
 class Failsafes:
@@ -129,7 +139,8 @@ class Failsafes:
         return v.landed
 
     def _announce(self, kind: str, action: str | None = None) -> None:
-        text = f"{kind} Failsafe On: {action}" if action else f"{kind} Failsafe On"
+        """Copter::announce_failsafe (ArduCopter/events.cpp): "%s Failsafe - %s" or "%s Failsafe"."""
+        text = f"{kind} Failsafe - {action}" if action else f"{kind} Failsafe"
         self.v.send_text(text, mavlink.MAV_SEVERITY_WARNING)
 
     # ---- battery -------------------------------------------------------------------------------
@@ -200,6 +211,7 @@ class Failsafes:
             return
         if self._is_landing() and self._option(CONTINUE_IF_LANDING) and action != NONE:
             self._announce("Battery", "Continuing Landing")
+            self.do_action(LAND, "battery")  # desired_action = FailsafeAction::LAND
             return
         self._announce("Battery")
         self.do_action(action, "battery")
@@ -224,6 +236,13 @@ class Failsafes:
 
     # ---- GCS -----------------------------------------------------------------------------------
     def _gcs_check(self) -> None:
+        """Copter::failsafe_gcs_check then failsafe_gcs_on_event (ArduCopter/events.cpp), in its order:
+        disarmed -> "GCS Failsafe" and nothing else; on the ground (should_disarm_on_failsafe, AUTO only
+        before the mission took off) -> disarm; landing with a battery failsafe, or with FS_OPTIONS 8 ->
+        go on landing; in AUTO with FS_OPTIONS 2 -> "GCS Failsafe - Continuing Auto Mode" and the mission
+        goes on (FailsafeAction::NONE); in a mode that is not `is_autopilot()` with FS_OPTIONS 16 ->
+        "Continuing Pilot Control"; else FS_GCS_ENABLE's action (GUIDED, LOITER, RTL, LAND, ... and AUTO
+        without bit 2 return). The failsafe stays on (no second action) until a heartbeat clears it."""
         v = self.v
         enable = int(v.params["FS_GCS_ENABLE"])
         if enable == 0 or self.gcs_last_seen is None:
@@ -243,15 +262,20 @@ class Failsafes:
                 return
             if self._is_landing() and self.battery_level and self.battery_level >= BATT_LOW:
                 self._announce("GCS + Battery", "Continuing Landing")
+                self.do_action(LAND, "gcs")  # desired_action = FailsafeAction::LAND
                 return
             if self._is_landing() and self._option(CONTINUE_IF_LANDING):
                 self._announce("GCS", "Continuing Landing")
+                self.do_action(LAND, "gcs")
                 return
             if v.mode_number == Mode.AUTO and self._option(GCS_CONTINUE_IF_AUTO):
-                self._announce("GCS", "Continuing Auto")
+                self._announce("GCS", "Continuing Auto Mode")
+                return
+            if self._option(GCS_CONTINUE_IF_PILOT_CONTROL) and v.mode_number not in AUTOPILOT_MODES:
+                self._announce("GCS", "Continuing Pilot Control")
                 return
             self._announce("GCS")
-            self.do_action(GCS_ACTIONS.get(enable, LAND), "gcs")
+            self.do_action(GCS_ACTIONS.get(enable, RTL), "gcs")  # "an invalid parameter value ... RTL"
 
     def step(self, dt: float) -> None:
         if self.v.armed:

@@ -86,7 +86,8 @@ DEFAULTS: dict[str, ParamDef] = {
     "DISARM_DELAY": ParamDef(10, INT8),
     "FS_GCS_ENABLE": ParamDef(0, INT8),
     "FS_GCS_TIMEOUT": ParamDef(5, REAL32),
-    "FS_OPTIONS": ParamDef(0, INT32),
+    # ParametersG2 FS_OPTIONS: default (float)Copter::FailsafeOption::GCS_CONTINUE_IF_PILOT_CONTROL (16)
+    "FS_OPTIONS": ParamDef(16, INT32),
     "RTL_ALT": ParamDef(1500, INT32),  # cm
     "RTL_ALT_FINAL": ParamDef(0, INT32),  # cm; 0 = land
     "RTL_LOIT_TIME": ParamDef(5000, INT32),  # ms

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import pytest
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
 from sitl.copter import SimCopter, SimCopterFleet, geo
@@ -132,7 +133,7 @@ async def test_gcs_link_loss_triggers_rtl_counting_only_our_gcs(copter_fleet: Si
         assert (
             4.4 <= copter.time_s - t_cut <= 6.0
         )  # FS_GCS_TIMEOUT 5 s after the last heartbeat (sent <= 0.4 s earlier)
-        assert "GCS Failsafe On" in copter.statustexts
+        assert "GCS Failsafe" in copter.statustexts  # Copter::announce_failsafe, no action named
         await copter.wait_for(lambda c: not c.armed, timeout=60)
         assert geo.distance_m(copter.lat, copter.lon, *HOME) < 2.0
     finally:
@@ -161,28 +162,171 @@ async def test_arming_in_auto_is_refused(copter_fleet: SimCopterFleet, copter_cl
     assert text.text == "Arm: Mode requires mission"  # AP_Arming::mission_checks
 
 
-async def test_gcs_loss_in_auto_continues_the_mission_with_fs_options_2():
-    params = {"FS_GCS_ENABLE": 1, "FS_OPTIONS": 2}
-    async with SimCopterFleet(1, base_port=0, speedup=20, params=params, boot_s=0) as fleet:
+# ---- FS_OPTIONS on GCS loss (ArduCopter/events.cpp Copter::failsafe_gcs_on_event) -------------------------
+FS_CONTINUE_AUTO, FS_CONTINUE_PILOT = (
+    2,
+    16,
+)  # FailsafeOption::GCS_CONTINUE_IF_AUTO, GCS_CONTINUE_IF_PILOT_CONTROL
+
+
+class Gcs:
+    """The controller: heartbeats (sysid 255) until `cut()`, and a watcher on another sysid that stays."""
+
+    def __init__(self, fleet: SimCopterFleet) -> None:
+        self.fleet = fleet
+
+    async def __aenter__(self) -> Gcs:
+        port = self.fleet.tcp_ports[0]
+        self.client = await CopterClient.connect(port)
+        self.watch = await CopterClient.connect(port, sysid=200)  # not MAV_GCS_SYSID: never counts
+        self._beat = asyncio.create_task(self._beats())
+        await self.client.expect("HEARTBEAT", timeout=5)
+        return self
+
+    async def _beats(self) -> None:
+        while True:
+            self.client.heartbeat()
+            await asyncio.sleep(0.01)  # FS_GCS_TIMEOUT 5 s is 125 ms at x40: beat far faster
+
+    async def cut(self) -> float:
+        """The controller goes away for good (a restart, a crash); returns the copter's time."""
+        self._beat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._beat
+        await self.client.close()
+        return self.fleet.vehicles[0].time_s
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._beat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._beat
+        await self.client.close()
+        await self.watch.close()
+
+
+def _delivery_mission() -> list[mavlink.MAVLink_mission_item_int_message]:
+    """Take off, three waypoints 300 m apart, land at the last (a delivery's shape)."""
+    wps = [geo.offset(*HOME, 300, 0), geo.offset(*HOME, 600, 0), geo.offset(*HOME, 600, 300)]
+    return [
+        item(M.MAV_CMD_NAV_WAYPOINT, *HOME, 0),
+        item(M.MAV_CMD_NAV_TAKEOFF, 0, 0, 20),
+        *(item(M.MAV_CMD_NAV_WAYPOINT, *wp, 20) for wp in wps),
+        item(M.MAV_CMD_NAV_LAND, *wps[-1], 0),
+    ]
+
+
+async def _fly_auto(gcs: Gcs, copter: SimCopter) -> None:
+    mission = _delivery_mission()
+    assert await upload(gcs.client, mission) == M.MAV_MISSION_ACCEPTED
+    assert await gcs.client.command(M.MAV_CMD_DO_SET_MODE, 1, GUIDED) == M.MAV_RESULT_ACCEPTED
+    assert await gcs.client.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1) == M.MAV_RESULT_ACCEPTED
+    assert await gcs.client.command(M.MAV_CMD_MISSION_START) == M.MAV_RESULT_ACCEPTED
+    await copter.wait_for(lambda c: c.mode == "AUTO" and c.alt_m > 15, timeout=20)
+
+
+async def test_gcs_loss_in_auto_with_fs_options_bit_1_keeps_flying_the_mission():
+    """FS_OPTIONS 2: "GCS Failsafe - Continuing Auto Mode" and FailsafeAction::NONE; the mission items keep
+    being reached (MISSION_ITEM_REACHED) and the copter lands where the mission says, never leaving AUTO."""
+    params = {"FS_GCS_ENABLE": 1, "FS_OPTIONS": FS_CONTINUE_AUTO}
+    async with SimCopterFleet(1, base_port=0, speedup=40, params=params, boot_s=0) as fleet:
         copter = fleet.vehicles[0]
-        gcs = await CopterClient.connect(fleet.tcp_ports[0])
-        dest = geo.offset(*HOME, 500, 0)
-        mission = [
-            item(M.MAV_CMD_NAV_WAYPOINT, *HOME, 0),
-            item(M.MAV_CMD_NAV_TAKEOFF, 0, 0, 20),
-            item(M.MAV_CMD_NAV_WAYPOINT, *dest, 20),
-            item(M.MAV_CMD_NAV_LAND, *dest, 0),
-        ]
-        assert await upload(gcs, mission) == M.MAV_MISSION_ACCEPTED
-        gcs.heartbeat()  # the GCS has been seen: the failsafe is armed from now on
-        assert await gcs.command(M.MAV_CMD_DO_SET_MODE, 1, GUIDED) == M.MAV_RESULT_ACCEPTED
-        assert await gcs.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1) == M.MAV_RESULT_ACCEPTED
-        assert await gcs.command(M.MAV_CMD_MISSION_START) == M.MAV_RESULT_ACCEPTED
-        await gcs.close()  # and never heard from again
-        await copter.wait_for(lambda c: "GCS Failsafe On: Continuing Auto" in c.statustexts, timeout=10)
-        assert copter.mode == "AUTO"
-        await copter.wait_for(lambda c: not c.armed, timeout=60)
-        assert geo.distance_m(copter.lat, copter.lon, *dest) < 1.0  # delivered where planned
+        async with Gcs(fleet) as gcs:
+            await _fly_auto(gcs, copter)
+            since = gcs.watch.mark()
+            t_cut = await gcs.cut()  # the controller is gone, and stays gone
+            text = await gcs.watch.expect(
+                "STATUSTEXT", lambda m: m.text.startswith("GCS Failsafe"), since=since, timeout=10
+            )
+            assert text.text == "GCS Failsafe - Continuing Auto Mode"  # Copter::announce_failsafe
+            assert text.severity == M.MAV_SEVERITY_WARNING
+            assert 4.4 <= copter.time_s - t_cut <= 6.5  # FS_GCS_TIMEOUT (5 s) after the last heartbeat
+            after = gcs.watch.mark()
+            await copter.wait_for(lambda c: not c.armed, timeout=60)
+            reached = [m.seq for m in gcs.watch.log[after:] if m.get_type() == "MISSION_ITEM_REACHED"]
+            assert {3, 4} <= set(reached) and reached[-1] == 4  # waypoints after the failsafe, to the last
+            modes = {m.custom_mode for m in gcs.watch.log[since:] if m.get_type() == "HEARTBEAT"}
+            assert modes == {3}  # AUTO throughout
+            assert copter.failsafes.gcs  # still on: nobody heartbeats; no action was taken
+            assert geo.distance_m(copter.lat, copter.lon, *geo.offset(*HOME, 600, 300)) < 1.0
+
+
+async def test_gcs_loss_in_auto_without_bit_1_returns_to_launch():
+    """ArduCopter's default FS_OPTIONS (16, pilot-controlled modes only): AUTO is an autopilot mode, so
+    FS_GCS_ENABLE 1 takes the copter home (RTL) and the rest of the mission is never flown."""
+    async with SimCopterFleet(1, base_port=0, speedup=40, params={"FS_GCS_ENABLE": 1}, boot_s=0) as fleet:
+        copter = fleet.vehicles[0]
+        assert copter.params["FS_OPTIONS"] == FS_CONTINUE_PILOT
+        async with Gcs(fleet) as gcs:
+            await _fly_auto(gcs, copter)
+            since = gcs.watch.mark()
+            await gcs.cut()
+            said = await gcs.watch.expect(
+                "STATUSTEXT", lambda m: m.text.startswith("GCS Failsafe"), since=since, timeout=10
+            )
+            assert said.text == "GCS Failsafe"  # no action named: the mode change says it
+            await copter.wait_for(lambda c: c.mode == "RTL", timeout=5)
+            await copter.wait_for(lambda c: not c.armed, timeout=60)
+            reached = [m.seq for m in gcs.watch.log[since:] if m.get_type() == "MISSION_ITEM_REACHED"]
+            assert 5 not in reached and geo.distance_m(copter.lat, copter.lon, *HOME) < 2.0
+
+
+@pytest.mark.parametrize(
+    ("mode", "fs_options", "after", "text"),
+    [
+        ("GUIDED", FS_CONTINUE_AUTO, "RTL", "GCS Failsafe"),  # bit 1 is for AUTO only
+        ("LOITER", FS_CONTINUE_AUTO, "RTL", "GCS Failsafe"),
+        ("LOITER", FS_CONTINUE_AUTO | FS_CONTINUE_PILOT, "LOITER", "GCS Failsafe - Continuing Pilot Control"),
+        (
+            "GUIDED",
+            FS_CONTINUE_AUTO | FS_CONTINUE_PILOT,
+            "RTL",
+            "GCS Failsafe",
+        ),  # GUIDED is an autopilot mode
+    ],
+)
+async def test_gcs_loss_outside_auto_still_acts(mode: str, fs_options: int, after: str, text: str):
+    params = {"FS_GCS_ENABLE": 1, "FS_OPTIONS": fs_options}
+    async with SimCopterFleet(1, base_port=0, speedup=40, params=params, boot_s=0) as fleet:
+        copter = fleet.vehicles[0]
+        async with Gcs(fleet) as gcs:
+            await take_off(gcs.client, copter, alt=20)
+            if mode == "LOITER":
+                assert await gcs.client.command(M.MAV_CMD_DO_SET_MODE, 1, 5) == M.MAV_RESULT_ACCEPTED
+            since = gcs.watch.mark()
+            await gcs.cut()
+            said = await gcs.watch.expect(
+                "STATUSTEXT", lambda m: m.text.startswith("GCS Failsafe"), since=since, timeout=10
+            )
+            assert said.text == text
+            await copter.wait_for(lambda c: c.mode == after, timeout=5)
+            await asyncio.sleep(0.1)  # 4 s of the copter's time: no second action
+            assert copter.mode == after and copter.armed
+
+
+async def test_gcs_loss_on_the_ground_disarms_and_disarmed_only_says_so():
+    """Armed on the ground (should_disarm_on_failsafe): "GCS Failsafe - Disarming", whatever FS_OPTIONS;
+    disarmed: "GCS Failsafe" and nothing else (failsafe_gcs_on_event, `!motors->armed()`)."""
+    params = {"FS_GCS_ENABLE": 1, "FS_OPTIONS": FS_CONTINUE_AUTO | FS_CONTINUE_PILOT}
+    async with SimCopterFleet(1, base_port=0, speedup=40, params=params, boot_s=0) as fleet:
+        copter = fleet.vehicles[0]
+        async with Gcs(fleet) as gcs:
+            assert await gcs.client.command(M.MAV_CMD_DO_SET_MODE, 1, GUIDED) == M.MAV_RESULT_ACCEPTED
+            assert await gcs.client.command(M.MAV_CMD_COMPONENT_ARM_DISARM, 1) == M.MAV_RESULT_ACCEPTED
+            since = gcs.watch.mark()
+            await gcs.cut()  # before DISARM_DELAY (10 s) could disarm it
+            said = await gcs.watch.expect(
+                "STATUSTEXT", lambda m: m.text.startswith("GCS Failsafe"), since=since, timeout=10
+            )
+            assert said.text == "GCS Failsafe - Disarming" and not copter.armed
+    async with SimCopterFleet(1, base_port=0, speedup=40, params=params, boot_s=0) as fleet:
+        copter = fleet.vehicles[0]
+        async with Gcs(fleet) as gcs:
+            since = gcs.watch.mark()
+            await gcs.cut()
+            said = await gcs.watch.expect(
+                "STATUSTEXT", lambda m: m.text.startswith("GCS Failsafe"), since=since, timeout=10
+            )
+            assert said.text == "GCS Failsafe" and copter.mode == "STABILIZE" and not copter.armed
 
 
 async def test_rtl_takes_the_nearer_of_home_and_a_rally_point_within_rally_limit_km(
