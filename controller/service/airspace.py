@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from controller.airspace import AirspaceBusy, AirspacePlan, StationAirspace
+from controller.errors import InputError
 from controller.station import StationConfig
 from vehicles.spec import VehicleSpec
 
@@ -185,15 +186,20 @@ class FlightControl:
         self, airspace: ServiceAirspace, flight_id: str, publish: Callable[[dict[str, Any]], None]
     ) -> None:
         self.airspace, self.flight_id, self.publish = airspace, flight_id, publish
+        self._fallback_pad = airspace.station.flight(flight_id).landing_pad  # if the booking is lost
         self._reported_s = -float("inf")
         self._told: tuple[bool, float] | None = None  # (cleared, until) last published
+        self._failed = False
 
     async def wait_launch(self) -> None:
         """Return at the booked lift-off time (at once if it has passed)."""
         air = self.airspace
         told = None
         while True:
-            plan = air.station.flight(self.flight_id)  # may move later if it gave way to a late drone
+            try:  # the booking may move later if it gave way to a late drone
+                plan = air.station.flight(self.flight_id)
+            except InputError:  # no longer booked (finished by another path): nothing to wait for
+                return
             wait = plan.launch_at_s - air.now_s()
             if wait <= 0:
                 return
@@ -208,18 +214,24 @@ class FlightControl:
         """Report the drone's position; the pad to land on once it may leave its holding point, else None.
 
         `holding`: the drone is at its holding point now (reported every time then; else at most every
-        `PROGRESS_EVERY_S`).
+        `PROGRESS_EVERY_S`). Never raises: if the book fails, the drone lands on its booked pad rather than
+        waiting for a clearance that cannot come.
         """
+        try:
+            return self._cleared(lat, lon, alt_m, holding=holding)
+        except Exception:
+            if not self._failed:  # once per flight: it is polled several times a second
+                log.exception("airspace lost flight %s; clearing it to its booked pad", self.flight_id)
+            self._failed = True
+            return self._fallback_pad
+
+    def _cleared(self, lat: float, lon: float, alt_m: float, *, holding: bool) -> str | None:
         air = self.airspace
         now = air.now_s()
         plan = air.station.flight(self.flight_id)
         if holding or now - self._reported_s >= PROGRESS_EVERY_S:
             self._reported_s = now
-            try:
-                air.station.on_progress(self.flight_id, lat, lon, alt_m, now)
-            except Exception:  # the book must never keep a drone from coming home: it lands as planned
-                log.exception("airspace progress of %s failed; letting it land", self.flight_id)
-                return plan.landing_pad
+            air.station.on_progress(self.flight_id, lat, lon, alt_m, now)
             plan = air.station.flight(self.flight_id)
         cleared = plan.landing_booked and (plan.hold_until_s is None or now >= plan.hold_until_s)
         until = plan.hold_until_s if plan.hold_until_s is not None else -1.0

@@ -9,6 +9,7 @@ and west, so two pairs of routes are head-on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import math
 from datetime import UTC, datetime, timedelta
@@ -81,8 +82,8 @@ class Tracks:
 async def wait_delivered(station: SimStation, ids: set[str], timeout_s: float) -> None:
     assert station.service is not None
     pending = set(ids)
-    async with asyncio.timeout(timeout_s):
-        async for event in station.service.bus.subscribe():
+    async with asyncio.timeout(timeout_s), contextlib.aclosing(station.service.bus.subscribe()) as events:
+        async for event in events:
             if event.get("type") == "package" and event.get("package_id") in pending:
                 assert event["state"] not in ("failed", "van"), event
                 if event["state"] == "delivered":
@@ -181,12 +182,15 @@ def one_pad(**airspace: Any) -> StationConfig:
 async def test_a_flight_with_no_slot_soon_enough_waits_as_airspace_busy_with_the_time_it_frees(
     tmp_path: Path,
 ) -> None:
-    async with SimStation(one_pad(), store_url=f"sqlite:///{tmp_path / 's.sqlite3'}", speedup=20) as station:
+    async with (
+        SimStation(one_pad(), store_url=f"sqlite:///{tmp_path / 's.sqlite3'}", speedup=20) as station,
+        contextlib.AsyncExitStack() as stack,
+    ):
         service = station.service
         assert service is not None
         batch = [PackageIn(key=k, weight=1.0, dest_lat=at(*v)[0], dest_lon=at(*v)[1])
                  for k, v in {"a": (0, 1500), "b": (1500, 0)}.items()]  # fmt: skip
-        events = service.bus.subscribe()
+        events = await stack.enter_async_context(contextlib.aclosing(service.bus.subscribe()))
         answers = await service.submit(batch)
         decided = sorted((d for _, _, d in answers), key=lambda d: d["decision"])
         assert decided[0]["decision"] == "drone"
