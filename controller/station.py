@@ -70,6 +70,18 @@ class ApiConfig(BaseModel):
         default_factory=dict, description="token -> role; empty means no API access"
     )
     webhook_url: str | None = Field(default=None, description="receives van-fallback packages")
+    header_timeout_s: float = Field(
+        default=5.0,
+        gt=0.0,
+        le=300.0,
+        description="a request's line and headers must arrive within this many seconds (docs/api.md)",
+    )
+    body_timeout_s: float = Field(
+        default=10.0,
+        gt=0.0,
+        le=3600.0,
+        description="a request's body must arrive within this many seconds of its headers (docs/api.md)",
+    )
 
 
 class BrokerConfig(BaseModel):

@@ -1,4 +1,8 @@
-"""The HTTP API of one station: `create_app(service)` gives the FastAPI app (OpenAPI at /docs, /openapi.json).
+"""The HTTP API of one station: `create_app(service)` gives the FastAPI app.
+
+Its OpenAPI document is `GET /openapi.json`, for any valid token (it names the station and the whole API);
+`/docs` is a page of the station's own (no CDN) that reads it with the token the user gives. Every answer
+carries the security headers and every body passes the guards of `controller.api.hardening`.
 
 The app does not own the `StationService`: whoever runs the station starts it, builds the app over it, and
 serves the app (see `controller.api.server`). The app owns only what exists for the API: the van webhook,
@@ -12,12 +16,15 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from controller.api import routes_airspace, routes_fleet, routes_packages, routes_report, routes_vans, ws
+from controller.api.auth import require
 from controller.api.errors import install_error_handlers
+from controller.api.hardening import BodyGuard, SecurityHeaders
 from controller.api.schemas import PackageBatch
 from controller.packages import (
     KG_PER_LB,
@@ -75,10 +82,17 @@ def create_app(service: StationService, *, webhook: bool = True) -> FastAPI:
         version=API_VERSION,
         description=_DESCRIPTION,
         lifespan=lifespan,
+        # FastAPI's own pages are open to anyone and load Swagger UI from a CDN: ours are below and in
+        # `controller.web` (the /docs page).
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
     app.state.webhook = None
     install_error_handlers(app)
+    app.add_middleware(BodyGuard)
+    app.add_middleware(SecurityHeaders)  # added last, so outermost: the guard's answers carry the headers too
     for module in (routes_packages, routes_vans, routes_fleet, routes_airspace, ws, routes_report):
         app.include_router(module.router)
 
@@ -90,6 +104,11 @@ def create_app(service: StationService, *, webhook: bool = True) -> FastAPI:
             grounded=service.grounded is not None,
             last_event=service.bus.last_seq,
         )
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require("packages:read"))])
+    async def openapi() -> JSONResponse:
+        """The OpenAPI document, for every valid token (each role may read packages)."""
+        return JSONResponse(app.openapi())
 
     from controller.web import mount_console  # here: controller.web builds on controller.api
 

@@ -37,7 +37,7 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
     "viewer": frozenset({"packages:read", "vans:read", "fleet:read"}),
 }
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
-# Declares the scheme in OpenAPI (so /docs has an "Authorize" button); the checks are ours, below.
+# Declares the scheme in OpenAPI (for generated clients and the /docs page); the checks are ours, below.
 _scheme = HTTPBearer(auto_error=False, description="a token from the station file's [api.tokens]")
 
 

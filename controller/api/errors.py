@@ -26,7 +26,16 @@ log = logging.getLogger("lastmile.api")
 __all__ = ["ApiError", "error_body", "error_response", "install_error_handlers", "problem"]
 
 _LOC_ROOTS = {"body", "query", "path", "header"}
-_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "bad_method"}
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "bad_method",
+    408: "timeout",
+    413: "too_large",
+    422: "invalid",
+}
 
 
 class ApiError(Exception):
@@ -40,6 +49,7 @@ class ApiError(Exception):
         field: str | None = None,
         code: str | None = None,
         headers: dict[str, str] | None = None,
+        row: int | None = None,
     ) -> None:
         super().__init__(reason)
         self.status = status
@@ -47,6 +57,7 @@ class ApiError(Exception):
         self.field = field
         self.code = code or _CODES.get(status, "error")
         self.headers = headers
+        self.row = row
 
 
 def problem(reason: str, *, field: str | None = None, code: str = "invalid", row: int | None = None) -> dict:
@@ -79,7 +90,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, [problem(exc.reason, field=exc.field, code=exc.code)], exc.headers)
+        problems = [problem(exc.reason, field=exc.field, code=exc.code, row=exc.row)]
+        return error_response(exc.status, problems, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -7,7 +7,9 @@ This ASGI wrapper, which `serve` puts around the whole app, takes that one metho
 the route does, with the same parts: the same permission check (`authorize`), the same handler
 (`answer_submission`), the same error shape. The FastAPI route stays in the app, so OpenAPI documents it
 and an app served without the wrapper answers the same (a test holds the two to that). Every other request
-goes to FastAPI untouched. JSON goes through orjson here, the body's and the answer's.
+goes to FastAPI untouched. JSON goes through orjson here, the body's and the answer's. The body gets the
+same guards as in the app (`controller.api.hardening`: size, JSON nesting), and the answer the same security
+headers.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from controller.api.auth import authorize, bearer
 from controller.api.errors import ApiError, error_body, problem
+from controller.api.hardening import MAX_BODY_BYTES, SECURITY_HEADERS, error_message, parse_json, read_body
 from controller.api.routes_packages import answer_submission, router
 
 if TYPE_CHECKING:
@@ -30,7 +33,6 @@ __all__ = ["MAX_BODY_BYTES", "SubmitFastPath"]
 log = logging.getLogger("lastmile.api")
 
 PATH = f"{router.prefix}/packages"  # the route it answers for, so the two cannot drift apart
-MAX_BODY_BYTES = 32 * 1024 * 1024  # a batch of 10,000 packages with long notes stays far below this
 
 
 class SubmitFastPath:
@@ -44,13 +46,11 @@ class SubmitFastPath:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != PATH:
             await self.app(scope, receive, send)
             return
-        headers: dict[str, str] = {}
+        headers: list[tuple[bytes, bytes]] = []
         try:
             status, body = await self._answer(scope, receive)
         except ApiError as exc:
-            status = exc.status
-            body = orjson.dumps(error_body([problem(exc.reason, field=exc.field, code=exc.code)]))
-            headers = exc.headers or {}
+            status, body, headers = error_message(exc)
         except Exception:  # a bug: logged, answered like every other 500 of the API
             log.exception("unhandled error on POST %s", PATH)
             status = 500
@@ -60,7 +60,8 @@ class SubmitFastPath:
         raw_headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
-            *((k.lower().encode(), v.encode()) for k, v in headers.items()),
+            *headers,
+            *SECURITY_HEADERS,
         ]
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": body})
@@ -73,22 +74,6 @@ class SubmitFastPath:
                 break
         # Permission first: an unknown caller's body is never read, let alone parsed.
         authorize(bearer(authorization), self.service.config.api.tokens, "packages:write")
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ApiError(400, "the client went away before sending the whole body", field="(body)")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise ApiError(
-                    413,
-                    f"the body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB; send smaller batches",
-                    field="(body)",
-                    code="too_large",
-                )
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return await answer_submission(self.service, b"".join(chunks))
+        raw = await read_body(receive, MAX_BODY_BYTES)
+        parse_json(raw)  # refuses what no validator should see (too deep); parsed again by the handler
+        return await answer_submission(self.service, raw)

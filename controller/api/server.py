@@ -5,6 +5,11 @@
   the tests and the benchmark talk to it over real HTTP, like any client.
 - `python -m controller.api.server --station STATION.toml --store URL --port N`: a standalone server,
   used by `bench/api.py` to keep the load generator out of the server's process.
+
+Slow clients cannot hold the server (`GuardedHttp`): a request's line and headers must arrive within
+`[api] header_timeout_s` of its first byte (and a new connection must start one within that time), its body
+within `[api] body_timeout_s` of its headers; idle keep-alive connections close after `KEEP_ALIVE_S`, and
+past `MAX_CONNECTIONS` open connections new requests are answered 503 until some close.
 """
 
 from __future__ import annotations
@@ -19,20 +24,123 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from controller import eventloop
 from controller.api.app import create_app
+from controller.api.errors import error_body, problem
 from controller.api.fastpath import SubmitFastPath
+from controller.api.hardening import SECURITY_HEADERS
 from controller.service import StationService
 from controller.station import StationConfig, load_station
 from controller.store import Store
 
-__all__ = ["GC_THRESHOLDS", "ApiThread", "serve"]
+__all__ = ["GC_THRESHOLDS", "KEEP_ALIVE_S", "MAX_CONNECTIONS", "ApiThread", "GuardedHttp", "serve"]
 
 # The collector's thresholds while serving: 100,000 new objects before a young pass, 50 young passes per
 # middle one, 1,000 middle passes per full one (see `serve`).
 GC_THRESHOLDS = (100_000, 50, 1000)
+KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this many seconds
+# Past this many open connections (slow, idle or busy), new requests get 503 until some close: a bound on
+# what a crowd of clients can make the station hold, well under the process's file limit.
+MAX_CONNECTIONS = 1000
+
+
+class GuardedHttp(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol (httptools) with deadlines for the request head and body.
+
+    uvicorn itself bounds only the idle time between requests (`timeout_keep_alive`): a client that sends
+    its headers or body a byte at a time, or opens a connection and says nothing, holds the connection for
+    as long as it likes. Here each request gets `header_timeout_s` from its first byte (or from the
+    connection's opening, for the first) to the end of its headers and then `body_timeout_s` to the end of
+    its body. A request over its deadline is answered 408 if no answer has started, and the connection is
+    closed; the app sees a disconnect. Requests that upgrade to a WebSocket leave the deadlines at the
+    upgrade (the WebSocket has its own pings). `serve` makes a subclass with the station's values.
+    """
+
+    header_timeout_s: float = 5.0
+    body_timeout_s: float = 10.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._phase = "idle"  # idle (no request under way), head, body
+
+    def _arm(self, phase: str, seconds: float) -> None:
+        self._disarm()
+        self._phase = phase
+        self._deadline = self.loop.call_later(seconds, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm("idle", self.header_timeout_s)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm("head", self.header_timeout_s)
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        if self.parser.should_upgrade() and self._should_upgrade():
+            self._disarm()
+        else:
+            self._arm("body", self.body_timeout_s)
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._disarm()
+        self._phase = "idle"
+
+    def handle_websocket_upgrade(self) -> None:
+        self._disarm()
+        super().handle_websocket_upgrade()
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle if self._phase == "body" else None
+        # A connection that never began a request is just closed, as an idle keep-alive one is.
+        if self._phase != "idle" and (cycle is None or not cycle.response_started):
+            part, limit = (
+                ("headers", self.header_timeout_s) if self._phase == "head" else ("body", self.body_timeout_s)
+            )
+            self.transport.write(_timeout_answer(f"the request's {part} did not arrive within {limit:g} s"))
+        if cycle is not None:
+            # What `connection_lost` would do: the app waiting for the body gets a disconnect, and whatever
+            # it answers is dropped.
+            cycle.disconnected = True
+            cycle.message_event.set()
+        self.transport.close()
+
+
+def _timeout_answer(reason: str) -> bytes:
+    body = orjson.dumps(error_body([problem(reason, field="(request)", code="timeout")]))
+    head = [
+        b"HTTP/1.1 408 Request Timeout",
+        b"content-type: application/json",
+        b"content-length: " + str(len(body)).encode(),
+        b"connection: close",
+        *(name + b": " + value for name, value in SECURITY_HEADERS),
+    ]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+def guarded_http(header_timeout_s: float, body_timeout_s: float) -> type[GuardedHttp]:
+    """`GuardedHttp` with these deadlines (uvicorn makes one protocol object per connection from a class)."""
+    limits = {"header_timeout_s": header_timeout_s, "body_timeout_s": body_timeout_s}
+    return type("GuardedHttp", (GuardedHttp,), limits)
 
 
 async def serve(
@@ -51,6 +159,10 @@ async def serve(
     """
     # Open WebSockets (consoles following events) must not hold a shutdown up forever.
     uvicorn_options.setdefault("timeout_graceful_shutdown", 5)
+    limits = service.config.api
+    uvicorn_options.setdefault("http", guarded_http(limits.header_timeout_s, limits.body_timeout_s))
+    uvicorn_options.setdefault("timeout_keep_alive", KEEP_ALIVE_S)
+    uvicorn_options.setdefault("limit_concurrency", MAX_CONNECTIONS)
     # The intake fast path sits outside FastAPI's whole middleware stack (see `fastpath`).
     app: Any = create_app(service)
     if fast_path:

@@ -45,6 +45,11 @@ def mount_console(app: FastAPI, service: StationService, *, rate_hz: float = 4.0
         # The page itself holds no data: it asks for a token and then reads the API like any client.
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> FileResponse:
+        # The API reference: like the console page, no data of its own; it reads /openapi.json with a token.
+        return FileResponse(STATIC / "docs.html", headers={"Cache-Control": "no-cache"})
+
     @app.get("/console", include_in_schema=False)
     async def console() -> RedirectResponse:
         return RedirectResponse("/")
