@@ -615,6 +615,8 @@ class StationAirspace:
             on_pad = [
                 i for i, k in enumerate(arr.kinds) if k == "pad" and arr.phases[i].startswith("arrival")
             ]
+            if not on_pad:  # a drone seen far off its plan: nothing of this landing is ahead to check
+                continue
             t0, t1 = float(arr.t0_s[on_pad].min()), float(arr.t1_s[on_pad].max())
             if self._ground_free(pad.name, t0, t1, except_id=flight_id):
                 return slot, arr

@@ -229,6 +229,10 @@ class FlightControl:
         air = self.airspace
         now = air.now_s()
         plan = air.station.flight(self.flight_id)
+        if holding and plan.landing_booked and (plan.hold_until_s is None or now >= plan.hold_until_s):
+            # Its slot has come: go now. Reporting first would book the seconds since the slot began (a
+            # poll comes every few drone seconds) as lateness, into a longer wait, again at every poll.
+            return plan.landing_pad
         if holding or now - self._reported_s >= PROGRESS_EVERY_S:
             self._reported_s = now
             air.station.on_progress(self.flight_id, lat, lon, alt_m, now)
@@ -236,7 +240,7 @@ class FlightControl:
         cleared = plan.landing_booked and (plan.hold_until_s is None or now >= plan.hold_until_s)
         until = plan.hold_until_s if plan.hold_until_s is not None else -1.0
         last = self._told
-        if holding and (last is None or last[0] != plan.landing_booked or abs(last[1] - until) > 1.0):
+        if holding and (last is None or last[0] != plan.landing_booked or abs(last[1] - until) > 5.0):
             self._told = (plan.landing_booked, until)
             until = air.at(plan.hold_until_s).isoformat() if plan.hold_until_s is not None else None
             self.publish({"event": "airspace", "state": "holding", "cleared": plan.landing_booked,

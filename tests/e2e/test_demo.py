@@ -19,7 +19,7 @@ def test_demo_runs_a_station_and_reports_every_mode() -> None:
     with socket.create_server(("127.0.0.1", 0)) as other:  # the asked-for port is taken: any free one then
         taken = other.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "controller", "demo", "--minutes", "2", "--speedup", "20",
+            [sys.executable, "-m", "controller", "demo", "--minutes", "1", "--speedup", "40",
              "--orders", "30", "--port", str(taken)],
             capture_output=True, text=True, timeout=240, env={"COLUMNS": "120", "PATH": ""},
         )  # fmt: skip
