@@ -42,7 +42,6 @@ from controller.reasons import M_PER_MI
 __all__ = ["Dashboard", "MissionView", "clock", "describe", "event_line", "follow", "position_text"]
 
 EVENTS_SHOWN = 10
-REPLAY_ON_START = 200  # events replayed on opening: enough for the phase of every mission under way
 RELOAD_S = 1.0  # the mission list and the queue are re-read at most this often
 REDRAW_S = 0.25  # the screen is redrawn at most this often (telemetry comes at 4 Hz)
 TRACK_STEP_M = 3.0  # as the server's tracks (controller.web.live.TRACK_MIN_STEP_M): closer adds only noise
@@ -408,7 +407,7 @@ def _package_words(event: dict[str, Any]) -> str:
 _DRONE_EVENT_WORDS: dict[str, Callable[[dict[str, Any]], str]] = {
     "ModeChanged": lambda e: f"mode {e.get('old') or '?'} → {e.get('new')}",
     "ArmedChanged": lambda e: "armed" if e.get("armed") else "disarmed",
-    "MissionItemReached": lambda e: f"reached mission item {e.get('seq')}",
+    "MissionItemReached": lambda e: f"reached mission item {e.get('item')}",  # the bus's `seq` is its own
     "StatusText": lambda e: f"says: {e.get('text')}",
     "BatteryFailsafe": lambda e: f"battery failsafe ({e.get('level')}): {e.get('text')}",
     "FenceBreach": lambda e: f"fence breach (type {e.get('breach_type')})",
@@ -457,17 +456,22 @@ async def follow(
     async with httpx.AsyncClient(base_url=url.rstrip("/"), headers=headers, timeout=10) as http:
         await _load(http, board, {"missions", "queue"})
         first = board.last_seq = since if since is not None else board.station_seq
-        replay_from = since if since is not None else max(0, first - REPLAY_ON_START)  # phases, events panel
+        # Without `since`: the station's recent history (500 events: the phase of every mission under way, the
+        # events panel). `seq` is not dense (see controller.service.events): no "last N" by arithmetic.
+        replay_from = since if since is not None else 0
         stale: set[str] = set()
         with Live(board.render(console), console=console, auto_refresh=False, redirect_stdout=False) as live:
             redraw = asyncio.create_task(_redraw(live, board, http, stale))
             try:
                 counted = 0
-                async for message in _channel(url, token, board, replay_from):
-                    stale |= board.apply(message)
-                    counted += message.get("seq", 0) > first
-                    if count and counted >= count and board.telemetry_seen:
-                        return
+                # Closed here, not whenever the collector finds it: its socket (and the socket's keepalive
+                # task) ends before `follow` returns, not after the event loop is gone.
+                async with contextlib.aclosing(_channel(url, token, board, replay_from)) as channel:
+                    async for message in channel:
+                        stale |= board.apply(message)
+                        counted += message.get("seq", 0) > first
+                        if count and counted >= count and board.telemetry_seen:
+                            return
             finally:
                 redraw.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

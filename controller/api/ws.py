@@ -1,8 +1,10 @@
 """The live event stream: `GET /v1/events` (WebSocket) and `GET /v1/events/recent` (plain JSON).
 
 Each message is one event of the station's `EventBus` as JSON (`seq`, `at`, `type`, then the event's own
-fields). `?since=N` first replays the events after N still in the bus's history, so a console that
-reconnects with its last `seq` misses nothing recent. Browsers cannot set headers on a WebSocket, so the
+fields, which never replace those three; a vehicle's mission item is `item`). `seq` only grows, also across
+restarts (see `controller.service.events`), so `?since=N`, which first replays the events after N still in
+the bus's history, lets a console that reconnects with its last `seq` miss nothing recent and see nothing
+twice. Browsers cannot set headers on a WebSocket, so the
 token may come as `?token=`; a bad token closes the socket with code 4401, a role without the right
 with 4403 (after the handshake, so a browser can read the code).
 """

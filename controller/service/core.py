@@ -44,6 +44,8 @@ S = PackageState
 WAITING_REREAD_S = 60.0
 # Failures after which a second vehicle would fail the same way: straight to a van.
 _NO_RETRY = {"mission_rejected"}
+# Times a trip's end reads the package again when it moved between the read and the write.
+_END_TRIES = 3
 
 
 def _utcnow() -> datetime:
@@ -82,7 +84,8 @@ class StationService:
         self._held: dict[str, Assignment] = {}  # mission id -> job awaiting an operator's launch
         self._running: dict[str, asyncio.Task[None]] = {}  # mission id -> task
         self._side_tasks: set[asyncio.Task[None]] = set()
-        self._under_way: set[str] = set()  # missions already moved to en_route
+        self._en_route_moves: dict[str, asyncio.Task[None]] = {}  # mission id -> its move to en_route
+        self._under_way: set[str] = set()  # missions moved to en_route, or whose trip is ending
         self._wake = asyncio.Event()
         # One thread for the store: SQLite has one writer anyway, and queueing calls here is cheaper and
         # fairer than threads fighting over its lock (busy waits add hundreds of ms under load). Made on
@@ -120,13 +123,14 @@ class StationService:
     async def stop(self) -> None:
         """Stop planning and following; missions stay in the store and resume on the next start."""
         await self._cycles.close()
-        tasks = [t for t in [self._loop_task, *self._running.values()] if t is not None]
+        tasks = [t for t in [self._loop_task, *self._running.values(), *self._side_tasks] if t is not None]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task, outcome in zip(tasks, await asyncio.gather(*tasks, return_exceptions=True), strict=True):
+            if isinstance(outcome, Exception):  # not lost: said here (the task is over either way)
+                log.error("%s ended with an error while stopping", task.get_name(), exc_info=outcome)
         self._running.clear()
+        self._en_route_moves.clear()
         if self._db is not None:  # let a store call under way finish, then end the thread
             db, self._db = self._db, None
             await asyncio.to_thread(db.shutdown, wait=True, cancel_futures=True)
@@ -423,50 +427,99 @@ class StationService:
 
     def _on_vehicle_event(self, job: Assignment) -> Callable[[dict[str, Any]], None]:
         def sink(event: dict[str, Any]) -> None:
-            self.bus.publish("vehicle", mission_id=job.mission_id, vehicle_id=job.vehicle_id, **event)
+            # The bus's `seq` is its own: a vehicle's `seq` (the mission item reached) is `item` on the bus.
+            # A new dict: the flight keeps `event` in its own record as the vehicle said it.
+            data: dict[str, Any] = {"mission_id": job.mission_id, "vehicle_id": job.vehicle_id}
+            for key, value in event.items():
+                data.setdefault("item" if key == "seq" else key, value)
+            self.bus.publish("vehicle", **data)
             # The drone mission reports phase "flying" once airborne; the robot mission "order_sent".
             under_way = event.get("phase") == "flying" or event.get("kind") in ("order_sent", "node_reached")
-            if under_way and job.mission_id not in self._under_way:
+            # Not once the trip is ending (`_finish` adds it to `_under_way`) or over (no longer running): a
+            # late report must not move a package that may be on its next trip already.
+            if under_way and job.mission_id not in self._under_way and job.mission_id in self._running:
                 self._under_way.add(job.mission_id)
-                task = asyncio.get_running_loop().create_task(self._en_route(job))
+                task = asyncio.get_running_loop().create_task(
+                    self._en_route(job), name=f"lastmile.en_route[{job.mission_id}]"
+                )
                 self._side_tasks.add(task)  # the loop keeps only weak references to tasks
+                self._en_route_moves[job.mission_id] = task
                 task.add_done_callback(self._side_tasks.discard)
 
         return sink
 
     async def _en_route(self, job: Assignment) -> None:
+        """The package is on its way; `_finish` waits for this, so the two never write in the wrong order."""
         package = await self.io(self.store.get, job.package_id)
         if package.state is S.LAUNCHING:
-            with contextlib.suppress(StateMismatch):  # the trip's end got there first
+            with contextlib.suppress(StateMismatch):  # moved meanwhile (an operator): that move stands
                 await self._move(job.package_id, S.EN_ROUTE, f"{job.vehicle_id} under way", S.LAUNCHING)
                 await self._mission_state(job, "en_route")
 
     async def _finish(self, job: Assignment, result: DeliveryResult) -> None:
-        package = await self.io(self.store.get, job.package_id)
+        """Record the trip's end: every move is compare-and-set on the state just read, read again when the
+        package moved meanwhile, so a trip always ends in the right state, whatever ran in between.
+
+        The move to en_route that the vehicle's "flying" report started lands first, and none starts after.
+        """
+        self._under_way.add(job.mission_id)
+        side = self._en_route_moves.pop(job.mission_id, None)
+        if side is not None:
+            await asyncio.wait([side])  # not cancelled: its store call would run on regardless
+            if not side.cancelled() and side.exception() is not None:
+                log.error("mission %s: moving its package en route failed", job.mission_id,
+                          exc_info=side.exception())  # fmt: skip
         detail = {
             "mission_id": job.mission_id,
             "energy_used_wh": result.energy_used_wh,
             "release_position": result.release_position,
             "returned": result.returned,
         }
-        if result.delivered:
-            if package.state is S.LAUNCHING:
-                await self._move(job.package_id, S.EN_ROUTE, f"{job.vehicle_id} under way", S.LAUNCHING)
-            await self._move(
-                job.package_id, S.DELIVERED, f"delivered by {job.vehicle_id}", S.EN_ROUTE, detail
-            )
-            await self._mission_state(job, "completed", result)
-            return
         reason = result.reason or result.reason_code or "failed"
-        await self._mission_state(job, "aborted" if result.reason_code == "aborted" else "failed", result)
-        if package.state in (S.ASSIGNED,):  # never left: back to the queue
-            await self._move(job.package_id, S.RECEIVED, f"not launched: {reason}", S.ASSIGNED, detail)
-            return
-        if package.state not in (S.LAUNCHING, S.EN_ROUTE):
-            return
-        await self._move(
-            job.package_id, S.FAILED, reason, package.state, {**detail, "reason_code": result.reason_code}
-        )
+        if not result.delivered:
+            await self._mission_state(job, "aborted" if result.reason_code == "aborted" else "failed", result)
+        failed_here = False  # this trip's failure is stored: the package is `failed` because of it
+        for _ in range(_END_TRIES):
+            state = (await self.io(self.store.get, job.package_id)).state
+            try:
+                if result.delivered:
+                    await self._end_delivered(job, result, state, detail)
+                    return
+                if state is S.ASSIGNED:  # never left: back to the queue
+                    not_launched = f"not launched: {reason}"
+                    await self._move(job.package_id, S.RECEIVED, not_launched, S.ASSIGNED, detail)
+                    return
+                if state in (S.LAUNCHING, S.EN_ROUTE) and not failed_here:
+                    detail_failed = {**detail, "reason_code": result.reason_code}
+                    await self._move(job.package_id, S.FAILED, reason, state, detail_failed)
+                    failed_here, state = True, S.FAILED
+                if state is not S.FAILED or not failed_here:  # elsewhere already (an operator moved it)
+                    return
+                await self._after_failure(job, result, reason)
+                return
+            except StateMismatch as exc:  # it moved between the read and the write: decide again
+                log.info("mission %s: package %s moved while the trip ended (%s); reading it again",
+                         job.mission_id, job.package_id, exc)  # fmt: skip
+        log.error("mission %s: package %s kept moving while the trip ended; its end is not recorded",
+                  job.mission_id, job.package_id)  # fmt: skip
+
+    async def _end_delivered(
+        self, job: Assignment, result: DeliveryResult, state: PackageState, detail: dict[str, Any]
+    ) -> None:
+        """A delivered trip's moves from `state` (raises `StateMismatch` when the package moved meanwhile)."""
+        if state is S.LAUNCHING:  # the "flying" report never came, or came late
+            await self._move(job.package_id, S.EN_ROUTE, f"{job.vehicle_id} under way", S.LAUNCHING)
+            state = S.EN_ROUTE
+        if state is S.EN_ROUTE:
+            by = f"delivered by {job.vehicle_id}"
+            await self._move(job.package_id, S.DELIVERED, by, S.EN_ROUTE, detail)
+        elif state is not S.DELIVERED:  # an operator gave it to the vans meanwhile; the store's record stands
+            log.warning("mission %s delivered package %s, which is %s in the store; left so",
+                        job.mission_id, job.package_id, state)  # fmt: skip
+        await self._mission_state(job, "completed", result)
+
+    async def _after_failure(self, job: Assignment, result: DeliveryResult, reason: str) -> None:
+        """A failed package (this trip's failure stored) back to the queue or, past its attempts, to a van."""
         attempts = sum(1 for e in await self.io(self.store.history, job.package_id) if e.to_state is S.FAILED)
         if attempts >= self.config.max_attempts or result.reason_code in _NO_RETRY:
             await self._move(

@@ -4,7 +4,8 @@ Vehicle telemetry is not on the event bus (it would drown the state changes that
 dispatcher care about), so a `TelemetryFeed` samples `StationService.fleet_status()` at `rate_hz`,
 projects the positions into the station's local metric frame once for every console, and remembers the
 track each vehicle has flown on its current mission. `GET /v1/console/live?token=&since=` (WebSocket)
-sends, in order: a `hello` (role, newest event seq), the events after `since` (as `/v1/events`), then events
+sends, in order: a `hello` (role, newest event seq), the events after `since` (as `/v1/events`: `seq` grows
+across restarts, so a reconnecting console passes the last one it saw), then events
 as they happen interleaved with `telemetry` frames. A console that cannot keep up skips telemetry frames
 (only the newest matters) but never events.
 """

@@ -173,6 +173,7 @@ async def test_concurrent_submissions_share_check_ins_and_passes_not_errors(stor
     jobs = [cycles.submit([request(f"k{i}")]) for i in range(10)] + [cycles.submit([conflicting])]
     jobs.append(cycles.plan())
     results = await asyncio.gather(*jobs, return_exceptions=True)
+    await cycles.close()  # as the service's stop() does: no cycle left running when the loop ends
     assert isinstance(results[-2], IdempotencyConflict)
     assert [r[0][0][0].key for r in results[:10]] == [f"k{i}" for i in range(10)]
     assert all(r[0][0][1] for r in results[:10])  # each created once
@@ -192,6 +193,7 @@ async def test_one_new_key_with_two_contents_in_one_cycle_is_created_once_and_re
     other = PackageIn(key="same", weight=3.0, dest_lat=33.45, dest_lon=-112.25)
     jobs = [cycles.submit([request("a")]), cycles.submit([request("same")]), cycles.submit([other])]
     first, created, refused = await asyncio.gather(*jobs, return_exceptions=True)
+    await cycles.close()  # the last cycle answered its caller at check-in and may still run a pass
     assert first[0][0][1] and created[0][0][1]
     assert isinstance(refused, IdempotencyConflict) and refused.package_id == created[0][0][0].id
     assert store.get_by_key("same").weight_kg == 1.0
@@ -214,6 +216,7 @@ async def test_a_key_stored_by_another_writer_during_the_pass_is_answered_as_a_r
 
     cycles = Cycles(lambda batch: asyncio.to_thread(store.check_in, batch), run_pass)
     ((package, created),), _ = await cycles.submit([request("race")])
+    await cycles.close()
     assert package.id == raced[0] and not created  # the other's package, like any faithful retry
     assert len(store.history(package.id)) == 1
 
@@ -243,7 +246,7 @@ async def test_stopping_tells_waiting_submitters(store: Store) -> None:
 async def test_events_of_one_commit_reach_subscribers_in_order_with_one_time() -> None:
     from controller.service.events import EventBus
 
-    bus = EventBus(queue_size=3)
+    bus = EventBus(queue_size=3, clock_us=lambda: 0)  # numbered from 1
     stream = bus.subscribe()
     first = asyncio.ensure_future(anext(stream))
     await asyncio.sleep(0)  # subscribed
@@ -260,7 +263,7 @@ async def test_events_of_one_commit_reach_subscribers_in_order_with_one_time() -
 def test_events_nobody_hears_are_only_built_for_the_history() -> None:
     from controller.service.events import EventBus
 
-    bus = EventBus(history=500)
+    bus = EventBus(history=500, clock_us=lambda: 0)
     shaped: list[int] = []
 
     def shape(i: int) -> dict[str, str]:

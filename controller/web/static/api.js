@@ -60,7 +60,9 @@ export class Live {
       if (msg.type === "telemetry") return this.onTelemetry(msg);
       if (msg.type === "hello") {
         this.attempt = 0;
-        // A restarted station numbers its events from 1 again: start over rather than wait for old numbers.
+        // `seq` only grows, also across the station's restarts, so `since=lastSeq` resumes without a gap or a
+        // repeat. A station whose newest event is older than ours (a clock set back): start over rather than
+        // wait for numbers it will not reach soon.
         if (msg.last_seq < this.lastSeq) this.lastSeq = 0;
         this.onState("live");
         return this.onHello(msg);

@@ -128,7 +128,8 @@ export function describe(e) {
 }
 
 export function addEvent(list, e, filter, max = 200) {
-  const li = h("li", { value: e.seq, "data-type": e.type }, h("b", { text: `${time(e.at)} ${e.type} ` }), describe(e));
+  // `seq` is the bus's (time-based, not a count: kept as data, not as the list's number)
+  const li = h("li", { "data-seq": e.seq, "data-type": e.type }, h("b", { text: `${time(e.at)} ${e.type} ` }), describe(e));
   list.prepend(li);
   rowFilter(li, filter);
   while (list.children.length > max) list.lastChild.remove();
