@@ -63,56 +63,82 @@ class GuardedHttp(HttpToolsProtocol):
     header_timeout_s: float = 5.0
     body_timeout_s: float = 10.0
 
+    # The parser's callbacks only note the phase and when it began; the timer is set (or moved) once per
+    # chunk of data, after parsing it. A request that arrives whole in one chunk, as nearly all do, never
+    # sets a timer at all.
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._deadline: asyncio.TimerHandle | None = None
-        self._phase = "idle"  # idle (no request under way), head, body
+        self._phase = (
+            "new"  # new (connection open, no request yet), head, body, idle (between requests), done
+        )
+        self._phase_no = 0  # which phase the timer is for: a new phase, even of the same name, moves it
+        self._since = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_for = -1
 
-    def _arm(self, phase: str, seconds: float) -> None:
-        self._disarm()
+    def _enter(self, phase: str) -> None:
         self._phase = phase
-        self._deadline = self.loop.call_later(seconds, self._expired)
+        self._phase_no += 1
+        self._since = self.loop.time()
 
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+    def _settle(self) -> None:
+        """Set, move or drop the timer for the phase the connection is in now."""
+        if self._timer_for == self._phase_no:
+            return
+        self._cancel()
+        limit = {"new": self.header_timeout_s, "head": self.header_timeout_s, "body": self.body_timeout_s}
+        seconds = limit.get(self._phase)
+        if seconds is not None:
+            self._timer = self.loop.call_at(self._since + seconds, self._expired)
+            self._timer_for = self._phase_no
+
+    def _cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_for = -1
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm("idle", self.header_timeout_s)
+        self._enter("new")
+        self._settle()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._enter("done")
+        self._cancel()
         super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._phase != "done":
+            self._settle()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._arm("head", self.header_timeout_s)
+        self._enter("head")
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        if self.parser.should_upgrade() and self._should_upgrade():
-            self._disarm()
-        else:
-            self._arm("body", self.body_timeout_s)
+        upgrade = self.parser.should_upgrade() and self._should_upgrade()
+        self._enter("done" if upgrade else "body")
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._disarm()
-        self._phase = "idle"
+        self._enter("idle")  # uvicorn's keep-alive timeout takes over once the answer is sent
 
     def handle_websocket_upgrade(self) -> None:
-        self._disarm()
+        self._enter("done")  # the WebSocket protocol takes the connection, with its own pings
+        self._cancel()
         super().handle_websocket_upgrade()
 
     def _expired(self) -> None:
-        self._deadline = None
+        self._timer = None
+        self._timer_for = -1
         if self.transport.is_closing():
             return
         cycle = self.cycle if self._phase == "body" else None
         # A connection that never began a request is just closed, as an idle keep-alive one is.
-        if self._phase != "idle" and (cycle is None or not cycle.response_started):
+        if self._phase != "new" and (cycle is None or not cycle.response_started):
             part, limit = (
                 ("headers", self.header_timeout_s) if self._phase == "head" else ("body", self.body_timeout_s)
             )
@@ -122,6 +148,7 @@ class GuardedHttp(HttpToolsProtocol):
             # it answers is dropped.
             cycle.disconnected = True
             cycle.message_event.set()
+        self._enter("done")
         self.transport.close()
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from websockets.sync.client import connect
 
 from controller.api.hardening import CONTENT_SECURITY_POLICY, MAX_JSON_DEPTH
 from controller.api.server import ApiThread
@@ -277,3 +278,16 @@ def test_timeouts_are_part_of_the_station_file() -> None:
     assert default.header_timeout_s + default.body_timeout_s <= 15
     with pytest.raises(ValueError, match="header_timeout_s"):
         station_config(header_timeout_s=0)
+
+
+def test_the_deadlines_leave_websockets_and_keep_alive_connections_alone(guarded: ApiThread) -> None:
+    ws_url = guarded.url.replace("http://", "ws://") + f"/v1/events?token={ROLE_TOKEN['operator']}"
+    with connect(ws_url) as ws, httpx.Client(base_url=guarded.url, headers=OP) as client:
+        assert client.get("/healthz").status_code == 200
+        time.sleep(HEADER_S + BODY_S + 0.3)  # past both deadlines, under the 5 s keep-alive
+        answer = client.post("/v1/packages", json=package("ws-1"))  # same connection, reused
+        assert answer.status_code == 201
+        event = orjson.loads(ws.recv(timeout=5))
+        while event.get("key") != "ws-1":
+            event = orjson.loads(ws.recv(timeout=5))
+        assert event["type"] == "package"
