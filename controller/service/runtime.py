@@ -31,8 +31,10 @@ log = logging.getLogger("lastmile.service.runtime")
 DRONE_RETRY_S = (5.0, 60.0)  # a drone that did not answer: first wait before trying again, and the longest
 # How long start-up gives robots that are up to report their first state (they say so at once when they
 # connect; the broker hands over their retained `connection` topic with the subscription). A robot that does
-# not report by then is not waited for: it shows offline and joins when its state arrives.
+# not report by then is not waited for: it shows offline and joins when its state arrives. One whose
+# `connection` says it is gone is not waited for at all, nor, after RETAINED_GRACE_S, one never heard of.
 ROBOT_WAIT_S = 2.0
+RETAINED_GRACE_S = 1.0
 _GONE = frozenset({ConnectionState.OFFLINE, ConnectionState.HIBERNATING, ConnectionState.CONNECTION_BROKEN})
 
 
@@ -66,9 +68,10 @@ async def connect_fleet(
     reconnecting, so they join when the broker comes back without a restart of the station. With
     `keep_trying`, a drone that does not answer at start (still powered off, out of radio range) is tried
     again in the background, `retry_s` apart (first, longest), and added to the returned mapping when it
-    answers: a `StationService` given that mapping plans for it from then on. Robots are waited for at most
-    `robot_wait_s`, and not at all once their `connection` topic says they are gone (offline, hibernating, or
-    their last will): they join the planning whenever their state arrives.
+    answers: a `StationService` given that mapping plans for it from then on. Robots that are up (their
+    retained `connection` says ONLINE) are waited for at most `robot_wait_s`; one that says it is gone
+    (offline, hibernating, its last will) not at all, and one the broker holds nothing of (never connected)
+    at most RETAINED_GRACE_S: they join the planning whenever their state arrives.
     """
     timing = drone_timing(config.vehicle_speedup)
     heartbeat_period_s, link_timeout_s = timing["heartbeat_period_s"], timing["link_timeout_s"]
@@ -164,6 +167,14 @@ async def _retry(
 
 
 async def _available(robot: RobotHandle, timeout_s: float) -> None:
-    """Until the robot is available or says it is gone (its retained `connection`), at most `timeout_s`."""
+    """Until the robot is available or says it is gone (its retained `connection`), at most `timeout_s`;
+    at most RETAINED_GRACE_S for a robot of which the broker holds nothing (never connected)."""
+    with contextlib.suppress(TimeoutError):
+        await robot.wait_until(
+            lambda r: r.available or r.connection is not ConnectionState.UNKNOWN,
+            timeout_s=min(timeout_s, RETAINED_GRACE_S),
+        )
+    if robot.connection is not ConnectionState.ONLINE:
+        return
     with contextlib.suppress(TimeoutError):
         await robot.wait_until(lambda r: r.available or r.connection in _GONE, timeout_s=timeout_s)

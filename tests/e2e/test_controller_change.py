@@ -24,10 +24,14 @@ from controller.missions.drone import DeliveryPlan, safety_params
 from controller.packages import PackageIn
 from controller.service import StationService
 from controller.service.carriers_drone import DroneCarrier
-from controller.service.runtime import connect_fleet, drone_timing
+from controller.service.carriers_robot import RobotCarrier
+from controller.service.runtime import RETAINED_GRACE_S, connect_fleet, drone_timing
 from controller.station import StationConfig
 from controller.store import Store
+from sitl.broker import Broker, free_port
 from sitl.copter import SimCopter, SimCopterFleet
+from sitl.robot import RobotFleet, SimRobot
+from tests.robot_fixtures import MANUFACTURER, robot_credentials
 
 STATION = (33.4400, -112.2560)
 SPEEDUP = 30  # FS_GCS_TIMEOUT is max(5, 2 x speed-up) = 60 drone seconds: 2 s of wall time
@@ -142,3 +146,37 @@ async def test_a_station_that_wants_its_drones_back_keeps_fs_gcs_in_auto_too(tmp
     )  # fmt: skip
     assert safety_params(plan, 5000, fs_options=2 | 16 | 32)["FS_OPTIONS"] == 16 | 32  # the rest is kept
     assert safety_params(plan, 5000)["FS_OPTIONS"] == 16  # ArduCopter's default when unknown
+
+
+@pytest.mark.slow
+async def test_start_up_does_not_wait_for_a_robot_that_does_not_answer() -> None:
+    """A restart with one robot powered off: start-up used to wait 20 s for it (and the drones in the air
+    waited for their controller as long). Now the robot that is up is there at once, the absent one (never
+    connected: the broker holds no `connection` of it) costs at most RETAINED_GRACE_S, and it joins when it
+    reports."""
+    port = free_port("127.0.0.1")
+    password = "controller-pw"
+    broker = Broker(robots=["r1", "r2"], manufacturer=MANUFACTURER, port=port, kind="mosquitto",
+                    controller_password=password)  # fmt: skip
+    cfg = StationConfig.model_validate({
+        "name": "robot absent", "lat": STATION[0], "lon": STATION[1],
+        "fleet": [{"id": "r1", "kind": "robot"}, {"id": "r2", "kind": "robot"}],
+        "broker": {"url": f"mqtt://127.0.0.1:{port}", "username": "controller", "password": password,
+                   "manufacturer": MANUFACTURER},
+    })  # fmt: skip
+    async with broker, contextlib.AsyncExitStack() as stack:
+        up = RobotFleet([SimRobot("r1", manufacturer=MANUFACTURER)], broker.host, broker.port,
+                        credentials=robot_credentials(broker, "r1"))  # fmt: skip
+        await stack.enter_async_context(up)
+        started = time.monotonic()
+        carriers = await connect_fleet(cfg, stack)
+        took = time.monotonic() - started
+        assert took < RETAINED_GRACE_S + 1.0, took  # not 20 s: the broker holds nothing of r2
+        r1, r2 = carriers["r1"], carriers["r2"]
+        assert isinstance(r1, RobotCarrier) and isinstance(r2, RobotCarrier)
+        assert r1.snapshot().online and not r2.snapshot().online  # shown offline; the station runs
+        late = RobotFleet([SimRobot("r2", manufacturer=MANUFACTURER)], broker.host, broker.port,
+                          credentials=robot_credentials(broker, "r2"))  # fmt: skip
+        async with late:  # powered on later: it joins, no restart
+            await r2.robot.wait_until(lambda r: r.available, timeout_s=15)
+            assert r2.snapshot().online
