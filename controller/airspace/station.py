@@ -213,7 +213,8 @@ class StationAirspace:
         self._column = columns(self.pads, 2 * self.margins.pad_buffer_m)
         self.seq = Sequencer()
         self.book: AirspaceBook = _Book()
-        self._refused: tuple[int, float, float, float] | None = None  # (book version, now, latest, free at)
+        # The last refusal of `_columns_or_busy`: (book version, now, latest, pads, vehicle), free at.
+        self._refused: tuple[tuple[object, ...], float] | None = None
         self.stats = AirspaceStats()
         self._flights: dict[str, _Flight] = {}
         self._ground: dict[str, list[tuple[float, float, str]]] = {p.name: [] for p in self.pads}
@@ -384,7 +385,7 @@ class StationAirspace:
             [p for p in self.pads if allowed is None or p.name in allowed],
             key=lambda p: (not self._ground_free(p.name, now_s - prep, latest_s), self._used[p.name]),
         )
-        self._columns_or_busy(flight_id, make, pads, now_s, latest_s)
+        self._columns_or_busy(flight_id, request["vehicle_id"], make, pads, now_s, latest_s)
         earliest = now_s
         while earliest <= latest_s + 1e-6:
             # The first fit over all pads; when the sequence refuses it, pads of a few other columns are
@@ -504,22 +505,30 @@ class StationAirspace:
         )
 
     def _columns_or_busy(
-        self, flight_id: str, make: Any, pads: Sequence[Pad], now_s: float, latest_s: float
+        self,
+        flight_id: str,
+        vehicle_id: str,
+        make: Any,
+        pads: Sequence[Pad],
+        now_s: float,
+        latest_s: float,
     ) -> None:
         """Refuse at once when no pad column is free for a climb to the lowest layer before `latest_s`.
 
         Every climb passes through that one's volumes, so nothing else could fit either; this costs a few
-        queries where the full search would try every layer and pad.
+        queries where the full search would try every layer and pad. The refusal is remembered while the
+        book, the times, the pads asked for and the vehicle (whose own volumes never block it) are the same.
         """
         version = self.book.version  # type: ignore[attr-defined]
-        if self._refused is not None and self._refused[:3] == (version, now_s, latest_s):
-            raise AirspaceBusy(self._refused[3], [], flight_id=flight_id)
+        key = (version, now_s, latest_s, tuple(sorted(p.name for p in pads)), vehicle_id)
+        if self._refused is not None and self._refused[0] == key:
+            raise AirspaceBusy(self._refused[1], [], flight_id=flight_id)
         low = min(self.layers.for_sector(s)[0] for s in range(self.layers.sectors))
         search = Search(self.book, make, self.margins, now_s, landing=False)
         span, step = latest_s - now_s, self.config.step_s
         free = min(search.columns_free(Slot(now_s, p, p, low, low), span, step) for p in pads)
         if free > span + 1e-3:
-            self._refused = (version, now_s, latest_s, now_s + free)
+            self._refused = (key, now_s + free)
             raise AirspaceBusy(now_s + free, [], flight_id=flight_id)
 
     # ---- flight ----------------------------------------------------------------------------------------

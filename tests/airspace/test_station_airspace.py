@@ -228,6 +228,18 @@ def test_plan_takes_off_from_the_pads_it_is_given() -> None:
     assert {v.flight_id for v in air.book.volumes()} == {"f0", "f1", "f2"}
 
 
+def test_a_refusal_on_a_busy_pad_does_not_refuse_a_drone_on_a_free_one() -> None:
+    """Drones standing on their pads, asking in the same tick: the one on the busy pad waits, the one on the
+    other column goes (a refusal is remembered only for the same pads and vehicle)."""
+    air = station(*TWO_COLUMNS)
+    air.plan("a", "d1", [ll(2000.0, -100.0)], now_s=0.0, pads=["P1"])
+    with pytest.raises(AirspaceBusy):
+        air.plan("b", "d2", [ll(2000.0, -400.0)], now_s=0.0, latest_s=0.0, pads=["P1"])
+    c = air.plan("c", "d3", [ll(0.0, 2000.0)], now_s=0.0, latest_s=0.0, pads=["P2"])
+    assert (c.pad, c.launch_at_s) == ("P2", 0.0)
+    assert not crossings(air.book.volumes())
+
+
 def test_planned_again_replaces_its_booking_and_finish_frees_it() -> None:
     air = station(pad("P1", 0.0, 0.0))
     air.plan("a", "d1", [ll(2000.0, 0.0)], now_s=0.0)
