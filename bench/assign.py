@@ -4,8 +4,9 @@
 
 Rows: the time of one planning tick (zone index, routes and detours, energy, the package x vehicle
 feasibility arrays, and one optimal matching) for 2,000 x 200 and 10,000 x 1,000; the full look-ahead
-plan (every round until the queue is placed); and straight-segment checks per second against 1,000 zones.
-Writes its section of docs/benchmarks.md.
+plan (every round until the queue is placed); straight-segment checks per second against 1,000 zones; and
+the 2,000 x 200 tick with the station's airspace step as the service runs it, drones already in the air
+(`bench/assign_air.py`). Writes its section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -22,14 +23,54 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._report import machine, table, write_section
+from bench.assign_air import fill_sky, summary, time_air_tick, with_pads
 from controller.assignment import Demand, Planner
 from controller.fleet import FleetVehicle
-from controller.station import load_station
+from controller.station import StationConfig, load_station
 from geofences import LocalFrame, ZoneIndex, load_zones
 from vehicles.spec import DRONE_DEFAULT, ROBOT_DEFAULT, VehicleKind
 
+AIR_PADS = 60  # the many-pad variant: the day bench's 6 pads for every 20 drones, for 200 in the air
+
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "tolleson" / "station.toml"
 AT = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)
+
+
+AIR_TEXT = (
+    "**With the airspace step** (`bench/assign_air.py`), the 2,000 x 200 warm tick (one round) as the "
+    "service runs it: `ServiceAirspace.tick()`, `planning_spec` for every drone, the Planner, then for "
+    "every drone assigned to launch now `ServiceAirspace.book` (from the pad it stands on; the free "
+    "drones stand on the pads in turn) and `plan_dict`; a flight with no launch slot within `max_delay_s`"
+    " (60 s) is refused (`airspace_busy`, its package stays queued). Without and with are timed in turn, "
+    "the same repeats; what a tick booked is freed before the next. The drones in the air were booked "
+    "beforehand through `ServiceAirspace.book`, a drone on each pad asking for a launch every 15 s of an "
+    "advancing clock, until the wanted number was in the air at once (each then reports its planned "
+    'position once, which books the landing of those nearly home). "200 drones in the air" cannot happen '
+    "at the example station: its four pads, 10 m apart, are one column of air that launches and lands one"
+    " drone at a time, so its traffic holds a handful in the air (its rows: two instants of its traffic, "
+    "with 7 and 6 up). The second station is the example's with 60 pads 80 m apart (the day bench's 6 "
+    "pads per 20 drones), asked for 200 and booked for 3 h of its clock: it falls short (see the notes), "
+    "so its rows have fewer than 200 in the air. Fleet (a): the scenario's 200 vehicles with every drone "
+    "busy in the air, so only the 40 robots launch; (b): 200 free vehicles (160 drones) plus the drones "
+    'in the air, whose reservations the new launches must clear. "Growth" is the difference of the '
+    "medians; the last row forgets the station's cached refusal before each booking (see the note under "
+    "the table)."
+)
+
+AIR_CACHE_NOTE = (
+    "A refused booking is cheap only when `StationAirspace._columns_or_busy` refuses it: no pad column is"
+    " free for a climb to the lowest layer within `max_delay_s`; that refusal is remembered while the "
+    "book is unchanged (same version, `now_s` and `latest_s`), and the next drones are refused at a "
+    "fraction of a millisecond each (most of it converting the route and pad position). When the columns "
+    "are free but no layer, pad and launch time fits (`_fit` -> `_fit_pads` -> `fit_flight`), nothing is "
+    "remembered and every further drone of the tick runs the full search again (several ms each on this "
+    "machine: `fit_flight` builds each candidate's path and volumes, `flight_volume_arrays`, and pairs "
+    "them with the book); which of the two happens depends on the instant, as the two example rows show. "
+    "The memory does not record which pads the refused drone could use: on a station whose pads are "
+    "separate columns, a drone on a busy pad refuses every drone after it in the tick, standing on free "
+    "pads too, until a booking changes the book. The diagnostic row forgets it before each booking: it "
+    "shows the launches the tick could book, and what booking them costs."
+)
 
 
 def scenario(n_packages: int, n_vehicles: int, seed: int = 7) -> tuple[list[Demand], list[FleetVehicle]]:
@@ -124,6 +165,104 @@ def path_checks_per_second(n_zones: int, n_segments: int, seed: int = 3) -> floa
     return n_segments / (time.perf_counter() - t0)
 
 
+def drone_destinations(station: StationConfig, packages: list[Demand]) -> list[tuple[float, float]]:
+    """(lat, lon) of the scenario's packages a drone can carry there and back (<= 2.268 kg, within 14 km)."""
+    x, y = station.frame.to_local(
+        np.array([p.dest_lon for p in packages]), np.array([p.dest_lat for p in packages])
+    )
+    near = np.hypot(x, y) <= 14000.0
+    return [
+        (p.dest_lat, p.dest_lon) for p, ok in zip(packages, near, strict=True) if ok and p.weight_kg <= 2.268
+    ]
+
+
+def _span(xs: list[int]) -> str:
+    """A count over the repeats: one figure when they agree, else min-max."""
+    return f"{min(xs)}" if min(xs) == max(xs) else f"{min(xs)}-{max(xs)}"
+
+
+def air_rows(repeats: int, budget_s: float) -> tuple[list[list[str]], list[str]]:
+    """The 2,000 x 200 tick without and with the airspace step: table rows, and notes on the skies."""
+    station = load_station(EXAMPLE)
+    packages, fleet = scenario(2000, 200)
+    dests = drone_destinations(station, packages)
+    # (a) the scenario's 200 vehicles with every drone in the air: only robots launch now
+    busy = [
+        FleetVehicle(v.id, v.kind, v.spec, charge=v.charge, free_in_s=900.0)
+        if v.kind is VehicleKind.DRONE
+        else v
+        for v in fleet
+    ]
+    rows: list[list[str]] = []
+    notes: list[str] = []
+    steps: dict[str, list[float]] = {"a": [], "b": []}  # airspace step medians (ms) by fleet case
+    skies = (
+        # The example station's four pads are one column of air: it never has many drones up at once.
+        ("example (4 pads, 1 column)", station, 4, 2700.0),
+        # another instant of the same traffic: here the refusals are not cached (see the note)
+        ("example (4 pads), another instant", station, 6, 1800.0),
+        (f"example, {AIR_PADS} pads 80 m apart", with_pads(station, AIR_PADS), 200, 0.0),
+    )
+    for label, st, want, after in skies:
+        sky = fill_sky(st, AT, dests, want, after_s=after, budget_s=budget_s)
+        notes.append(
+            f"{label}: {sky.airborne} drones in the air at the tick ({sky.now_s / 60:.0f} min of traffic "
+            f"booked pad by pad, {sky.attempts} `plan` calls in {sky.seconds:.0f} s; "
+            f"asked for {want}); "
+            f"{sky.landings_booked} of them with their landing booked, {sky.waiting} waiting for one; "
+            f"{len(sky.air.station.book.volumes())} volumes in the book"
+        )
+        print(notes[-1])
+        cases = [("(a) 200 vehicles, all 160 drones busy in the air", busy, False)]
+        cases.append(("(b) 200 free vehicles + the drones in the air", fleet, False))
+        if st is not station:
+            cases.append(("(b), cached refusal forgotten per booking (diagnostic)", fleet, True))
+        for case, fl, per_pad in cases:
+            r = time_air_tick(st, sky, packages, fl, AT, repeats, per_pad_refusal=per_pad)
+            (p50, p95), (a50, a95), (s50, s95) = summary(r.plain), summary(r.with_air), summary(r.step)
+            if not per_pad:
+                steps["a" if fl is busy else "b"].append(s50)
+            book_ms = statistics.median(r.booked_s) * 1000
+            ref_ms = statistics.median(r.refused_s) * 1000
+            n_ref = statistics.median(r.refused)
+            per_ref = f" ({ref_ms / n_ref:.2f} each)" if n_ref else ""
+            booked, refused = _span(r.booked), _span(r.refused)
+            rows.append(
+                [
+                    label,
+                    case,
+                    f"{sky.airborne}",
+                    f"{r.launch_now} ({r.drone_launches})",
+                    f"{p50:.0f} / {p95:.0f} ms",
+                    f"{a50:.0f} / {a95:.0f} ms",
+                    f"{a50 - p50:+.0f} ms",
+                    f"{s50:.1f} / {s95:.1f} ms",
+                    booked,
+                    refused,
+                    f"{book_ms:.1f} ms",
+                    f"{ref_ms:.1f} ms{per_ref}",
+                ]
+            )
+            print(
+                f"{label} | {case}: tick {p50:.0f}/{p95:.0f} ms, with airspace {a50:.0f}/{a95:.0f} ms "
+                f"(growth {a50 - p50:+.0f} ms; airspace step {s50:.1f}/{s95:.1f} ms); launch now "
+                f"{r.launch_now} ({r.drone_launches} drones): booked {booked}, airspace_busy {refused}; "
+                f"booking {book_ms:.1f} ms, refusals {ref_ms:.1f} ms"
+            )
+    verdict = (
+        "Issue 16's aim, the tick grows by no more than 20 ms with drones in the air: "
+        + "; ".join(
+            f"{name}: airspace step {min(v):.0f}-{max(v):.0f} ms, "
+            + ("met" if max(v) <= 20.0 else "met in no row" if min(v) > 20.0 else "not met in every row")
+            for name, v in (("(a), no drone launches", steps["a"]), ("(b), 160 drones to launch", steps["b"]))
+        )
+        + " (the airspace step timed alone; the growth of the medians also carries the machine's noise)"
+    )
+    notes.append(verdict)
+    print(verdict)
+    return rows, notes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -149,6 +288,7 @@ def main() -> None:
         )
     rate = path_checks_per_second(1000, 100_000 if args.quick else 300_000)
     print(f"path checks against 1,000 zones: {rate:,.0f} per second")
+    air, notes = air_rows(repeats, 60.0 if args.quick else 150.0)
     body = (
         "`python bench/assign.py` — one planning tick is zone index + routes and detours + energy + "
         "feasibility arrays + one `linear_sum_assignment`; a warm tick reuses the last tick's routes (the "
@@ -166,7 +306,32 @@ def main() -> None:
             rows,
         )
         + f"\n\nStraight-segment checks against 1,000 exclusion zones: **{rate:,.0f} per second**.\n\n"
-        f"Machine: {machine()}.\n"
+        + AIR_TEXT
+        + "\n\n"
+        + "\n".join(f"- {n}." for n in notes)
+        + "\n\n"
+        + table(
+            [
+                "station",
+                "fleet",
+                "drones in the air",
+                "launch now (drones)",
+                "tick without airspace (median / p95)",
+                "tick with airspace (median / p95)",
+                "growth (medians)",
+                "airspace step alone (median / p95)",
+                "flights booked",
+                "refused airspace_busy",
+                "time in bookings",
+                "time in refusals",
+            ],
+            air,
+        )
+        + "\n\n"
+        + AIR_CACHE_NOTE
+        + f"\n\nMachine: {machine()}; shared (other benchmarks and tests ran at the same time on its 2 "
+        "cores), so single figures move by tens of ms between runs: the airspace step timed alone is the "
+        "steadier one.\n"
     )
     write_section("assign", "Assignment", body)
 
