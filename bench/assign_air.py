@@ -79,9 +79,8 @@ def fill_sky(
     are in the air at the end.
 
     Every `step_s` of its clock, a drone on each pad in turn asks for a launch (`book` from that pad); a pad
-    refused is asked again when the refusal said the air frees (at most a minute later). The station's
-    cached refusal is forgotten before each (it does not record the pads it was for, see `time_air_tick`),
-    so every pad's column is used as the book allows."""
+    refused is asked again when the refusal said the air frees (at most a minute later), so every pad's
+    column is used as the book allows."""
     clock = {"t": 0.0}
     air = ServiceAirspace(station, epoch=epoch, clock=lambda: clock["t"])
     st = air.station
@@ -107,7 +106,6 @@ def fill_sky(
             if t < retry[k]:
                 continue
             attempts += 1
-            st._refused = None
             dest = dests[int(rng.integers(len(dests)))]
             try:
                 plans[f"air{i}"] = air.book(f"air{i}", f"a{i}", [home, dest], spec, pads[k])
@@ -163,15 +161,9 @@ def time_air_tick(
     fleet: list[FleetVehicle],
     at: datetime,
     repeats: int,
-    *,
-    per_pad_refusal: bool = False,
 ) -> AirTick:
     """`repeats` warm ticks of `packages` on `fleet`, without and with the airspace step (interleaved); the
-    drones free now stand on the pads round-robin (`book` then takes off from the pad each stands on).
-
-    `per_pad_refusal`: forget `StationAirspace`'s cached refusal before each booking (a diagnostic: the cache
-    is keyed on the book's version and the times, not on the pads a drone may use, so on a station whose
-    pads are separate columns one drone's refusal also refuses drones standing on free pads)."""
+    drones free now stand on the pads round-robin (`book` then takes off from the pad each stands on)."""
     air = sky.air
     pad_latlon = [(p.lat, p.lon) for p in station.airspace.pads] or [(station.lat, station.lon)]
     drones = [v for v in fleet if v.kind is VehicleKind.DRONE]
@@ -201,8 +193,6 @@ def time_air_tick(
             if d.mode != "drone":
                 continue
             job = _job(station, by_id[d.package_id], d)  # type: ignore[arg-type]
-            if per_pad_refusal:
-                air.station._refused = None
             s0 = time.perf_counter()
             try:
                 plan = air.book(
