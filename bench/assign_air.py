@@ -27,7 +27,7 @@ from controller.airspace import AirspaceBusy, AirspacePlan, PadConfig
 from controller.assignment import Demand, Planner
 from controller.fleet import FleetVehicle
 from controller.service.airspace import ServiceAirspace
-from controller.service.core import _job
+from controller.service.core import REFUSALS_PER_PAD, _job
 from controller.station import StationConfig
 from vehicles.spec import DRONE_DEFAULT, VehicleKind
 
@@ -108,7 +108,9 @@ def fill_sky(
             attempts += 1
             dest = dests[int(rng.integers(len(dests)))]
             try:
-                plans[f"air{i}"] = air.book(f"air{i}", f"a{i}", [home, dest], spec, pads[k])
+                plans[f"air{i}"] = air.book(
+                    f"air{i}", f"a{i}", [home, dest], spec, pads=air.pads_for(pads[k])
+                )
                 i += 1
             except AirspaceBusy as busy:
                 retry[k] = min(busy.free_at_s, t + 4 * st.config.step_s)
@@ -189,20 +191,26 @@ def time_air_tick(
         decisions = Planner(station, at=at, previous=warm_air).plan(packages, flying, max_rounds=1)
         t2 = time.perf_counter()
         launches = [d for d in decisions if d.status == "assigned" and d.vehicle_id is not None]
+        tries: dict[tuple[str, ...] | None, int] = {}  # as StationService._apply: a few refusals per pad
         for d in launches:
             if d.mode != "drone":
                 continue
             job = _job(station, by_id[d.package_id], d)  # type: ignore[arg-type]
             s0 = time.perf_counter()
+            on = air.pads_for(where[job.vehicle_id])
+            key = tuple(on) if on is not None else None
+            if tries.get(key, 0) >= REFUSALS_PER_PAD:
+                refused += 1  # left queued as airspace_busy without a search
+                t_refuse += time.perf_counter() - s0
+                continue
             try:
-                plan = air.book(
-                    job.mission_id, job.vehicle_id, job.route, DRONE_DEFAULT, where[job.vehicle_id]
-                )
+                plan = air.book(job.mission_id, job.vehicle_id, job.route, DRONE_DEFAULT, pads=on)
                 job = replace(job, airspace=air.plan_dict(plan))
                 booked.append(job.mission_id)
                 t_book += time.perf_counter() - s0
             except AirspaceBusy as busy:
                 air.free_at(busy)
+                tries[key] = tries.get(key, 0) + 1
                 refused += 1
                 t_refuse += time.perf_counter() - s0
         t3 = time.perf_counter()

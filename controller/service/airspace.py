@@ -100,9 +100,11 @@ class ServiceAirspace:
         vehicle_id: str,
         route: Sequence[tuple[float, float]],
         spec: VehicleSpec,
-        position: tuple[float | None, float | None],
+        *,
+        pads: Sequence[str] | None,
     ) -> AirspacePlan:
-        """Book a delivery flight along `route` ((lat, lon), station first, destination last).
+        """Book a delivery flight along `route` ((lat, lon), station first, destination last), taking off
+        from one of `pads` (`pads_for` the drone's position; None: any).
 
         Raises `AirspaceBusy` when it does not fit within `max_delay_s`; nothing is then booked.
         """
@@ -117,7 +119,7 @@ class ServiceAirspace:
             descent_rate_mps=spec.descent_rate_mps,
             delivery_alt_m=spec.delivery_altitude_m or 5.0,
             dwell_s=spec.delivery_hover_s or 15.0,
-            pads=self.pads_for(position),
+            pads=list(pads) if pads is not None else None,
         )
 
     def free_at(self, busy: AirspaceBusy) -> datetime:

@@ -44,6 +44,7 @@ S = PackageState
 WAITING_REREAD_S = 60.0
 # Failures after which a second vehicle would fail the same way: straight to a van.
 _NO_RETRY = {"mission_rejected"}
+REFUSALS_PER_PAD = 2  # airspace refusals for drones on one pad before a pass stops trying that pad
 # Times a trip's end reads the package again when it moved between the read and the write.
 _END_TRIES = 3
 
@@ -293,6 +294,10 @@ class StationService:
         held = self.config.launch == "operator"
         van, waiting = S.VAN, S.RECEIVED  # once, not per decision: an enum member costs a lookup hook
         by_id: dict[str, Package] | None = None  # only an assignment needs the package itself
+        # Pads -> (the last refusal, how many) in this pass: a pad's column takes a launch a minute or so, so
+        # once it refused a couple of flights, the next drones on it would be refused too, each costing a
+        # full search (ms); they wait as airspace_busy and are tried again next pass.
+        refused: dict[tuple[str, ...] | None, tuple[AirspaceBusy, int]] = {}
         for d in decisions:
             if d.status == "queued":
                 self._queued[d.package_id] = d
@@ -311,11 +316,19 @@ class StationService:
                 by_id = by_id if by_id is not None else {p.id: p for p in planned}
                 job = _job(self.config, by_id[d.package_id], d)
                 if d.mode == "drone" and not held:  # held ones are booked when an operator launches them
-                    try:
-                        job = self._book(job)
-                    except AirspaceBusy as busy:
+                    pads = self._pads_of(job.vehicle_id)
+                    busy = refused.get(pads)
+                    if busy is None or busy[1] < REFUSALS_PER_PAD:
+                        try:
+                            job = self._book(job, pads)
+                        except AirspaceBusy as exc:
+                            refused[pads] = (exc, (busy[1] if busy else 0) + 1)
+                            busy = refused[pads]
+                        else:
+                            busy = None
+                    if busy is not None:
                         self._queued[d.package_id] = dataclasses.replace(d, status="queued")
-                        self._airspace_busy[d.package_id] = self.airspace.free_at(busy)
+                        self._airspace_busy[d.package_id] = self.airspace.free_at(busy[0])
                         continue
                 moves.append(
                     Move(
@@ -368,17 +381,22 @@ class StationService:
                 self._start(job, resume=False)
         return updated
 
-    def _book(self, job: Assignment) -> Assignment:
-        """`job` with its flight booked in the station's airspace (raises `AirspaceBusy`)."""
-        carrier = self.carriers.get(job.vehicle_id)
+    def _pads_of(self, vehicle_id: str) -> tuple[str, ...] | None:
+        """The pads a drone may take off from (the one it stands on; None: any)."""
+        carrier = self.carriers.get(vehicle_id)
         snap = carrier.snapshot() if carrier is not None else None
+        pads = self.airspace.pads_for((snap.lat, snap.lon) if snap is not None else (None, None))
+        return tuple(pads) if pads is not None else None
+
+    def _book(self, job: Assignment, pads: tuple[str, ...] | None = None) -> Assignment:
+        """`job` with its flight booked in the station's airspace (raises `AirspaceBusy`)."""
         spec = next(v.vehicle_spec() for v in self.config.fleet if v.id == job.vehicle_id)
         plan = self.airspace.book(
             job.mission_id,
             job.vehicle_id,
             job.route,
             spec,
-            (snap.lat, snap.lon) if snap is not None else (None, None),
+            pads=pads if pads is not None else self._pads_of(job.vehicle_id),
         )
         return dataclasses.replace(job, airspace=self.airspace.plan_dict(plan))
 
