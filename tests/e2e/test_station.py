@@ -80,7 +80,7 @@ async def wait_all_done(
 @pytest.mark.slow
 async def test_mixed_batch_is_carried_by_the_right_modes(tmp_path: Path) -> None:
     config = station_config(tmp_path)
-    async with SimStation(config, store_url=f"sqlite:///{tmp_path / 's.sqlite3'}", speedup=20) as station:
+    async with SimStation(config, store_url=f"sqlite:///{tmp_path / 's.sqlite3'}", speedup=40) as station:
         assert station.service is not None
         ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         api = asyncio.create_task(serve(station.service, "127.0.0.1", 0, on_ready=ready.set_result))
@@ -144,7 +144,7 @@ async def test_a_drone_flies_two_deliveries_in_a_row(tmp_path: Path) -> None:
     config = StationConfig.model_validate(
         {**station_config(tmp_path).model_dump(exclude={"source"}), "fleet": [{"id": "d1", "kind": "drone"}]}
     )
-    async with SimStation(config, store_url=f"sqlite:///{tmp_path / 's.sqlite3'}", speedup=20) as station:
+    async with SimStation(config, store_url=f"sqlite:///{tmp_path / 's.sqlite3'}", speedup=40) as station:
         service = station.service
         assert service is not None
         from controller.packages import PackageIn
