@@ -27,7 +27,7 @@ from controller.airspace import AirspaceBusy, AirspacePlan, PadConfig
 from controller.assignment import Demand, Planner
 from controller.fleet import FleetVehicle
 from controller.service.airspace import ServiceAirspace
-from controller.service.core import REFUSALS_PER_PAD, _job
+from controller.service.core import REFUSALS_IN_A_ROW, REFUSALS_PER_PAD, _job
 from controller.station import StationConfig
 from vehicles.spec import DRONE_DEFAULT, VehicleKind
 
@@ -192,6 +192,7 @@ def time_air_tick(
         t2 = time.perf_counter()
         launches = [d for d in decisions if d.status == "assigned" and d.vehicle_id is not None]
         tries: dict[tuple[str, ...] | None, int] = {}  # as StationService._apply: a few refusals per pad
+        in_a_row = 0  # and a few in a row over all pads
         for d in launches:
             if d.mode != "drone":
                 continue
@@ -199,7 +200,7 @@ def time_air_tick(
             s0 = time.perf_counter()
             on = air.pads_for(where[job.vehicle_id])
             key = tuple(on) if on is not None else None
-            if tries.get(key, 0) >= REFUSALS_PER_PAD:
+            if tries.get(key, 0) >= REFUSALS_PER_PAD or in_a_row >= REFUSALS_IN_A_ROW:
                 refused += 1  # left queued as airspace_busy without a search
                 t_refuse += time.perf_counter() - s0
                 continue
@@ -207,10 +208,12 @@ def time_air_tick(
                 plan = air.book(job.mission_id, job.vehicle_id, job.route, DRONE_DEFAULT, pads=on)
                 job = replace(job, airspace=air.plan_dict(plan))
                 booked.append(job.mission_id)
+                in_a_row = 0
                 t_book += time.perf_counter() - s0
             except AirspaceBusy as busy:
                 air.free_at(busy)
                 tries[key] = tries.get(key, 0) + 1
+                in_a_row += 1
                 refused += 1
                 t_refuse += time.perf_counter() - s0
         t3 = time.perf_counter()

@@ -45,6 +45,7 @@ WAITING_REREAD_S = 60.0
 # Failures after which a second vehicle would fail the same way: straight to a van.
 _NO_RETRY = {"mission_rejected"}
 REFUSALS_PER_PAD = 2  # airspace refusals for drones on one pad before a pass stops trying that pad
+REFUSALS_IN_A_ROW = 6  # refusals in a row, over all pads, before a pass stops booking drones at all
 # Times a trip's end reads the package again when it moved between the read and the write.
 _END_TRIES = 3
 
@@ -296,8 +297,11 @@ class StationService:
         by_id: dict[str, Package] | None = None  # only an assignment needs the package itself
         # Pads -> (the last refusal, how many) in this pass: a pad's column takes a launch a minute or so, so
         # once it refused a couple of flights, the next drones on it would be refused too, each costing a
-        # full search (ms); they wait as airspace_busy and are tried again next pass.
+        # full search (ms); they wait as airspace_busy and are tried again next pass. The same after several
+        # refusals in a row on any pads: the station's air is full for now.
         refused: dict[tuple[str, ...] | None, tuple[AirspaceBusy, int]] = {}
+        last_refusal: AirspaceBusy | None = None
+        in_a_row = 0  # refusals since the last booking, over all pads
         for d in decisions:
             if d.status == "queued":
                 self._queued[d.package_id] = d
@@ -318,14 +322,16 @@ class StationService:
                 if d.mode == "drone" and not held:  # held ones are booked when an operator launches them
                     pads = self._pads_of(job.vehicle_id)
                     busy = refused.get(pads)
+                    if in_a_row >= REFUSALS_IN_A_ROW and last_refusal is not None:
+                        busy = (last_refusal, REFUSALS_PER_PAD)  # the air is full this pass: no more searches
                     if busy is None or busy[1] < REFUSALS_PER_PAD:
                         try:
                             job = self._book(job, pads)
                         except AirspaceBusy as exc:
                             refused[pads] = (exc, (busy[1] if busy else 0) + 1)
-                            busy = refused[pads]
+                            busy, last_refusal, in_a_row = refused[pads], exc, in_a_row + 1
                         else:
-                            busy = None
+                            busy, in_a_row = None, 0
                     if busy is not None:
                         self._queued[d.package_id] = dataclasses.replace(d, status="queued")
                         self._airspace_busy[d.package_id] = self.airspace.free_at(busy[0])
