@@ -45,7 +45,7 @@ WAITING_REREAD_S = 60.0
 # Failures after which a second vehicle would fail the same way: straight to a van.
 _NO_RETRY = {"mission_rejected"}
 REFUSALS_PER_PAD = 2  # airspace refusals for drones on one pad before a pass stops trying that pad
-REFUSALS_IN_A_ROW = 6  # refusals in a row, over all pads, before a pass stops booking drones at all
+REFUSALS_IN_A_ROW = 20  # refusals in a row, over all pads, before a pass stops booking drones at all
 # Times a trip's end reads the package again when it moved between the read and the write.
 _END_TRIES = 3
 

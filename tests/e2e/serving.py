@@ -22,7 +22,7 @@ import pytest
 
 STATION = (33.4400, -112.2560)
 TOKEN = "restart-op"
-SPEEDUP = 10
+SPEEDUP = 20
 TERMINAL = {"delivered", "van"}
 
 
