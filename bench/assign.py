@@ -65,8 +65,11 @@ AIR_CACHE_NOTE = (
     "and volumes are built, `flight_volume_arrays`, and paired with the book). Which of the two happens "
     "depends on the instant, as the two example rows show. A refusal by the column check is remembered "
     "only for the same book version, times, pads and vehicle (commit 8f70b9d): in a tick every drone is "
-    "another vehicle, so nothing is remembered from one drone to the next, and 150-odd refusals cost that"
-    " many searches."
+    "another vehicle, so nothing is remembered from one drone to the next. So the service (and this "
+    "bench, as it) stops searching for a pad after two refusals of drones standing on it, and for the "
+    "whole pass after 20 refusals in a row (`REFUSALS_PER_PAD`, `REFUSALS_IN_A_ROW` in "
+    "controller/service/core.py): the drones left over wait as airspace_busy and are tried next pass, "
+    "without a search each (counted among the refused, at no cost)."
 )
 
 
