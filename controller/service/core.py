@@ -559,6 +559,25 @@ class StationService:
         if not result.returned and result.reason_code in ("connection_broken", "link_lost"):
             self.bus.publish("vehicle", vehicle_id=job.vehicle_id, state="unavailable", reason=reason)
 
+    async def _requeue_failed(self, package_id: str) -> None:
+        """After a restart: a package left `failed` (the process died before its next move) is moved on
+        as `_after_failure` would have: back to the queue, or to a van past its attempts."""
+        history = await self.io(self.store.history, package_id)
+        failures = [e for e in history if e.to_state is S.FAILED]
+        code = (failures[-1].detail or {}).get("reason_code") if failures else None
+        last = failures[-1].reason if failures else "failed"
+        if len(failures) >= self.config.max_attempts or code in _NO_RETRY:
+            await self._move(
+                package_id,
+                S.VAN,
+                f"{len(failures)} attempt(s) failed; last: {last} (moved on after a restart)",
+                S.FAILED,
+                {"reason_code": code},
+                reasons=[str(Reason.FLIGHT_FAILED)],
+            )
+        else:
+            await self._move(package_id, S.RECEIVED, f"to be reassigned after: {last} (restart)", S.FAILED)
+
     def _announce(self, package: Package, reason: str | None = None) -> None:
         """Tell consoles where a package is now."""
         self.bus.publish("package", **_package_event(package, reason))
@@ -706,6 +725,10 @@ class StationService:
                 await self._move(
                     package.id, S.RECEIVED, "assignment lost in a restart; planned again", S.ASSIGNED
                 )
+        # A trip that failed just before the last process died: its package never got its next move.
+        for package in await self.io(all_in_state, self.store, S.FAILED):
+            if package.id not in live:
+                await self._requeue_failed(package.id)
 
 
 def _package_event(package: Package, reason: str | None = None) -> dict[str, Any]:

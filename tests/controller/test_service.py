@@ -84,6 +84,27 @@ async def test_restart_replans_a_package_whose_assignment_was_lost(store: Store)
         assert service.store.get(package.id).state is PackageState.VAN
 
 
+@pytest.mark.parametrize(("failures", "then"), [(1, PackageState.RECEIVED), (2, PackageState.VAN)])
+async def test_restart_moves_on_a_package_left_failed(
+    store: Store, failures: int, then: PackageState
+) -> None:
+    """The process died between a trip's failure and the package's next move: the restart finishes it."""
+    package, _ = store.submit(request("a"))
+    trip = (PackageState.ASSIGNED, PackageState.LAUNCHING, PackageState.EN_ROUTE, PackageState.FAILED)
+    for n in range(failures):
+        for to in trip:
+            detail = {"reason_code": "link_lost"} if to is PackageState.FAILED else None
+            store.transition(package.id, to, reason=f"{to} {n}", vehicle_id="d1", mode="drone", detail=detail)
+        if n < failures - 1:
+            store.transition(package.id, PackageState.RECEIVED, reason="to be reassigned")
+    async with StationService(config(), store):
+        history = [e.to_state for e in store.history(package.id)]
+        last_failure = len(history) - 1 - history[::-1].index(PackageState.FAILED)
+        assert history[last_failure + 1] is then  # moved on by the restart, not left failed
+        if then is PackageState.VAN:
+            assert store.get(package.id).reasons == ["flight_failed"]
+
+
 async def test_operator_hands_a_waiting_package_to_vans(store: Store) -> None:
     async with StationService(config(), store) as service:
         await service.ground()
