@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from controller.airspace import AirspaceBusy, AirspacePlan, StationAirspace
+from controller.airspace import AirspaceBusy, AirspacePlan, StationAirspace, to_geojson
 from controller.errors import InputError
 from controller.station import StationConfig
 from vehicles.spec import VehicleSpec
@@ -60,7 +60,6 @@ class ServiceAirspace:
             config.lon,
             ceiling_m=config.altitude_ceiling_m,
             frame=config.frame,
-            epoch=epoch,
         )
 
     def now_s(self) -> float:
@@ -135,16 +134,14 @@ class ServiceAirspace:
         self.station.release_before(self.now_s() - 60.0)
 
     def intents(self, vehicle_id: str | None = None) -> dict[str, Any]:
-        """Reserved volumes as GeoJSON, all or one drone's (`GET /v1/airspace/intents`)."""
-        geo = self.station.intents_geojson()
-        for feature in geo["features"]:  # the book's clock is the drones'; show wall-clock times
+        """Reserved volumes as GeoJSON, all or one drone's (`GET /v1/airspace/intents`), with wall-clock
+        ISO times (the book's seconds are the drones')."""
+        station = self.station
+        volumes = station.book.volumes() if vehicle_id is None else station.volumes_for(vehicle_id)
+        geo = to_geojson(volumes, station.frame)  # only the volumes asked for; times in book seconds
+        for feature in geo["features"]:
             props = feature["properties"]
-            for key in ("t0", "t1"):
-                if isinstance(props[key], str):
-                    t_s = (datetime.fromisoformat(props[key]) - self.epoch).total_seconds()
-                    props[key] = self.at(t_s).isoformat()
-        if vehicle_id is not None:
-            geo["features"] = [f for f in geo["features"] if f["properties"]["vehicle_id"] == vehicle_id]
+            props["t0"], props["t1"] = self.at(props["t0"]).isoformat(), self.at(props["t1"]).isoformat()
         return geo
 
     def plan_dict(self, plan: AirspacePlan) -> dict[str, Any]:

@@ -545,38 +545,32 @@ class StationService:
     async def _after_failure(self, job: Assignment, result: DeliveryResult, reason: str) -> None:
         """A failed package (this trip's failure stored) back to the queue or, past its attempts, to a van."""
         attempts = sum(1 for e in await self.io(self.store.history, job.package_id) if e.to_state is S.FAILED)
-        if attempts >= self.config.max_attempts or result.reason_code in _NO_RETRY:
-            await self._move(
-                job.package_id,
-                S.VAN,
-                f"{attempts} attempt(s) failed; last: {reason}",
-                S.FAILED,
-                {"reason_code": result.reason_code},
-                reasons=[str(Reason.FLIGHT_FAILED)],
-            )
-        else:
-            await self._move(job.package_id, S.RECEIVED, f"to be reassigned after: {reason}", S.FAILED)
+        await self._move_on_failed(job.package_id, attempts, reason, result.reason_code)
         if not result.returned and result.reason_code in ("connection_broken", "link_lost"):
             self.bus.publish("vehicle", vehicle_id=job.vehicle_id, state="unavailable", reason=reason)
 
     async def _requeue_failed(self, package_id: str) -> None:
         """After a restart: a package left `failed` (the process died before its next move) is moved on
-        as `_after_failure` would have: back to the queue, or to a van past its attempts."""
-        history = await self.io(self.store.history, package_id)
-        failures = [e for e in history if e.to_state is S.FAILED]
-        code = (failures[-1].detail or {}).get("reason_code") if failures else None
-        last = failures[-1].reason if failures else "failed"
-        if len(failures) >= self.config.max_attempts or code in _NO_RETRY:
+        as `_after_failure` would have, from its stored failures."""
+        failures = [e for e in await self.io(self.store.history, package_id) if e.to_state is S.FAILED]
+        last = failures[-1] if failures else None
+        code = (last.detail or {}).get("reason_code") if last else None
+        reason = f"{last.reason if last else 'failed'} (moved on after a restart)"
+        await self._move_on_failed(package_id, len(failures), reason, code)
+
+    async def _move_on_failed(self, package_id: str, attempts: int, reason: str, code: str | None) -> None:
+        """Back to the queue, or to a van past `max_attempts` (or after a failure no retry would fix)."""
+        if attempts >= self.config.max_attempts or code in _NO_RETRY:
             await self._move(
                 package_id,
                 S.VAN,
-                f"{len(failures)} attempt(s) failed; last: {last} (moved on after a restart)",
+                f"{attempts} attempt(s) failed; last: {reason}",
                 S.FAILED,
                 {"reason_code": code},
                 reasons=[str(Reason.FLIGHT_FAILED)],
             )
         else:
-            await self._move(package_id, S.RECEIVED, f"to be reassigned after: {last} (restart)", S.FAILED)
+            await self._move(package_id, S.RECEIVED, f"to be reassigned after: {reason}", S.FAILED)
 
     def _announce(self, package: Package, reason: str | None = None) -> None:
         """Tell consoles where a package is now."""
