@@ -125,6 +125,13 @@ class ServiceAirspace:
         """When the airspace that refused a flight frees, on the wall clock."""
         return self.at(busy.free_at_s)
 
+    def next_pass(self) -> AirspaceBusy:
+        """The refusal of a flight not searched this pass (its time budget spent): tried again next pass.
+
+        No reservation is known to be in the way, so the airspace may be free now: `free_at_s` is now.
+        """
+        return AirspaceBusy(self.now_s(), ())
+
     def finish(self, flight_id: str) -> None:
         """The flight is over (down, failed, or never launched): free its pad and volumes."""
         self.station.finish(flight_id)

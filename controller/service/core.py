@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -46,6 +47,12 @@ WAITING_REREAD_S = 60.0
 _NO_RETRY = {"mission_rejected"}
 REFUSALS_PER_PAD = 2  # airspace refusals for drones on one pad before a pass stops trying that pad
 REFUSALS_IN_A_ROW = 20  # refusals in a row, over all pads, before a pass stops booking drones at all
+# Time one planning pass may spend searching the airspace (bookings and refusals). A search costs a
+# millisecond or a few; a column of air takes a launch every 20 s or so, so a pass of a few searches books
+# all a station can launch now, and the drones left over wait as airspace_busy for the next pass (seconds
+# later) instead of every drone of a big fleet costing a search in the same tick (issue 16: the tick grows
+# by no more than 20 ms).
+AIRSPACE_PASS_BUDGET_S = 0.015
 # Times a trip's end reads the package again when it moved between the read and the write.
 _END_TRIES = 3
 
@@ -302,6 +309,7 @@ class StationService:
         refused: dict[tuple[str, ...] | None, tuple[AirspaceBusy, int]] = {}
         last_refusal: AirspaceBusy | None = None
         in_a_row = 0  # refusals since the last booking, over all pads
+        searching_s = 0.0  # time spent in airspace searches this pass (at least one is made)
         for d in decisions:
             if d.status == "queued":
                 self._queued[d.package_id] = d
@@ -324,7 +332,10 @@ class StationService:
                     busy = refused.get(pads)
                     if in_a_row >= REFUSALS_IN_A_ROW and last_refusal is not None:
                         busy = (last_refusal, REFUSALS_PER_PAD)  # the air is full this pass: no more searches
+                    if searching_s > AIRSPACE_PASS_BUDGET_S:  # out of time: no more searches this pass
+                        busy = (busy[0] if busy else self.airspace.next_pass(), REFUSALS_PER_PAD)
                     if busy is None or busy[1] < REFUSALS_PER_PAD:
+                        started = time.perf_counter()
                         try:
                             job = self._book(job, pads)
                         except AirspaceBusy as exc:
@@ -332,6 +343,8 @@ class StationService:
                             busy, last_refusal, in_a_row = refused[pads], exc, in_a_row + 1
                         else:
                             busy, in_a_row = None, 0
+                        finally:
+                            searching_s += time.perf_counter() - started
                     if busy is not None:
                         self._queued[d.package_id] = dataclasses.replace(d, status="queued")
                         self._airspace_busy[d.package_id] = self.airspace.free_at(busy[0])

@@ -224,3 +224,41 @@ async def test_an_operator_launch_into_a_busy_column_is_refused_and_the_mission_
         assert refused.value.code == "airspace_busy" and refused.value.free_at_s > service.airspace.now_s()
         still = {m.id: m.state for m in await service.missions()}
         assert still[held[1]] == "held"
+
+
+async def test_a_pass_out_of_search_time_leaves_the_rest_for_the_next_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two drones on two pads 100 m apart could both go now; with no search time left after the first
+    booking, the second waits as airspace_busy (free now: nothing is in its way) and a later pass books it."""
+    from controller.service import core
+
+    monkeypatch.setattr(core, "AIRSPACE_PASS_BUDGET_S", 0.0)
+    p1, p2 = at(0, 0), at(100, 0)
+    pads = [{"name": "P1", "lat": p1[0], "lon": p1[1]}, {"name": "P2", "lat": p2[0], "lon": p2[1]}]
+    cfg = one_pad(pads=pads, max_delay_s=60).model_copy(update={"tick_s": 0.5})
+    async with (
+        SimStation(cfg, store_url=f"sqlite:///{tmp_path / 's.sqlite3'}", speedup=20) as station,
+        contextlib.AsyncExitStack() as stack,
+    ):
+        service = station.service
+        assert service is not None
+        batch = [PackageIn(key=k, weight=1.0, dest_lat=at(*v)[0], dest_lon=at(*v)[1])
+                 for k, v in {"a": (0, 1500), "b": (1500, 0)}.items()]  # fmt: skip
+        events = await stack.enter_async_context(contextlib.aclosing(service.bus.subscribe()))
+        submitted = datetime.now(UTC)
+        answers = await service.submit(batch)
+        decided = sorted((d for _, _, d in answers), key=lambda d: d["decision"])
+        assert [d["decision"] for d in decided] == ["drone", "queued"], decided
+        assert decided[1]["reason"] == "airspace_busy"
+        # Nothing is known to be in its way: it was only not searched yet (free now, on the drones' clock).
+        assert decided[1]["airspace_free_at"] <= datetime.now(UTC) + timedelta(seconds=1)
+        waiting = next(p for p, _, d in answers if d is decided[1])
+        async with asyncio.timeout(30):
+            async for event in events:
+                if event.get("package_id") == waiting.id and event.get("state") == "assigned":
+                    break
+        # Booked by the next pass, from the other pad: it did not wait for the first drone's column.
+        assert datetime.now(UTC) - submitted < timedelta(seconds=10)
+        booked = {m.vehicle_id: m for m in await service.missions()}
+        assert len(booked) == 2
