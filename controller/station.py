@@ -7,11 +7,13 @@ Validation is pydantic's: a bad file gives an `InputError` naming the field and 
 
 from __future__ import annotations
 
+import ssl
 import tomllib
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -85,7 +87,13 @@ class ApiConfig(BaseModel):
 
 
 class BrokerConfig(BaseModel):
-    """The MQTT broker the station's robots use (VDA 5050)."""
+    """The MQTT broker the station's robots use (VDA 5050).
+
+    `mqtts://host[:8883]` speaks TLS: the broker's certificate must chain to `ca_file` (the system's CAs when
+    it is not set) and name the URL's host, so that nobody on the path can pose as the broker and read the
+    controller's password and orders. `client_cert`/`client_key` serve a broker that asks for certificates.
+    Relative paths are taken relative to the station file (docs/security.md).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -94,6 +102,75 @@ class BrokerConfig(BaseModel):
     password: str | None = None
     manufacturer: str = "lastmile"
     version: Literal["2.1.0", "3.0.0"] = "2.1.0"
+    ca_file: Path | None = Field(default=None, description="PEM CA certificate(s) the broker's must chain to")
+    client_cert: Path | None = Field(default=None, description="PEM client certificate (mqtts:// only)")
+    client_key: Path | None = Field(default=None, description="PEM key of client_cert (mqtts:// only)")
+
+    @field_validator("url")
+    @classmethod
+    def _url_usable(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts"):
+            given = parts.scheme or "none"
+            raise ValueError(f"{url!r}: the scheme must be mqtt:// or mqtts:// (TLS), not {given!r}")
+        if not parts.hostname:
+            raise ValueError(f"{url!r}: no host")
+        try:
+            parts.port  # noqa: B018 - raises for a port that is not a number in range
+        except ValueError:
+            raise ValueError(f"{url!r}: the port is not a number in 0..65535") from None
+        return url
+
+    @model_validator(mode="after")
+    def _tls_fields_need_mqtts(self) -> BrokerConfig:
+        if not self.tls:
+            for name in ("ca_file", "client_cert", "client_key"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} is set but url is {self.url}: use mqtts:// for TLS")
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("client_cert and client_key come together: set both or neither")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """Whether the link is MQTT over TLS (`mqtts://`)."""
+        return urlsplit(self.url).scheme == "mqtts"
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        """The URL's port, or MQTT's registered one: 8883 over TLS, 1883 without."""
+        return urlsplit(self.url).port or (8883 if self.tls else 1883)
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The link's TLS context (None for mqtt://); `InputError` names the file that cannot be used."""
+        if not self.tls:
+            return None
+        from vehicles.vda5050.link import tls_context
+
+        for name in ("ca_file", "client_cert", "client_key"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise InputError(f"{path} does not exist or is not a file", field=f"broker.{name}")
+        try:
+            return tls_context(self.ca_file, self.client_cert, self.client_key)
+        except ValueError as exc:
+            field = "broker.ca_file" if str(exc).startswith("ca_file") else "broker.client_cert"
+            raise InputError(str(exc), field=field) from None
+
+    def link_options(self) -> dict[str, Any]:
+        """`FleetLink`'s connection arguments: host, port, login (fields over the URL's) and TLS context."""
+        parts = urlsplit(self.url)
+        return {
+            "host": self.host,
+            "port": self.port,
+            "username": self.username or parts.username,
+            "password": self.password or parts.password,
+            "tls_context": self.tls_context(),
+        }
 
 
 class StationConfig(BaseModel):
@@ -195,6 +272,12 @@ def load_station(path: str | Path) -> StationConfig:
     zones_file = raw.get("zones_file")
     if isinstance(zones_file, str) and not Path(zones_file).is_absolute():
         raw["zones_file"] = str((path.parent / zones_file).resolve())
+    broker = raw.get("broker")
+    if isinstance(broker, dict):
+        for name in ("ca_file", "client_cert", "client_key"):
+            value = broker.get(name)
+            if isinstance(value, str) and not Path(value).is_absolute():
+                broker[name] = str((path.parent / value).resolve())
     try:
         station = StationConfig.model_validate({**raw, "source": path})
     except ValidationError as exc:
@@ -202,4 +285,6 @@ def load_station(path: str | Path) -> StationConfig:
         field = ".".join(str(p) for p in first["loc"])
         raise InputError(f"{first['msg']} (in {path})", field=field) from exc
     station.check_station_position()
+    if station.broker is not None:
+        station.broker.tls_context()  # a missing or unusable certificate is found at load, not at connect
     return station

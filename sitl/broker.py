@@ -12,6 +12,12 @@ thread with the same users (argon2 password file) and the same per-robot publish
         user, password = broker.credentials("r1")
         ...
         broker.restart()                                # same port, e.g. for reconnect tests
+
+TLS (`tls=True`): the one listener speaks MQTT over TLS only (`mqtts://`), so a plaintext client is refused
+at the handshake. Without `ca_file`/`cert_file`/`key_file` the broker makes its own CA and a certificate for
+its host in its temp dir (`sitl.tls.make_pki`; `broker.ca_file` is what clients must trust): the demo runs
+encrypted without anyone making certificates. `require_certificate=True` also asks clients for a
+certificate signed by that CA (mosquitto's `require_certificate`), on top of their passwords.
 """
 
 from __future__ import annotations
@@ -82,6 +88,11 @@ class Broker:
         host: str = "127.0.0.1",
         kind: str = "auto",
         start_timeout: float = 10.0,
+        tls: bool = False,
+        ca_file: str | Path | None = None,
+        cert_file: str | Path | None = None,
+        key_file: str | Path | None = None,
+        require_certificate: bool = False,
     ) -> None:
         if kind not in ("auto", "mosquitto", "amqtt"):
             raise ValueError(f"kind={kind!r}: expected 'auto', 'mosquitto' or 'amqtt'")
@@ -107,6 +118,19 @@ class Broker:
         if kind == "mosquitto" and self._mosquitto is None:
             raise BrokerError("kind='mosquitto' but no mosquitto binary found (apt-get install mosquitto)")
         self.kind = "mosquitto" if (kind != "amqtt" and self._mosquitto) else "amqtt"
+        given = {"ca_file": ca_file, "cert_file": cert_file, "key_file": key_file}
+        if any(given.values()) and not all(given.values()):
+            missing = ", ".join(k for k, v in given.items() if not v)
+            raise ValueError(f"{missing}: TLS files come as a set (ca_file, cert_file, key_file) or not all")
+        if any(given.values()) or require_certificate:
+            tls = True
+        self.tls = tls
+        self.require_certificate = require_certificate
+        if require_certificate and self.kind == "amqtt":
+            raise BrokerError("require_certificate needs mosquitto (amqtt does not insist on certificates)")
+        self._tls_files: tuple[Path, Path, Path] | None = (
+            (Path(ca_file), Path(cert_file), Path(key_file)) if ca_file and cert_file and key_file else None
+        )
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._amqtt_thread: threading.Thread | None = None
@@ -116,7 +140,17 @@ class Broker:
     # ---- public ------------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA certificate clients must trust (TLS only; made at `start` unless given)."""
+        return self._tls_files[0] if self._tls_files else None
+
+    @property
+    def pki_dir(self) -> Path:
+        """Where a broker that makes its own CA writes it (client certificates can be issued there too)."""
+        return self.workdir / "tls"
 
     @property
     def robots(self) -> list[str]:
@@ -150,6 +184,11 @@ class Broker:
             return
         if self._tmp is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="lastmile-broker-")
+            if self.tls and self._tls_files is None:
+                from sitl.tls import make_pki
+
+                pki = make_pki(self.pki_dir, hosts=dict.fromkeys([self.host, "localhost"]))
+                self._tls_files = (pki.ca_file, pki.server.cert, pki.server.key)
             self._write_files()
         if self.kind == "mosquitto":
             self._start_mosquitto()
@@ -213,6 +252,7 @@ class Broker:
                         # temp dir; naming the current user keeps it as is (ignored when not root)
                         f"user {pwd.getpwuid(os.getuid()).pw_name}",
                         f"listener {self.port} {self.host}",
+                        *self._mosquitto_tls_lines(),
                         "allow_anonymous false",
                         f"password_file {work / 'passwd'}",
                         f"acl_file {work / 'acl'}",
@@ -231,6 +271,16 @@ class Broker:
                     ]
                 )
             )
+
+    def _mosquitto_tls_lines(self) -> list[str]:
+        """The listener's TLS settings (nothing without TLS): the listener then speaks TLS only."""
+        if self._tls_files is None:
+            return []
+        ca, cert, key = self._tls_files
+        lines = [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}", "tls_version tlsv1.2"]
+        if self.require_certificate:
+            lines.append("require_certificate true")
+        return lines
 
     def _write_mosquitto_passwords(self, path: Path) -> None:
         """Plain `user:password` lines hashed in place by `mosquitto_passwd -U` (one process, all users)."""
@@ -314,8 +364,12 @@ class Broker:
             bases = [f"{prefix}/{self.manufacturer}/{serial}" for prefix in PREFIXES]
             publish_acl[serial] = [f"{b}/{t}" for b in bases for t in ROBOT_WRITES]
             subscribe_acl[serial] = [f"{b}/{t}" for b in bases for t in ROBOT_READS]
+        listener: dict[str, Any] = {"type": "tcp", "bind": f"{self.host}:{self.port}"}
+        if self._tls_files is not None:
+            ca, cert, key = self._tls_files
+            listener.update(ssl=True, cafile=str(ca), certfile=str(cert), keyfile=str(key))
         return {
-            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+            "listeners": {"default": listener},
             "plugins": {
                 "amqtt.plugins.authentication.FileAuthPlugin": {"password_file": str(passwd)},
                 "amqtt.plugins.topic_checking.TopicAccessControlListPlugin": {

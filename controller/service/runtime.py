@@ -15,7 +15,6 @@ import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
-from urllib.parse import urlparse
 
 from controller.service.carriers import Carrier
 from controller.service.carriers_drone import DroneCarrier
@@ -110,13 +109,7 @@ async def connect_fleet(
         await asyncio.gather(*(connect(v) for v in drones))  # an unreachable drone costs its timeout once
     robots = [v for v in config.fleet if v.kind is VehicleKind.ROBOT and v.online]
     if robots and config.broker is not None:
-        broker = urlparse(config.broker.url)
-        link = FleetLink(
-            broker.hostname or "127.0.0.1",
-            broker.port or 1883,
-            username=config.broker.username or broker.username,
-            password=config.broker.password or broker.password,
-        )
+        link = FleetLink(**config.broker.link_options())  # mqtts:// gives a TLS context (BrokerConfig)
         await stack.enter_async_context(link)
         try:
             await link.wait_connected(broker_wait_s)

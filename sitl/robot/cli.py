@@ -1,6 +1,10 @@
 """`lastmile sitl robot`: run simulated VDA 5050 sidewalk robots against an MQTT broker.
 
     lastmile sitl robot --count 10 --broker mqtt://127.0.0.1:1883 --speedup 10 --password secret
+    lastmile sitl robot --broker mqtts://broker.example:8883 --ca-file ca.crt --password secret
+
+`mqtts://` speaks TLS: the broker's certificate must chain to `--ca-file` (the system's CAs without it) and
+name the URL's host; `--client-cert`/`--client-key` answer a broker that asks for a certificate.
 
 Robots are named `<prefix>001`, `<prefix>002`, ... and log in with their serial number as MQTT username
 (the layout `sitl.broker.Broker` and docs/robots.md use). Per-robot passwords can come from a JSON file
@@ -20,19 +24,25 @@ import typer
 
 from sitl.robot.client import RobotFleet
 from sitl.robot.sim import WALKING_SPEED, SimRobot
+from sitl.tls import client_context
 
 __all__ = ["main", "parse_broker_url", "robot"]
 
 
 def parse_broker_url(url: str) -> tuple[str, int, str | None, str | None]:
-    """`mqtt://[user:password@]host[:port]` -> (host, port, user, password); ValueError names the problem."""
+    """`mqtt[s]://[user:password@]host[:port]` -> (host, port, user, password); ValueError names the problem.
+
+    The default port is MQTT's registered one: 1883, or 8883 for `mqtts://` (TLS).
+    """
     parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "tcp"):
-        raise ValueError(f"broker={url!r}: scheme must be mqtt:// (got {parts.scheme or 'none'!r})")
+    if parts.scheme not in ("mqtt", "tcp", "mqtts"):
+        raise ValueError(
+            f"broker={url!r}: scheme must be mqtt:// or mqtts:// for TLS (got {parts.scheme or 'none'!r})"
+        )
     if not parts.hostname:
         raise ValueError(f"broker={url!r}: no host")
     try:
-        port = parts.port or 1883
+        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
     except ValueError:
         raise ValueError(f"broker={url!r}: port is not a number in 1..65535") from None
     return parts.hostname, port, parts.username, parts.password
@@ -42,7 +52,18 @@ def robot(
     count: int = typer.Option(1, "--count", min=1, help="How many robots to simulate."),
     broker: str = typer.Option(
         "mqtt://127.0.0.1:1883",
-        help="Broker URL: mqtt://host:port, optionally mqtt://user:password@host:port.",
+        help="Broker URL: mqtt://host:port (mqtts:// for TLS), optionally mqtt://user:password@host:port.",
+    ),
+    ca_file: Path | None = typer.Option(  # noqa: B008 - typer reads options from defaults
+        None,
+        "--ca-file",
+        help="mqtts://: PEM CA the broker's certificate must chain to (default: system CAs).",
+    ),
+    client_cert: Path | None = typer.Option(  # noqa: B008
+        None, "--client-cert", help="mqtts://: PEM client certificate, for brokers that ask for one."
+    ),
+    client_key: Path | None = typer.Option(  # noqa: B008
+        None, "--client-key", help="mqtts://: PEM key of --client-cert."
     ),
     speedup: float = typer.Option(1.0, min=0.001, help="Simulated seconds per real second."),
     version: str = typer.Option("2.1.0", help="VDA 5050 version: 2.1.0 or 3.0.0."),
@@ -64,6 +85,27 @@ def robot(
         host, port, url_user, url_password = parse_broker_url(broker)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--broker") from None
+    tls = None
+    if urlsplit(broker).scheme == "mqtts":
+        if (client_cert is None) != (client_key is None):
+            raise typer.BadParameter(
+                "give --client-cert and --client-key together", param_hint="--client-cert"
+            )
+        try:
+            tls = client_context(ca_file, client_cert, client_key)
+        except ValueError as exc:
+            hint = "--ca-file" if str(exc).startswith("CA file") else "--client-cert"
+            raise typer.BadParameter(str(exc), param_hint=hint) from None
+    else:
+        for hint, given in (
+            ("--ca-file", ca_file),
+            ("--client-cert", client_cert),
+            ("--client-key", client_key),
+        ):
+            if given is not None:
+                raise typer.BadParameter(
+                    f"{hint} needs an mqtts:// broker URL (got {broker})", param_hint=hint
+                )
     if version not in ("2.1.0", "3.0.0"):
         raise typer.BadParameter(f"{version!r}: expected 2.1.0 or 3.0.0", param_hint="--version")
     serials = [f"{prefix}{i:03d}" for i in range(first, first + count)]
@@ -90,6 +132,7 @@ def robot(
         speedup=speedup,
         state_interval_s=state_interval,
         keepalive=keepalive,
+        tls_context=tls,
     )
     asyncio.run(_serve(fleet))
 

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import random
+import ssl
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, Self
@@ -42,8 +43,10 @@ class RobotClient:
         state_interval_s: float = 1.0,
         reconnect_max_s: float = 2.0,
         on_publish: Callable[[str, int, float], None] | None = None,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self.sim = sim
+        self.tls_context = tls_context  # mqtts://: verifies the broker's certificate and host name
         self.host, self.port = host, port
         self.username, self.password = username, password
         self.keepalive = keepalive
@@ -78,6 +81,7 @@ class RobotClient:
                 keepalive=self.keepalive,
                 will=will,
                 clean_session=True,
+                tls_context=self.tls_context,
             )
             try:
                 async with client:
@@ -194,6 +198,7 @@ class RobotFleet:
         state_interval_s: float = 1.0,
         keepalive: int = 5,
         on_publish: Callable[[str, str, int, float], None] | None = None,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         if speedup <= 0:
             raise ValueError(f"speedup={speedup!r}: must be > 0")
@@ -214,6 +219,7 @@ class RobotFleet:
                 keepalive=keepalive,
                 state_interval_s=state_interval_s,
                 on_publish=hook,
+                tls_context=tls_context,
             )
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -30,11 +31,62 @@ from vehicles.vda5050.events import EventHub, EventStream, RobotEvent
 from vehicles.vda5050.robot import RobotHandle
 from vehicles.vda5050.versions import SUPPORTED_VERSIONS, version_info
 
-__all__ = ["FleetLink", "LinkStats"]
+__all__ = ["FleetLink", "LinkStats", "describe_tls_error", "tls_context"]
 
 log = logging.getLogger("lastmile.vehicles.vda5050")
 BROKER_REMINDER_S = 60.0  # while the broker stays away, its warning is repeated this often
 _ids = itertools.count(1)
+
+
+def tls_context(
+    ca_file: str | Path | None = None,
+    client_cert: str | Path | None = None,
+    client_key: str | Path | None = None,
+) -> ssl.SSLContext:
+    """The controller's TLS context for an `mqtts://` broker.
+
+    The broker's certificate must chain to `ca_file` (the system's CAs when None, for a broker with a public
+    certificate) and name the host the controller dials (`check_hostname`): encryption without both would let
+    anyone on the path pose as the broker. `client_cert`/`client_key` are presented to a broker that asks for
+    client certificates. A file that cannot be used raises ValueError naming it.
+    """
+    try:
+        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"ca_file {ca_file}: not a readable PEM CA certificate ({exc})") from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if client_cert is not None or client_key is not None:
+        if client_cert is None:
+            raise ValueError("client_key given without client_cert: both or neither")
+        try:
+            context.load_cert_chain(str(client_cert), str(client_key) if client_key else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(
+                f"client_cert {client_cert} / client_key {client_key}: not a usable certificate and key "
+                f"({exc})"
+            ) from None
+    return context
+
+
+def describe_tls_error(error: str, host: str) -> str:
+    """An operator's reading of OpenSSL's words for a failed TLS connection (the original in brackets)."""
+    if "CERTIFICATE_VERIFY_FAILED" in error:
+        if "mismatch" in error.lower():
+            return (
+                f"TLS: the broker's certificate is not for '{host}' (the host name in the broker URL must be "
+                f"one the certificate names) [{error}]"
+            )
+        return (
+            "TLS: the broker's certificate is not signed by a CA this side trusts (check the CA file, "
+            f"[broker] ca_file) [{error}]"
+        )
+    if "WRONG_VERSION_NUMBER" in error or "record layer failure" in error.lower():
+        return f"TLS: the broker does not speak TLS on this port (a plaintext mqtt:// listener?) [{error}]"
+    if "CERTIFICATE_REQUIRED" in error or "certificate required" in error.lower():
+        return (
+            f"TLS: the broker requires a client certificate ([broker] client_cert and client_key) [{error}]"
+        )
+    return error
 
 
 @dataclass
@@ -159,6 +211,11 @@ class FleetLink:
         self._main = asyncio.create_task(self._run(), name=f"vda5050[{self.client_id}].run")
         self._spawn(self._watchdog(), name=f"vda5050[{self.client_id}].watchdog")
 
+    @property
+    def url(self) -> str:
+        """The broker as a URL (`mqtts://` over TLS), for messages."""
+        return f"{'mqtts' if self.tls_context is not None else 'mqtt'}://{self.host}:{self.port}"
+
     async def wait_connected(self, timeout_s: float = 10.0) -> None:
         """Wait for the broker; BrokerUnavailable (with the last error) after `timeout_s` seconds."""
         try:
@@ -166,7 +223,7 @@ class FleetLink:
                 await self.connected.wait()
         except TimeoutError:
             raise BrokerUnavailable(
-                f"no connection to mqtt://{self.host}:{self.port} within {timeout_s:g} s: {self.last_error}"
+                f"no connection to {self.url} within {timeout_s:g} s: {self.last_error}"
             ) from None
 
     async def stop(self) -> None:
@@ -219,7 +276,10 @@ class FleetLink:
                     async for message in client.messages:
                         self._dispatch(message)
             except aiomqtt.MqttError as exc:
-                self._note_failure(str(exc) or type(exc).__name__, attempt + 1)
+                error = str(exc) or type(exc).__name__
+                if self.tls_context is not None:
+                    error = describe_tls_error(error, self.host)
+                self._note_failure(error, attempt + 1)
             finally:
                 self._client = None
                 if self.connected.is_set():
@@ -239,7 +299,7 @@ class FleetLink:
         now = time.monotonic()
         if error != self.last_error or now - self._warned_at >= BROKER_REMINDER_S:
             again = f" (still, after {attempt} attempts)" if error == self.last_error else ""
-            log.warning("broker mqtt://%s:%s: %s%s", self.host, self.port, error, again)
+            log.warning("broker %s: %s%s", self.url, error, again)
             self._warned_at = now
         self.last_error = error
 
