@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, TypeAlias
 
@@ -23,6 +23,13 @@ from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
 from vehicles.errors import LinkError
 from vehicles.mavlink.link import Link, open_link
+from vehicles.mavlink.signing import (
+    Rejection,
+    SigningState,
+    VerifyingMAVLink,
+    accept_all,
+    signing_timestamp,
+)
 
 __all__ = ["DroneConnection", "MavMessage"]
 
@@ -51,8 +58,14 @@ class DroneConnection:
     ) -> None:
         self.link: Link = open_link(link) if isinstance(link, str) else link
         self.vehicle_id = vehicle_id or str(self.link.address)
-        self.mav = mavlink.MAVLink(None, srcSystem=source_system, srcComponent=source_component)
+        self.mav = VerifyingMAVLink(None, srcSystem=source_system, srcComponent=source_component)
         self.mav.robust_parsing = True
+        self.mav.on_reject = self._on_reject
+        # Signing (`signing.use_signing`): what was refused, by reason, and who wants to hear about it.
+        self.rejected: Counter[str] = Counter()
+        self.last_rejection: Rejection | None = None
+        self.signing_state: SigningState | None = None
+        self._reject_listeners: list[Callable[[Rejection], None]] = []
         self.target_system = target_system or 0
         self.target_component = 0
         self._expected_target = target_system
@@ -76,6 +89,8 @@ class DroneConnection:
     async def start(self) -> None:
         """Open the link and start the receive, heartbeat and watchdog tasks."""
         await self.link.open()
+        if hasattr(self.link, "hold_peer"):
+            self.link.hold_peer = True  # the receive loop moves a UDP listener's peer (`accept_sender`)
         if hasattr(self.link, "on_drop"):
             self.link.on_drop = self._on_transport_drop
         name = f"mavlink[{self.vehicle_id}]"
@@ -84,6 +99,8 @@ class DroneConnection:
             asyncio.create_task(self._heartbeat_loop(), name=f"{name}.heartbeat"),
             asyncio.create_task(self._watchdog(), name=f"{name}.watchdog"),
         ]
+        if self.signing_state is not None:
+            self._tasks.append(asyncio.create_task(self._save_signing_loop(), name=f"{name}.signing_state"))
 
     async def wait_connected(self, timeout_s: float = 10.0) -> None:
         """Wait for the first heartbeat of the vehicle, or raise LinkError."""
@@ -107,11 +124,20 @@ class DroneConnection:
                     fut.set_exception(LinkError("connection closed", vehicle=self.vehicle_id))
         self._waiters.clear()
         await self.link.close()
+        if self.signing_state is not None and self.mav.signing.secret_key is not None:
+            await asyncio.to_thread(self._save_signing, True)
 
     # -- sending ------------------------------------------------------------------------------------------
 
     def send(self, msg: MavMessage) -> None:
-        """Pack (and sign, when signing is on) one message and hand it to the link."""
+        """Pack (and sign, when signing is on) one message and hand it to the link.
+
+        A signed message carries at least the wall clock's timestamp (the spec's rule; pymavlink only
+        counts up by one per message), so a drone that restarts its streams accepts us as current.
+        """
+        signing = self.mav.signing
+        if signing.sign_outgoing:
+            signing.timestamp = max(signing.timestamp, signing_timestamp())
         buf = msg.pack(self.mav)
         self.mav.seq = (self.mav.seq + 1) % 256  # what MAVLink.send does after pack
         self.messages_out += 1
@@ -133,6 +159,39 @@ class DroneConnection:
                 yield await queue.get()
         finally:
             remove()
+
+    def add_rejection_listener(self, callback: Callable[[Rejection], None]) -> Callable[[], None]:
+        """Call `callback(rejection)` for every message refused by signing; returns a remover."""
+        self._reject_listeners.append(callback)
+        return lambda: self._reject_listeners.remove(callback) if callback in self._reject_listeners else None
+
+    @property
+    def signing_required(self) -> bool:
+        """True when this connection holds a key and refuses unsigned messages."""
+        signing = self.mav.signing
+        return signing.secret_key is not None and signing.allow_unsigned_callback is not accept_all
+
+    def _on_reject(self, rejection: Rejection) -> None:
+        """A message dropped by signing: counted, logged (the first of each reason), told to listeners.
+
+        It goes no further: the parser turns it into BAD_DATA, which `_dispatch` ignores, so it changes no
+        state, resolves no waiter and, on UDP, does not move where we send (see `_receive_loop`).
+        """
+        if not self.rejected[rejection.reason]:
+            self._log.warning(
+                "refused %s %s claiming to be %d/%d (further ones are counted, not logged)",
+                rejection.reason,
+                rejection.msg_type,
+                rejection.src_system,
+                rejection.src_component,
+            )
+        self.rejected[rejection.reason] += 1
+        self.last_rejection = rejection
+        for listener in list(self._reject_listeners):
+            try:
+                listener(rejection)
+            except Exception:
+                self._log.exception("rejection listener failed")
 
     def add_link_listener(self, callback: Callable[[bool, float], None]) -> None:
         """Call `callback(up, seconds)` when the link goes down (seconds since last heartbeat) or comes back
@@ -264,8 +323,30 @@ class DroneConnection:
             except mavlink.MAVError as exc:  # robust_parsing makes this rare; resync on the next chunk
                 self._log.debug("parse error: %s", exc)
                 continue
+            verified = False
             for msg in msgs or ():
                 self._dispatch(msg)
+                if self.signing_required and msg.get_signed() and msg.get_srcSystem() == self.target_system:
+                    verified = True  # BAD_DATA (a refused packet) is never signed
+            # A UDP listener answers whoever spoke last; under signing only a verified sender may move it
+            # (else one spoofed datagram would divert our heartbeats and commands to the spoofer).
+            accept = getattr(self.link, "accept_sender", None)
+            if accept is not None and (verified or not self.signing_required):
+                accept()
+
+    def _save_signing(self, clean: bool = False) -> None:
+        if self.signing_state is not None and self.mav.signing.secret_key is not None:
+            try:
+                self.signing_state.save(self.mav.signing.secret_key, self.mav.signing, clean=clean)
+            except OSError as exc:
+                self._log.warning("cannot save signing state %s: %s", self.signing_state.path, exc)
+
+    async def _save_signing_loop(self) -> None:
+        """Keep the stored signing clock at most `save_period_s` behind (GCS_Signing.cpp saves every 30 s)."""
+        assert self.signing_state is not None
+        while True:
+            await asyncio.sleep(self.signing_state.save_period_s)
+            await asyncio.to_thread(self._save_signing)
 
     async def _heartbeat_loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import TracebackType
 
 from vehicles.errors import LinkError, VehicleError
@@ -22,7 +22,7 @@ from vehicles.mavlink.firmware import RENAMED_IN_4_7, Firmware
 from vehicles.mavlink.link import Link
 from vehicles.mavlink.missions import FENCE, MISSION, RALLY, MissionItem, Missions
 from vehicles.mavlink.params import Params
-from vehicles.mavlink.signing import provision_signing, use_signing
+from vehicles.mavlink.signing import Rejection, SigningState, provision_signing, use_signing
 from vehicles.mavlink.streams import DEFAULT_RATES_HZ, set_message_rates
 from vehicles.mavlink.telemetry import DroneEvent, DroneState, Telemetry
 
@@ -113,8 +113,18 @@ class Drone:
         self.rates_hz = rates_hz if rates_hz is not None else DEFAULT_RATES_HZ
         return await set_message_rates(self.commands, self.rates_hz)
 
-    async def provision_signing(self, key: bytes) -> None:
-        await provision_signing(self.conn, key, sysid_param=self.param_name("MAV_SYSID"))
+    async def provision_signing(self, key: bytes, *, state: SigningState | None = None) -> None:
+        """Give the drone `key` (SETUP_SIGNING) and sign with it from now on (`signing.provision_signing`)."""
+        await provision_signing(self.conn, key, sysid_param=self.param_name("MAV_SYSID"), state=state)
+
+    @property
+    def rejected(self) -> dict[str, int]:
+        """Messages refused by signing so far, by reason (unsigned, bad signature, replayed, stale)."""
+        return dict(self.conn.rejected)
+
+    def on_rejection(self, callback: Callable[[Rejection], None]) -> Callable[[], None]:
+        """Call `callback(rejection)` for every message refused by signing; returns a remover."""
+        return self.conn.add_rejection_listener(callback)
 
     def param_name(self, name: str) -> str:
         """The drone's own name for a parameter given by its ArduPilot 4.7 name: what `resolve_names` found,
@@ -265,13 +275,18 @@ class DroneDriver:
         *,
         target_system: int | None = None,
         signing_key: bytes | None = None,
+        signing_state: SigningState | None = None,
+        accept_unsigned: bool = False,
         rates_hz: Mapping[int, float] | None = None,
         set_rates: bool = True,
     ) -> Drone:
         """Connect to a drone, wait for its heartbeat, set stream rates; keep the handle as `vehicle_id`.
 
-        With `signing_key`, every message is signed with it (the drone must already hold the key; use
-        `Drone.provision_signing` to give it one).
+        With `signing_key`, every message is signed with it and only messages signed with it are believed:
+        unsigned or wrongly signed ones are dropped and counted (`Drone.rejected`, `Drone.on_rejection`),
+        so the drone must already hold the key (`lastmile keys provision`, `Drone.provision_signing`).
+        `signing_state` keeps the signing clock across restarts (replays refused); `accept_unsigned` lets
+        unsigned messages in too (a drone being provisioned), never for a drone in service.
         """
         if vehicle_id in self.drones:
             raise VehicleError("already added", vehicle=vehicle_id)
@@ -285,7 +300,7 @@ class DroneDriver:
             heartbeat_period_s=self.heartbeat_period_s,
         )
         if signing_key is not None:
-            use_signing(conn, signing_key)
+            use_signing(conn, signing_key, accept_unsigned=accept_unsigned, state=signing_state)
         drone = Drone(vehicle_id, conn)
         await conn.start()
         try:

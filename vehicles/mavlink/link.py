@@ -174,9 +174,9 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self._link = link
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if self._link.address.scheme == "udpin":
+        if self._link.address.scheme == "udpin" and not self._link.hold_peer:
             self._link.peer = addr  # udpin answers whoever spoke last, as mavutil does
-        self._link._queue.put_nowait(data)
+        self._link._queue.put_nowait((data, addr))
 
     def error_received(self, exc: Exception) -> None:  # e.g. ICMP port unreachable on udpout
         log.debug("udp link %s: %s", self._link.address, exc)
@@ -187,9 +187,13 @@ class UdpLink:
 
     def __init__(self, address: LinkAddress) -> None:
         self.address = address
-        self._queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[bytes, tuple[str, int]]] = asyncio.Queue()
         self._transport: asyncio.DatagramTransport | None = None
         self.peer: tuple[str, int] | None = None
+        # With `hold_peer`, a udpin link moves its peer only when told (`accept_sender`): the connection
+        # above says so for a datagram it verified, so a spoofed one cannot divert what we send.
+        self.hold_peer = False
+        self.last_sender: tuple[str, int] | None = None
         self.connected = asyncio.Event()
         self.reconnections = 0
 
@@ -225,7 +229,13 @@ class UdpLink:
         self._transport.sendto(data, self.peer)
 
     async def recv(self) -> bytes:
-        return await self._queue.get()
+        data, self.last_sender = await self._queue.get()
+        return data
+
+    def accept_sender(self) -> None:
+        """Answer the sender of the chunk `recv` returned last from now on (udpin only)."""
+        if self.address.scheme == "udpin" and self.last_sender is not None:
+            self.peer = self.last_sender
 
     async def close(self) -> None:
         if self._transport is not None:
