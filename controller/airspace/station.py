@@ -54,6 +54,10 @@ __all__ = ["AirspacePlan", "AirspaceStats", "HoldInstruction", "StationAirspace"
 LatLon = tuple[float, float]
 _AT_STATION_M = 1.0  # a route's first point this close to the station's centre or a pad is the station
 _DEPARTURE = ("departure", "climb-out", "cruise out")  # a take-off: up to its first cruise volume
+DIVERT_PATIENCE_S = 3600.0  # how much later a launch in an aborted drone's way may be moved
+# Holding points tried for an aborted drone beside the line home, metres to its left (+) or right (-): a
+# corridor reaches 32 m from its line and so does a hold volume from its point, so 80 m clears both.
+_DIVERT_SIDES_M = (0.0, 80.0, -80.0, 160.0, -160.0)
 _PADS_PER_ROUND = 3  # columns tried at one launch time when the landing sequence refuses the first (cost)
 
 
@@ -129,6 +133,7 @@ class AirspaceStats:
     gave_way: int = 0  # flights moved (later launch, longer hold) for a late drone
     forced: int = 0  # waits extended past the reserve, whatever they met
     unresolved: int = 0  # conflicts a late drone caused that no later launch or hold removed
+    diverts: int = 0  # flights turned home early (operator abort), their way home booked from where they were
 
 
 class _Book(AirspaceBook):
@@ -675,15 +680,18 @@ class StationAirspace:
             else:
                 self.stats.unresolved += 1
 
-    def _give_way(self, g: _Flight, now_s: float) -> bool:
+    def _give_way(self, g: _Flight, now_s: float, *, patience_s: float | None = None) -> bool:
+        """`g` makes room: a later launch (within `patience_s`, default `max_delay_s`) if it is still on the
+        ground, else its landing booked again (a longer wait or another pad); False if neither fits."""
         fid = g.intent.flight_id
         if now_s < g.intent.t_launch_s:  # still on the ground: launch later
             old = self.book.volumes(fid)
             self.book.release(fid)
             self._forget_ground(fid)
             t = g.intent.t_launch_s
+            wait = self.config.max_delay_s if patience_s is None else patience_s
             try:
-                fit, landing = self._fit(fid, g.request, t, t + self.config.max_delay_s)
+                fit, landing = self._fit(fid, g.request, t, t + wait)
             except AirspaceBusy:
                 self.book.replace(fid, old, intent=g.intent)
                 self._take_off_ground(fid, g.intent)
@@ -800,3 +808,106 @@ class StationAirspace:
             landing_lon=landing[1], arrival_s=it.arrival_s if f.landing_booked else it.arrival_s - it.hold_s,
             intent=it,
         )  # fmt: skip
+
+    # ---- contingencies ---------------------------------------------------------------------------------
+
+    def divert(self, flight_id: str, lat: float, lon: float, alt_m: float, now_s: float) -> AirspacePlan:
+        """The drone turns home now from (lat, lon, alt_m above the station's ground): book its way home.
+
+        An aborted flight is a new flight from where the drone is (docs/airspace.md, "Contingencies"): a
+        vertical change in place to an inbound layer of the heading home, straight to its holding point,
+        the reserved wait there, and the landing booked later as for any flight (`on_progress`). The first
+        way that meets no other flight is taken: its own pad, then the others (`_ways_home`: holding points
+        farther out on the line home), each with the inbound layers of its heading. If every way meets
+        some, the one meeting fewest is booked anyway (the drone is in the air and must come home) and the
+        flights in its way give way: a later launch, a longer hold or another pad (`stats.gave_way`; what
+        stays is `stats.unresolved`). Returns the new plan: `route_back` is empty, the holding point and
+        `hold_alt_m` are where to fly and wait.
+        """
+        f = self._flight(flight_id)
+        x, y = (float(v) for v in self.frame.to_local(lon, lat))
+        here, alt = (x, y), max(0.0, float(alt_m))
+        best: tuple[int, FlightIntent, VolumeArrays] | None = None
+        for pad, hold_xy in self._ways_home(f.intent.landing_pad.name, here):
+            heading = math.degrees(math.atan2(hold_xy[0] - x, hold_xy[1] - y)) % 360.0
+            for layer in self.layers.for_heading(heading):
+                intent, arr = self._divert_intent(f, here, alt, layer, pad, hold_xy, now_s)
+                n = len(self.book.conflicts(arr))
+                if best is None or n < best[0]:
+                    best = (n, intent, arr)
+                if n == 0:
+                    break
+            if best is not None and best[0] == 0:
+                break
+        assert best is not None  # LayerPlan leaves no heading without a usable layer
+        _, intent, arr = best
+        conflicts = self.book.replace(flight_id, arr.to_volumes(), intent=intent)
+        f.set(intent)
+        f.landing_booked, f.waiting, f.marks = False, False, set()
+        f.tau_s = intent.confirmed_tau_s
+        self.seq.set(flight_id, self._column[intent.landing_pad.name], self._landing_slot(intent))
+        self._forget_ground(flight_id, keep_before=now_s)
+        self.stats.diverts += 1
+        for c in conflicts:  # the drone in the air cannot wait: the others give way
+            other = self._flights.get(c.flight_id)
+            # A flight on the ground waits as long as it takes (its mission follows its booking): an
+            # aborted drone must never be the one left in conflict because a launch found no slot soon.
+            if other is not None and self._give_way(other, now_s, patience_s=DIVERT_PATIENCE_S):
+                self.stats.gave_way += 1
+            else:
+                self.stats.unresolved += 1
+        return self._plan_of(flight_id, f)
+
+    def _ways_home(self, first: str, here: XY) -> list[tuple[Pad, XY]]:
+        """(landing pad, holding point) to try for a drone turning home at `here`: its own pad first, then
+        the others; for each, the pad's own holding point from the station file, or points near the
+        straight line from the pad towards the drone: on it `hold_distance_m` out, then beside it.
+
+        Beside, because every flight coming home along that line passes over the points on it at its
+        inbound layer: an aborted drone waiting there for the whole reserved wait would meet them all.
+        """
+        out: list[tuple[Pad, XY]] = []
+        for pad in sorted(self.pads, key=lambda p: p.name != first):
+            if pad.hold_xy is not None:
+                out.append((pad, pad.hold_xy))
+                continue
+            dx, dy = here[0] - pad.xy[0], here[1] - pad.xy[1]
+            norm = math.hypot(dx, dy)
+            ux, uy = (dx / norm, dy / norm) if norm > 1e-6 else (0.0, 1.0)
+            d = self.margins.hold_distance_m
+            for side in _DIVERT_SIDES_M:  # along the line, then across it (-uy, ux is its left)
+                out.append((pad, (pad.xy[0] + d * ux - side * uy, pad.xy[1] + d * uy + side * ux)))
+        return out
+
+    def _divert_intent(
+        self, f: _Flight, here: XY, alt: float, layer: float, pad: Pad, hold_xy: XY, now_s: float
+    ) -> tuple[FlightIntent, VolumeArrays]:
+        """The way home from `here` as a `FlightIntent` seen at its "door": a flight whose destination is
+        where the drone is, whose door climb (or descent) is the change to `layer`, then on as any flight.
+
+        `FlightIntent` wants the door below both cruise altitudes, so the door is put 1 m below the lower of
+        the drone's altitude and the layer: the plan then dips 1 m more than the drone will, which its
+        volumes cover (a bigger band, a second longer), never the other way round. The segments before the
+        door (a climb from a pad under the drone) are the past and are not booked.
+        """
+        door = max(0.5, min(alt, layer) - 1.0)
+        template = dataclasses.replace(
+            f.intent,
+            pad=Pad(pad.name, here),
+            route_out=(here,),
+            route_back=(),
+            landing_pad=Pad(pad.name, pad.xy, hold_xy=hold_xy),
+            cruise_alt_out_m=max(alt, door + 0.5, self.margins.pad_transition_alt_m + 0.5),
+            cruise_alt_back_m=layer,
+            delivery_alt_m=door,
+            dwell_s=0.0,
+            hold_s=self.config.max_hold_s,
+            t_launch_s=now_s,
+            confirmed_tau_s=0.0,
+        )
+        segs = template.path(self.margins).segments
+        tau = next(s.tau0_s for s in segs if s.phase in ("door descent", "door climb", "drop"))
+        intent = template.progressed(now_s, tau)
+        arr = flight_volume_arrays(intent, self.margins, landing=False)
+        ahead = np.array([not p.startswith(_DEPARTURE) for p in arr.phases], dtype=bool)
+        return intent, arr.take(ahead & (arr.t1_s >= now_s))

@@ -291,16 +291,83 @@ class AirspaceControl(Protocol):
         """Report the position; the pad to land on once the drone may leave its holding point, else None."""
         ...
 
+    def divert(self, lat: float, lon: float, alt_m: float) -> WayHome | None:
+        """The drone turns home from here now: its way home as booked (None: not booked; RTL instead)."""
+        ...
+
+
+@dataclass(frozen=True)
+class WayHome:
+    """An aborted flight's way home as the airspace booked it: change to `alt_m` in place, fly straight to
+    the holding point at it, wait there until cleared, land on a pad (`landing_pads`, booked one first)."""
+
+    alt_m: float
+    hold_point: LatLon
+    landing_pads: list[tuple[str, float, float]]
+
+
+def build_way_home(here: LatLon, way: WayHome) -> BuiltMission:
+    """The mission of an aborted flight (docs/airspace.md, "Contingencies"): home, a waypoint where the
+    drone is at its inbound layer (a climb or descent in place: ArduCopter flies a waypoint with the same
+    position as a vertical move), the holding point (NAV_LOITER_UNLIM) and one NAV_LAND per pad, as
+    `build_mission` ends. Nothing in it releases a package: `release_seq` is past its end."""
+    wp = mavlink.MAV_CMD_NAV_WAYPOINT
+    items = [
+        MissionItem(wp, *here, 0.0, frame=mavlink.MAV_FRAME_GLOBAL_INT),  # home: replaced by the drone's
+        MissionItem(wp, *here, way.alt_m),
+        MissionItem(mavlink.MAV_CMD_NAV_LOITER_UNLIM, *way.hold_point, way.alt_m),
+    ]
+    land = {}
+    for name, lat, lon in way.landing_pads:
+        land[name] = len(items)
+        items.append(MissionItem(mavlink.MAV_CMD_NAV_LAND, lat, lon, 0.0))
+    never = len(items) + 1
+    return BuiltMission(items, never, never, hold_seq=2, land_seq=land)
+
 
 AIRSPACE_POLL_S = 0.25  # wall seconds between position reports while a flight is steered by the airspace
 
 _ABORTED: set[str] = set()
+DIVERT_MIN_ALT_M = 2.0  # lower, an aborted drone is just off its pad or landing: RTL puts it down there
+_FLYING: dict[str, _Flight] = {}  # vehicle id -> the flight being followed, for an abort to divert
 
 
 async def abort_delivery(drone: Drone) -> None:
-    """Operator abort: the drone returns to launch now; a running fly_delivery reports `aborted`."""
+    """Operator abort: the drone turns home now; a running fly_delivery reports `aborted`.
+
+    A flight steered by the station's airspace is diverted: its way home is booked from where it is
+    (`AirspaceControl.divert`) and flown as a new mission, so it comes home at an inbound layer, waits at
+    its holding point and lands when cleared, like any flight. Any other flight (or if the booking or the
+    new mission fails) returns to launch, ArduCopter's RTL, as before.
+    """
     _ABORTED.add(drone.vehicle_id)
+    flight = _FLYING.get(drone.vehicle_id)
+    s = drone.state
+    airborne = s.armed and s.alt_m is not None and s.alt_m > DIVERT_MIN_ALT_M
+    if flight is not None and flight.airspace is not None and airborne and s.lat is not None:
+        assert s.lon is not None and s.alt_m is not None
+        with contextlib.suppress(LinkError, VehicleError, MissionError):
+            if await _divert(flight, flight.airspace, (s.lat, s.lon), s.alt_m):
+                return
     await drone.return_to_launch()
+
+
+async def _divert(flight: _Flight, airspace: AirspaceControl, here: LatLon, alt_m: float) -> bool:
+    """Book the way home and fly it: stop (BRAKE holds the drone where it is), load the new mission, go on
+    in AUTO from its first waypoint. False if the airspace booked nothing (the caller sends RTL)."""
+    way = airspace.divert(here[0], here[1], alt_m)
+    if way is None:
+        return False
+    drone = flight.drone
+    mission = build_way_home(here, way)
+    await drone.pause()
+    flight.record({"event": "airspace", "state": "diverted", "alt_m": way.alt_m, "hold_point": way.hold_point,
+                   "landing_pad": way.landing_pads[0][0], "t": time.monotonic()})  # fmt: skip
+    await drone.upload_mission(mission.items)
+    await drone.commands.set_mission_current(1)
+    await drone.set_mode("AUTO")
+    flight.diverted = mission
+    return True
 
 
 def _energy_wh(drone: Drone) -> tuple[float | None, float | None, float | None]:
@@ -326,6 +393,8 @@ class _Flight:
         self.release_position: LatLon | None = None
         self.link_lost = False
         self.weak_cause = False
+        self.airspace: AirspaceControl | None = None  # set while followed with the station's airspace
+        self.diverted: BuiltMission | None = None  # the way home an abort loaded (it replaces the mission)
 
     def record(self, event: dict[str, Any]) -> None:
         self.events.append(event)
@@ -514,11 +583,31 @@ async def _follow(
     airspace: AirspaceControl | None = None,
 ) -> LatLon | None:
     """Consume events until the drone is down and disarmed; returns where it landed (None if never seen)."""
+    flight.airspace = airspace
+    _FLYING[flight.drone.vehicle_id] = flight
+    try:
+        return await _follow_events(flight, queue, mission, timeout_s, lost_s, airspace)
+    finally:
+        if _FLYING.get(flight.drone.vehicle_id) is flight:
+            del _FLYING[flight.drone.vehicle_id]
+
+
+async def _follow_events(
+    flight: _Flight,
+    queue: asyncio.Queue[DroneEvent],
+    mission: BuiltMission,
+    timeout_s: float,
+    lost_s: float,
+    airspace: AirspaceControl | None,
+) -> LatLon | None:
     drone = flight.drone
     deadline = time.monotonic() + timeout_s
     lost_since: float | None = None
     steer = _HoldingPoint(flight, mission, airspace) if mission.hold_seq is not None else None
     while True:
+        if flight.diverted is not None and mission is not flight.diverted:  # an abort loaded its way home
+            mission = flight.diverted
+            steer = _HoldingPoint(flight, mission, airspace)
         now = time.monotonic()
         if now > deadline or (lost_since is not None and now - lost_since > lost_s):
             return None

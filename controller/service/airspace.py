@@ -26,6 +26,7 @@ from typing import Any
 
 from controller.airspace import AirspaceBusy, AirspacePlan, StationAirspace, to_geojson
 from controller.errors import InputError
+from controller.missions.drone import WayHome
 from controller.station import StationConfig
 from vehicles.spec import VehicleSpec
 
@@ -157,8 +158,7 @@ class ServiceAirspace:
         `landing_pads` lists every pad (name, lat, lon), the booked one first: the drone's mission gets a
         landing item for each, since its landing may be booked on another pad when it comes home.
         """
-        pads = [(p.name, *self._pad_latlon(p.name)) for p in self.station.pads]
-        pads.sort(key=lambda p: p[0] != plan.landing_pad)
+        pads = self.landing_pads(plan.landing_pad)
         return {
             "pad": plan.pad,
             "launch_at": self.at(plan.launch_at_s).isoformat(),
@@ -171,6 +171,11 @@ class ServiceAirspace:
             "hold_lon": plan.hold_lon,
             "landing_pads": [list(p) for p in pads],
         }
+
+    def landing_pads(self, first: str) -> list[tuple[str, float, float]]:
+        """Every pad (name, lat, lon), `first` first: a mission lands on any of them when cleared."""
+        pads = [(p.name, *self._pad_latlon(p.name)) for p in self.station.pads]
+        return sorted(pads, key=lambda p: p[0] != first)
 
     def _pad_latlon(self, name: str) -> tuple[float, float]:
         pad = next(p for p in self.station.pads if p.name == name)
@@ -230,6 +235,21 @@ class FlightControl:
                 log.exception("airspace lost flight %s; clearing it to its booked pad", self.flight_id)
             self._failed = True
             return self._fallback_pad
+
+    def divert(self, lat: float, lon: float, alt_m: float) -> WayHome | None:
+        """An operator aborted the flight at (lat, lon, alt_m): book its way home from there
+        (`StationAirspace.divert`). Never raises: None if the book fails, and the drone is sent RTL."""
+        air = self.airspace
+        try:
+            plan = air.station.divert(self.flight_id, lat, lon, alt_m, air.now_s())
+        except Exception:
+            log.exception("airspace could not divert flight %s; it returns to launch", self.flight_id)
+            return None
+        self._told = None
+        pads = air.landing_pads(plan.landing_pad)
+        self.publish({"event": "airspace", "state": "way_home_booked", "alt_m": plan.cruise_alt_back_m,
+                      "landing_pad": plan.landing_pad})  # fmt: skip
+        return WayHome(plan.cruise_alt_back_m, (plan.hold_lat, plan.hold_lon), pads)
 
     def _cleared(self, lat: float, lon: float, alt_m: float, *, holding: bool) -> str | None:
         air = self.airspace
