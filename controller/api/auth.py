@@ -11,22 +11,45 @@ Each token in the station file (`[api.tokens]`) has exactly one role:
 | fleet:write     |            | yes      |        |
 
 A missing or unknown token is 401 (with `WWW-Authenticate: Bearer`); a known token without the permission
-is 403. Tokens are compared in constant time so their content cannot be guessed from response times.
-WebSockets may pass the token as `?token=` because browsers cannot set headers on them.
+is 403. The station file holds only salted hashes of the tokens (`controller.tokens`): a token is hashed
+with its entry's salt and the digests compared with `hmac.compare_digest`, so neither the file nor response
+times give a token away. WebSockets may pass the token as `?token=` because browsers cannot set headers on
+them.
+
+Writes (every `...:write` permission) are limited per token by a token bucket (`WriteLimiter`): `[api]
+write_burst` at once, then `write_rate_per_s` on average; past that a write is answered 429 with
+`Retry-After` (whole seconds) and does nothing. One client's loop, a leaked token or a dispatcher's bug then
+costs the station a bounded share of its writes, and the other tokens keep theirs.
 """
 
 from __future__ import annotations
 
-import hmac
+import math
+import time
+import weakref
 from collections.abc import Callable, Mapping
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from controller.api.errors import ApiError
+from controller.tokens import TokenEntry, identify
 
-__all__ = ["PERMISSIONS", "Permission", "Role", "authorize", "require", "role_of"]
+if TYPE_CHECKING:
+    from controller.service import StationService
+
+__all__ = [
+    "PERMISSIONS",
+    "Permission",
+    "Role",
+    "WriteLimiter",
+    "authorize",
+    "caller",
+    "limiter_for",
+    "require",
+    "role_of",
+]
 
 Role = Literal["dispatcher", "operator", "viewer"]
 Permission = Literal["packages:write", "packages:read", "vans:read", "fleet:read", "fleet:write"]
@@ -38,19 +61,13 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
 }
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 # Declares the scheme in OpenAPI (for generated clients and the /docs page); the checks are ours, below.
-_scheme = HTTPBearer(auto_error=False, description="a token from the station file's [api.tokens]")
+_scheme = HTTPBearer(auto_error=False, description="a token made by `lastmile token create`")
 
 
-def role_of(token: str | None, tokens: Mapping[str, Role]) -> Role | None:
-    """The role of a token, or None; every known token is compared, so timing says nothing."""
-    if not token:
-        return None
-    found: Role | None = None
-    given = token.encode()
-    for known, role in tokens.items():
-        if hmac.compare_digest(given, known.encode()):
-            found = role
-    return found
+def role_of(token: str | None, tokens: Mapping[str, TokenEntry]) -> Role | None:
+    """The role of a token, or None (hashes compared in constant time; see `controller.tokens.identify`)."""
+    found = identify(token, tokens)
+    return found[1].role if found is not None else None
 
 
 def bearer(header: str | None) -> str | None:
@@ -61,8 +78,13 @@ def bearer(header: str | None) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def authorize(token: str | None, tokens: Mapping[str, Role], permission: Permission) -> Role:
+def authorize(token: str | None, tokens: Mapping[str, TokenEntry], permission: Permission) -> Role:
     """The caller's role if it has `permission`; raises the 401 or 403 `ApiError` otherwise."""
+    return caller(token, tokens, permission)[1]
+
+
+def caller(token: str | None, tokens: Mapping[str, TokenEntry], permission: Permission) -> tuple[str, Role]:
+    """(token name, role) of a caller with `permission`; raises the 401 or 403 `ApiError` otherwise."""
     if token is None:
         raise ApiError(
             401,
@@ -70,11 +92,67 @@ def authorize(token: str | None, tokens: Mapping[str, Role], permission: Permiss
             field="Authorization",
             headers=_CHALLENGE,
         )
-    role = role_of(token, tokens)
-    if role is None:
+    found = identify(token, tokens)
+    if found is None:
         raise ApiError(401, "unknown token", field="Authorization", headers=_CHALLENGE)
-    if permission not in PERMISSIONS[role]:
-        raise ApiError(403, f"the {role} role may not do this (needs {permission})", field="Authorization")
+    name, entry = found
+    if permission not in PERMISSIONS[entry.role]:
+        raise ApiError(
+            403, f"the {entry.role} role may not do this (needs {permission})", field="Authorization"
+        )
+    return name, entry.role
+
+
+class WriteLimiter:
+    """Token buckets, one per API token: `burst` writes at once, refilled at `rate_per_s` (0: unlimited)."""
+
+    def __init__(self, rate_per_s: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self.clock = clock
+        self.refused = 0  # writes answered 429, for operators and tests
+        self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tokens left, when last refilled)
+
+    def take(self, name: str) -> None:
+        """Count one write by `name`, or raise the 429 `ApiError` (with `Retry-After`) when over its limit."""
+        if self.rate_per_s <= 0:
+            return
+        now = self.clock()
+        left, since = self._buckets.get(name, (float(self.burst), now))
+        left = min(float(self.burst), left + (now - since) * self.rate_per_s)
+        if left >= 1.0:
+            self._buckets[name] = (left - 1.0, now)
+            return
+        self._buckets[name] = (left, now)
+        self.refused += 1
+        wait = max(1, math.ceil((1.0 - left) / self.rate_per_s))
+        raise ApiError(
+            429,
+            f"too many writes with this token: at most {self.rate_per_s:g} per second on average "
+            f"({self.burst} at once); retry in {wait} s",
+            field="Authorization",
+            code="rate_limited",
+            headers={"Retry-After": str(wait)},
+        )
+
+
+_limiters: weakref.WeakKeyDictionary[StationService, WriteLimiter] = weakref.WeakKeyDictionary()
+
+
+def limiter_for(service: StationService) -> WriteLimiter:
+    """The station's write limiter, shared by the app's routes and the intake fast path."""
+    limiter = _limiters.get(service)
+    if limiter is None:
+        api = service.config.api
+        limiter = _limiters[service] = WriteLimiter(api.write_rate_per_s, api.write_burst)
+    return limiter
+
+
+def admit(service: StationService, token: str | None, permission: Permission) -> Role:
+    """`authorize`, then count a write against the token's limit (`WriteLimiter`)."""
+    name, role = caller(token, service.config.api.tokens, permission)
+    if permission.endswith(":write"):
+        limiter_for(service).take(name)
     return role
 
 
@@ -86,8 +164,7 @@ def require(permission: Permission) -> Callable[..., Role]:
     async def dependency(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_scheme)]
     ) -> Role:
-        tokens = request.app.state.service.config.api.tokens
-        return authorize(bearer(request.headers.get("authorization")), tokens, permission)
+        return admit(request.app.state.service, bearer(request.headers.get("authorization")), permission)
 
     dependency.__name__ = f"require_{permission.replace(':', '_')}"
     return dependency

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from controller.api.auth import authorize, bearer
+from controller.api.auth import admit, bearer
 from controller.api.errors import ApiError, error_body, problem
 from controller.api.hardening import MAX_BODY_BYTES, SECURITY_HEADERS, error_message, parse_json, read_body
 from controller.api.routes_packages import answer_submission, router
@@ -73,7 +73,7 @@ class SubmitFastPath:
                 authorization = value.decode("latin-1")
                 break
         # Permission first: an unknown caller's body is never read, let alone parsed.
-        authorize(bearer(authorization), self.service.config.api.tokens, "packages:write")
+        admit(self.service, bearer(authorization), "packages:write")  # the same limits as the routes
         raw = await read_body(receive, MAX_BODY_BYTES)
         parse_json(raw)  # refuses what no validator should see (too deep); parsed again by the handler
         return await answer_submission(self.service, raw)

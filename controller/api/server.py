@@ -10,16 +10,24 @@ Slow clients cannot hold the server (`GuardedHttp`): a request's line and header
 `[api] header_timeout_s` of its first byte (and a new connection must start one within that time), its body
 within `[api] body_timeout_s` of its headers; idle keep-alive connections close after `KEEP_ALIVE_S`, and
 past `MAX_CONNECTIONS` open connections new requests are answered 503 until some close.
+
+HTTPS (`[api] tls_cert`, `tls_key`): the TLS handshake has `header_timeout_s` too (`tls_protocol`; asyncio's
+own default is 60 s, which a client that connects and says nothing would enjoy). Serving any address but
+loopback without TLS logs a warning: tokens would cross the network in clear (docs/security.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import asyncio.sslproto
 import contextlib
 import gc
+import ipaddress
+import logging
 import os
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -33,11 +41,25 @@ from controller.api.app import create_app
 from controller.api.errors import error_body, problem
 from controller.api.fastpath import SubmitFastPath
 from controller.api.hardening import SECURITY_HEADERS
+from controller.errors import InputError
 from controller.service import StationService
-from controller.station import StationConfig, load_station
+from controller.station import ApiConfig, StationConfig, load_station
 from controller.store import Store
+from controller.tokens import hash_tokens
 
-__all__ = ["GC_THRESHOLDS", "KEEP_ALIVE_S", "MAX_CONNECTIONS", "ApiThread", "GuardedHttp", "serve"]
+__all__ = [
+    "GC_THRESHOLDS",
+    "KEEP_ALIVE_S",
+    "MAX_CONNECTIONS",
+    "ApiThread",
+    "GuardedHttp",
+    "is_loopback",
+    "serve",
+    "server_tls_context",
+    "tls_protocol",
+]
+
+log = logging.getLogger("lastmile.api")
 
 # The collector's thresholds while serving: 100,000 new objects before a young pass, 50 young passes per
 # middle one, 1,000 middle passes per full one (see `serve`).
@@ -170,6 +192,52 @@ def guarded_http(header_timeout_s: float, body_timeout_s: float) -> type[Guarded
     return type("GuardedHttp", (GuardedHttp,), limits)
 
 
+def server_tls_context(api: ApiConfig) -> ssl.SSLContext | None:
+    """The API's TLS context from `[api] tls_cert`/`tls_key` (None without); `InputError` names the field."""
+    if api.tls_cert is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(str(api.tls_cert), str(api.tls_key) if api.tls_key else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise InputError(
+            f"cannot serve HTTPS with {api.tls_cert} and {api.tls_key}: {exc}", field="api.tls_cert"
+        ) from None
+    return context
+
+
+def tls_protocol(
+    http: type[GuardedHttp], context: ssl.SSLContext, handshake_timeout_s: float
+) -> Callable[..., asyncio.BaseProtocol]:
+    """uvicorn's protocol factory for HTTPS: `http` behind asyncio's TLS layer, with a handshake deadline.
+
+    uvicorn hands its TLS context to `loop.create_server`, which gives every handshake 60 s: a client that
+    opens a connection and never says hello holds it that long. Building the TLS layer here, per connection,
+    sets the deadline to `handshake_timeout_s`; the request's own deadlines (`GuardedHttp`) start once the
+    handshake is done. The protocol sees the TLS transport, so requests carry `scheme = "https"`.
+    """
+
+    def factory(**kwargs: Any) -> asyncio.BaseProtocol:
+        loop = kwargs.get("_loop") or asyncio.get_running_loop()
+        inner = http(**kwargs)
+        return asyncio.sslproto.SSLProtocol(
+            loop, inner, context, None, server_side=True, ssl_handshake_timeout=handshake_timeout_s
+        )
+
+    return factory
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
 async def serve(
     service: StationService,
     host: str = "127.0.0.1",
@@ -187,7 +255,18 @@ async def serve(
     # Open WebSockets (consoles following events) must not hold a shutdown up forever.
     uvicorn_options.setdefault("timeout_graceful_shutdown", 5)
     limits = service.config.api
-    uvicorn_options.setdefault("http", guarded_http(limits.header_timeout_s, limits.body_timeout_s))
+    http = guarded_http(limits.header_timeout_s, limits.body_timeout_s)
+    tls = server_tls_context(limits)
+    if tls is not None:
+        uvicorn_options.setdefault("http", tls_protocol(http, tls, limits.header_timeout_s))
+    else:
+        uvicorn_options.setdefault("http", http)
+        if not is_loopback(host):
+            log.warning(
+                "serving the API on %s without TLS: tokens and data cross the network in clear; set [api] "
+                "tls_cert and tls_key, or bind 127.0.0.1 behind a TLS proxy (docs/security.md)",
+                host,
+            )
     uvicorn_options.setdefault("timeout_keep_alive", KEEP_ALIVE_S)
     uvicorn_options.setdefault("limit_concurrency", MAX_CONNECTIONS)
     # The intake fast path sits outside FastAPI's whole middleware stack (see `fastpath`).
@@ -259,6 +338,7 @@ class ApiThread:
         self.store = Store(store_url or config.store_url)
         self.service = StationService(config, self.store)
         self.url = ""
+        self.scheme = "https" if config.api.tls else "http"
         self._timeout = start_timeout_s
         self._fast_path = fast_path
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -298,7 +378,7 @@ class ApiThread:
         self._main = asyncio.current_task()
 
         def ready(port: int) -> None:
-            self.url = f"http://127.0.0.1:{port}"
+            self.url = f"{self.scheme}://127.0.0.1:{port}"
             self._ready.set()
 
         async with self.service:
@@ -316,10 +396,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token", action="append", default=[], help="TOKEN=ROLE, added to the file's tokens")
     args = parser.parse_args(argv)
     config = load_station(args.station)
-    tokens = dict(config.api.tokens)
+    plain = {}
     for item in args.token:
         token, _, role = item.partition("=")
-        tokens[token] = role  # type: ignore[assignment]
+        if role not in ("dispatcher", "operator", "viewer"):
+            parser.error(f"--token {token[:4]}…={role}: the role must be dispatcher, operator or viewer")
+        plain[token] = role
+    # Held in memory for this process only, hashed like the file's (the file's own tokens are kept).
+    tokens = {**config.api.tokens, **{f"cli-{k}": v for k, v in hash_tokens(plain).items()}}  # type: ignore[arg-type]
     config = config.model_copy(update={"api": config.api.model_copy(update={"tokens": tokens})})
 
     async def run() -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from controller.station import ApiConfig, StationConfig
+from controller.tokens import hash_tokens
 
 TOKENS = {"op-token": "operator", "disp-token": "dispatcher", "view-token": "viewer"}
+# What the station file holds for them: salted hashes, made once per test process (scrypt is slow on purpose).
+HASHED = hash_tokens(TOKENS)  # type: ignore[arg-type]
 ROLE_TOKEN = {role: token for token, role in TOKENS.items()}
 STATION = (33.4400, -112.2560)  # Tolleson AZ, as in examples/tolleson
 
@@ -25,7 +28,7 @@ def station_config(**api: Any) -> StationConfig:
             {"id": "v1", "kind": "van"},
             {"id": "v2", "kind": "van"},
         ],
-        api=ApiConfig(tokens=TOKENS, **api),
+        api=ApiConfig(tokens=HASHED, **api),
     )
 
 

@@ -23,9 +23,11 @@ from controller.api.server import serve
 from controller.packages import PackageIn
 from controller.simstation import SimStation
 from controller.station import StationConfig
+from controller.tokens import hash_tokens
 
 STATION = (33.4400, -112.2560)
 TOKENS = {"op-token": "operator", "view-token": "viewer", "disp-token": "dispatcher"}
+HASHED = hash_tokens(TOKENS)  # type: ignore[arg-type] # the station file's salted hashes of TOKENS
 DEST_EN = (900.0, 700.0)  # east, north of the station (m)
 
 
@@ -47,7 +49,7 @@ def config() -> StationConfig:
     return StationConfig.model_validate({
         "name": "intents", "lat": STATION[0], "lon": STATION[1], "alt_m": 300.0, "tick_s": 60.0,
         "fleet": [{"id": "d1", "kind": "drone"}, {"id": "v1", "kind": "van"}],
-        "api": {"tokens": TOKENS},
+        "api": {"tokens": HASHED},
     })  # fmt: skip
 
 

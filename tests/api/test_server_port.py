@@ -15,6 +15,7 @@ import pytest
 from controller.api.server import serve
 from controller.service import StationService
 from controller.store import Store
+from controller.tokens import hash_tokens, toml_inline
 from tests.api.helpers import station_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +50,7 @@ def test_lastmile_serve_on_a_taken_port_says_so_in_one_line(tmp_path: Path, take
     station = tmp_path / "station.toml"
     station.write_text(
         f'name = "taken"\nlat = 33.44\nlon = -112.256\nstore_url = "sqlite:///{tmp_path / "s.sqlite3"}"\n'
-        '[api]\ntokens = { "t" = "operator" }\n'
+        f"[api]\ntokens = {toml_inline(hash_tokens({'t': 'operator'}))}\n"
     )
     result = subprocess.run(
         [sys.executable, "-m", "controller", "serve", "--station", str(station), "--port", str(taken_port)],

@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
+from controller.tokens import hash_tokens, toml_inline
+
 STATION = (33.4400, -112.2560)
 TOKEN = "restart-op"
 SPEEDUP = 20
@@ -84,7 +86,8 @@ def write_station(tmp_path: Path, base: int, api_port: int) -> Path:
         f'name = "restart"\nlat = {STATION[0]}\nlon = {STATION[1]}\nalt_m = 300.0\ntick_s = 1.0\n'
         f"vehicle_speedup = {SPEEDUP}\n"
         f'store_url = "sqlite:///{tmp_path / "station.sqlite3"}"\n'
-        f'[api]\nhost = "127.0.0.1"\nport = {api_port}\ntokens = {{ "{TOKEN}" = "operator" }}\n'
+        f'[api]\nhost = "127.0.0.1"\nport = {api_port}\n'
+        f'tokens = {toml_inline(hash_tokens({TOKEN: "operator"}))}\n'
         f'[[fleet]]\nid = "d1"\nkind = "drone"\nurl = "tcp:127.0.0.1:{base}"\n'
         f'[[fleet]]\nid = "d2"\nkind = "drone"\nurl = "tcp:127.0.0.1:{base + 10}"\n'
     )

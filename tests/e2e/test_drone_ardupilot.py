@@ -21,6 +21,7 @@ import pytest
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
 from controller.missions.drone import DeliveryPlan, FencePlan, abort_delivery, fly_delivery
+from controller.tokens import hash_tokens, toml_inline
 from sitl.ardupilot import copter_target, open_copters
 from tests.e2e.serving import free_port
 from vehicles.mavlink import RALLY, DroneDriver, key_from_passphrase
@@ -208,7 +209,8 @@ async def test_a_package_posted_to_lastmile_serve_is_flown_and_delivered(tmp_pat
         station.write_text(
             f'name = "sitl"\nlat = {STATION[0]}\nlon = {STATION[1]}\nalt_m = {HOME[2]}\ntick_s = 1.0\n'
             f'vehicle_speedup = {SPEEDUP}\nstore_url = "sqlite:///{tmp_path / "s.sqlite3"}"\n'
-            f'[api]\nhost = "127.0.0.1"\nport = {api_port}\ntokens = {{ "{token}" = "operator" }}\n'
+            f'[api]\nhost = "127.0.0.1"\nport = {api_port}\n'
+            f'tokens = {toml_inline(hash_tokens({token: "operator"}))}\n'
             f'[[fleet]]\nid = "d1"\nkind = "drone"\nurl = "{copters.urls()[0]}"\n'
         )
         log = (tmp_path / "serve.log").open("wb")

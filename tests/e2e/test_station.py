@@ -19,6 +19,7 @@ import pytest
 from controller.api.server import serve
 from controller.simstation import SimStation
 from controller.station import StationConfig
+from controller.tokens import hash_tokens
 
 STATION = (33.4400, -112.2560)
 TOKEN = "op-token"
@@ -43,7 +44,7 @@ def station_config(tmp_path: Path) -> StationConfig:
         "zones_file": str(tmp_path / "zones.geojson"), "tick_s": 1.0,
         "fleet": [{"id": "d1", "kind": "drone"}, {"id": "d2", "kind": "drone"}, {"id": "r1", "kind": "robot"},
                   {"id": "v1", "kind": "van"}],
-        "api": {"tokens": {TOKEN: "operator"}},
+        "api": {"tokens": hash_tokens({TOKEN: "operator"})},
     })  # fmt: skip
 
 

@@ -21,10 +21,12 @@ import pytest
 
 from controller.simstation import SimStation
 from controller.station import StationConfig
+from controller.tokens import hash_tokens
 from tests.web.serving import ConsoleServer
 
 STATION = (33.4400, -112.2560)
 TOKENS = {"op-token": "operator", "view-token": "viewer", "disp-token": "dispatcher"}
+HASHED = hash_tokens(TOKENS)  # type: ignore[arg-type] # the station file's salted hashes of TOKENS
 OPERATOR, VIEWER, DISPATCHER = "op-token", "view-token", "disp-token"
 CHROMIUM = os.environ.get("LASTMILE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -67,7 +69,7 @@ def station_config(tmp: Path, **extra: Any) -> StationConfig:
         "zones_file": str(tmp / "zones.geojson"), "tick_s": 0.5, "launch": "operator",
         "fleet": [{"id": "d1", "kind": "drone"}, {"id": "d2", "kind": "drone"}, {"id": "r1", "kind": "robot"},
                   {"id": "v1", "kind": "van"}],
-        "api": {"tokens": TOKENS}, **extra,
+        "api": {"tokens": HASHED}, **extra,
     })  # fmt: skip
 
 

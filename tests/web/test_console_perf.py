@@ -26,7 +26,7 @@ from controller.service import StationService
 from controller.service.carriers import VehicleSnapshot
 from controller.station import StationConfig
 from controller.store import Store
-from tests.web.conftest import STATION, TOKENS, VIEWER, Console, at
+from tests.web.conftest import HASHED, STATION, VIEWER, Console, at
 from tests.web.serving import ConsoleServer, plain_service
 from vehicles.spec import VehicleKind
 
@@ -70,7 +70,7 @@ def busy_station() -> Iterator[ConsoleServer]:
     ]
     config = StationConfig.model_validate({
         "name": "busy station", "lat": STATION[0], "lon": STATION[1], "fleet": fleet,
-        "api": {"tokens": TOKENS},
+        "api": {"tokens": HASHED},
     })  # fmt: skip
     carriers = {
         v["id"]: CirclingCarrier(v["id"], k, i) for i, (v, k) in enumerate(zip(fleet, kinds, strict=True))
