@@ -20,7 +20,7 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 
-from sitl.copter import link, telemetry
+from sitl.copter import gcs, link, telemetry
 from sitl.copter.boot import DEFAULT_BOOT_S
 from sitl.copter.params import DEFAULT_FIRMWARE, FIRMWARES, ParamStore
 from sitl.copter.vehicle import SimCopter
@@ -160,6 +160,7 @@ class SimCopterFleet:
             v.step(STEP_S)
             if v.time_s + 1e-9 >= v.next_heartbeat_s:
                 v.next_heartbeat_s = v.time_s + HEARTBEAT_S
+                gcs.update_signing_timestamp(v)
                 v.emit(telemetry.heartbeat(v))
             for outlet in list(v.outlets):
                 outlet.tick()

@@ -148,6 +148,16 @@ def _setup_signing(v: SimCopter, msg: mavlink.MAVLink_message) -> None:
     signing.stream_timestamps.clear()
 
 
+def update_signing_timestamp(v: SimCopter) -> None:
+    """GCS_MAVLINK::update_signing_timestamp: keep the signing clock at least the vehicle's own time
+    (ArduPilot's from GPS; here SITL's clock, the start's wall time plus simulated seconds), so a ground
+    station that links later does not take the vehicle's stream for a stale one (over a minute behind)."""
+    signing = v.signing
+    if signing.secret_key is not None:
+        now_10us = int((v.start_unix + v.time_s - SIGNING_EPOCH) * 100_000)
+        signing.timestamp = max(signing.timestamp, now_10us)
+
+
 def _accept_unsigned(mav: mavlink.MAVLink, msgid: int) -> bool:
     """GCS_Signing.cpp accept_unsigned_callback: everything on channel 0 (SERIAL0, "assumed to be secure
     channel"), elsewhere only RADIO_STATUS / RADIO; for unsigned and badly signed packets alike."""

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import struct
 from typing import TYPE_CHECKING
 
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
@@ -28,6 +30,33 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sitl.copter.link")
 WRITE_HIGH_WATER = 1 << 20
+_SIG_TIMESTAMP = struct.Struct("<IH")
+
+
+class _Codec(mavlink.MAVLink):
+    """pymavlink's codec with the C library's order of signature checks (mavlink_helpers.h
+    `mavlink_signature_check`): the hash first, then the stream's timestamp, remembered only for a good
+    packet. pymavlink 2.4 remembers the timestamp before comparing the hash, so one forged packet with a
+    far-future timestamp would make the real ground station's stream look replayed; ArduPilot has no such
+    hole, so neither may its stand-in."""
+
+    def check_signature(self, msgbuf: bytearray, srcSystem: int, srcComponent: int) -> bool:
+        signing = self.signing
+        assert signing.secret_key is not None
+        if hashlib.sha256(signing.secret_key + bytes(msgbuf[:-6])).digest()[:6] != bytes(msgbuf[-6:]):
+            return False
+        tlow, thigh = _SIG_TIMESTAMP.unpack(msgbuf[-12:-6])
+        timestamp = tlow + (thigh << 32)
+        stream = (msgbuf[-13], srcSystem, srcComponent)
+        last = signing.stream_timestamps.get(stream)
+        if last is not None:
+            if timestamp <= last:
+                return False  # "repeating old timestamp"
+        elif timestamp + 6000 * 1000 < signing.timestamp:
+            return False  # a new stream more than a minute old
+        signing.stream_timestamps[stream] = timestamp
+        signing.timestamp = max(signing.timestamp, timestamp)
+        return True
 
 
 class Link:
@@ -41,7 +70,7 @@ class Link:
         self.transport = transport
         self.name = name
         self.peer = peer  # UDP destination, None for TCP
-        self.mav = mavlink.MAVLink(self, srcSystem=v.sysid, srcComponent=mavlink.MAV_COMP_ID_AUTOPILOT1)
+        self.mav = _Codec(self, srcSystem=v.sysid, srcComponent=mavlink.MAV_COMP_ID_AUTOPILOT1)
         self.mav.robust_parsing = True
         self.mav.signing = v.signing
         self.sending_mavlink1 = False

@@ -17,7 +17,7 @@ from types import TracebackType
 from vehicles.errors import LinkError, VehicleError
 from vehicles.mavlink.commands import Commands
 from vehicles.mavlink.connection import GCS_COMPID, GCS_SYSID, DroneConnection
-from vehicles.mavlink.errors import CommandError, NotReadyError, ParamError, PreArmError
+from vehicles.mavlink.errors import CommandError, NotReadyError, ParamError, PreArmError, ProtocolError
 from vehicles.mavlink.firmware import RENAMED_IN_4_7, Firmware
 from vehicles.mavlink.link import Link
 from vehicles.mavlink.missions import FENCE, MISSION, RALLY, MissionItem, Missions
@@ -26,7 +26,7 @@ from vehicles.mavlink.signing import Rejection, SigningState, provision_signing,
 from vehicles.mavlink.streams import DEFAULT_RATES_HZ, set_message_rates
 from vehicles.mavlink.telemetry import DroneEvent, DroneState, Telemetry
 
-__all__ = ["Drone", "DroneDriver"]
+__all__ = ["Drone", "DroneDriver", "provision_key"]
 
 log = logging.getLogger("lastmile.vehicles.mavlink.driver")
 
@@ -113,9 +113,13 @@ class Drone:
         self.rates_hz = rates_hz if rates_hz is not None else DEFAULT_RATES_HZ
         return await set_message_rates(self.commands, self.rates_hz)
 
-    async def provision_signing(self, key: bytes, *, state: SigningState | None = None) -> None:
+    async def provision_signing(
+        self, key: bytes, *, state: SigningState | None = None, link_id: int = 0
+    ) -> None:
         """Give the drone `key` (SETUP_SIGNING) and sign with it from now on (`signing.provision_signing`)."""
-        await provision_signing(self.conn, key, sysid_param=self.param_name("MAV_SYSID"), state=state)
+        await provision_signing(
+            self.conn, key, sysid_param=self.param_name("MAV_SYSID"), state=state, link_id=link_id
+        )
 
     @property
     def rejected(self) -> dict[str, int]:
@@ -342,3 +346,42 @@ class DroneDriver:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+
+async def provision_key(
+    url: str | Link,
+    key: bytes,
+    *,
+    vehicle_id: str = "",
+    current_key: bytes | None = None,
+    target_system: int | None = None,
+    link_id: int = 1,
+    connect_timeout_s: float = 10.0,
+) -> dict[str, object]:
+    """Give the drone at `url` the signing key `key` over that link, and check it signs with it.
+
+    The link must be one where the drone takes SETUP_SIGNING: channel 0 (USB; SITL's SERIAL0), or any
+    link while the drone holds no key yet; elsewhere `current_key` signs the request (rotation). A drone
+    that is armed is refused before anything is sent: ArduPilot ignores SETUP_SIGNING while armed.
+    `link_id` 1 keeps this tool's signed stream apart from the controller's (link 0), so the two never
+    trip over each other's timestamps. Returns what was seen (system id, firmware, refused messages).
+    """
+    name = vehicle_id or str(url)
+    async with DroneDriver(connect_timeout_s=connect_timeout_s) as driver:
+        try:
+            drone = await driver.add(
+                name, url, target_system=target_system, signing_key=current_key, set_rates=False
+            )
+        except LinkError as exc:
+            hint = " (is --current-key the key the drone holds?)" if current_key is not None else ""
+            raise LinkError(f"{exc}{hint}") from exc
+        drone.conn.mav.signing.link_id = link_id
+        if drone.state.armed:
+            raise ProtocolError("is armed; ArduPilot sets up signing only while disarmed", vehicle=name)
+        await drone.provision_signing(key, link_id=link_id)
+        return {
+            "vehicle": name,
+            "sysid": drone.sysid,
+            "firmware": str(drone.firmware) if drone.firmware is not None else None,
+            "refused": drone.rejected,
+        }
