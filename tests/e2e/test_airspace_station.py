@@ -262,3 +262,57 @@ async def test_a_pass_out_of_search_time_leaves_the_rest_for_the_next_pass(
         assert datetime.now(UTC) - submitted < timedelta(seconds=10)
         booked = {m.vehicle_id: m for m in await service.missions()}
         assert len(booked) == 2
+
+
+async def test_an_aborted_drone_comes_home_on_its_inbound_layer_and_lands_on_its_pad(tmp_path: Path) -> None:
+    """Aborted 600 m out on its way north (outbound layer 40 m), the drone changes to the southbound layer in
+    place, flies home on it, waits at its booked holding point until cleared and lands on its pad: seen
+    in its own telemetry. A plain RTL would have come straight back at 40 m, head-on to the northbound
+    traffic's layer."""
+    cfg = one_pad(layers_m=LAYERS).model_copy(update={"tick_s": 0.5})
+    pad = local(*at(0, 0))
+    async with (
+        SimStation(cfg, store_url=f"sqlite:///{tmp_path / 's.sqlite3'}", speedup=SPEEDUP) as station,
+        contextlib.AsyncExitStack() as stack,
+    ):
+        service = station.service
+        assert service is not None
+        events = await stack.enter_async_context(contextlib.aclosing(service.bus.subscribe()))
+        drones = {vid: c.drone for vid, c in service.carriers.items()}  # type: ignore[attr-defined]
+        tracks = Tracks(drones)
+        [(package, _, decided)] = await service.submit(
+            [PackageIn(key="n", weight=1.0, dest_lat=at(0, 2500)[0], dest_lon=at(0, 2500)[1])]
+        )
+        assert decided["decision"] == "drone", decided
+        drone = drones[decided["vehicle_id"]]
+        mission_id = next(m.id for m in await service.missions() if m.package_id == package.id)
+        out = asyncio.Event()  # set by its own position reports once it is 600 m out
+
+        def watch(msg: Any) -> None:
+            if msg.get_type() == "GLOBAL_POSITION_INT" and local(msg.lat / 1e7, msg.lon / 1e7)[1] > 600.0:
+                out.set()
+
+        remove = drone.conn.add_listener(watch)
+        async with asyncio.timeout(60):
+            await out.wait()
+        remove()
+        out_alt = drone.state.alt_m
+        await service.abort(mission_id)
+        way = service.airspace.station.flight(mission_id)
+        async with asyncio.timeout(90):
+            async for event in events:
+                ours = event.get("package_id") == package.id and event.get("type") == "package"
+                if ours and event["state"] in ("received", "failed", "van"):
+                    break
+        tracks.close()
+
+    a = tracks.array(drone.vehicle_id)
+    assert out_alt is not None and abs(out_alt - 40.0) < 2.0  # northbound: 40 m
+    assert way.cruise_alt_back_m in (65.0, 115.0)  # southbound layers
+    turned = int(np.argmax(a[:, 2]))
+    assert a[turned, 2] < 800.0  # it turned near where it was aborted, not at its destination
+    home = a[turned:]
+    cruising = home[(home[:, 2] > 300.0) & (home[:, 2] < a[turned, 2] - 60.0)]  # on its way, past the turn
+    assert len(cruising) and np.all(np.abs(cruising[:, 3] - way.cruise_alt_back_m) < 2.5), cruising[:, 3]
+    assert abs(a[turned, 1]) < 20.0  # the change of layer was made in place
+    assert math.dist(a[-1, 1:3], pad) < 3.0 and a[-1, 3] < 1.0  # down on its pad
