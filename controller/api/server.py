@@ -221,11 +221,41 @@ def tls_protocol(
     def factory(**kwargs: Any) -> asyncio.BaseProtocol:
         loop = kwargs.get("_loop") or asyncio.get_running_loop()
         inner = http(**kwargs)
+        # The closing TLS exchange gets as long as the handshake (asyncio's default, 30 s, kept a connection
+        # whose client vanished without a close_notify in the server's books that long).
         return asyncio.sslproto.SSLProtocol(
-            loop, inner, context, None, server_side=True, ssl_handshake_timeout=handshake_timeout_s
-        )
+            loop, inner, context, None, server_side=True,
+            ssl_handshake_timeout=handshake_timeout_s, ssl_shutdown_timeout=handshake_timeout_s,
+        )  # fmt: skip
 
     return factory
+
+
+def _websocket_protocol() -> type[asyncio.Protocol] | None:
+    """uvicorn's WebSocket protocol, with a shutdown that tolerates a connection already closing.
+
+    uvicorn 0.55's sans-I/O protocol answers a server shutdown by sending a close frame, which the websockets
+    library refuses (`InvalidState`) when the client's own close is under way; over TLS, where closing takes
+    a round trip more, the refusal came up as an error at nearly every shutdown after a console left. Such a
+    connection only needs its transport closed. None: uvicorn's default (another implementation).
+    """
+    try:
+        from uvicorn.protocols.websockets.auto import AutoWebSocketsProtocol
+        from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+        from websockets.exceptions import InvalidState
+    except ImportError:
+        return None
+    if AutoWebSocketsProtocol is not WebSocketsSansIOProtocol:
+        return None
+
+    class ClosingWebSockets(WebSocketsSansIOProtocol):
+        def shutdown(self) -> None:
+            try:
+                super().shutdown()
+            except InvalidState:
+                self.transport.close()
+
+    return ClosingWebSockets
 
 
 def is_loopback(host: str) -> bool:
@@ -268,6 +298,9 @@ async def serve(
                 host,
             )
     uvicorn_options.setdefault("timeout_keep_alive", KEEP_ALIVE_S)
+    websocket = _websocket_protocol()
+    if websocket is not None:
+        uvicorn_options.setdefault("ws", websocket)
     uvicorn_options.setdefault("limit_concurrency", MAX_CONNECTIONS)
     # The intake fast path sits outside FastAPI's whole middleware stack (see `fastpath`).
     app: Any = create_app(service)
@@ -394,6 +427,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=None)
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--token", action="append", default=[], help="TOKEN=ROLE, added to the file's tokens")
+    parser.add_argument(
+        "--write-rate-per-s",
+        type=float,
+        default=None,
+        help="writes per token per second (default: the station file's; 0: no limit, for load benchmarks)",
+    )
     args = parser.parse_args(argv)
     config = load_station(args.station)
     plain = {}
@@ -404,7 +443,10 @@ def main(argv: list[str] | None = None) -> None:
         plain[token] = role
     # Held in memory for this process only, hashed like the file's (the file's own tokens are kept).
     tokens = {**config.api.tokens, **{f"cli-{k}": v for k, v in hash_tokens(plain).items()}}  # type: ignore[arg-type]
-    config = config.model_copy(update={"api": config.api.model_copy(update={"tokens": tokens})})
+    api_update: dict[str, Any] = {"tokens": tokens}
+    if args.write_rate_per_s is not None:
+        api_update["write_rate_per_s"] = args.write_rate_per_s
+    config = config.model_copy(update={"api": config.api.model_copy(update=api_update)})
 
     async def run() -> None:
         store = Store(args.store or config.store_url)
