@@ -53,7 +53,7 @@ def test_ctrl_c_ends_the_demo_early_with_its_report() -> None:
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()  # the demo is up once it says where its console is
-        match = re.search(r"web console: (http://\S+)/  \(operator token: ([\w-]+)\)", line)
+        match = re.search(r"web console: (http://\S+)/  \(operator token: ([\w.-]+)\)", line)
         assert match, line
         url, token = match.groups()
         headers = {"Authorization": f"Bearer {token}"}
