@@ -11,17 +11,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from controller.service import StationService
 from controller.service.carriers import Carrier
+from controller.service.carriers_drone import SecurityEvents
 from controller.service.runtime import connect_fleet
-from controller.station import BrokerConfig, StationConfig
+from controller.station import BrokerConfig, StationConfig, VehicleConfig
 from controller.store import Store
 from sitl.broker import Broker
 from sitl.copter import SimCopterFleet
 from sitl.robot import RobotFleet, SimRobot
+from sitl.tls import client_context
+from vehicles.mavlink.driver import provision_key
+from vehicles.mavlink.signing import generate_key_file
 from vehicles.spec import VehicleKind
 
 log = logging.getLogger("lastmile.simstation")
@@ -36,7 +42,14 @@ class SimStation:
     speedup: float = 20.0
     robot_version: str = "2.1.0"
     broker_kind: str = "auto"
+    # MQTT over TLS, as a station with a remote broker runs: the broker makes its own CA, robots and the
+    # controller trust it (docs/security.md). False: plaintext, for a test that needs to read the wire.
+    broker_tls: bool = True
     copter_params: dict[str, float] = field(default_factory=dict)
+    # Where the simulated drones' signing keys go when the station requires signing (default: a
+    # temporary directory that goes with the station).
+    key_dir: Path | None = None
+    security: SecurityEvents = field(default_factory=SecurityEvents)
     service: StationService | None = None
     copters: SimCopterFleet | None = None
     robots: RobotFleet | None = None
@@ -59,6 +72,8 @@ class SimStation:
                 carriers=carriers,
                 drone_clock=(lambda: copters.sim_time_s) if copters is not None else None,
             )
+            service = self.service
+            self.security.attach(lambda event: service.bus.publish("security", **event))
             await stack.enter_async_context(self.service)
             if self.copters is not None:
                 loader = asyncio.create_task(self._load_packages(), name="lastmile.simstation.loader")
@@ -91,6 +106,7 @@ class SimStation:
         drones = [v for v in cfg.fleet if v.kind is VehicleKind.DRONE and v.online]
         robots = [v for v in cfg.fleet if v.kind is VehicleKind.ROBOT and v.online]
         urls: dict[str, str] = {}
+        keyed: dict[str, dict[str, Any]] = {}  # drone id -> its signed link (url, key file)
         broker = None
         if drones:
             # Timers the drone counts in its own (sped-up) time but that wait on us in wall time: arming to
@@ -108,9 +124,13 @@ class SimStation:
             await stack.enter_async_context(self.copters)
             urls = {v.id: url for v, url in zip(drones, self.copters.urls(), strict=True)}
             self.drone_ids = [v.id for v in drones]
+            if cfg.require_signing:
+                keyed = await self._provision(stack, drones)
         if robots:
             serials = [v.id for v in robots]
-            self.broker = Broker(robots=serials, manufacturer="lastmile", kind=self.broker_kind)
+            self.broker = Broker(
+                robots=serials, manufacturer="lastmile", kind=self.broker_kind, tls=self.broker_tls
+            )
             await stack.enter_async_context(self.broker)
             sims = [
                 SimRobot(serial=v.id, version=self.robot_version, battery_percent=v.charge * 100.0)
@@ -122,23 +142,68 @@ class SimStation:
                 self.broker.port,
                 credentials={s: self.broker.credentials(s) for s in serials},
                 speedup=self.speedup,
+                tls_context=client_context(self.broker.ca_file) if self.broker.tls else None,
             )
             await stack.enter_async_context(self.robots)
             user, password = self.broker.controller_credentials()
             broker = BrokerConfig(
                 url=self.broker.url,
+                ca_file=self.broker.ca_file,
                 username=user,
                 password=password,
                 manufacturer="lastmile",
                 version=self.robot_version,
             )  # type: ignore[arg-type]
             self.robot_ids = serials
-        fleet = [v.model_copy(update={"url": urls[v.id]}) if v.id in urls else v for v in cfg.fleet]
+        fleet = [
+            v.model_copy(update=keyed[v.id] if v.id in keyed else {"url": urls[v.id]}) if v.id in urls else v
+            for v in cfg.fleet
+        ]
         # The drones' clocks run `speedup` times faster: the controller scales its link timings to match.
         self.config = cfg = cfg.model_copy(
             update={"fleet": fleet, "broker": broker, "vehicle_speedup": self.speedup}
         )
-        return await connect_fleet(cfg, stack)
+        return await connect_fleet(cfg, stack, security=self.security)
+
+    async def _provision(
+        self, stack: contextlib.AsyncExitStack, drones: list[VehicleConfig]
+    ) -> dict[str, dict[str, Any]]:
+        """Key every simulated drone, as an operator keys a real one, and link it where signing is enforced.
+
+        Each drone gets its own key (its station entry's, or a new one in `key_dir`, mode 0600), given over
+        its SERIAL0 (channel 0, where ArduPilot takes SETUP_SIGNING unsigned: `lastmile keys provision`
+        does the same); the controller then links over SERIAL1, a telemetry link where the drone refuses
+        anything unsigned: a real drone's radio or network link. Returns each drone's config changes.
+        """
+        assert self.copters is not None
+        key_dir = self.key_dir
+        if key_dir is None:
+            key_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lastmile-keys-")))
+        key_dir.mkdir(parents=True, exist_ok=True)
+
+        async def one(vehicle: VehicleConfig, serial0: str, serial1: str) -> tuple[str, dict[str, Any]]:
+            key_file = vehicle.signing_key_file
+            key = vehicle.signing_key() if vehicle.has_signing_key else None
+            if key is None:
+                key_file = key_dir / f"{vehicle.id}.key"
+                key_file.unlink(missing_ok=True)
+                key = await asyncio.to_thread(generate_key_file, key_file)
+            await provision_key(serial0, key, vehicle_id=vehicle.id)
+            update: dict[str, Any] = {"url": serial1}
+            if not vehicle.has_signing_key:
+                update["signing_key_file"] = key_file
+            return vehicle.id, update
+
+        done = await asyncio.gather(
+            *(
+                one(v, serial0, serial1)
+                for v, serial0, serial1 in zip(
+                    drones, self.copters.urls(), self.copters.telemetry_urls(), strict=True
+                )
+            )
+        )
+        log.info("signing keys given to %d simulated drones (keys in %s)", len(done), key_dir)
+        return dict(done)
 
 
 def _on_pads(config: StationConfig, count: int) -> list[tuple[float, float, float, float]]:

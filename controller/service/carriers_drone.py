@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from controller.errors import InputError
 from controller.missions.drone import (
@@ -18,7 +21,100 @@ from controller.service.airspace import FlightControl, ServiceAirspace
 from controller.service.carriers import Assignment, EventSink, VehicleSnapshot
 from geofences import Zone
 from vehicles.mavlink import Drone
+from vehicles.mavlink.signing import Rejection, SigningState
 from vehicles.spec import VehicleKind, VehicleSpec
+
+if TYPE_CHECKING:
+    from controller.station import StationConfig, VehicleConfig
+
+SECURITY_REPORT_S = 5.0  # a flood of refused packets becomes one security event per drone and reason per 5 s
+
+
+def drone_signing(config: StationConfig, vehicle: VehicleConfig) -> dict[str, Any]:
+    """`DroneDriver.add` arguments for a drone's signing (none for a drone without a key).
+
+    The key is read here, when linking, not kept in memory longer than the link needs it.
+    """
+    found = config.signing_for(vehicle)
+    if found is None:
+        return {}
+    key, state_path = found
+    state = SigningState(Path(state_path)) if state_path is not None else None
+    return {"signing_key": key, "signing_state": state}
+
+
+class SecurityEvents:
+    """Where drones' refused messages go as `security` events: the station's event bus, once it exists.
+
+    The links come up before the service that owns the bus, so what happens in between is kept (the last
+    few) and handed over on `attach`.
+    """
+
+    def __init__(self, keep: int = 50) -> None:
+        self._sink: Callable[[dict[str, Any]], None] | None = None
+        self._pending: list[dict[str, Any]] = []
+        self._keep = keep
+
+    def attach(self, sink: Callable[[dict[str, Any]], None]) -> None:
+        """Send to `sink` from now on (e.g. `lambda e: service.bus.publish("security", **e)`)."""
+        self._sink = sink
+        pending, self._pending = self._pending, []
+        for event in pending:
+            sink(event)
+
+    def report(self, event: dict[str, Any]) -> None:
+        if self._sink is not None:
+            self._sink(event)
+        else:
+            self._pending = [*self._pending[-(self._keep - 1) :], event]
+
+
+class _RejectionReports:
+    """One drone's refused messages as security events: the first of each reason at once, then at most
+    one per SECURITY_REPORT_S carrying how many came since (a spoofer must not flood the event stream)."""
+
+    def __init__(self, vehicle_id: str, drone: Drone, events: SecurityEvents) -> None:
+        self.vehicle_id = vehicle_id
+        self.drone = drone
+        self.events = events
+        self._last_report: dict[str, float] = {}
+        self._unreported: dict[str, tuple[int, Rejection]] = {}
+        self._flush: dict[str, asyncio.TimerHandle] = {}
+        drone.on_rejection(self._on_rejection)
+
+    def _on_rejection(self, rejection: Rejection) -> None:
+        reason = rejection.reason
+        count, _ = self._unreported.get(reason, (0, rejection))
+        self._unreported[reason] = (count + 1, rejection)
+        wait = self._last_report.get(reason, -SECURITY_REPORT_S) + SECURITY_REPORT_S - time.monotonic()
+        if wait <= 0:
+            self._report(reason)
+        elif reason not in self._flush:
+            self._flush[reason] = asyncio.get_running_loop().call_later(wait, self._report, reason)
+
+    def _report(self, reason: str) -> None:
+        self._flush.pop(reason, None)
+        unreported = self._unreported.pop(reason, None)
+        if unreported is None:
+            return
+        new, last = unreported
+        self._last_report[reason] = time.monotonic()
+        self.events.report(
+            {
+                "vehicle_id": self.vehicle_id,
+                "kind": "mavlink_signing",
+                "reason": reason,
+                "refused": new,  # since the last event of this reason
+                "refused_total": self.drone.rejected.get(reason, 0),
+                "last_msg_type": last.msg_type,
+                "claimed_source": f"{last.src_system}/{last.src_component}",
+            }
+        )
+
+    def close(self) -> None:
+        for handle in self._flush.values():
+            handle.cancel()
+        self._flush.clear()
 
 
 class DroneCarrier:
@@ -37,9 +133,12 @@ class DroneCarrier:
         gcs_timeout_s: float = 5.0,
         rally: Sequence[tuple[float, float, float]] = (),
         continue_without_gcs: bool = False,
+        security: SecurityEvents | None = None,
     ) -> None:
         self.vehicle_id = vehicle_id
         self.drone = drone
+        # Messages the drone's link refused (unsigned, wrong key, replayed) become `security` events.
+        self.security = _RejectionReports(vehicle_id, drone, security) if security is not None else None
         self.spec = spec
         self.gcs_timeout_s = gcs_timeout_s  # FS_GCS_TIMEOUT, in the drone's own (possibly simulated) seconds
         # The station's zones become the drone's own fence, so it stops itself even if we are wrong.
@@ -122,3 +221,10 @@ class DroneCarrier:
 
     async def abort(self) -> None:
         await abort_delivery(self.drone)
+
+    async def station_open(self, is_open: bool) -> None:
+        """Tell the drone whether its station takes it back: RALLY_INCL_HOME 1 (RTL to the nearer of home
+        and the rally points) or 0 (a rally point only: AP_Rally::calc_best_rally_or_home_location). A
+        drone with no rally points loaded keeps RTL home: there is nowhere else to go."""
+        if self.rally:
+            await self.drone.set_params({"RALLY_INCL_HOME": 1 if is_open else 0})

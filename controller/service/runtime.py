@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from controller.service.carriers import Carrier
-from controller.service.carriers_drone import DroneCarrier
+from controller.service.carriers_drone import DroneCarrier, SecurityEvents, drone_signing
 from controller.service.carriers_robot import RobotCarrier
 from controller.station import StationConfig, VehicleConfig
 from vehicles.errors import VehicleError
@@ -60,6 +60,7 @@ async def connect_fleet(
     broker_wait_s: float = 10.0,
     keep_trying: bool = False,
     retry_s: tuple[float, float] = DRONE_RETRY_S,
+    security: SecurityEvents | None = None,
 ) -> dict[str, Carrier]:
     """Carriers for every online vehicle of the station that answered; the links close with `stack`.
 
@@ -70,7 +71,9 @@ async def connect_fleet(
     answers: a `StationService` given that mapping plans for it from then on. Robots that are up (their
     retained `connection` says ONLINE) are waited for at most `robot_wait_s`; one that says it is gone
     (offline, hibernating, its last will) not at all, and one the broker holds nothing of (never connected)
-    at most RETAINED_GRACE_S: they join the planning whenever their state arrives.
+    at most RETAINED_GRACE_S: they join the planning whenever their state arrives. Keyed drones are linked
+    signed (`drone_signing`); what their links refuse goes to `security` (`SecurityEvents.attach` it to
+    the service's bus).
     """
     timing = drone_timing(config.vehicle_speedup)
     heartbeat_period_s, link_timeout_s = timing["heartbeat_period_s"], timing["link_timeout_s"]
@@ -90,11 +93,12 @@ async def connect_fleet(
                 gcs_timeout_s=timing["gcs_timeout_s"],
                 rally=[(r.lat, r.lon, r.alt_m) for r in config.airspace.rally],
                 continue_without_gcs=config.drones_continue_without_controller,
+                security=security,
             )
 
         async def connect(vehicle: VehicleConfig) -> None:
             try:
-                drone = await driver.add(vehicle.id, vehicle.url or "")
+                drone = await driver.add(vehicle.id, vehicle.url or "", **drone_signing(config, vehicle))
             except (VehicleError, OSError, TimeoutError) as exc:
                 log.warning("drone %s at %s not reachable: %s", vehicle.id, vehicle.url, exc)
                 if keep_trying:
@@ -102,7 +106,7 @@ async def connect_fleet(
                     def join(drone: Drone) -> None:
                         carriers[vehicle.id] = carrier(vehicle, drone)
 
-                    _background(stack, _retry(vehicle, driver, join, retry_s))
+                    _background(stack, _retry(vehicle, driver, join, retry_s, drone_signing(config, vehicle)))
                 return
             carriers[vehicle.id] = carrier(vehicle, drone)
 
@@ -143,14 +147,18 @@ def _background(stack: contextlib.AsyncExitStack, work: Coroutine[Any, Any, None
 
 
 async def _retry(
-    vehicle: VehicleConfig, driver: DroneDriver, joined: Callable[[Drone], None], retry_s: tuple[float, float]
+    vehicle: VehicleConfig,
+    driver: DroneDriver,
+    joined: Callable[[Drone], None],
+    retry_s: tuple[float, float],
+    signing: dict[str, Any],
 ) -> None:
     """Try a drone again, with backoff, until it answers; then hand it over."""
     delay, longest = retry_s
     while True:
         await asyncio.sleep(delay)
         try:
-            drone = await driver.add(vehicle.id, vehicle.url or "")
+            drone = await driver.add(vehicle.id, vehicle.url or "", **signing)
         except (VehicleError, OSError, TimeoutError):
             delay = min(delay * 2, longest)
             continue

@@ -74,6 +74,7 @@ class DroneConnection:
         self.connected = asyncio.Event()  # set once the first vehicle heartbeat has arrived
         self.link_up = False
         self.last_heartbeat: float | None = None  # time.monotonic() of the last vehicle heartbeat
+        self.vehicle_signs: bool | None = None  # its last heartbeat was signed (with whatever key)
         self.messages_in = 0
         self.messages_out = 0
         self._waiters: dict[str, list[tuple[Predicate | None, asyncio.Future[Any]]]] = defaultdict(list)
@@ -285,6 +286,10 @@ class DroneConnection:
                 self.target_component = msg.get_srcComponent()
             if src == self.target_system and msg.get_srcComponent() == self.target_component:
                 self.last_heartbeat = time.monotonic()
+                buf = msg.get_msgbuf()
+                self.vehicle_signs = buf[0] == mavlink.PROTOCOL_MARKER_V2 and bool(
+                    buf[2] & mavlink.MAVLINK_IFLAG_SIGNED
+                )
                 self._heartbeat_seen.set()
                 if not self.connected.is_set():
                     self.connected.set()

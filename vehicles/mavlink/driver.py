@@ -283,6 +283,7 @@ class DroneDriver:
         accept_unsigned: bool = False,
         rates_hz: Mapping[int, float] | None = None,
         set_rates: bool = True,
+        probe: bool = True,
     ) -> Drone:
         """Connect to a drone, wait for its heartbeat, set stream rates; keep the handle as `vehicle_id`.
 
@@ -290,7 +291,8 @@ class DroneDriver:
         unsigned or wrongly signed ones are dropped and counted (`Drone.rejected`, `Drone.on_rejection`),
         so the drone must already hold the key (`lastmile keys provision`, `Drone.provision_signing`).
         `signing_state` keeps the signing clock across restarts (replays refused); `accept_unsigned` lets
-        unsigned messages in too (a drone being provisioned), never for a drone in service.
+        unsigned messages in too (a drone being provisioned), never for a drone in service. `probe=False`
+        skips asking the firmware version and parameter names (the caller does it when it may).
         """
         if vehicle_id in self.drones:
             raise VehicleError("already added", vehicle=vehicle_id)
@@ -309,8 +311,9 @@ class DroneDriver:
         await conn.start()
         try:
             await conn.wait_connected(self.connect_timeout_s)
-            await drone.read_firmware()
-            await drone.resolve_names()
+            if probe:
+                await drone.read_firmware()
+                await drone.resolve_names()
             if set_rates:
                 await drone.set_rates(rates_hz)
         except BaseException:
@@ -370,14 +373,29 @@ async def provision_key(
     async with DroneDriver(connect_timeout_s=connect_timeout_s) as driver:
         try:
             drone = await driver.add(
-                name, url, target_system=target_system, signing_key=current_key, set_rates=False
+                name, url, target_system=target_system, signing_key=current_key, set_rates=False, probe=False
             )
         except LinkError as exc:
             hint = " (is --current-key the key the drone holds?)" if current_key is not None else ""
             raise LinkError(f"{exc}{hint}") from exc
-        drone.conn.mav.signing.link_id = link_id
+        conn = drone.conn
+        conn.mav.signing.link_id = link_id
         if drone.state.armed:
             raise ProtocolError("is armed; ArduPilot sets up signing only while disarmed", vehicle=name)
+        if current_key is None and conn.vehicle_signs:
+            # It holds a key already: only its trusted link (channel 0, USB) still takes unsigned messages.
+            # One quick unsigned question tells which kind of link this is, before a long silent retry.
+            ask = conn.mav.param_request_read_encode(conn.target_system, conn.target_component, b"", 0)
+            try:
+                await conn.request(ask, "PARAM_VALUE", timeout_s=1.0, retries=1)
+            except LinkError:
+                raise ProtocolError(
+                    "holds a signing key and ignores unsigned messages on this link: use its trusted link "
+                    "(USB, SITL's SERIAL0) or sign with the key it holds (--current-key)",
+                    vehicle=name,
+                ) from None
+        await drone.read_firmware()
+        await drone.resolve_names()
         await drone.provision_signing(key, link_id=link_id)
         return {
             "vehicle": name,
