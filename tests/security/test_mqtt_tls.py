@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomqtt
 import pytest
+import typer
+from typer.testing import CliRunner
 
 from controller.errors import InputError
 from controller.station import BrokerConfig, load_station
 from sitl.broker import Broker
 from sitl.robot import RobotFleet, SimRobot
-from sitl.robot.cli import parse_broker_url
+from sitl.robot.cli import parse_broker_url, robot
 from sitl.tls import Pki, client_context, make_pki
 from vehicles.vda5050 import BrokerUnavailable, FleetLink, OrderPlan, PlannedNode
 
@@ -205,3 +208,41 @@ def test_broker_makes_its_own_ca_when_asked_for_tls() -> None:
                 pass
 
         asyncio.run(connect())
+
+
+async def test_lastmile_sitl_robot_connects_over_tls(pki: Pki) -> None:
+    broker = Broker(
+        robots=["robot-001"],
+        manufacturer=MANUFACTURER,
+        kind="mosquitto",
+        ca_file=pki.ca_file,
+        cert_file=pki.server.cert,
+        key_file=pki.server.key,
+    )
+    async with broker:
+        _, password = broker.credentials("robot-001")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sitl.robot.cli", "--broker", broker.url, "--ca-file", str(pki.ca_file),
+            "--password", password, "--keepalive", "2",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            assert proc.stdout is not None
+            async with asyncio.timeout(4):
+                line = await proc.stdout.readline()  # printed once every robot is online
+            assert line.decode().strip() == "ready 1 robots"
+        finally:
+            proc.terminate()
+            await proc.wait()
+
+
+def test_robot_cli_refuses_tls_options_without_mqtts(pki: Pki) -> None:
+    app = typer.Typer()
+    app.command()(robot)
+    runner = CliRunner()
+    plain = runner.invoke(app, ["--broker", "mqtt://127.0.0.1:1883", "--ca-file", str(pki.ca_file)])
+    assert plain.exit_code == 2 and "--ca-file needs an mqtts://" in " ".join(
+        plain.output.replace("│", " ").split()
+    )
+    missing = runner.invoke(app, ["--broker", "mqtts://127.0.0.1", "--ca-file", "/nonexistent/ca.crt"])
+    assert missing.exit_code == 2 and "/nonexistent/ca.crt" in missing.output
