@@ -26,6 +26,7 @@ class Reason(StrEnum):
     NO_VEHICLE_OF_KIND = "no_vehicle_of_kind"
     FLIGHT_FAILED = "flight_failed"
     AIRSPACE_BUSY = "airspace_busy"  # waits: no launch slot in the station's airspace soon enough
+    STATION_CLOSED = "station_closed"  # waits: an operator closed the station to drones
 
 
 # The order in which reasons are reported: the most fundamental first, so that "overweight" is the first
@@ -42,6 +43,7 @@ REASON_ORDER: tuple[Reason, ...] = (
     Reason.NO_VEHICLE_OF_KIND,
     Reason.FLIGHT_FAILED,
     Reason.AIRSPACE_BUSY,
+    Reason.STATION_CLOSED,
 )
 
 

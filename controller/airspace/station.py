@@ -649,7 +649,7 @@ class StationAirspace:
         )
         f.set(intent)
         f.tau_s = tau
-        if f.landing_booked:
+        if f.landing_booked and intent.landing_pad.name in self._column:  # not a rally point
             self.seq.set(f.intent.flight_id, self._column[intent.landing_pad.name], self._slot_of(arr))
         self.stats.rebooks += 1
         self._resolve(f, conflicts, now_s)
@@ -702,6 +702,8 @@ class StationAirspace:
             self._take_off_ground(fid, fit.intent)
             return True
         tau = min(max(g.tau_s, now_s - g.intent.t_launch_s), g.path.duration_s)
+        if g.intent.landing_pad.name not in self._column:  # bound for a rally point: nothing else to try
+            return False
         if g.landing_booked and tau <= g.tau_leave_s:
             return self._book_landing(g, now_s, tau)
         return False
@@ -811,7 +813,9 @@ class StationAirspace:
 
     # ---- contingencies ---------------------------------------------------------------------------------
 
-    def divert(self, flight_id: str, lat: float, lon: float, alt_m: float, now_s: float) -> AirspacePlan:
+    def divert(
+        self, flight_id: str, lat: float, lon: float, alt_m: float, now_s: float, *, rally: bool = False
+    ) -> AirspacePlan:
         """The drone turns home now from (lat, lon, alt_m above the station's ground): book its way home.
 
         An aborted flight is a new flight from where the drone is (docs/airspace.md, "Contingencies"): a
@@ -823,15 +827,20 @@ class StationAirspace:
         flights in its way give way: a later launch, a longer hold or another pad (`stats.gave_way`; what
         stays is `stats.unresolved`). Returns the new plan: `route_back` is empty, the holding point and
         `hold_alt_m` are where to fly and wait.
+
+        `rally=True` (the station is closed): to the nearest alternate landing site of the station file
+        that fits instead, landing there straight away, the landing booked now (`landing_pad` is the
+        rally point's name, `hold_s` 0). `InputError` on `rally` if the station file has none.
         """
         f = self._flight(flight_id)
         x, y = (float(v) for v in self.frame.to_local(lon, lat))
         here, alt = (x, y), max(0.0, float(alt_m))
         best: tuple[int, FlightIntent, VolumeArrays] | None = None
-        for pad, hold_xy in self._ways_home(f.intent.landing_pad.name, here):
+        ways = self._ways_to_rally(here) if rally else self._ways_home(f.intent.landing_pad.name, here)
+        for pad, hold_xy in ways:
             heading = math.degrees(math.atan2(hold_xy[0] - x, hold_xy[1] - y)) % 360.0
             for layer in self.layers.for_heading(heading):
-                intent, arr = self._divert_intent(f, here, alt, layer, pad, hold_xy, now_s)
+                intent, arr = self._divert_intent(f, here, alt, layer, pad, hold_xy, now_s, land=rally)
                 n = len(self.book.conflicts(arr))
                 if best is None or n < best[0]:
                     best = (n, intent, arr)
@@ -843,9 +852,12 @@ class StationAirspace:
         _, intent, arr = best
         conflicts = self.book.replace(flight_id, arr.to_volumes(), intent=intent)
         f.set(intent)
-        f.landing_booked, f.waiting, f.marks = False, False, set()
+        f.landing_booked, f.waiting, f.marks = rally, False, set()
         f.tau_s = intent.confirmed_tau_s
-        self.seq.set(flight_id, self._column[intent.landing_pad.name], self._landing_slot(intent))
+        if rally:  # no column of the station's: nothing to sequence
+            self.seq.drop(flight_id)
+        else:
+            self.seq.set(flight_id, self._column[intent.landing_pad.name], self._landing_slot(intent))
         self._forget_ground(flight_id, keep_before=now_s)
         self.stats.diverts += 1
         for c in conflicts:  # the drone in the air cannot wait: the others give way
@@ -879,8 +891,27 @@ class StationAirspace:
                 out.append((pad, (pad.xy[0] + d * ux - side * uy, pad.xy[1] + d * uy + side * ux)))
         return out
 
+    def _ways_to_rally(self, here: XY) -> list[tuple[Pad, XY]]:
+        """(rally point as a pad, its own position as the holding point: no wait), nearest first."""
+        if not self.config.rally:
+            raise InputError("the station file has no rally points to divert to", field="rally")
+        points = []
+        for r in self.config.rally:
+            x, y = (float(v) for v in self.frame.to_local(r.lon, r.lat))
+            points.append((Pad(r.name, (x, y)), (x, y)))
+        return sorted(points, key=lambda p: math.dist(p[1], here))
+
     def _divert_intent(
-        self, f: _Flight, here: XY, alt: float, layer: float, pad: Pad, hold_xy: XY, now_s: float
+        self,
+        f: _Flight,
+        here: XY,
+        alt: float,
+        layer: float,
+        pad: Pad,
+        hold_xy: XY,
+        now_s: float,
+        *,
+        land: bool = False,
     ) -> tuple[FlightIntent, VolumeArrays]:
         """The way home from `here` as a `FlightIntent` seen at its "door": a flight whose destination is
         where the drone is, whose door climb (or descent) is the change to `layer`, then on as any flight.
@@ -901,13 +932,13 @@ class StationAirspace:
             cruise_alt_back_m=layer,
             delivery_alt_m=door,
             dwell_s=0.0,
-            hold_s=self.config.max_hold_s,
+            hold_s=0.0 if land else self.config.max_hold_s,
             t_launch_s=now_s,
             confirmed_tau_s=0.0,
         )
         segs = template.path(self.margins).segments
         tau = next(s.tau0_s for s in segs if s.phase in ("door descent", "door climb", "drop"))
         intent = template.progressed(now_s, tau)
-        arr = flight_volume_arrays(intent, self.margins, landing=False)
+        arr = flight_volume_arrays(intent, self.margins, landing=land)
         ahead = np.array([not p.startswith(_DEPARTURE) for p in arr.phases], dtype=bool)
         return intent, arr.take(ahead & (arr.t1_s >= now_s))

@@ -295,14 +295,24 @@ class AirspaceControl(Protocol):
         """The drone turns home from here now: its way home as booked (None: not booked; RTL instead)."""
         ...
 
+    def to_rally(self, lat: float, lon: float, alt_m: float) -> WayHome | None:
+        """While the station is closed: the way to an alternate landing site, booked (once); else None."""
+        ...
+
+
+class LaunchCancelled(Exception):
+    """The airspace will not let the flight lift off at all (the station closed): the flight fails before
+    arming, with the reason as `str(exc)`."""
+
 
 @dataclass(frozen=True)
 class WayHome:
-    """An aborted flight's way home as the airspace booked it: change to `alt_m` in place, fly straight to
-    the holding point at it, wait there until cleared, land on a pad (`landing_pads`, booked one first)."""
+    """A diverted flight's way as the airspace booked it: change to `alt_m` in place, fly straight to
+    the holding point at it, wait there until cleared, land on a pad (`landing_pads`, booked one first);
+    with no holding point (a rally point, the station closed), straight to the first pad and land."""
 
     alt_m: float
-    hold_point: LatLon
+    hold_point: LatLon | None
     landing_pads: list[tuple[str, float, float]]
 
 
@@ -315,14 +325,17 @@ def build_way_home(here: LatLon, way: WayHome) -> BuiltMission:
     items = [
         MissionItem(wp, *here, 0.0, frame=mavlink.MAV_FRAME_GLOBAL_INT),  # home: replaced by the drone's
         MissionItem(wp, *here, way.alt_m),
-        MissionItem(mavlink.MAV_CMD_NAV_LOITER_UNLIM, *way.hold_point, way.alt_m),
     ]
+    hold = None
+    if way.hold_point is not None:
+        hold = len(items)
+        items.append(MissionItem(mavlink.MAV_CMD_NAV_LOITER_UNLIM, *way.hold_point, way.alt_m))
     land = {}
-    for name, lat, lon in way.landing_pads:
+    for name, lat, lon in way.landing_pads if hold is not None else way.landing_pads[:1]:
         land[name] = len(items)
         items.append(MissionItem(mavlink.MAV_CMD_NAV_LAND, lat, lon, 0.0))
     never = len(items) + 1
-    return BuiltMission(items, never, never, hold_seq=2, land_seq=land)
+    return BuiltMission(items, never, never, hold_seq=hold, land_seq=land)
 
 
 AIRSPACE_POLL_S = 0.25  # wall seconds between position reports while a flight is steered by the airspace
@@ -358,6 +371,14 @@ async def _divert(flight: _Flight, airspace: AirspaceControl, here: LatLon, alt_
     way = airspace.divert(here[0], here[1], alt_m)
     if way is None:
         return False
+    await _fly_way(flight, way, here)
+    return True
+
+
+async def _fly_way(flight: _Flight, way: WayHome, here: LatLon) -> None:
+    """Replace the drone's mission with `way` in flight: BRAKE holds it where it is while the new mission
+    loads, then AUTO from its first waypoint (ModeAuto::init refuses AUTO only to a copter landed and armed
+    without a takeoff item; in the air the mission runs from the current item, set to 1 as at launch)."""
     drone = flight.drone
     mission = build_way_home(here, way)
     await drone.pause()
@@ -367,7 +388,6 @@ async def _divert(flight: _Flight, airspace: AirspaceControl, here: LatLon, alt_
     await drone.commands.set_mission_current(1)
     await drone.set_mode("AUTO")
     flight.diverted = mission
-    return True
 
 
 def _energy_wh(drone: Drone) -> tuple[float | None, float | None, float | None]:
@@ -479,7 +499,10 @@ async def fly_delivery(
         if airspace is not None:  # ready and loaded: lift off at the booked time, not before
             left = ready_by - time.monotonic()
             flight.phase("waiting_launch")
-            await airspace.wait_launch()
+            try:
+                await airspace.wait_launch()
+            except LaunchCancelled as exc:
+                return flight.fail("station_closed", f"not launched: {exc}")
             ready_by = time.monotonic() + max(left, 10.0)
     except NotReadyError as exc:
         return flight.fail("prearm_refused", f"the drone is not ready: {exc}")
@@ -605,9 +628,9 @@ async def _follow_events(
     lost_since: float | None = None
     steer = _HoldingPoint(flight, mission, airspace) if mission.hold_seq is not None else None
     while True:
-        if flight.diverted is not None and mission is not flight.diverted:  # an abort loaded its way home
+        if flight.diverted is not None and mission is not flight.diverted:  # a divert loaded a new way
             mission = flight.diverted
-            steer = _HoldingPoint(flight, mission, airspace)
+            steer = _HoldingPoint(flight, mission, airspace) if mission.hold_seq is not None else None
         now = time.monotonic()
         if now > deadline or (lost_since is not None and now - lost_since > lost_s):
             return None
@@ -701,6 +724,18 @@ class _HoldingPoint:
             self.active = False
             return
         holding = s.mission_current == self.mission.hold_seq
+        homeward = self._delivered(s.mission_current) or self.flight.diverted is not None
+        if self.airspace is not None and homeward and s.lat is not None:
+            assert s.lon is not None and s.alt_m is not None
+            way = self.airspace.to_rally(s.lat, s.lon, s.alt_m)  # None unless the station is closed
+            if way is not None:
+                self.active = False
+                try:
+                    await _fly_way(self.flight, way, (s.lat, s.lon))
+                except (LinkError, VehicleError, MissionError) as exc:
+                    self.flight.record({"event": "airspace", "state": "divert_failed", "error": str(exc)})
+                    await drone.return_to_launch()  # RALLY_INCL_HOME 0: RTL goes to a rally point
+                return
         if self.airspace is None:  # followed after a restart, no booking: land on the booked pad
             pad = self.flight.plan.landing_pads[0][0] if holding else None
         elif s.lat is None or s.lon is None or s.alt_m is None:
@@ -719,6 +754,12 @@ class _HoldingPoint:
         self.flight.record(
             {"event": "airspace", "state": "cleared", "landing_pad": pad, "t": time.monotonic()}
         )
+
+
+    def _delivered(self, current: int | None) -> bool:
+        """The package is down (heard, or the mission is past its release): on its way home, which a closed
+        station sends to a rally point instead."""
+        return self.flight.released or (current is not None and current > self.mission.release_seq)
 
 
 async def _reattach(flight: _Flight, mission: BuiltMission, ev: LinkRestored) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from controller.airspace import AirspaceBusy, AirspacePlan, StationAirspace, to_geojson
 from controller.errors import InputError
-from controller.missions.drone import WayHome
+from controller.missions.drone import LaunchCancelled, WayHome
 from controller.station import StationConfig
 from vehicles.spec import VehicleSpec
 
@@ -51,6 +51,9 @@ class ServiceAirspace:
     ) -> None:
         self.speedup = speedup
         self.epoch = epoch
+        # Why an operator closed the station (None: open). Closed, no drone lifts off and none is cleared
+        # to a pad: drones on their way home are diverted to the nearest rally point (`FlightControl`).
+        self.closed: str | None = None
         self._t0 = time.monotonic()
         # The drones' clock in seconds. A simulator that cannot keep up slips behind speed-up x wall time,
         # and a plan timed on the wall would then see its drones late all the time: give its clock here.
@@ -201,12 +204,15 @@ class FlightControl:
         self._reported_s = -float("inf")
         self._told: tuple[bool, float] | None = None  # (cleared, until) last published
         self._failed = False
+        self._rally_tried = False
 
     async def wait_launch(self) -> None:
         """Return at the booked lift-off time (at once if it has passed)."""
         air = self.airspace
         told = None
         while True:
+            if air.closed is not None:
+                raise LaunchCancelled(f"the station is closed ({air.closed})")
             try:  # the booking may move later if it gave way to a late drone
                 plan = air.station.flight(self.flight_id)
             except InputError:  # no longer booked (finished by another path): nothing to wait for
@@ -251,8 +257,32 @@ class FlightControl:
                       "landing_pad": plan.landing_pad})  # fmt: skip
         return WayHome(plan.cruise_alt_back_m, (plan.hold_lat, plan.hold_lon), pads)
 
+    def to_rally(self, lat: float, lon: float, alt_m: float) -> WayHome | None:
+        """While the station is closed: book the way to the nearest rally point from here (once per flight)
+        and return it; None while the station is open, or if it has no rally point (the drone then waits
+        at its holding point, not cleared, until the station opens)."""
+        air = self.airspace
+        if air.closed is None or self._rally_tried:
+            return None
+        self._rally_tried = True
+        try:
+            plan = air.station.divert(self.flight_id, lat, lon, alt_m, air.now_s(), rally=True)
+        except InputError as exc:
+            if exc.field != "rally":  # not merely a station without rally points
+                log.error("airspace could not divert flight %s to a rally point: %s", self.flight_id, exc)
+            return None
+        except Exception:  # never raises into the flight: the drone waits at its holding point instead
+            log.exception("airspace could not divert flight %s to a rally point", self.flight_id)
+            return None
+        self.publish({"event": "airspace", "state": "to_rally", "alt_m": plan.cruise_alt_back_m,
+                      "rally": plan.landing_pad})  # fmt: skip
+        rally = next(r for r in air.station.config.rally if r.name == plan.landing_pad)
+        return WayHome(plan.cruise_alt_back_m, None, [(rally.name, rally.lat, rally.lon)])
+
     def _cleared(self, lat: float, lon: float, alt_m: float, *, holding: bool) -> str | None:
         air = self.airspace
+        if air.closed is not None:  # nobody lands on a closed station (a drone with no rally point waits)
+            return None
         now = air.now_s()
         plan = air.station.flight(self.flight_id)
         if holding and plan.landing_booked and (plan.hold_until_s is None or now >= plan.hold_until_s):

@@ -199,6 +199,8 @@ class StationService:
                 out["reason"] = f"fleet grounded: {self.grounded}"
             if waiting is not None:
                 out.update(mode=waiting.mode, eta=waiting.eta)
+                if waiting.mode == "drone" and self.airspace.closed is not None and not self.grounded:
+                    out["reason"] = str(Reason.STATION_CLOSED)
             free_at = self._airspace_busy.get(package.id)
             if free_at is not None and not self.grounded:
                 out.update(reason=str(Reason.AIRSPACE_BUSY), airspace_free_at=free_at)
@@ -326,6 +328,9 @@ class StationService:
                 )
             elif d.status == "assigned" and d.vehicle_id is not None and d.vehicle_id not in self._busy:
                 by_id = by_id if by_id is not None else {p.id: p for p in planned}
+                if d.mode == "drone" and self.airspace.closed is not None:  # waits for the station to open
+                    self._queued[d.package_id] = dataclasses.replace(d, status="queued")
+                    continue
                 job = _job(self.config, by_id[d.package_id], d)
                 if d.mode == "drone" and not held:  # held ones are booked when an operator launches them
                     pads = self._pads_of(job.vehicle_id)
@@ -629,7 +634,8 @@ class StationService:
     async def launch(self, mission_id: str) -> None:
         """Launch a mission held for an operator; a drone's flight is booked in the airspace now.
 
-        Raises KeyError (no such held mission), PermissionError (the fleet is grounded) or `AirspaceBusy`
+        Raises KeyError (no such held mission), PermissionError (the fleet is grounded, or the station is
+        closed to drones) or `AirspaceBusy`
         (no launch slot within `max_delay_s`; `self.airspace.free_at(exc)` says when one may be).
         """
         job = self._held.pop(mission_id, None)
@@ -638,6 +644,9 @@ class StationService:
         if self.grounded:
             self._held[mission_id] = job
             raise PermissionError(f"the fleet is grounded: {self.grounded}")
+        if self.airspace.closed is not None and self._is_drone(job.vehicle_id):
+            self._held[mission_id] = job
+            raise PermissionError(f"the station is closed to drones: {self.airspace.closed}")
         if job.airspace is None and self._is_drone(job.vehicle_id):
             try:
                 job = self._book(job)
@@ -678,6 +687,45 @@ class StationService:
         self.bus.publish("fleet", state="released")
         self.poke()
 
+    @property
+    def station_closed(self) -> str | None:
+        """Why the station is closed to drones (None: open)."""
+        return self.airspace.closed
+
+    async def close_station(self, reason: str = "closed by an operator") -> None:
+        """Close the station's pads and airspace to drones (docs/airspace.md, "Contingencies").
+
+        No drone lifts off (missions waiting for their slot fail as `station_closed` and their packages are
+        planned again; a package planned for a drone waits, `reason: station_closed`) and none is cleared
+        to land: a drone on its way home is diverted to the nearest rally point of the station file, its
+        way there booked. Every drone also gets RALLY_INCL_HOME 0, so an RTL of its own (a failsafe) goes
+        to a rally point too. Robots carry on.
+        """
+        self.airspace.closed = reason
+        self.bus.publish("station", state="closed", reason=reason)
+        await self._tell_drones(station_open=False)
+
+    async def open_station(self) -> None:
+        """Open the station again: drones launch and land; RTL may come home again (RALLY_INCL_HOME 1)."""
+        self.airspace.closed = None
+        self.bus.publish("station", state="open")
+        await self._tell_drones(station_open=True)
+        self.poke()
+
+    async def _tell_drones(self, *, station_open: bool) -> None:
+        """Every drone that can hear it, at once; one that cannot is logged, not waited for."""
+        drones = [
+            c for v in self.config.fleet if v.kind is VehicleKind.DRONE and (c := self.carriers.get(v.id))
+        ]
+        results = await asyncio.gather(
+            *(c.station_open(station_open) for c in drones if hasattr(c, "station_open")),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                log.warning("could not tell a drone the station is %s: %s",
+                            "open" if station_open else "closed", result)  # fmt: skip
+
     async def hand_to_van(self, package_id: str, reason: str = "handed to vans by an operator") -> Package:
         """Take a waiting package off the drone/robot queue and give it to the vans."""
         package = await self.io(self.store.get, package_id)
@@ -693,6 +741,7 @@ class StationService:
             data = snap.as_dict()
             data["mission_id"] = self._busy.get(vehicle.id, (None,))[0]
             data["grounded"] = self.grounded is not None
+            data["station_closed"] = self.airspace.closed is not None
             out.append(data)
         return out
 

@@ -18,6 +18,7 @@ from controller.airspace import (
     AirspacePlan,
     HoldInstruction,
     PadConfig,
+    RallyConfig,
     StationAirspace,
     Volume,
 )
@@ -430,3 +431,34 @@ def test_diverting_a_flight_leaves_no_two_drones_volumes_meeting(
     pairs = {frozenset((x.flight_id, y.flight_id)) for x, y in crossings(a.book.volumes())}
     assert all(p.flight_id in pair for pair in pairs)
     assert len(pairs) <= a.stats.unresolved
+
+
+def test_with_the_station_closed_a_drone_is_diverted_to_the_nearest_rally_point_landing_booked() -> None:
+    """Rally points east and west; a drone coming home from the north-east goes to the east one, on a layer
+    of its heading there, its landing there booked at once; the station's pads are not in its plan."""
+    rally = [
+        RallyConfig(name="R-east", lat=ll(400, 0)[0], lon=ll(400, 0)[1], alt_m=30.0),
+        RallyConfig(name="R-west", lat=ll(-400, 0)[0], lon=ll(-400, 0)[1], alt_m=30.0),
+    ]
+    a = station(pad("P1", 0.0, 0.0), rally=rally)
+    p = a.plan("f1", "d1", [ll(0, 0), ll(1500, 1500)], now_s=0.0, speed_mps=15.0, climb_rate_mps=2.5,
+               descent_rate_mps=1.5, delivery_alt_m=5.0, dwell_s=15.0)  # fmt: skip
+    t = p.launch_at_s + 250.0
+    where = position(p, t)
+    assert where is not None
+    way = a.divert("f1", *where, t, rally=True)
+    assert way.landing_pad == "R-east" and way.landing_booked and way.hold_s == 0.0
+    here = FRAME.to_local(where[1], where[0])
+    heading = math.degrees(math.atan2(400.0 - here[0], -here[1])) % 360.0
+    assert way.cruise_alt_back_m in a.layers.for_heading(heading)
+    booked = a.volumes_for("d1")
+    assert any(v.kind == "pad" and v.pad == "R-east" for v in booked)  # its touchdown there is booked
+    assert not any(v.pad == "P1" for v in booked)
+    assert a.on_progress("f1", *where, t + 5.0) is None  # nothing to wait for: it lands there
+    bare = station(pad("P1", 0.0, 0.0))
+    bare.plan("f1", "d1", [ll(0, 0), ll(1500, 1500)], now_s=0.0, speed_mps=15.0, climb_rate_mps=2.5,
+              descent_rate_mps=1.5, delivery_alt_m=5.0, dwell_s=15.0)  # fmt: skip
+    before = bare.volumes_for("d1")
+    with pytest.raises(InputError) as no_rally:
+        bare.divert("f1", *where, t, rally=True)
+    assert no_rally.value.field == "rally" and bare.volumes_for("d1") == before  # and nothing changed

@@ -316,3 +316,67 @@ async def test_an_aborted_drone_comes_home_on_its_inbound_layer_and_lands_on_its
     assert len(cruising) and np.all(np.abs(cruising[:, 3] - way.cruise_alt_back_m) < 2.5), cruising[:, 3]
     assert abs(a[turned, 1]) < 20.0  # the change of layer was made in place
     assert math.dist(a[-1, 1:3], pad) < 3.0 and a[-1, 3] < 1.0  # down on its pad
+
+
+async def test_a_closed_station_sends_drones_to_a_rally_point_and_launches_nothing(tmp_path: Path) -> None:
+    """Closed while a drone is out: it still delivers, then flies to the station file's rally point at an
+    inbound layer and lands there (its own telemetry); every drone is told RALLY_INCL_HOME 0; a package
+    submitted meanwhile gets no drone; once the station opens, it does."""
+    r_lat, r_lon = at(400, 0)
+    rally = [{"name": "R1", "lat": r_lat, "lon": r_lon, "alt_m": 30.0}]
+    cfg = one_pad(layers_m=LAYERS, rally=rally).model_copy(update={"tick_s": 0.5})
+    async with (
+        SimStation(cfg, store_url=f"sqlite:///{tmp_path / 's.sqlite3'}", speedup=SPEEDUP) as station,
+        contextlib.AsyncExitStack() as stack,
+    ):
+        service = station.service
+        assert service is not None
+        events = await stack.enter_async_context(contextlib.aclosing(service.bus.subscribe()))
+        drones = {vid: c.drone for vid, c in service.carriers.items()}  # type: ignore[attr-defined]
+        tracks = Tracks(drones)
+        [(first, _, decided)] = await service.submit(
+            [PackageIn(key="n", weight=1.0, dest_lat=at(0, 1500)[0], dest_lon=at(0, 1500)[1])]
+        )
+        assert decided["decision"] == "drone", decided
+        drone = drones[decided["vehicle_id"]]
+        other = drones[next(v for v in drones if v != drone.vehicle_id)]
+        out = asyncio.Event()
+
+        def watch(msg: Any) -> None:
+            if msg.get_type() == "GLOBAL_POSITION_INT" and local(msg.lat / 1e7, msg.lon / 1e7)[1] > 500.0:
+                out.set()
+
+        remove = drone.conn.add_listener(watch)
+        async with asyncio.timeout(60):
+            await out.wait()
+        remove()
+        await service.close_station("pads blocked")
+        for each in (drone, other):
+            assert await each.params.get("RALLY_INCL_HOME") == 0
+        [(second, _, meanwhile)] = await service.submit(
+            [PackageIn(key="w", weight=1.0, dest_lat=at(-1000, 0)[0], dest_lon=at(-1000, 0)[1])]
+        )
+        assert (meanwhile["decision"], meanwhile.get("reason")) == ("queued", "station_closed"), meanwhile
+        async with asyncio.timeout(90):
+            async for event in events:
+                ours = event.get("package_id") == first.id and event.get("type") == "package"
+                if ours and event["state"] in ("delivered", "failed", "van"):
+                    break
+        assert event["state"] == "delivered", event
+        tracks.close()
+        await service.open_station()
+        assert await other.params.get("RALLY_INCL_HOME") == 1
+        async with asyncio.timeout(30):
+            async for event in events:
+                if event.get("package_id") == second.id and event.get("state") == "assigned":
+                    break
+
+    a = tracks.array(drone.vehicle_id)
+    rally_xy = local(r_lat, r_lon)
+    assert math.dist(a[-1, 1:3], rally_xy) < 3.0 and a[-1, 3] < 1.0, a[-1]  # down on the rally point
+    far = int(np.argmax(a[:, 2]))
+    assert a[far, 2] > 1400.0  # it delivered first
+    leg = a[far:][(a[far:, 2] < 1200.0) & (a[far:, 2] > 300.0)]  # on its way to the rally point
+    heading = math.degrees(math.atan2(rally_xy[0] - 0.0, rally_xy[1] - 1500.0)) % 360.0
+    layers = [x for i, x in enumerate(LAYERS) if (i % 2) == (1 if heading >= 180.0 else 0)]
+    assert len(leg) and min(abs(float(np.median(leg[:, 3])) - x) for x in layers) < 2.5, leg[:, 3]
