@@ -28,9 +28,11 @@ from geofences.errors import LastmileError
 
 __all__ = [
     "abort",
+    "close",
     "ground",
     "import_",
     "launch",
+    "open_",
     "register",
     "report",
     "status",
@@ -111,6 +113,8 @@ def status(url: Url = DEFAULT_URL, token: Token = None, json_out: JsonOut = Fals
         return
     if data["grounded"]:
         console.print(f"[bold yellow]FLEET GROUNDED:[/] {data['grounded_reason']}")
+    if data.get("station_closed"):
+        console.print(f"[bold yellow]STATION CLOSED TO DRONES:[/] {data['station_closed_reason']}")
     fleet = Table(title=f"{data['station']}: fleet")
     for column in ("vehicle", "kind", "online", "charge", "mode", "mission", "link age s", "errors"):
         fleet.add_column(column)
@@ -304,6 +308,24 @@ def unground(url: Url = DEFAULT_URL, token: Token = None) -> None:
     console.print("[bold green]fleet released[/]")
 
 
+def close(
+    reason: Annotated[str, typer.Option(help="why (shown in the event stream)")] = "closed by an operator",
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Close the station to drones: none launches or lands; drones coming home go to rally points."""
+    with _client(url, token) as client:
+        data = client.close_station(reason)
+    console.print(f"[bold yellow]station closed to drones:[/] {data['station_closed_reason']}")
+
+
+def open_(url: Url = DEFAULT_URL, token: Token = None) -> None:
+    """Open the station to drones again: they launch and land here."""
+    with _client(url, token) as client:
+        client.open_station()
+    console.print("[bold green]station open[/]")
+
+
 def report(
     day: Annotated[str | None, typer.Option(help="UTC day YYYY-MM-DD (default: today)")] = None,
     url: Url = DEFAULT_URL,
@@ -333,6 +355,8 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "abort": abort,
     "ground": ground,
     "unground": unground,
+    "close": close,
+    "open": open_,
     "report": report,
 }
 

@@ -116,6 +116,12 @@ class LastmileClient:
     def unground(self) -> dict[str, Any]:
         return self.request("POST", "/v1/fleet/unground")
 
+    def close_station(self, reason: str) -> dict[str, Any]:
+        return self.request("POST", "/v1/station/close", json={"reason": reason})
+
+    def open_station(self) -> dict[str, Any]:
+        return self.request("POST", "/v1/station/open")
+
     def report(self, day: date | str | None = None) -> dict[str, Any]:
         return self.request("GET", "/v1/report", params={"day": str(day) if day else None})
 

@@ -25,6 +25,8 @@ class FleetStatus(BaseModel):
     station: str
     grounded: bool
     grounded_reason: str | None
+    station_closed: bool = Field(default=False, description="closed to drones: none launches or lands")
+    station_closed_reason: str | None = None
     vehicles: list[dict[str, Any]]
     queue: dict[str, int] = Field(description="packages per state")
     last_event: int = Field(description="sequence number of the newest live event")
@@ -34,6 +36,12 @@ class GroundRequest(BaseModel):
     """Why the fleet stops launching (kept in the event stream)."""
 
     reason: str = Field(default="weather hold", min_length=1, max_length=200)
+
+
+class CloseRequest(BaseModel):
+    """Why the station closes to drones (kept in the event stream)."""
+
+    reason: str = Field(default="closed by an operator", min_length=1, max_length=200)
 
 
 class MissionOut(BaseModel):
@@ -64,6 +72,8 @@ async def _status(request: Request) -> FleetStatus:
         station=service.config.name,
         grounded=service.grounded is not None,
         grounded_reason=service.grounded,
+        station_closed=service.station_closed is not None,
+        station_closed_reason=service.station_closed,
         vehicles=service.fleet_status(),
         queue={str(state): n for state, n in counts.items()},
         last_event=service.bus.last_seq,
@@ -164,4 +174,32 @@ async def ground(request: Request, body: Annotated[GroundRequest | None, Body()]
 async def unground(request: Request) -> FleetStatus:
     """Planning resumes at once for every queued package."""
     await service_of(request).unground()
+    return await _status(request)
+
+
+@router.post(
+    "/station/close",
+    summary="Close the station to drones (divert them to rally points)",
+    response_model=FleetStatus,
+    responses={**_ERRORS, 422: {"model": ErrorBody}},
+    dependencies=[Depends(require("fleet:write"))],
+)
+async def close_station(request: Request, body: Annotated[CloseRequest | None, Body()] = None) -> FleetStatus:
+    """No drone launches or lands here: a package planned for a drone waits (reason `station_closed`), a
+    drone on its way home flies to the nearest rally point and lands there, and every drone's own RTL
+    goes to a rally point (RALLY_INCL_HOME 0). Robots carry on. docs/airspace.md, "Contingencies"."""
+    await service_of(request).close_station((body or CloseRequest()).reason)
+    return await _status(request)
+
+
+@router.post(
+    "/station/open",
+    summary="Open the station to drones again",
+    response_model=FleetStatus,
+    responses=_ERRORS,
+    dependencies=[Depends(require("fleet:write"))],
+)
+async def open_station(request: Request) -> FleetStatus:
+    """Drones launch and land here again (RALLY_INCL_HOME 1); planning resumes at once."""
+    await service_of(request).open_station()
     return await _status(request)

@@ -25,7 +25,10 @@ def lastmile(api: ApiThread, *args: str, role: str = "operator") -> tuple[int, s
 
 def test_commands_are_registered_under_their_names() -> None:
     names = {c.name for c in app.registered_commands}
-    assert names == {"status", "watch", "submit", "import", "launch", "abort", "ground", "unground", "report"}
+    assert names == {
+        "status", "watch", "submit", "import", "launch", "abort", "ground", "unground", "close", "open",
+        "report",
+    }  # fmt: skip
 
 
 def test_status_prints_fleet_and_queue(api: ApiThread) -> None:
@@ -88,6 +91,20 @@ def test_viewer_cannot_ground(api: ApiThread) -> None:
     code, out = lastmile(api, "ground", role="viewer")
     assert code == 2 and "403" in out
     assert api.service.grounded is None
+
+
+def test_close_and_open_the_station_to_drones(api: ApiThread) -> None:
+    code, out = lastmile(api, "close", "--reason", "pads blocked")
+    assert code == 0 and "pads blocked" in out
+    assert api.service.station_closed == "pads blocked"
+    code, out = lastmile(api, "status")
+    assert "STATION CLOSED" in out and "pads blocked" in out
+    code, out = lastmile(api, "close", role="viewer")
+    assert code == 2 and "403" in out
+    code, out = lastmile(api, "open")
+    assert code == 0 and "open" in out
+    assert api.service.station_closed is None
+    assert "STATION CLOSED" not in lastmile(api, "status")[1]
 
 
 def test_launch_and_abort_unknown_missions_fail_clearly(api: ApiThread) -> None:
