@@ -367,7 +367,9 @@ async def provision_signing(
         conn.send(
             conn.mav.setup_signing_encode(conn.target_system, conn.target_component, key, signing_timestamp())
         )
-        use_signing(conn, key, link_id=link_id, state=state)
+        # Unsigned messages already on their way (sent before the drone took the key) are let in while we
+        # wait for the signed answer, not counted as attacks; once it came, nothing unsigned is.
+        use_signing(conn, key, link_id=link_id, state=state, accept_unsigned=True)
         probe = conn.mav.param_request_read_encode(conn.target_system, conn.target_component, name, -1)
         try:
             await conn.request(
@@ -377,6 +379,7 @@ async def provision_signing(
                 timeout_s=timeout_s,
                 retries=1,
             )
+            signing.allow_unsigned_callback = _radio_only
             return
         except LinkError:
             # try again from scratch: as the link spoke before (unsigned, or signed with the old key)
