@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from vehicles.spec import VehicleKind, VehicleSpec
 if TYPE_CHECKING:
     from controller.station import StationConfig, VehicleConfig
 
+log = logging.getLogger("lastmile.service.carriers")
 SECURITY_REPORT_S = 5.0  # a flood of refused packets becomes one security event per drone and reason per 5 s
 
 
@@ -37,6 +39,12 @@ def drone_signing(config: StationConfig, vehicle: VehicleConfig) -> dict[str, An
     """
     found = config.signing_for(vehicle)
     if found is None:
+        log.warning(
+            "drone %s at %s is linked without MAVLink signing: whoever reaches that link can command it "
+            "(give it signing_key_file and set require_signing; docs/security.md)",
+            vehicle.id,
+            vehicle.url,
+        )
         return {}
     key, state_path = found
     state = SigningState(Path(state_path)) if state_path is not None else None
@@ -207,8 +215,18 @@ class DroneCarrier:
             return None
         try:
             self.airspace.station.flight(job.mission_id)
-        except InputError:  # booked before a restart: the book is gone, the drone lands on its own pad
-            return None
+        except InputError:  # booked before a restart: the book is gone; book it again from where it is
+            s = self.drone.state
+            if not s.armed or s.lat is None or s.lon is None or s.alt_m is None:
+                return None  # not flying: nothing to book (follow_delivery concludes at once)
+            try:
+                self.airspace.adopt(
+                    job.mission_id, self.vehicle_id, job.airspace, self.spec, (s.lat, s.lon, s.alt_m)
+                )
+            except Exception:  # the drone still lands on its booked pad, as before the booking existed
+                log.exception("could not book flight %s again after a restart", job.mission_id)
+                return None
+            on_event({"event": "airspace", "state": "booked_again", "t": time.monotonic()})
         return self.airspace.control(job.mission_id, on_event)
 
     async def deliver(self, job: Assignment, on_event: EventSink) -> DeliveryResult:

@@ -22,6 +22,7 @@ import pytest
 os.environ.setdefault("MAVLINK20", "1")
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
+from controller.service import carriers_drone
 from controller.service.carriers_drone import DroneCarrier, SecurityEvents
 from sitl.copter import SimCopterFleet
 from vehicles.mavlink import DroneConnection, DroneDriver, MissionItemReached, UdpLink, parse_url
@@ -389,3 +390,24 @@ async def test_the_state_file_refuses_nothing_it_should_not(tmp_path: Path) -> N
     state.save(KEY, Signing, clean=True)
     first, _ = SigningState(state.path).load(KEY)
     assert first == Signing.timestamp + 1
+
+
+async def test_a_flood_of_refusals_becomes_few_security_events(
+    udp_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refusals are reported at once, then summed per drone and reason over the report period; what
+    happens before the station's event bus exists is kept and handed over when it is attached."""
+    monkeypatch.setattr(carriers_drone, "SECURITY_REPORT_S", 0.3)
+    async with udp_drone(udp_port) as (_fleet, _driver, drone):
+        security = SecurityEvents()
+        carrier = DroneCarrier("d1", drone, default_spec(VehicleKind.DRONE), [], security=security)
+        assert carrier.security is not None
+        send_udp(udp_port, *(packet(heartbeat(6, armed=True)) for _ in range(5)))
+        await wait_for(lambda: drone.rejected.get("unsigned", 0) >= 5)
+        events: list[dict[str, Any]] = []
+        security.attach(events.append)  # the bus arrives late: the first report was kept for it
+        assert [e["refused"] for e in events] == [1]
+        await wait_for(lambda: len(events) == 2)  # the other four, summed, one period later
+        assert events[1]["refused"] == 4 and events[1]["refused_total"] == 5
+        assert events[1]["last_msg_type"] == "HEARTBEAT"
+        carrier.security.close()
