@@ -411,3 +411,39 @@ async def test_a_flood_of_refusals_becomes_few_security_events(
         assert events[1]["refused"] == 4 and events[1]["refused_total"] == 5
         assert events[1]["last_msg_type"] == "HEARTBEAT"
         carrier.security.close()
+
+
+@pytest.mark.ardupilot
+@pytest.mark.timeout(300)
+async def test_on_the_copter_target_a_stranger_neither_commands_nor_locks_out_a_keyed_drone() -> None:
+    """The same attack against whichever copter target is selected: real ArduCopter SITL when
+    ARDUPILOT_SITL is set (GCS_Signing.cpp itself), else the built-in simulator. Judged by what the keyed
+    controller hears, signed: no ACK for the stranger, not armed, mode unchanged, still commanded."""
+    from sitl.ardupilot import open_copters
+
+    async with open_copters(1, speedup=10) as copters:
+        await provision_key(copters.urls()[0], KEY, vehicle_id="d1", connect_timeout_s=60)
+        async with DroneDriver() as driver:
+            drone = await driver.add("d1", copters.telemetry_urls()[0], signing_key=KEY)
+            await drone.set_mode("LOITER")
+            port = int(copters.telemetry_urls()[0].rsplit(":", 1)[1])
+            stranger = await Client.connect(port, sysid=250)
+            forger = await Client.connect(port, sysid=255)  # the controller's ids, another key
+            forger.sign_with(OTHER_KEY, link_id=drone.conn.mav.signing.link_id)
+            forger.mav.signing.timestamp = signing_timestamp() + 365 * 86400 * 100_000
+            try:
+                stranger.mav.command_long_send(
+                    1, 1, M.MAV_CMD_COMPONENT_ARM_DISARM, 0, 1, FORCE_ARM, 0, 0, 0, 0, 0
+                )
+                stranger.mav.command_long_send(1, 1, M.MAV_CMD_DO_SET_MODE, 0, 1, 4, 0, 0, 0, 0, 0)
+                forger.mav.heartbeat_send(M.MAV_TYPE_GCS, M.MAV_AUTOPILOT_INVALID, 0, 0, 0)
+                forger.mav.command_long_send(1, 1, M.MAV_CMD_DO_SET_MODE, 0, 1, 4, 0, 0, 0, 0, 0)
+                await asyncio.gather(stranger.writer.drain(), forger.writer.drain())
+                await drone.set_mode("STABILIZE")  # still obeyed after the forged far-future timestamp
+                hb = await drone.conn.wait_for("HEARTBEAT", lambda m: m.custom_mode == 0, timeout_s=5)
+                assert hb.get_signed() and not hb.base_mode & M.MAV_MODE_FLAG_SAFETY_ARMED
+            finally:
+                await stranger.close()
+                await forger.close()
+            assert not any(m.get_type() == "COMMAND_ACK" for m in stranger.heard + forger.heard)
+            assert drone.state.mode == "STABILIZE" and not drone.state.armed
