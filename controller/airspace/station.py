@@ -269,16 +269,10 @@ class StationAirspace:
         if not route_latlon_out:
             raise InputError("needs at least the destination", field="route_latlon_out", row=flight_id)
         latest = now_s + self.config.max_delay_s if latest_s is None else latest_s
-        request = {
-            "vehicle_id": vehicle_id,
-            "route": self._route_xy(route_latlon_out),
-            "speed_mps": speed_mps,
-            "climb_rate_mps": climb_rate_mps,
-            "descent_rate_mps": descent_rate_mps,
-            "delivery_alt_m": delivery_alt_m,
-            "dwell_s": dwell_s,
-            "pads": self._pad_names(pads, flight_id),
-        }
+        request = self._request(
+            vehicle_id, route_latlon_out, speed_mps, climb_rate_mps, descent_rate_mps, delivery_alt_m,
+            dwell_s, self._pad_names(pads, flight_id),
+        )  # fmt: skip
         if flight_id in self._flights:  # planned again: its old booking must not stand in its way
             self.finish(flight_id)
         try:
@@ -296,6 +290,29 @@ class StationAirspace:
             self.stats.plans += 1
             self.stats.delays_s.append(fit.intent.t_launch_s - now_s)
         return self._plan_of(flight_id, flight)
+
+    def _request(
+        self,
+        vehicle_id: str,
+        route: Sequence[LatLon],
+        speed_mps: float,
+        climb_rate_mps: float,
+        descent_rate_mps: float,
+        delivery_alt_m: float,
+        dwell_s: float,
+        pads: tuple[str, ...] | None,
+    ) -> dict[str, Any]:
+        """What a flight was asked for, kept to plan it again (`_give_way`)."""
+        return {
+            "vehicle_id": vehicle_id,
+            "route": self._route_xy(route),
+            "speed_mps": speed_mps,
+            "climb_rate_mps": climb_rate_mps,
+            "descent_rate_mps": descent_rate_mps,
+            "delivery_alt_m": delivery_alt_m,
+            "dwell_s": dwell_s,
+            "pads": pads,
+        }
 
     def _pad_names(self, pads: Sequence[str] | None, flight_id: str) -> tuple[str, ...] | None:
         if pads is None:
@@ -860,14 +877,7 @@ class StationAirspace:
             self.seq.set(flight_id, self._column[intent.landing_pad.name], self._landing_slot(intent))
         self._forget_ground(flight_id, keep_before=now_s)
         self.stats.diverts += 1
-        for c in conflicts:  # the drone in the air cannot wait: the others give way
-            other = self._flights.get(c.flight_id)
-            # A flight on the ground waits as long as it takes (its mission follows its booking): an
-            # aborted drone must never be the one left in conflict because a launch found no slot soon.
-            if other is not None and self._give_way(other, now_s, patience_s=DIVERT_PATIENCE_S):
-                self.stats.gave_way += 1
-            else:
-                self.stats.unresolved += 1
+        self._others_give_way(conflicts, now_s)
         return self._plan_of(flight_id, f)
 
     def _ways_home(self, first: str, here: XY) -> list[tuple[Pad, XY]]:
@@ -942,3 +952,66 @@ class StationAirspace:
         arr = flight_volume_arrays(intent, self.margins, landing=land)
         ahead = np.array([not p.startswith(_DEPARTURE) for p in arr.phases], dtype=bool)
         return intent, arr.take(ahead & (arr.t1_s >= now_s))
+
+    def adopt(
+        self,
+        flight_id: str,
+        vehicle_id: str,
+        route_latlon_out: Sequence[LatLon],
+        *,
+        pad: str,
+        cruise_alt_out_m: float,
+        cruise_alt_back_m: float,
+        lat: float,
+        lon: float,
+        alt_m: float,
+        now_s: float,
+        speed_mps: float = 22.0,
+        climb_rate_mps: float = 2.5,
+        descent_rate_mps: float = 1.5,
+        delivery_alt_m: float = 5.0,
+        dwell_s: float = 15.0,
+    ) -> AirspacePlan:
+        """Book again a flight already in the air, booked by a controller that is gone (a restart, a
+        standby taking over): the book lives in memory, the flight in the store and in the drone.
+
+        The flight is rebuilt as it was planned (the same route, pad, layers and holding point: they are
+        what the drone's mission holds), the drone is found on its path from where it is, and the rest of
+        its flight is booked from there, landing later as for any flight. What it now meets gives way
+        (`stats.gave_way`, else `stats.unresolved`), as for a diverted flight: a drone in the air cannot.
+        """
+        request = self._request(
+            vehicle_id, route_latlon_out, speed_mps, climb_rate_mps, descent_rate_mps, delivery_alt_m,
+            dwell_s, (pad,),
+        )  # fmt: skip
+        own = next((p for p in self.pads if p.name == pad), None)
+        if own is None:
+            raise InputError(f"no pad {pad!r} at this station", field="pad", row=flight_id)
+        slot = Slot(now_s, own, own, cruise_alt_out_m, cruise_alt_back_m, self.config.max_hold_s)
+        planned = self._intent(flight_id, request, slot, self.config.max_hold_s)
+        x, y = (float(v) for v in self.frame.to_local(lon, lat))
+        tau = planned.path(self.margins).progress((x, y, max(0.0, float(alt_m))))
+        intent = planned.progressed(now_s, tau)
+        if flight_id in self._flights:
+            self.finish(flight_id)
+        f = _Flight(intent, request, now_s)
+        f.set(intent)
+        f.tau_s = tau
+        f.marks = {n for n, at in (("drop", f.tau_drop_s), ("hold", f.tau_hold_s)) if tau >= at - 1e-6}
+        arr = flight_volume_arrays(intent, self.margins, landing=False)
+        conflicts = self.book.replace(flight_id, arr.take(arr.t1_s >= now_s).to_volumes(), intent=intent)
+        self._flights[flight_id] = f
+        self.seq.set(flight_id, self._column[own.name], self._landing_slot(intent))
+        self._others_give_way(conflicts, now_s)
+        return self._plan_of(flight_id, f)
+
+    def _others_give_way(self, conflicts: list[Conflict], now_s: float) -> None:
+        """A drone in the air booked whatever it meets (diverted, adopted): it cannot wait, the others give
+        way. A flight on the ground waits as long as it takes (its mission follows its booking): the drone
+        in the air must never be left in conflict because a launch found no slot soon."""
+        for c in conflicts:
+            other = self._flights.get(c.flight_id)
+            if other is not None and self._give_way(other, now_s, patience_s=DIVERT_PATIENCE_S):
+                self.stats.gave_way += 1
+            else:
+                self.stats.unresolved += 1

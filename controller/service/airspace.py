@@ -129,6 +129,36 @@ class ServiceAirspace:
         """When the airspace that refused a flight frees, on the wall clock."""
         return self.at(busy.free_at_s)
 
+    def adopt(
+        self,
+        flight_id: str,
+        vehicle_id: str,
+        booking: dict[str, Any],
+        spec: VehicleSpec,
+        position: tuple[float, float, float],
+    ) -> AirspacePlan:
+        """Book again a flight in the air that a controller now gone had booked (`booking`: its stored
+        `plan_dict`), from the drone's position (lat, lon, alt above home): `StationAirspace.adopt`."""
+        assert spec.climb_rate_mps and spec.descent_rate_mps
+        lat, lon, alt = position
+        return self.station.adopt(
+            flight_id,
+            vehicle_id,
+            [tuple(p) for p in booking["route_out"]],
+            pad=booking["pad"],
+            cruise_alt_out_m=booking["cruise_alt_out_m"],
+            cruise_alt_back_m=booking["cruise_alt_back_m"],
+            lat=lat,
+            lon=lon,
+            alt_m=alt,
+            now_s=self.now_s(),
+            speed_mps=spec.cruise_speed_mps,
+            climb_rate_mps=spec.climb_rate_mps,
+            descent_rate_mps=spec.descent_rate_mps,
+            delivery_alt_m=spec.delivery_altitude_m or 5.0,
+            dwell_s=spec.delivery_hover_s or 15.0,
+        )
+
     def next_pass(self) -> AirspaceBusy:
         """The refusal of a flight not searched this pass (its time budget spent): tried again next pass.
 
@@ -185,9 +215,18 @@ class ServiceAirspace:
         lon, lat = self.station.frame.to_wgs84(*pad.xy)
         return float(lat), float(lon)
 
-    def control(self, flight_id: str, publish: Callable[[dict[str, Any]], None]) -> FlightControl:
-        """What a mission asks the airspace while it flies `flight_id`."""
-        return FlightControl(self, flight_id, publish)
+    def control(
+        self,
+        flight_id: str,
+        publish: Callable[[dict[str, Any]], None],
+        *,
+        adopt: Callable[[tuple[float, float, float]], None] | None = None,
+        landing_pad: str | None = None,
+    ) -> FlightControl:
+        """What a mission asks the airspace while it flies `flight_id`. `adopt`: the flight is not in the
+        book (a controller restart); book it again from the drone's first position report (`landing_pad`:
+        where it lands if that fails)."""
+        return FlightControl(self, flight_id, publish, adopt=adopt, landing_pad=landing_pad)
 
 
 class FlightControl:
@@ -197,10 +236,18 @@ class FlightControl:
     """
 
     def __init__(
-        self, airspace: ServiceAirspace, flight_id: str, publish: Callable[[dict[str, Any]], None]
+        self,
+        airspace: ServiceAirspace,
+        flight_id: str,
+        publish: Callable[[dict[str, Any]], None],
+        *,
+        adopt: Callable[[tuple[float, float, float]], None] | None = None,
+        landing_pad: str | None = None,
     ) -> None:
         self.airspace, self.flight_id, self.publish = airspace, flight_id, publish
-        self._fallback_pad = airspace.station.flight(flight_id).landing_pad  # if the booking is lost
+        self._adopt = adopt
+        # where it lands if the booking is lost
+        self._fallback_pad = landing_pad or airspace.station.flight(flight_id).landing_pad
         self._reported_s = -float("inf")
         self._told: tuple[bool, float] | None = None  # (cleared, until) last published
         self._failed = False
@@ -247,6 +294,7 @@ class FlightControl:
         (`StationAirspace.divert`). Never raises: None if the book fails, and the drone is sent RTL."""
         air = self.airspace
         try:
+            self._booked_again(lat, lon, alt_m)
             plan = air.station.divert(self.flight_id, lat, lon, alt_m, air.now_s())
         except Exception:
             log.exception("airspace could not divert flight %s; it returns to launch", self.flight_id)
@@ -257,6 +305,13 @@ class FlightControl:
                       "landing_pad": plan.landing_pad})  # fmt: skip
         return WayHome(plan.cruise_alt_back_m, (plan.hold_lat, plan.hold_lon), pads)
 
+    def _booked_again(self, lat: float, lon: float, alt_m: float) -> None:
+        """After a controller restart, at the drone's first position report: into the book from there."""
+        if self._adopt is not None:
+            adopt, self._adopt = self._adopt, None
+            adopt((lat, lon, alt_m))
+            self.publish({"event": "airspace", "state": "booked_again"})
+
     def to_rally(self, lat: float, lon: float, alt_m: float) -> WayHome | None:
         """While the station is closed: book the way to the nearest rally point from here (once per flight)
         and return it; None while the station is open, or if it has no rally point (the drone then waits
@@ -266,6 +321,7 @@ class FlightControl:
             return None
         self._rally_tried = True
         try:
+            self._booked_again(lat, lon, alt_m)
             plan = air.station.divert(self.flight_id, lat, lon, alt_m, air.now_s(), rally=True)
         except InputError as exc:
             if exc.field != "rally":  # not merely a station without rally points
@@ -281,6 +337,7 @@ class FlightControl:
 
     def _cleared(self, lat: float, lon: float, alt_m: float, *, holding: bool) -> str | None:
         air = self.airspace
+        self._booked_again(lat, lon, alt_m)
         if air.closed is not None:  # nobody lands on a closed station (a drone with no rally point waits)
             return None
         now = air.now_s()

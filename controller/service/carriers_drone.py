@@ -215,18 +215,13 @@ class DroneCarrier:
             return None
         try:
             self.airspace.station.flight(job.mission_id)
-        except InputError:  # booked before a restart: the book is gone; book it again from where it is
-            s = self.drone.state
-            if not s.armed or s.lat is None or s.lon is None or s.alt_m is None:
-                return None  # not flying: nothing to book (follow_delivery concludes at once)
-            try:
-                self.airspace.adopt(
-                    job.mission_id, self.vehicle_id, job.airspace, self.spec, (s.lat, s.lon, s.alt_m)
-                )
-            except Exception:  # the drone still lands on its booked pad, as before the booking existed
-                log.exception("could not book flight %s again after a restart", job.mission_id)
-                return None
-            on_event({"event": "airspace", "state": "booked_again", "t": time.monotonic()})
+        except InputError:  # booked before a restart: the book is gone; booked again from where it is
+            booking, airspace = job.airspace, self.airspace
+
+            def adopt(position: tuple[float, float, float]) -> None:
+                airspace.adopt(job.mission_id, self.vehicle_id, booking, self.spec, position)
+
+            return airspace.control(job.mission_id, on_event, adopt=adopt, landing_pad=booking["pad"])
         return self.airspace.control(job.mission_id, on_event)
 
     async def deliver(self, job: Assignment, on_event: EventSink) -> DeliveryResult:

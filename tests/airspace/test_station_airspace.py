@@ -462,3 +462,31 @@ def test_with_the_station_closed_a_drone_is_diverted_to_the_nearest_rally_point_
     with pytest.raises(InputError) as no_rally:
         bare.divert("f1", *where, t, rally=True)
     assert no_rally.value.field == "rally" and bare.volumes_for("d1") == before  # and nothing changed
+
+
+def test_a_flight_in_the_air_is_booked_again_by_a_new_controller_from_where_the_drone_is() -> None:
+    """The book lives in memory: after a restart, a drone out on a delivery is found on its planned path
+    from its position alone (the new controller's clock starts elsewhere) and the rest of its flight is
+    booked from there; where it really flies next is inside its new volumes, and a new launch that would
+    cross it is planned around it."""
+    kw = dict(speed_mps=15.0, climb_rate_mps=2.5, descent_rate_mps=1.5, delivery_alt_m=5.0, dwell_s=15.0)
+    before = station(pad("P1", 0.0, 0.0))
+    p = before.plan("f1", "d1", [ll(0, 0), ll(2000, 2000)], now_s=0.0, **kw)  # type: ignore[arg-type]
+    t = p.launch_at_s + 80.0  # cruising out
+    where = position(p, t)
+    assert where is not None
+    after, shift = station(pad("P1", 0.0, 0.0)), -5000.0  # its clock reads t + shift now
+    again = after.adopt("f1", "d1", p.route_out, pad=p.pad, cruise_alt_out_m=p.cruise_alt_out_m,
+                        cruise_alt_back_m=p.cruise_alt_back_m, lat=where[0], lon=where[1], alt_m=where[2],
+                        now_s=t + shift, **kw)  # type: ignore[arg-type]  # fmt: skip
+    assert (again.hold_lat, again.hold_lon) == pytest.approx((p.hold_lat, p.hold_lon))
+    booked, hold = after.volumes_for("d1"), FRAME.to_local(p.hold_lon, p.hold_lat)
+    for dt in range(0, 400, 10):  # up to its holding point: the drone flies the plan it was given
+        pos = position(p, t + dt)
+        if pos is None or math.dist(FRAME.to_local(pos[1], pos[0]), hold) < 1.0:
+            break
+        x, y = FRAME.to_local(pos[1], pos[0])
+        assert any(v.contains(x, y, pos[2], t + dt + shift) for v in booked), dt
+    other = after.plan("f2", "d2", [ll(0, 0), ll(2000, 1800)], now_s=t + shift, **kw)  # type: ignore[arg-type]
+    assert other.launch_at_s >= t + shift
+    assert crossings(after.book.volumes()) == []

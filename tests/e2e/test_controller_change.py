@@ -104,6 +104,12 @@ async def fly_through_a_controller_change(
         async with controller(cfg, store, fleet) as service:
             relinked_s = time.monotonic() - gap_wall_s
             assert relinked_s < 3.0, relinked_s  # start-up does not wait for anything absent
+            if keep_flying:  # still on its mission: the new controller books it again from where it is
+                book = service.airspace.station
+                await until(lambda: bool(book.volumes_for("d1")), 10, "booked again")
+                x, y = book.frame.to_local(copter.lon, copter.lat)
+                now = service.airspace.now_s()
+                assert any(v.contains(x, y, copter.alt_m, now) for v in book.volumes_for("d1"))
             await until(
                 lambda: store.get(package.id).state.value in ("delivered", "van", "received"), 90, "end"
             )
