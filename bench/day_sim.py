@@ -32,6 +32,7 @@ from bench.day_air import AirspaceDay
 from bench.day_flight import Trip, drive, fly, route_xy
 from controller.assignment import Decision, Planner
 from controller.fleet import FleetVehicle
+from controller.service.core import REFUSALS_IN_A_ROW, REFUSALS_PER_PAD
 from controller.station import StationConfig, WeatherConfig
 from controller.vans import Van, VanStop, plan_van_routes
 from vehicles.spec import VehicleKind
@@ -171,11 +172,24 @@ class Day:
         demands = [self.by_id[oid].demand() for oid in self.pending]
         decisions = self._planner_at(t).plan(demands, self._fleet_state(t, idle_only=False))
         keep = []
+        # As the service's pass (controller/service/core.py): after REFUSALS_PER_PAD airspace refusals for
+        # drones that may take off from the same pads (here any pad: one key), or REFUSALS_IN_A_ROW in a
+        # row, the drones left wait for the next tick without a search. Its time budget per pass is not
+        # mirrored: a wall-clock limit would make the day depend on the machine.
+        refused = in_a_row = 0
         for d in decisions:
             if d.status == "assigned":
-                if not self._launch(d, t):
+                drone = self.vehicles[d.vehicle_id].kind is VehicleKind.DRONE  # type: ignore[index]
+                capped = refused >= REFUSALS_PER_PAD or in_a_row >= REFUSALS_IN_A_ROW
+                if self.air is not None and drone and capped:
+                    keep.append(d.package_id)  # the airspace is full for this tick: the package waits
+                    self._retry = True
+                elif not self._launch(d, t):
                     keep.append(d.package_id)  # the airspace is busy: the package waits
                     self._retry = True
+                    refused, in_a_row = refused + 1, in_a_row + 1
+                elif drone:
+                    in_a_row = 0
             elif d.status == "van":
                 self.van_queue.append(d.package_id)
             else:

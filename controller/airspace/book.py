@@ -323,6 +323,15 @@ class AirspaceBook:
     def __contains__(self, flight_id: object) -> bool:
         return flight_id in self._slots
 
+    def has_vehicle(self, vehicle_id: str) -> bool:
+        """True when a volume of `vehicle_id` is booked. A search for a vehicle with none sees the same sky as
+        for any other such vehicle (a vehicle's own volumes never block it), so its answer can be shared."""
+        code = self._codes.get("v:" + vehicle_id)
+        if code is None:
+            return False
+        n = self._n
+        return bool(np.any(self._alive[:n] & (self._veh[:n] == code)))
+
     def volumes(self, flight_id: str | None = None) -> list[Volume]:
         """Reserved volumes (of one flight, or all), each flight's in flight order."""
         ids = [flight_id] if flight_id is not None else list(self._slots)

@@ -25,7 +25,7 @@ from controller.airspace.flight import FlightIntent, Slot
 from controller.airspace.layers import LayerPlan
 from controller.airspace.margins import Margins
 from controller.airspace.pads import Pad
-from controller.airspace.search import Forbidden, Search, arrival_start
+from controller.airspace.search import Candidates, Forbidden, Search, arrival_start
 from controller.airspace.volumes import Volume, VolumeArrays
 from controller.errors import InputError
 
@@ -59,6 +59,7 @@ def fit_flight(
     max_hold_s: float = 120.0,
     reserve: bool = False,
     landing: bool = True,
+    candidates: Candidates | None = None,
 ) -> Fit:
     """The first launch in [earliest_s, latest_s] (on a `step_s` grid) whose volumes meet no other vehicle's.
 
@@ -70,7 +71,9 @@ def fit_flight(
     and books the flight only up to its holding point, the hold included (`FlightIntent.hold_s`, which a
     caller sets to the longest wait it reserves); the approach and the pad are booked later with
     `hold_flight`, once the drone's arrival is known to a few seconds (`controller.airspace.station`).
-    Neither another landing pad nor a longer hold is then tried.
+    Neither another landing pad nor a longer hold is then tried. `candidates`: volumes already built for
+    the same `make_intent`, margins and `landing` by an earlier search of the same request (they are
+    shifted, not rebuilt).
 
     Raises `AirspaceBusy` with `free_at_s` (the earliest launch not ruled out) and the blocking conflicts.
     """
@@ -98,7 +101,7 @@ def fit_flight(
         for out, back in choices
         for pad in pads
     ]
-    search = Search(book, make, m, earliest_s, landing=landing)
+    search = Search(book, make, m, earliest_s, landing=landing, candidates=candidates)
     span = latest_s - earliest_s
 
     # Plain fits: the first free shift of each combination; none needs to look past the best so far.

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -78,25 +79,35 @@ class FlightPath:
         latest the drone can be. Among equally near points the earliest wins, for the same reason.
         """
         p = np.asarray(xyz, dtype=float)
-        best, best_d = after_tau_s, math.inf
         here = None if now_s is None else now_s - self.t_launch_s
-        for s in self.segments:
-            if s.tau1_s < after_tau_s:
+        a, ab, length2, tau0, tau1 = self._legs
+        # Every segment's nearest point at once (telemetry comes every second for every drone); the choice
+        # among them below is sequential, as ties depend on the best so far.
+        moves = length2 > 1e-12
+        u = np.where(
+            moves, np.clip(((p - a) * ab).sum(axis=1) / np.where(moves, length2, 1.0), 0.0, 1.0), 0.0
+        )
+        hover = tau0 if here is None else np.clip(here, tau0, tau1)
+        taus = np.where(moves, tau0 + u * (tau1 - tau0), hover)
+        dists = np.sqrt(((a + u[:, None] * ab - p) ** 2).sum(axis=1))
+        best, best_d = after_tau_s, math.inf
+        for d, tau, end in zip(dists.tolist(), taus.tolist(), tau1.tolist(), strict=True):
+            if end < after_tau_s:
                 continue
-            a, b = np.asarray(s.start), np.asarray(s.end)
-            ab = b - a
-            length2 = float(ab @ ab)
-            if length2 > 1e-12:
-                u = float(np.clip((p - a) @ ab / length2, 0.0, 1.0))
-                tau = s.tau0_s + u * (s.tau1_s - s.tau0_s)
-            else:
-                u = 0.0
-                tau = s.tau0_s if here is None else float(np.clip(here, s.tau0_s, s.tau1_s))
-            d = float(np.linalg.norm(a + u * ab - p))
             tie = abs(d - best_d) <= _SAME_M and here is not None and abs(tau - here) < abs(best - here)
             if d < best_d - _SAME_M or tie:
                 best, best_d = max(tau, after_tau_s), d
         return best
+
+    @cached_property
+    def _legs(self) -> tuple[np.ndarray, ...]:
+        """Per segment: start (n, 3), start to end (n, 3), its squared length, tau0, tau1 (for `progress`)."""
+        a = np.array([s.start for s in self.segments], dtype=float).reshape(-1, 3)
+        b = np.array([s.end for s in self.segments], dtype=float).reshape(-1, 3)
+        ab = b - a
+        tau0 = np.array([s.tau0_s for s in self.segments], dtype=float)
+        tau1 = np.array([s.tau1_s for s in self.segments], dtype=float)
+        return a, ab, (ab * ab).sum(axis=1), tau0, tau1
 
     def position(self, t_s: ArrayLike) -> np.ndarray:
         """Planned (x, y, alt) at clock times `t_s`, shape (n, 3); NaN before lift-off and after touchdown."""

@@ -9,6 +9,7 @@ launch time it rules out, and the first free one on the grid follows by a sweep,
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from controller.airspace.margins import Margins
 from controller.airspace.pads import Pad
 from controller.airspace.volumes import VolumeArrays
 
-__all__ = ["Forbidden", "Search", "arrival_start", "first_free"]
+__all__ = ["Candidates", "Forbidden", "Search", "arrival_start", "first_free"]
 
 _TINY_S = 1e-3  # past a window's end: closed intervals touch at equality
 _COLUMNS = ("departure", "climb-out", "approach", "arrival")  # phases over the pads
@@ -76,8 +77,80 @@ class Forbidden:
             s = first_free(lo, hi, s + step, step)
 
 
+class Candidates:
+    """One flight's volumes per combination (pads, layers, hold), built once at `ref_s` and shifted in time.
+
+    Building a combination's volumes (path, buffers, footprints) costs more than asking the book about
+    them, and one `StationAirspace.plan` asks `fit_flight` several times over the same pads (a first fit,
+    then pad by pad, then again after the landing sequence refused): shared by those searches, each
+    combination is built once per request instead of once per search. Valid for one `make` whose geometry
+    does not depend on the launch time (fit_flight's rule), one set of margins and one `landing`.
+    """
+
+    def __init__(
+        self,
+        make: Callable[[Slot], FlightIntent],
+        margins: Margins,
+        ref_s: float,
+        *,
+        landing: bool = True,
+        departures: dict[tuple[object, ...], VolumeArrays] | None = None,
+    ) -> None:
+        self.make, self.margins, self.ref_s, self.landing = make, margins, ref_s, landing
+        self._built: dict[tuple[Pad, Pad, float, float, float, bool], VolumeArrays] = {}
+        self._shapes: dict[tuple[float, ...], Polygon] = {}  # buffers shared by the combinations
+        # Shared between requests by the caller (one set of margins): see `_departure`.
+        self._departures = departures
+
+    def at_ref(self, slot: Slot, *, columns: bool = False) -> VolumeArrays:
+        """The volumes of `slot`'s combination launched at `ref_s` (only those over the pads with `columns`).
+
+        The columns come out of the whole flight's volumes when those are built already.
+        """
+        combo = (slot.pad, slot.landing_pad, slot.cruise_alt_out_m, slot.cruise_alt_back_m, slot.hold_s)
+        key = (*combo, columns)
+        arr = self._built.get(key)
+        if arr is None:
+            whole = self._built.get((*combo, False)) if columns else None
+            if whole is not None:
+                arr = whole.take(np.array([p.startswith(_COLUMNS) for p in whole.phases], dtype=bool))
+            else:
+                intent = self.make(Slot(self.ref_s, *combo))
+                arr = self._departure(intent) if columns else None
+                if arr is None:
+                    arr = flight_volume_arrays(
+                        intent,
+                        self.margins,
+                        phases=_COLUMNS if columns else None,
+                        shape_cache=self._shapes,
+                        landing=self.landing,
+                    )
+            self._built[key] = arr
+        return arr
+
+    def _departure(self, intent: FlightIntent) -> VolumeArrays | None:
+        """The pad columns of `intent` from the shared `departures`, when they are its take-off alone.
+
+        Without the landing (`landing=False`) and from the launch on (`confirmed_tau_s` 0), the volumes over
+        the pads are the take-off's: the pad and the vertical climb to the outbound layer, whose shapes,
+        bands and windows depend on the pad, the layer and the climb only, never on the route. Every request
+        at a station asks for the same few, so they are built once per station and relabelled.
+        """
+        if self._departures is None or self.landing or intent.confirmed_tau_s != 0.0:
+            return None
+        key = (intent.pad, intent.cruise_alt_out_m, intent.climb_rate_mps, intent.accel_z_mps2,
+               intent.jerk_mps3)  # fmt: skip
+        base = self._departures.get(key)  # launched at t = 0
+        if base is None:
+            arr = flight_volume_arrays(intent, self.margins, phases=_COLUMNS, landing=False)
+            base = self._departures[key] = arr.shifted(-intent.t_launch_s)
+        return dataclasses.replace(
+            base.shifted(intent.t_launch_s), flight_id=intent.flight_id, vehicle_id=intent.vehicle_id
+        )
+
+
 class Search:
-    """Volumes per combination, built once at `earliest_s` and shifted; attempts at exact launch times."""
+    """Volumes per combination, built once and shifted; attempts at exact launch times."""
 
     def __init__(
         self,
@@ -88,30 +161,18 @@ class Search:
         since_s: float | None = None,
         *,
         landing: bool = True,
+        candidates: Candidates | None = None,
     ) -> None:
         self.book, self.make, self.margins, self.earliest_s = book, make, margins, earliest_s
         self.since_s = since_s  # only volumes still open at this time count (a flight under way)
         self.landing = landing  # False: volumes up to the holding point only (the landing is booked later)
-        self._cache: dict[tuple[Pad, Pad, float, float, float, bool], VolumeArrays] = {}
-        self._shapes: dict[tuple[float, ...], Polygon] = {}  # buffers shared by the combinations
+        if candidates is not None and candidates.landing != landing:
+            raise ValueError("candidates built with another `landing`")
+        self.candidates = candidates or Candidates(make, margins, earliest_s, landing=landing)
 
     def arrays(self, slot: Slot, *, columns: bool = False) -> VolumeArrays:
         """The volumes of `slot` (only those over the pads with `columns`), built once per combination."""
-        key = (
-            slot.pad,
-            slot.landing_pad,
-            slot.cruise_alt_out_m,
-            slot.cruise_alt_back_m,
-            slot.hold_s,
-            columns,
-        )
-        if key not in self._cache:
-            intent = self.make(Slot(self.earliest_s, *key[:5]))
-            phases = _COLUMNS if columns else None
-            self._cache[key] = flight_volume_arrays(
-                intent, self.margins, phases=phases, shape_cache=self._shapes, landing=self.landing
-            )
-        arr = self._cache[key].shifted(slot.t_launch_s - self.earliest_s)
+        arr = self.candidates.at_ref(slot, columns=columns).shifted(slot.t_launch_s - self.candidates.ref_s)
         return arr if self.since_s is None else arr.take(arr.t1_s >= self.since_s)
 
     def attempt(self, slot: Slot) -> tuple[VolumeArrays, np.ndarray, np.ndarray]:
@@ -139,6 +200,28 @@ class Search:
             if s <= end or end >= limit:
                 return s, lo, hi, cand
             start, width = s, 2 * width
+
+    def columns_free_all(
+        self, slots: Sequence[Slot], limit: float, step: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`columns_free` of each of `slots` from one book query for all of them, and the first shift free at
+        all (off the grid too: a lower bound for a search on another grid).
+
+        A station with 40 pads asks this of every pad before any search: one query over a few hundred
+        candidate volumes costs about what one pad's query costs. Past `limit` a value is only a lower
+        bound (like `columns_free` in that case).
+        """
+        arrs = [self.arrays(slot, columns=True) for slot in slots]
+        owner = np.repeat(np.arange(len(arrs)), [len(a) for a in arrs])
+        cat = VolumeArrays.concat(arrs)
+        ci, sj = self.book._pairs(cat, 0.0, max(limit, 0.0))
+        lo, hi, who = self.book._win[sj, 0] - cat.t1_s[ci], self.book._win[sj, 1] - cat.t0_s[ci], owner[ci]
+        order = np.argsort(who, kind="stable")
+        lo, hi, who = lo[order], hi[order], who[order]
+        cuts = itertools.pairwise(np.searchsorted(who, np.arange(len(arrs) + 1)).tolist())
+        free = [(first_free(lo[a:b], hi[a:b], 0.0, step), first_free(lo[a:b], hi[a:b], 0.0, _TINY_S))
+                for a, b in cuts]  # fmt: skip
+        return np.array([f[0] for f in free]), np.array([f[1] for f in free])
 
     def columns_free(self, slot: Slot, limit: float, step: float) -> float:
         """The first launch shift at which the pad columns of `slot` are free (a lower bound past `limit`)."""

@@ -42,7 +42,7 @@ from controller.airspace.geojson import to_geojson
 from controller.airspace.layers import LayerPlan
 from controller.airspace.pads import Pad
 from controller.airspace.path import FlightPath
-from controller.airspace.search import Search, arrival_start
+from controller.airspace.search import Candidates, Search, arrival_start
 from controller.airspace.sequence import LandingSlot, Sequencer, columns
 from controller.airspace.station_config import AirspaceConfig
 from controller.airspace.volumes import XY, Volume, VolumeArrays
@@ -59,6 +59,7 @@ DIVERT_PATIENCE_S = 3600.0  # how much later a launch in an aborted drone's way 
 # corridor reaches 32 m from its line and so does a hold volume from its point, so 80 m clears both.
 _DIVERT_SIDES_M = (0.0, 80.0, -80.0, 160.0, -160.0)
 _PADS_PER_ROUND = 3  # columns tried at one launch time when the landing sequence refuses the first (cost)
+_PADS_PER_SEARCH = 8  # pads searched for one launch at most, those whose column frees first (cost, below)
 
 
 @dataclass(frozen=True)
@@ -403,11 +404,28 @@ class StationAirspace:
             raise AirspaceBusy(now_s + self.config.step_s, [], flight_id=flight_id)
         prep = self.config.pad_prep_s
         allowed = request.get("pads")
-        pads = sorted(
+        cands = Candidates(make, self.margins, now_s, landing=False, departures=self._departures())
+        free = self._columns_or_busy(
+            flight_id,
+            request["vehicle_id"],
+            cands,
             [p for p in self.pads if allowed is None or p.name in allowed],
-            key=lambda p: (not self._ground_free(p.name, now_s - prep, latest_s), self._used[p.name]),
+            now_s,
+            latest_s,
         )
-        self._columns_or_busy(flight_id, request["vehicle_id"], make, pads, now_s, latest_s)
+        # Pads whose column stays busy to the deadline cannot launch it: no search over them. The others,
+        # those nobody stands on first, then those whose column frees first (where a search ends at once),
+        # then the least recently used; at most `_PADS_PER_SEARCH` of them. What stops a flight on the
+        # first few pads is mostly on its way (other flights at its layers) and stops it from the others
+        # too, while every pad searched costs a book query or two: at 40 pads, whole seconds a tick.
+        pads = sorted(
+            [p for p in self.pads if p.name in free and free[p.name] <= latest_s + 1e-6],
+            key=lambda p: (
+                not self._ground_free(p.name, now_s - prep, latest_s),
+                free[p.name],
+                self._used[p.name],
+            ),
+        )[:_PADS_PER_SEARCH]
         earliest = now_s
         while earliest <= latest_s + 1e-6:
             # The first fit over all pads; when the sequence refuses it, pads of a few other columns are
@@ -418,7 +436,7 @@ class StationAirspace:
                 if not left or earliest > bound + 1e-6:
                     break
                 try:
-                    fit = self._fit_pads(make, left, earliest, bound)
+                    fit = self._fit_pads(cands, left, earliest, bound, free)
                 except AirspaceBusy:
                     if len(left) == len(pads):
                         raise
@@ -433,18 +451,23 @@ class StationAirspace:
             earliest = retry
         raise AirspaceBusy(earliest, [], flight_id=flight_id)
 
-    def _fit_pads(self, make: Any, pads: list[Pad], earliest_s: float, latest_s: float) -> Fit:
+    def _fit_pads(
+        self, cands: Candidates, pads: list[Pad], earliest_s: float, latest_s: float, free: dict[str, float]
+    ) -> Fit:
         """fit_flight over `pads`, each pad from when no other drone stands on it while this one prepares.
 
         A pad another drone stands on at the first fit is not given up: it is tried again from when that
-        drone has left it (a launch `pad_prep_s` after), and the earliest launch over all pads wins.
+        drone has left it (a launch `pad_prep_s` after), and the earliest launch over all pads wins. `free`:
+        per pad, a time before which its column refuses every launch (`_columns_or_busy`); pad by pad, the
+        search starts there, and a pad whose column or ground frees after the best launch so far is not
+        searched at all.
         """
         step = self.config.step_s
 
         def fit(on: list[Pad], e: float, latest: float) -> Fit:
             return fit_flight(
-                self.book, make, earliest_s=e, latest_s=latest, layers=self.layers, pads=on, step_s=step,
-                margins=self.margins, max_hold_s=0.0, landing=False,
+                self.book, cands.make, earliest_s=e, latest_s=latest, layers=self.layers, pads=on,
+                step_s=step, margins=self.margins, max_hold_s=0.0, landing=False, candidates=cands,
             )  # fmt: skip
 
         first = fit(pads, earliest_s, latest_s)  # AirspaceBusy: nothing fits the book, whatever the ground
@@ -452,24 +475,40 @@ class StationAirspace:
             return first
         best: Fit | None = None
         for pad in pads:
-            e = earliest_s
+            e = self._on_grid(earliest_s, free.get(pad.name, earliest_s))
             while True:
                 bound = latest_s if best is None else min(latest_s, best.intent.t_launch_s - 1e-3)
                 if e > bound + 1e-6:
                     break
+                ground = self._ground_next(pad.name, e)
+                if ground is not None:  # somebody stands on it: no launch before they leave
+                    e = self._on_grid(earliest_s, ground)
+                    continue
                 try:
                     f = fit([pad], e, bound)
                 except AirspaceBusy:
                     break
                 t = f.intent.t_launch_s
-                free = self._ground_next(pad.name, t)
-                if free is None:
+                left = self._ground_next(pad.name, t)
+                if left is None:
                     best = f
                     break
-                e = earliest_s + math.ceil((free - earliest_s) / step - 1e-9) * step  # on the grid
+                e = self._on_grid(earliest_s, left)
         if best is None:
             raise AirspaceBusy(latest_s, [], flight_id="")
         return best
+
+    def _on_grid(self, earliest_s: float, t_s: float) -> float:
+        """The first launch time at or after `t_s` on the `step_s` grid of a search from `earliest_s`."""
+        step = self.config.step_s
+        return earliest_s + max(0, math.ceil((t_s - earliest_s) / step - 1e-9)) * step
+
+    def _departures(self) -> dict[tuple[object, ...], VolumeArrays]:
+        """The station's take-off columns by pad, layer and climb (`Candidates._departure`), made as asked."""
+        cache = self.__dict__.get("_departure_cache")
+        if cache is None:
+            cache = self.__dict__["_departure_cache"] = {}
+        return cache  # type: ignore[no-any-return]
 
     def _ground_next(self, pad: str, t_s: float) -> float | None:
         """None when nobody else stands on `pad` while a drone prepares there for a launch at `t_s`; else the
@@ -530,28 +569,34 @@ class StationAirspace:
         self,
         flight_id: str,
         vehicle_id: str,
-        make: Any,
+        cands: Candidates,
         pads: Sequence[Pad],
         now_s: float,
         latest_s: float,
-    ) -> None:
-        """Refuse at once when no pad column is free for a climb to the lowest layer before `latest_s`.
+    ) -> dict[str, float]:
+        """Refuse at once when no pad column is free for a climb to the lowest layer before `latest_s`; else
+        say, per pad, the first time at which its column is (a lower bound for any launch from it).
 
-        Every climb passes through that one's volumes, so nothing else could fit either; this costs a few
-        queries where the full search would try every layer and pad. The refusal is remembered while the
-        book, the times, the pads asked for and the vehicle (whose own volumes never block it) are the same.
+        Every climb passes through that one's volumes, so nothing else could fit either; this is one book
+        query for all the pads where the full search would try every layer and pad. The refusal is
+        remembered while the book, the times and the pads asked for are the same, for any vehicle with
+        nothing booked (a vehicle's own volumes never block it, so all those see the same sky): the drones
+        of one planning tick are refused by one search, not one each.
         """
         version = self.book.version  # type: ignore[attr-defined]
-        key = (version, now_s, latest_s, tuple(sorted(p.name for p in pads)), vehicle_id)
+        mine = self.book.has_vehicle(vehicle_id) or flight_id in self.book
+        key = (version, now_s, latest_s, tuple(sorted(p.name for p in pads)), vehicle_id if mine else None)
         if self._refused is not None and self._refused[0] == key:
             raise AirspaceBusy(self._refused[1], [], flight_id=flight_id)
         low = min(self.layers.for_sector(s)[0] for s in range(self.layers.sectors))
-        search = Search(self.book, make, self.margins, now_s, landing=False)
+        search = Search(self.book, cands.make, self.margins, now_s, landing=False, candidates=cands)
         span, step = latest_s - now_s, self.config.step_s
-        free = min(search.columns_free(Slot(now_s, p, p, low, low), span, step) for p in pads)
-        if free > span + 1e-3:
-            self._refused = (key, now_s + free)
-            raise AirspaceBusy(now_s + free, [], flight_id=flight_id)
+        on_grid, at_all = search.columns_free_all([Slot(now_s, p, p, low, low) for p in pads], span, step)
+        first = float(on_grid.min(initial=math.inf))
+        if first > span + 1e-3:
+            self._refused = (key, now_s + first)
+            raise AirspaceBusy(now_s + first, [], flight_id=flight_id)
+        return {p.name: now_s + float(t) for p, t in zip(pads, at_all, strict=True)}
 
     # ---- flight ----------------------------------------------------------------------------------------
 

@@ -133,6 +133,26 @@ class VolumeArrays:
             t1_s=np.array([v.t1_s for v in volumes], dtype=float),
         )
 
+    @classmethod
+    def concat(cls, parts: Sequence[VolumeArrays]) -> VolumeArrays:
+        """One flight's volumes from several arrays of it (the first's flight and vehicle), footprints kept:
+        one book query for many combinations at once (`Search.columns_free_all`)."""
+        if not parts:
+            return cls.from_volumes([])
+        return dataclasses.replace(
+            parts[0],
+            kinds=tuple(k for p in parts for k in p.kinds),
+            phases=tuple(k for p in parts for k in p.phases),
+            pads=tuple(k for p in parts for k in p.pads),
+            shapes=np.concatenate([p.shapes for p in parts]),
+            alt_lo_m=np.concatenate([p.alt_lo_m for p in parts]),
+            alt_hi_m=np.concatenate([p.alt_hi_m for p in parts]),
+            t0_s=np.concatenate([p.t0_s for p in parts]),
+            t1_s=np.concatenate([p.t1_s for p in parts]),
+            boxes=np.concatenate([p.boxes for p in parts]),  # type: ignore[misc]
+            disks=np.concatenate([p.disks for p in parts]),  # type: ignore[misc]
+        )
+
     def shifted(self, dt_s: float) -> VolumeArrays:
         """The same volumes, `dt_s` seconds later."""
         return dataclasses.replace(self, t0_s=self.t0_s + dt_s, t1_s=self.t1_s + dt_s)
