@@ -106,7 +106,7 @@ class Server:
     def __init__(self, workdir: Path) -> None:
         store = f"sqlite:///{workdir / 'bench.sqlite3'}"
         cmd = [sys.executable, "-m", "controller.api.server", "--station", str(EXAMPLE), "--store", store]
-        cmd += ["--port", "0", "--token", f"{TOKEN}=operator"]
+        cmd += ["--port", "0", "--token", f"{TOKEN}=operator", "--write-rate-per-s", "0"]  # load, not abuse
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         assert self.proc.stdout is not None

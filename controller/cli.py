@@ -171,6 +171,7 @@ def serve(
     from controller import eventloop
     from controller.api.server import serve as serve_api
     from controller.service import StationService
+    from controller.service.carriers_drone import SecurityEvents
     from controller.service.runtime import connect_fleet
     from controller.station import load_station
     from controller.store import Store
@@ -180,8 +181,10 @@ def serve(
         async with contextlib.AsyncExitStack() as stack:
             db = Store(store or config.store_url)
             stack.callback(db.close)
-            carriers = await connect_fleet(config, stack, keep_trying=True)
+            security = SecurityEvents()  # refused MAVLink messages, as `security` events on the bus
+            carriers = await connect_fleet(config, stack, keep_trying=True, security=security)
             service = await stack.enter_async_context(StationService(config, db, carriers=carriers))
+            security.attach(lambda event: service.bus.publish("security", **event))
             api = asyncio.create_task(
                 serve_api(
                     service,
@@ -189,7 +192,7 @@ def serve(
                     port if port is not None else config.api.port,
                     on_ready=lambda p: console.print(
                         f"lastmile serve: {config.name} on port {p}, {len(carriers)} vehicles linked; "
-                        f"console at http://{host or config.api.host}:{p}/"
+                        f"console at {'https' if config.api.tls else 'http'}://{host or config.api.host}:{p}/"
                     ),
                 )
             )
@@ -284,6 +287,17 @@ def _register_operator_commands() -> None:
 
 
 _register_operator_commands()
+__import__("controller.cli_token").cli_token.register(app)  # lastmile token: API tokens as salted hashes
+
+
+def _register_keys() -> None:
+    """`lastmile keys`: MAVLink 2 signing keys for the drones (controller/cli_keys.py)."""
+    from controller.cli_keys import register
+
+    register(app)
+
+
+_register_keys()
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import math
 import random
-import secrets
 import signal
 import tempfile
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from controller.packages import PackageState as S
 from controller.report import period_report, report_table
 from controller.simstation import SimStation
 from controller.station import StationConfig, VehicleConfig
+from controller.tokens import new_token
 from controller.watch import follow
 from vehicles.spec import VehicleKind
 
@@ -57,8 +57,12 @@ class ScaledClock:
         return self.start_wall + timedelta(seconds=elapsed * self.speedup)
 
 
-def demo_config(base: StationConfig, settings: DemoSettings) -> StationConfig:
-    """The example station with the asked-for fleet size; vans kept as they are."""
+def demo_config(base: StationConfig, settings: DemoSettings) -> tuple[StationConfig, str]:
+    """The example station with the asked-for fleet size (vans kept as they are), and its operator token.
+
+    The token is made for this run and only its salted hash goes into the config, as `lastmile token create`
+    would store it; the demo prints the token for the web console.
+    """
     fleet = [
         VehicleConfig(id=f"d{i + 1}", kind=VehicleKind.DRONE, charge=1.0) for i in range(settings.drones)
     ]
@@ -66,8 +70,11 @@ def demo_config(base: StationConfig, settings: DemoSettings) -> StationConfig:
         VehicleConfig(id=f"r{i + 1}", kind=VehicleKind.ROBOT, charge=1.0) for i in range(settings.robots)
     ]
     fleet += [v for v in base.fleet if v.kind is VehicleKind.VAN]
-    api = base.api.model_copy(update={"tokens": {secrets.token_urlsafe(12): "operator"}})
-    return base.model_copy(update={"fleet": fleet, "tick_s": 2.0, "api": api})
+    token, name, entry = new_token("operator", "demo")
+    api = base.api.model_copy(update={"tokens": {name: entry}})
+    # Security on, whatever the base says: the demo's drones get keys of their own (`SimStation`).
+    update = {"fleet": fleet, "tick_s": 2.0, "api": api, "require_signing": True}
+    return base.model_copy(update=update), token
 
 
 def order_stream(config: StationConfig, count: int, seed: int, now: datetime) -> list[PackageIn]:
@@ -104,10 +111,11 @@ def order_stream(config: StationConfig, count: int, seed: int, now: datetime) ->
 
 async def run_demo(base: StationConfig, settings: DemoSettings, console: Console) -> dict[str, Any]:
     """Run the demo to its end and return the report (also printed)."""
-    config = demo_config(base, settings)
+    config, token = demo_config(base, settings)
     with tempfile.TemporaryDirectory(prefix="lastmile-demo-") as tmp:
         store_url = settings.store_url or f"sqlite:///{Path(tmp) / 'demo.sqlite3'}"
-        station = SimStation(config, store_url=store_url, speedup=settings.speedup)
+        keys = Path(tmp) / "keys"  # the simulated drones' signing keys (0600), gone with the demo
+        station = SimStation(config, store_url=store_url, speedup=settings.speedup, key_dir=keys)
         async with station:
             service = station.service
             assert service is not None
@@ -116,11 +124,11 @@ async def run_demo(base: StationConfig, settings: DemoSettings, console: Console
             orders = order_stream(config, settings.orders, settings.seed, clock())
             duration = settings.minutes * 60.0
             feed = asyncio.create_task(_feed(service, orders, duration * 0.5))
-            served = await _serve_console(service, settings.port, console)
+            served = await _serve_console(service, settings.port, console, token)
             watching = None
             if settings.live and served is not None:
                 url = f"http://127.0.0.1:{served[1]}"
-                watching = asyncio.create_task(follow(url, _operator_token(service), console=console))
+                watching = asyncio.create_task(follow(url, token, console=console))
             stop = _stop_on_signals()
             try:
                 await _wait(service, feed, duration, stop)
@@ -142,12 +150,8 @@ async def run_demo(base: StationConfig, settings: DemoSettings, console: Console
     return report
 
 
-def _operator_token(service: Any) -> str:
-    return next(iter(service.config.api.tokens))
-
-
 async def _serve_console(
-    service: Any, port: int | None, console: Console
+    service: Any, port: int | None, console: Console, token: str
 ) -> tuple[asyncio.Task[None], int] | None:
     """Serve the API and the web console while the demo runs, on `port` or any free one if it is taken."""
     if port is None:
@@ -159,7 +163,6 @@ async def _serve_console(
         task = asyncio.create_task(serve(service, "127.0.0.1", attempt, on_ready=ready.set_result))
         done, _ = await asyncio.wait([task, ready], return_when=asyncio.FIRST_COMPLETED)
         if ready in done:
-            token = _operator_token(service)
             console.print(f"web console: http://127.0.0.1:{ready.result()}/  (operator token: {token})")
             return task, ready.result()
         with contextlib.suppress(Exception):

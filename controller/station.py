@@ -7,6 +7,7 @@ Validation is pydantic's: a bad file gives an `InputError` naming the field and 
 
 from __future__ import annotations
 
+import os
 import ssl
 import tomllib
 from datetime import datetime
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from controller.airspace.station_config import AirspaceConfig
 from controller.errors import InputError
+from controller.tokens import TokenEntry, plaintext_problem
 from geofences import LocalFrame, Zone, ZoneIndex, load_zones
 from vehicles.spec import VehicleKind, VehicleSpec, default_spec
 
@@ -38,6 +40,54 @@ class VehicleConfig(BaseModel):
     spec: dict[str, float | str] = Field(
         default_factory=dict, description="overrides of the kind's default spec"
     )
+    signing_key_file: Path | None = Field(
+        default=None,
+        description="drones: MAVLink 2 signing key (64 hex digits, mode 0600; `lastmile keys generate`), "
+        "relative to the station file",
+    )
+    signing_key_env: str | None = Field(
+        default=None,
+        min_length=1,
+        description="drones: name of an environment variable holding the signing key (64 hex digits)",
+    )
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> VehicleConfig:
+        """A key belongs to a drone, and comes from one place (two would leave which one is used unclear)."""
+        if self.signing_key_file is not None and self.signing_key_env is not None:
+            raise ValueError(f"vehicle '{self.id}': give signing_key_file or signing_key_env, not both")
+        if (self.signing_key_file or self.signing_key_env) and self.kind is not VehicleKind.DRONE:
+            raise ValueError(f"vehicle '{self.id}': only drones take a MAVLink signing key")
+        return self
+
+    @property
+    def has_signing_key(self) -> bool:
+        return self.signing_key_file is not None or self.signing_key_env is not None
+
+    def signing_key(self) -> bytes | None:
+        """This drone's 32-byte MAVLink signing key, or None; `InputError` naming the field if unusable.
+
+        Read when asked (at load and when linking), never kept in the config: a dump of the station's
+        settings must not carry it.
+        """
+        from vehicles.mavlink.signing import KeyFileError, parse_key, read_key_file
+
+        if self.signing_key_file is not None:
+            field = f"fleet.{self.id}.signing_key_file"
+            try:
+                return read_key_file(self.signing_key_file)
+            except KeyFileError as exc:
+                raise InputError(str(exc), field=field) from None
+        if self.signing_key_env is not None:
+            field = f"fleet.{self.id}.signing_key_env"
+            text = os.environ.get(self.signing_key_env)
+            if not text:
+                raise InputError(f"environment variable {self.signing_key_env} is not set", field=field)
+            try:
+                return parse_key(text, source=f"environment variable {self.signing_key_env}")
+            except KeyFileError as exc:
+                raise InputError(str(exc), field=field) from None
+        return None
 
     def vehicle_spec(self) -> VehicleSpec:
         """The default spec of this vehicle's kind with this vehicle's overrides applied (validated)."""
@@ -62,14 +112,29 @@ class WeatherConfig(BaseModel):
 
 
 class ApiConfig(BaseModel):
-    """Where `lastmile serve` listens, and who may do what: each token has one role."""
+    """Where `lastmile serve` listens, and who may do what: each token has one role.
+
+    Tokens are stored as salted hashes (`controller.tokens`; `lastmile token create`), never in plaintext: a
+    plaintext `token = "role"` entry is refused with the command that converts it. `tls_cert`/`tls_key`
+    serve HTTPS; writes are limited per token (docs/security.md).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     host: str = "127.0.0.1"
     port: int = Field(default=8750, ge=0, le=65535)
-    tokens: dict[str, Literal["dispatcher", "operator", "viewer"]] = Field(
-        default_factory=dict, description="token -> role; empty means no API access"
+    tokens: dict[str, TokenEntry] = Field(
+        default_factory=dict, description="name -> {role, hash}; empty means no API access"
+    )
+    tls_cert: Path | None = Field(default=None, description="PEM certificate (chain) to serve HTTPS with")
+    tls_key: Path | None = Field(default=None, description="PEM private key of tls_cert")
+    write_rate_per_s: float = Field(
+        default=100.0,
+        ge=0.0,
+        description="writes (POST and other changes) each token may make per second on average; 0: no limit",
+    )
+    write_burst: int = Field(
+        default=200, ge=1, description="writes a token may make at once before write_rate_per_s applies"
     )
     webhook_url: str | None = Field(default=None, description="receives van-fallback packages")
     header_timeout_s: float = Field(
@@ -84,6 +149,25 @@ class ApiConfig(BaseModel):
         le=3600.0,
         description="a request's body must arrive within this many seconds of its headers (docs/api.md)",
     )
+
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _no_plaintext_tokens(cls, tokens: object) -> object:
+        problem = plaintext_problem(tokens)
+        if problem is not None:
+            raise ValueError(problem)
+        return tokens
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ApiConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key come together: set both or neither")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """Whether the API is served over HTTPS."""
+        return self.tls_cert is not None
 
 
 class BrokerConfig(BaseModel):
@@ -209,6 +293,16 @@ class StationConfig(BaseModel):
             "outside AUTO the GCS failsafe (FS_GCS_ENABLE = RTL) still acts (docs/drones.md)"
         ),
     )
+    require_signing: bool = Field(
+        default=False,
+        description="every drone with a link (url) must have a MAVLink signing key; one without is refused "
+        "at load (docs/security.md)",
+    )
+    signing_state_dir: Path | None = Field(
+        default=None,
+        description="where drones keyed from the environment keep their signing clock (default: next to "
+        "the station file); key files keep theirs next to the key",
+    )
     api: ApiConfig = Field(default_factory=ApiConfig)
     broker: BrokerConfig | None = None
     airspace: AirspaceConfig = Field(
@@ -237,6 +331,50 @@ class StationConfig(BaseModel):
         """Pads near the station, layers under its ceiling and every drone's limits (`InputError`)."""
         self.airspace.check_station(self.lat, self.lon, self.altitude_ceiling_m)
         return self
+
+    @model_validator(mode="after")
+    def _signing_keys(self) -> StationConfig:
+        """Key files relative to the station file; every key readable now (not at the first flight); under
+        `require_signing`, no networked drone without one."""
+        base = self.source.parent if self.source is not None else None
+        state_dir = self.signing_state_dir
+        if state_dir is not None and base is not None and not state_dir.is_absolute():
+            self.signing_state_dir = (base / state_dir).resolve()
+        for vehicle in self.fleet:
+            key_file = vehicle.signing_key_file
+            if key_file is not None and base is not None and not key_file.is_absolute():
+                vehicle.signing_key_file = (base / key_file).resolve()
+            vehicle.signing_key()
+            if (
+                self.require_signing
+                and vehicle.kind is VehicleKind.DRONE
+                and vehicle.url
+                and not vehicle.has_signing_key
+            ):
+                raise InputError(
+                    f"drone '{vehicle.id}' at {vehicle.url} has no signing key, and the station requires "
+                    "signing (require_signing = true): give it signing_key_file or signing_key_env "
+                    "(`lastmile keys generate`, then `lastmile keys provision`)",
+                    field=f"fleet.{vehicle.id}",
+                )
+        return self
+
+    def signing_for(self, vehicle: VehicleConfig) -> tuple[bytes, Path | None] | None:
+        """(key, where its signing clock is kept) for a keyed drone, None for one without a key.
+
+        A key file keeps its clock next to itself; a key from the environment in `signing_state_dir`
+        (default: the station file's directory), one file per drone; no place at all for a station built
+        in memory without a file (the clock then starts from the wall clock).
+        """
+        from vehicles.mavlink.signing import state_path_for
+
+        key = vehicle.signing_key()
+        if key is None:
+            return None
+        if vehicle.signing_key_file is not None:
+            return key, state_path_for(vehicle.signing_key_file)
+        where = self.signing_state_dir or (self.source.parent if self.source is not None else None)
+        return key, (where / f"{vehicle.id}.signing-state") if where is not None else None
 
     @cached_property
     def frame(self) -> LocalFrame:
@@ -272,6 +410,15 @@ def load_station(path: str | Path) -> StationConfig:
     zones_file = raw.get("zones_file")
     if isinstance(zones_file, str) and not Path(zones_file).is_absolute():
         raw["zones_file"] = str((path.parent / zones_file).resolve())
+    api = raw.get("api")
+    if isinstance(api, dict):
+        problem = plaintext_problem(api.get("tokens"), str(path))
+        if problem is not None:  # said before validation, so the message names this file in its command
+            raise InputError(problem, field="api.tokens")
+        for name in ("tls_cert", "tls_key"):
+            value = api.get(name)
+            if isinstance(value, str) and not Path(value).is_absolute():
+                api[name] = str((path.parent / value).resolve())
     broker = raw.get("broker")
     if isinstance(broker, dict):
         for name in ("ca_file", "client_cert", "client_key"):
@@ -285,6 +432,10 @@ def load_station(path: str | Path) -> StationConfig:
         field = ".".join(str(p) for p in first["loc"])
         raise InputError(f"{first['msg']} (in {path})", field=field) from exc
     station.check_station_position()
+    for name in ("tls_cert", "tls_key"):
+        file = getattr(station.api, name)
+        if file is not None and not Path(file).is_file():
+            raise InputError(f"{file} does not exist or is not a file", field=f"api.{name}")
     if station.broker is not None:
         station.broker.tls_context()  # a missing or unusable certificate is found at load, not at connect
     return station

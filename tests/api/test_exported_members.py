@@ -20,6 +20,8 @@ def test_operator_commands_and_client_exports() -> None:
         "abort",
         "ground",
         "unground",
+        "close",
+        "open",
         "report",
     }
     assert set(client.__all__) == {"DEFAULT_URL", "ApiError", "LastmileClient", "Unreachable", "answer_of"}
