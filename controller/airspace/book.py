@@ -86,11 +86,14 @@ class AirspaceBook:
     def _code(self, name: str) -> int:
         return self._codes.setdefault(name, len(self._codes))
 
-    def _add(self, volumes: Sequence[Volume]) -> list[int]:
+    def _add(self, volumes: Sequence[Volume], arrays: VolumeArrays | None = None) -> list[int]:
         if self._n + len(volumes) > len(self._alive):
             self._alloc(2 * (self._n + len(volumes)))
         slots = list(range(self._n, self._n + len(volumes)))
-        boxes, disks = footprints(np.array([v.shape for v in volumes], dtype=object))
+        if arrays is not None and arrays.boxes is not None and arrays.disks is not None:
+            boxes, disks = arrays.boxes, arrays.disks  # the same shapes: their footprints are known
+        else:
+            boxes, disks = footprints(np.array([v.shape for v in volumes], dtype=object))
         for k, (i, v) in enumerate(zip(slots, volumes, strict=True)):
             self._box[i] = boxes[k]
             self._disk[i] = disks[k]
@@ -239,7 +242,7 @@ class AirspaceBook:
         found = self._group(cand, *self._pairs(cand))
         if found:
             raise AirspaceConflict(flight_id, found)
-        self._store(flight_id, vols, intent)
+        self._store(flight_id, vols, intent, cand)
         return vols
 
     def replace(
@@ -260,13 +263,15 @@ class AirspaceBook:
         if any(v.flight_id != flight_id for v in vols):
             raise InputError("volumes of another flight", field="flight_id", row=flight_id)
         found = self._group(cand, *self._pairs(cand))
-        self._store(flight_id, vols, intent or self._intents.get(flight_id))
+        self._store(flight_id, vols, intent or self._intents.get(flight_id), cand)
         return found
 
-    def _store(self, flight_id: str, vols: list[Volume], intent: FlightIntent | None) -> None:
+    def _store(
+        self, flight_id: str, vols: list[Volume], intent: FlightIntent | None, cand: VolumeArrays
+    ) -> None:
         self.release(flight_id)
         if vols:
-            self._slots[flight_id] = self._add(vols)
+            self._slots[flight_id] = self._add(vols, cand)
             if intent is not None:
                 self._intents[flight_id] = intent
 

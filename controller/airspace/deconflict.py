@@ -15,7 +15,7 @@ import heapq
 import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -43,6 +43,7 @@ class Fit:
     intent: FlightIntent
     volumes: list[Volume]
     slot: Slot
+    arrays: VolumeArrays | None = field(default=None, compare=False, repr=False)  # the same, for the book
 
 
 def fit_flight(
@@ -154,8 +155,8 @@ def _finish(
     intent = make(slot)
     volumes = arr.to_volumes()
     if reserve:
-        book.reserve(intent.flight_id, volumes, intent=intent)
-    return Fit(intent, volumes, slot)
+        book.reserve(intent.flight_id, arr, intent=intent)
+    return Fit(intent, volumes, slot, arr)
 
 
 def hold_flight(

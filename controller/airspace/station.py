@@ -284,7 +284,7 @@ class StationAirspace:
         flight = _Flight(fit.intent, request, now_s)
         flight.set(fit.intent)
         if reserve:
-            self.book.reserve(flight_id, fit.volumes, intent=fit.intent)
+            self.book.reserve(flight_id, fit.arrays or fit.volumes, intent=fit.intent)
             self._flights[flight_id] = flight
             self._take_off_ground(flight_id, fit.intent)
             self.seq.set(flight_id, self._column[fit.intent.landing_pad.name], landing)
@@ -441,7 +441,7 @@ class StationAirspace:
                     if len(left) == len(pads):
                         raise
                     break
-                again, landing = self._sequence(flight_id, fit.intent)
+                again, landing = self._sequence(flight_id, fit.intent, fit.arrays)
                 if landing is not None:
                     return fit, landing
                 retry = min(retry, max(again, fit.intent.t_launch_s + self.config.step_s))
@@ -521,13 +521,19 @@ class StationAirspace:
                 return None if t == t_s else t
             t = max(clash) + prep + 1e-3
 
-    def _sequence(self, flight_id: str, intent: FlightIntent) -> tuple[float, LandingSlot | None]:
+    def _sequence(
+        self, flight_id: str, intent: FlightIntent, arrays: VolumeArrays | None = None
+    ) -> tuple[float, LandingSlot | None]:
         """(0, its landing slot) when the launch of `intent` is admitted; else (a launch time worth trying
         next, None): its departure would take the column during another flight's landing, or its own
-        landing finds no slot within `max_hold_s` of its arrival."""
+        landing finds no slot within `max_hold_s` of its arrival. `arrays`: the volumes of `intent` as
+        found, whose departure is taken from them rather than built again."""
         column = self._column[intent.pad.name]
         launch = intent.t_launch_s
-        up = flight_volume_arrays(intent, self.margins, phases=_DEPARTURE)
+        if arrays is not None:
+            up = arrays.take(np.array([p.startswith(_DEPARTURE) for p in arrays.phases], dtype=bool))
+        else:
+            up = flight_volume_arrays(intent, self.margins, phases=_DEPARTURE)
         first_cruise = next((i for i, k in enumerate(up.kinds) if k == "cruise"), len(up) - 1)
         t0, t1 = float(up.t0_s.min()), float(up.t1_s[: first_cruise + 1].max())
         busy_until = self.seq.departure_free(flight_id, column, t0, t1)
