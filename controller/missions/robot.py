@@ -189,14 +189,20 @@ class _Delivery:
             if availability is Availability.AVAILABLE:
                 self.broker_lost_at, self.hold = None, None
             elif availability is Availability.BROKER_DOWN:
+                # The robot drives on without us (its order is released up to the door), so nothing can
+                # be concluded while the broker is away: its own state, retained and republished when the
+                # broker is back, decides (a drop FINISHED -> the way back is released, delivered). The
+                # trip's time limit is what ends an outage that never ends.
                 self.broker_lost_at = self.broker_lost_at or now
-                reason = f"no MQTT broker for {self.broker_grace_s:g} s: {robot.link.last_error}"
-                self.hold = (self.broker_lost_at + self.broker_grace_s, reason)
+                self.hold = None
             elif availability in LINK_LOST:
                 reason = f"robot {name} unreachable: {data.get('reason')}"
-                if self.broker_lost_at is not None and now < self.broker_lost_at + self.broker_grace_s:
-                    # wills and silence right around a broker outage: give the robot the same grace
-                    self.hold = (self.broker_lost_at + self.broker_grace_s, reason)
+                if self.broker_lost_at is not None:
+                    # Since a broker outage the robot has not been seen: while the broker is away, wait (its
+                    # state decides once it is back); once it is back, the will left from the outage stands
+                    # until the robot reconnects: give it `broker_grace_s` to do so.
+                    back = robot.link.connected.is_set()
+                    self.hold = (now + self.broker_grace_s, reason) if back else None
                 else:
                     # a broker shutting down sends every client's will just before it drops us too:
                     # wait a moment to tell a lost robot from a lost broker
@@ -249,8 +255,10 @@ async def drive_delivery(
 
     `on_event` (sync or async) gets every step as a dict (the same dicts end up in `result.events`).
     `timeout_s` bounds the whole trip; by default the walking time of the path x 3 + 10 minutes.
-    `broker_grace_s`: how long the controller may be cut off from the broker (e.g. a broker restart)
-    before the delivery is given up as `connection_broken`; the robot keeps driving meanwhile.
+    A broker outage ends no delivery: the robot keeps driving meanwhile, and its own state when the
+    broker is back decides (a drop it finished is a delivery, and its way back is released then); only
+    `timeout_s` ends an outage that never ends. `broker_grace_s`: once the broker is back, how long a robot
+    whose last will still stands may take to reconnect before the delivery is `connection_broken`.
     `settle_s`: after a robot's last will, how long to wait for it to come back before giving up (a broker
     shutting down sends every robot's will just before it disconnects the controller).
     Returns delivered=True once the robot is back (or, with a reason_code, when it delivered but could

@@ -142,3 +142,30 @@ async def test_restarted_controller_adopts_the_running_order(broker, schema_tap)
     orders = [m for t, m in schema_tap.messages if t.endswith("/order")]
     assert {o["orderId"] for o in orders} == {order_id}  # no second order: the running one was followed
     assert [o["orderUpdateId"] for o in orders] == [0, 1]
+
+
+async def test_a_drop_during_a_long_broker_outage_is_a_delivery(broker, schema_tap, controller_link):  # noqa: F811
+    """The broker goes away just before the robot reaches the door and stays away longer than the grace:
+    the robot drops the parcel meanwhile; when the broker is back its own state (the drop FINISHED) decides:
+    delivered, and the way back is released (before, the delivery was given up as connection_broken after
+    the grace and the package handed to a van, while the robot waited at the door with nothing on board)."""
+    robot = controller_link.add_robot("r3", manufacturer=MANUFACTURER)
+    sim = SimRobot("r3", manufacturer=MANUFACTURER)
+    plan = sidewalk_plan("pkg-outage", "r3", [(60.0, 0.0)])
+    async with RobotFleet(
+        [sim], broker.host, broker.port, credentials=robot_credentials(broker, "r3"), speedup=SPEEDUP
+    ):
+        await robot.wait_until(lambda r: r.available, timeout_s=10)
+        delivery = asyncio.create_task(drive_delivery(robot, plan, timeout_s=90, broker_grace_s=1.0))
+        await robot.wait_until(lambda r: r.view is not None and r.view.driving, timeout_s=10)
+        await asyncio.to_thread(broker.stop)
+        try:
+            async with asyncio.timeout(30):  # the robot drives on and drops the parcel unseen
+                while sim.loads:  # noqa: ASYNC110 (the simulated robot moves on its own)
+                    await asyncio.sleep(0.05)
+            assert not delivery.done()  # 1 s of grace is long gone: nothing concluded without the broker
+        finally:
+            await asyncio.to_thread(broker.start)
+        result = await asyncio.wait_for(delivery, 60)
+    assert result.delivered and result.reason_code is None, (result.reason, result.events[-6:])
+    assert result.returned and abs(sim.x) < 0.01 and abs(sim.y) < 0.01  # home again
