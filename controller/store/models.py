@@ -29,7 +29,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Json", "UTCDateTime", "metadata", "missions", "package_events", "packages"]
+__all__ = ["Json", "UTCDateTime", "lease", "metadata", "missions", "package_events", "packages"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -173,4 +173,16 @@ missions = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_missions_state", "state"),
     Index("ix_missions_package", "package_id"),
+)
+
+# Who leads each station on a shared (PostgreSQL) store: the epoch grows by one at every takeover, and every
+# write of the leader checks it is still its own (`controller.store.lease`). Unused on SQLite, where an OS
+# lock on the file keeps a second controller out.
+lease = Table(
+    "lease",
+    metadata,
+    Column("station", String(128), primary_key=True),
+    Column("epoch", BigInteger, nullable=False),
+    Column("holder", String(200), nullable=False),
+    Column("since", UTCDateTime, nullable=False),
 )

@@ -15,7 +15,7 @@ Guarantees a caller can rely on:
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -73,6 +73,9 @@ class Store(MissionStore):
         except BaseException:
             self._engine.dispose()
             raise
+        # Called first in every write transaction with its connection; raising refuses the write. A leader's
+        # lease check goes here (`controller.store.lease.Lease.check`): see docs/operations.md.
+        self.fence: Callable[[Connection], None] | None = None
         database = sqlite_file(self._engine.url)
         self.checkpointer = Checkpointer(database).start() if database is not None else None
 
@@ -94,6 +97,11 @@ class Store(MissionStore):
             self.checkpointer.stop()
         self._engine.dispose()
 
+    def ping(self) -> None:
+        """One round trip to the database (`/healthz`); raises what the driver raises when it cannot."""
+        with self._engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
     # --- transactions ------------------------------------------------------------------------------------
 
     @contextmanager
@@ -106,6 +114,8 @@ class Store(MissionStore):
         with self._engine.connect() as conn:
             conn.execution_options(**{WRITE: True})
             with conn.begin():
+                if self.fence is not None:
+                    self.fence(conn)
                 yield conn
 
     def _add_events(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
