@@ -163,54 +163,119 @@ def serve(
     ] = None,
     port: Annotated[int | None, typer.Option(help="API port (default: the station file's api.port)")] = None,
 ) -> None:
-    """Run the station controller: planning, vehicles, missions and the HTTP API, until SIGTERM/Ctrl-C."""
+    """Run the station controller: planning, vehicles, missions and the HTTP API, until SIGTERM/Ctrl-C.
+
+    One leader per station: on a PostgreSQL store a second `serve` of the same station is a hot standby (it
+    answers reads and /healthz, refuses writes with 503) and takes over when the leader's lease frees; a
+    leader that finds another took over exits with code 3. On SQLite a second `serve` of the same store
+    file refuses to start, naming the process that holds it (docs/operations.md).
+    """
     import asyncio
     import contextlib
+    import os
     import signal
+    import socket
+    import threading
+    import time
 
     from controller import eventloop
     from controller.api.server import serve as serve_api
     from controller.service import StationService
     from controller.service.carriers_drone import SecurityEvents
+    from controller.service.leadership import FENCED_EXIT_CODE, FENCED_EXIT_S, Leadership
     from controller.service.runtime import connect_fleet
     from controller.station import load_station
     from controller.store import Store
+    from controller.store.lease import LeaseLost
 
     async def main() -> None:
         config = load_station(station)
+        url = store or config.store_url
+        api_host = host or config.api.host
+        api_port = port if port is not None else config.api.port
+        scheme = "https" if config.api.tls else "http"
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
         async with contextlib.AsyncExitStack() as stack:
-            db = Store(store or config.store_url)
+            db = Store(url)
             stack.callback(db.close)
-            security = SecurityEvents()  # refused MAVLink messages, as `security` events on the bus
-            carriers = await connect_fleet(config, stack, keep_trying=True, security=security)
-            service = await stack.enter_async_context(StationService(config, db, carriers=carriers))
-            security.attach(lambda event: service.bus.publish("security", **event))
-            api = asyncio.create_task(
-                serve_api(
-                    service,
-                    host or config.api.host,
-                    port if port is not None else config.api.port,
-                    on_ready=lambda p: console.print(
-                        f"lastmile serve: {config.name} on port {p}, {len(carriers)} vehicles linked; "
-                        f"console at {'https' if config.api.tls else 'http'}://{host or config.api.host}:{p}/"
-                    ),
+            holder = f"{socket.gethostname()} pid {os.getpid()}, api {scheme}://{api_host}:{api_port}"
+            role = Leadership(config.name, url, holder)
+            stack.push_async_callback(role.close)  # after the service stopped: a standby may take over
+            leading = await role.open()  # SQLite: the store file's lock, or StoreLocked naming its holder
+            db.fence = role.fence  # every write checks the lease is still ours
+            service = StationService(config, db)
+            stopping = asyncio.create_task(stop.wait())
+            tasks: list[asyncio.Task[None]] = [stopping]
+
+            def start_api(what: str) -> asyncio.Task[None]:
+                def ready(p: int) -> None:
+                    console.print(
+                        f"lastmile serve: {config.name} on port {p}, {what}; "
+                        f"console at {scheme}://{api_host}:{p}/"
+                    )
+
+                task = asyncio.create_task(serve_api(service, api_host, api_port, on_ready=ready, role=role))
+                tasks.append(task)
+                return task
+
+            async def end(*more: asyncio.Task[None]) -> BaseException | None:
+                """Cancel what runs; what stopped the API, if it failed."""
+                failed = api is not None and api.done() and not api.cancelled() and api.exception()
+                for task in [*tasks, *more]:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                return failed or None
+
+            api = None
+            if not leading:  # a hot standby: reads only, until the leader's lease frees
+                api = start_api(f"standby ({role.describe_leader()})")
+                waiting = asyncio.create_task(role.wait_for_lease())
+                await asyncio.wait([api, stopping, waiting], return_when=asyncio.FIRST_COMPLETED)
+                if not waiting.done():
+                    failed = await end(waiting)
+                    if failed is not None:
+                        raise failed
+                    return
+                console.print(
+                    f"lastmile serve: {config.name}: the lease is ours (epoch {role.epoch}); taking over"
                 )
-            )
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stop.set)
-            done, _ = await asyncio.wait(
-                [api, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
-            )
-            api.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await api
-            if api in done and api.exception():
-                raise api.exception()  # type: ignore[misc]
+            taking_over = time.monotonic()
+            security = SecurityEvents()  # refused MAVLink messages, as `security` events on the bus
+            service.carriers = await connect_fleet(config, stack, keep_trying=True, security=security)
+            await service.start()  # reloads missions and re-attaches flights and robot orders in progress
+            stack.push_async_callback(service.stop)  # before the links close and the lease is given up
+            security.attach(lambda event: service.bus.publish("security", **event))
+            role.serve_as_leader()
+            linked = f"{len(service.carriers)} vehicles linked"
+            if api is None:
+                api = start_api(f"leader{'' if role.epoch is None else f' (epoch {role.epoch})'}, {linked}")
+            else:
+                console.print(
+                    f"lastmile serve: {config.name}: leader (epoch {role.epoch}) "
+                    f"{time.monotonic() - taking_over:.2f} s after getting the lease, {linked}"
+                )
+            watching = asyncio.create_task(role.watch())
+            done, _ = await asyncio.wait([api, stopping, watching], return_when=asyncio.FIRST_COMPLETED)
+            if watching in done:  # another controller took over: stop commanding vehicles, and go
+                # A stop that hangs must not keep a fenced controller alive next to the new leader.
+                deadline = threading.Timer(FENCED_EXIT_S, os._exit, args=(FENCED_EXIT_CODE,))
+                deadline.daemon = True
+                deadline.start()
+                await end()
+                raise watching.result()
+            failed = await end(watching)
+            if failed is not None:
+                raise failed
 
     try:
         eventloop.run(main())
+    except LeaseLost as exc:
+        err_console.print(f"[bold red]fenced:[/] {exc}; exiting")
+        raise typer.Exit(code=FENCED_EXIT_CODE) from exc
     except (LastmileError, OSError) as exc:  # OSError: the API's port is taken or not ours to bind
         raise _fail(exc) from exc
 

@@ -16,15 +16,15 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 
 from controller.api import routes_airspace, routes_fleet, routes_packages, routes_report, routes_vans, ws
 from controller.api.auth import require
 from controller.api.errors import install_error_handlers
 from controller.api.hardening import BodyGuard, SecurityHeaders
+from controller.api.health import Health, StoreProbe, health
 from controller.api.schemas import PackageBatch
 from controller.packages import (
     KG_PER_LB,
@@ -37,6 +37,7 @@ from controller.packages import (
 )
 
 if TYPE_CHECKING:
+    from controller.api.standby import Role
     from controller.service import StationService
 
 __all__ = ["API_VERSION", "create_app"]
@@ -51,24 +52,24 @@ Errors: `{"error": {"field", "reason", "code", "row"}, "errors": [...]}`. Weight
 """
 
 
-class Health(BaseModel):
-    """Liveness: the station is up (no auth)."""
+def create_app(service: StationService, *, webhook: bool = True, role: Role | None = None) -> FastAPI:
+    """The API over a `StationService`; `webhook=False` leaves the van webhook off.
 
-    status: str
-    station: str
-    grounded: bool
-    last_event: int
-
-
-def create_app(service: StationService, *, webhook: bool = True) -> FastAPI:
-    """The API over a running `StationService`; `webhook=False` leaves the van webhook off."""
+    `role` (a `Leadership`): the controller's role for its station, for `/healthz`; while it is a standby
+    the service is not started and the van webhook waits until it leads (only the leader hands packages
+    over). Writes are refused in front of the app (`StandbyGuard`, see `controller.api.server.serve`).
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = None
         url = service.config.api.webhook_url
         if webhook and url:
-            task = await _start_webhook(app, service, url)
+            became_leader = getattr(role, "became_leader", None)
+            if became_leader is None or became_leader.is_set():
+                task = await _start_webhook(app, service, url)
+            else:
+                task = asyncio.create_task(_webhook_when_leading(app, service, url, became_leader))
         try:
             yield
         finally:
@@ -96,14 +97,19 @@ def create_app(service: StationService, *, webhook: bool = True) -> FastAPI:
     for module in (routes_packages, routes_vans, routes_fleet, routes_airspace, ws, routes_report):
         app.include_router(module.router)
 
-    @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness (no auth)")
-    async def healthz() -> Health:
-        return Health(
-            status="ok",
-            station=service.config.name,
-            grounded=service.grounded is not None,
-            last_event=service.bus.last_seq,
-        )
+    probe = StoreProbe()
+
+    @app.get(
+        "/healthz",
+        response_model=Health,
+        tags=["health"],
+        summary="Liveness, role and links (no auth)",
+        responses={503: {"model": Health, "description": "the store cannot be reached"}},
+    )
+    async def healthz(response: Response) -> Health:
+        status, body = await health(service, role, probe)
+        response.status_code = status
+        return body
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require("packages:read"))])
     async def openapi() -> JSONResponse:
@@ -115,6 +121,20 @@ def create_app(service: StationService, *, webhook: bool = True) -> FastAPI:
     mount_console(app, service)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+async def _webhook_when_leading(
+    app: FastAPI, service: StationService, url: str, leading: asyncio.Event
+) -> None:
+    """A standby's van webhook: started once it leads, stopped with the app."""
+    await leading.wait()
+    task = await _start_webhook(app, service, url)
+    try:
+        await asyncio.shield(task)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _start_webhook(app: FastAPI, service: StationService, url: str) -> asyncio.Task[None]:

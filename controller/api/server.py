@@ -41,6 +41,7 @@ from controller.api.app import create_app
 from controller.api.errors import error_body, problem
 from controller.api.fastpath import SubmitFastPath
 from controller.api.hardening import SECURITY_HEADERS
+from controller.api.standby import Role, StandbyGuard
 from controller.errors import InputError
 from controller.service import StationService
 from controller.station import ApiConfig, StationConfig, load_station
@@ -276,11 +277,14 @@ async def serve(
     on_ready: Callable[[int], None] | None = None,
     log_level: str = "warning",
     fast_path: bool = True,
+    role: Role | None = None,
     **uvicorn_options: Any,
 ) -> None:
     """Serve the API over an already started service until cancelled; `on_ready(port)` once listening.
 
-    `fast_path=False` leaves package intake to the FastAPI route (the tests compare the two).
+    `fast_path=False` leaves package intake to the FastAPI route (the tests compare the two). `role` (a
+    `Leadership`): while it does not lead, the service need not be started, reads are served and writes
+    refused (`StandbyGuard`, in front of everything), and `/healthz` says the role.
     """
     # Open WebSockets (consoles following events) must not hold a shutdown up forever.
     uvicorn_options.setdefault("timeout_graceful_shutdown", 5)
@@ -303,9 +307,11 @@ async def serve(
         uvicorn_options.setdefault("ws", websocket)
     uvicorn_options.setdefault("limit_concurrency", MAX_CONNECTIONS)
     # The intake fast path sits outside FastAPI's whole middleware stack (see `fastpath`).
-    app: Any = create_app(service)
+    app: Any = create_app(service, role=role)
     if fast_path:
         app = SubmitFastPath(app, service)
+    if role is not None:
+        app = StandbyGuard(app, role, service.config.name)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on", **uvicorn_options)
     server = uvicorn.Server(config)
     listener = _listen(host, port, config.backlog)
