@@ -76,6 +76,7 @@ class TcpRelay:
         self.server: asyncio.Server | None = None
         self.port = 0
         self._writers: list[asyncio.StreamWriter] = []
+        self._tasks: set[asyncio.Task[None]] = set()
         self.connections = 0
 
     async def start(self) -> None:
@@ -87,6 +88,10 @@ class TcpRelay:
         return f"tcp:127.0.0.1:{self.port}"
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:  # awaited by `aclose`, so none is left pending when the test's loop ends
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         if not self.open:
             writer.transport.abort()
             return
@@ -119,3 +124,9 @@ class TcpRelay:
         self.cut()
         if self.server is not None:
             self.server.close()
+
+    async def aclose(self) -> None:
+        """`close`, then wait until every connection's handler has ended."""
+        self.close()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -9,17 +9,20 @@ writes one error path. Anything else is a bug: it is logged with its traceback a
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from controller.errors import InputError
 from controller.packages import InvalidTransition
 from controller.store import IdempotencyConflict, UnknownMission, UnknownPackage
+from controller.store.faults import RETRY_AFTER_S, StoreUnavailable, classify
 
 log = logging.getLogger("lastmile.api")
 
@@ -140,7 +143,39 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, [problem(str(exc.detail), code=code)], dict(exc.headers or {}) or None
         )
 
+    # Store errors get handlers of their own: Starlette re-raises whatever reaches the catch-all handler
+    # below (so the server logs it), which for a database that is down would be a traceback per request.
+    @app.exception_handler(StoreUnavailable)
+    @app.exception_handler(SQLAlchemyError)
+    @app.exception_handler(sqlite3.Error)
+    async def _store(request: Request, exc: Exception) -> JSONResponse:
+        service = getattr(request.app.state, "service", None)
+        unavailable = store_unavailable(service, exc, f"{request.method} {request.url.path}")
+        if unavailable is None:  # a store error that is ours (a constraint, bad SQL): a bug
+            log.exception("unhandled store error on %s %s", request.method, request.url.path)
+            return error_response(
+                500, [problem("internal error; the controller logged it", code="internal")]
+            )
+        status, problems, headers = unavailable
+        return error_response(status, problems, headers)
+
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, [problem("internal error; the controller logged it", code="internal")])
+
+
+def store_unavailable(
+    service: Any, exc: BaseException, where: str
+) -> tuple[int, list[dict[str, Any]], dict[str, str]] | None:
+    """A store fault (down, cut, full, read-only) is the service's state, not a bug: 503 with the reason and
+    `Retry-After`, logged once a minute (`StoreFaults`), never a traceback per request. None for a bug."""
+    reason = classify(exc)
+    if reason is None:
+        return None
+    if not isinstance(exc, StoreUnavailable):  # already noted by `StationService.io`
+        faults = getattr(service, "store_faults", None)
+        if faults is not None:
+            faults.record(reason, where)
+    text = f"the store is unavailable: {reason}; nothing was changed, try again"
+    return 503, [problem(text, code="store_unavailable")], {"Retry-After": str(RETRY_AFTER_S)}

@@ -21,7 +21,7 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from controller.api.auth import admit, bearer
-from controller.api.errors import ApiError, error_body, problem
+from controller.api.errors import ApiError, error_body, problem, store_unavailable
 from controller.api.hardening import MAX_BODY_BYTES, SECURITY_HEADERS, error_message, parse_json, read_body
 from controller.api.routes_packages import answer_submission, router
 
@@ -51,12 +51,18 @@ class SubmitFastPath:
             status, body = await self._answer(scope, receive)
         except ApiError as exc:
             status, body, headers = error_message(exc)
-        except Exception:  # a bug: logged, answered like every other 500 of the API
-            log.exception("unhandled error on POST %s", PATH)
-            status = 500
-            body = orjson.dumps(
-                error_body([problem("internal error; the controller logged it", code="internal")])
-            )
+        except Exception as exc:  # a store fault (503), else a bug: logged, answered like every other 500
+            unavailable = store_unavailable(self.service, exc, f"POST {PATH}")
+            if unavailable is not None:
+                status, problems, extra = unavailable
+                body = orjson.dumps(error_body(problems))
+                headers = [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+            else:
+                log.exception("unhandled error on POST %s", PATH)
+                status = 500
+                body = orjson.dumps(
+                    error_body([problem("internal error; the controller logged it", code="internal")])
+                )
         raw_headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),

@@ -36,6 +36,7 @@ from controller.service.events import EventBus
 from controller.service.waiting import WaitingPackages, all_in_state
 from controller.station import StationConfig
 from controller.store import Mission, Move, StateMismatch, Store, Submission, mission_row
+from controller.store.faults import StoreFaults, StoreUnavailable, classify, retrying
 from vehicles.spec import VehicleKind
 
 log = logging.getLogger("lastmile.service")
@@ -100,6 +101,7 @@ class StationService:
         # fairer than threads fighting over its lock (busy waits add hundreds of ms under load). Made on
         # first use and ended by `stop()`, so a stopped service leaves no thread behind.
         self._db: ThreadPoolExecutor | None = None
+        self.store_faults = StoreFaults()  # the store's last fault, for /healthz; logged once a minute
         self.waiting = WaitingPackages(store)  # every package write goes through it (store thread only)
         self._cycles = Cycles(
             check_in=lambda batch: self.io(self.store.check_in, batch), run_pass=self._plan_pass
@@ -107,12 +109,24 @@ class StationService:
         self._loop_task: asyncio.Task[None] | None = None
 
     async def io(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a blocking store call on the store's own thread, never on the event loop."""
+        """Run a blocking store call on the store's own thread, never on the event loop.
+
+        A connection cut under the call is retried once on a new one; a store that still fails (down,
+        full, read-only) raises `StoreUnavailable` with the reason, noted in `store_faults` (`/healthz`).
+        """
         if self._db is None:
             self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lastmile-store")
-        return await asyncio.get_running_loop().run_in_executor(
-            self._db, functools.partial(fn, *args, **kwargs)
-        )
+        call = functools.partial(retrying, functools.partial(fn, *args, **kwargs))
+        try:
+            out = await asyncio.get_running_loop().run_in_executor(self._db, call)
+        except Exception as exc:
+            reason = classify(exc)
+            if reason is None:
+                raise
+            self.store_faults.record(reason, getattr(fn, "__name__", "a store call"))
+            raise StoreUnavailable(reason) from exc
+        self.store_faults.ok()
+        return out
 
     # --- life ---------------------------------------------------------------------------------------------
 
@@ -151,6 +165,8 @@ class StationService:
         while True:
             try:
                 await self.plan_now()
+            except StoreUnavailable:
+                pass  # logged once a minute by `store_faults`; the next tick tries again
             except Exception:  # a bad pass must not stop the station; the next tick tries again
                 log.exception("planning pass failed")
             with contextlib.suppress(TimeoutError):
