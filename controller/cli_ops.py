@@ -105,12 +105,23 @@ def _print_results(results: list[dict[str, Any]], title: str) -> None:
 
 
 def status(url: Url = DEFAULT_URL, token: Token = None, json_out: JsonOut = False) -> None:
-    """Show the fleet (each vehicle's link, charge, mode, mission) and the package queue."""
+    """Show the controller's role (leader or standby, and its lease epoch), the fleet (each vehicle's link,
+    charge, mode, mission) and the package queue."""
     with _client(url, token) as client:
         data = client.fleet()
+        try:
+            health = client.request("GET", "/healthz")
+        except ApiError:  # a 503 (the store is away): the fleet answered, so say what we have
+            health = {}
+    data = {**data, "role": health.get("role"), "epoch": health.get("epoch")}
     if json_out:
         console.print_json(json.dumps(data))
         return
+    epoch = "" if data["epoch"] is None else f", epoch {data['epoch']}"
+    if data["role"] == "leader":
+        console.print(f"role: [bold green]leader[/]{epoch}")
+    elif data["role"] is not None:  # a standby (or a leader that was just fenced): it commands nothing
+        console.print(f"role: [bold yellow]{data['role']}[/]{epoch}; {health.get('leader') or ''}")
     if data["grounded"]:
         console.print(f"[bold yellow]FLEET GROUNDED:[/] {data['grounded_reason']}")
     if data.get("station_closed"):

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from controller.service.leadership import FENCED_EXIT_CODE
-from tests.e2e.serving import free_port
+from tests.e2e.serving import TOKEN, free_port
 from tests.faults.serving import HEADERS, health, log_of, poll, serve, stop, write_station
 
 
@@ -51,6 +51,12 @@ def test_a_standby_refuses_writes_naming_the_leader_and_a_fenced_leader_exits(
         assert seen["epoch"] == 1 and f"pid {leader.pid}" in seen["leader"], seen
         assert seen["status"] == "ok" and seen["store"] == "ok" and seen["vehicles_linked"] == 0, seen
         assert health(leader_port)["epoch"] == 1
+        status = subprocess.run(
+            [sys.executable, "-m", "controller", "status", "--url", f"http://127.0.0.1:{standby_port}"],
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ, "COLUMNS": "400", "LASTMILE_TOKEN": TOKEN},
+        )  # fmt: skip
+        assert status.returncode == 0 and "role: standby, epoch 1; the leader is" in status.stdout, status
         body = {"key": "k1", "weight": 1.0, "dest_lat": 33.45, "dest_lon": -112.25}
         with httpx.Client(base_url=f"http://127.0.0.1:{standby_port}", headers=HEADERS, timeout=10) as client:
             refused = client.post("/v1/packages", json=body)
