@@ -454,6 +454,16 @@ _PLAIN = {
 }
 
 
+SHOWN_CHARS = 60  # of a bad value echoed in an error: enough to recognise it, never a whole bad body
+
+
+def shown(value: object) -> str:
+    """`value`'s repr, cut to `SHOWN_CHARS` (a 5 MB string or a deep object sent back whole would make the
+    error as big as the attack, and put customers' data into logs)."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[: SHOWN_CHARS - 1]}… ({len(text):,} characters)"
+
+
 def describe_validation_error(exc: ValidationError) -> list[tuple[str, str]]:
     """(field, reason) pairs in plain words, for the CLI's and the API's error reports.
 
@@ -469,9 +479,9 @@ def describe_validation_error(exc: ValidationError) -> list[tuple[str, str]]:
         elif e["type"] in ("missing", "extra_forbidden"):
             reason = f"{field} {plain}"
         else:
-            reason = f"{field} {plain}, got {e.get('input')!r}"
+            reason = f"{field} {plain}, got {shown(e.get('input'))}"
             if e["type"] == "literal_error":
-                reason = f"{field} {e['msg'][0].lower()}{e['msg'][1:]}, got {e.get('input')!r}"
+                reason = f"{field} {e['msg'][0].lower()}{e['msg'][1:]}, got {shown(e.get('input'))}"
         out.append((field, reason))
     return out
 

@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from controller.errors import InputError
-from controller.packages import InvalidTransition
+from controller.packages import InvalidTransition, shown
 from controller.store import IdempotencyConflict, UnknownMission, UnknownPackage
 from controller.store.faults import RETRY_AFTER_S, StoreUnavailable, classify
 
@@ -104,7 +104,7 @@ def install_error_handlers(app: FastAPI) -> None:
             msg = str(e.get("msg", "is not valid"))
             given = e.get("input")
             reason = f"{field}: {msg}" + (
-                f", got {given!r}" if given is not None and e["type"] != "missing" else ""
+                f", got {shown(given)}" if given is not None and e["type"] != "missing" else ""
             )
             problems.append(problem(reason, field=field))
         return error_response(422, problems or [problem("the request is not valid")])

@@ -155,6 +155,21 @@ def test_deep_json_in_a_package_is_a_422_naming_the_field(intake: ApiThread) -> 
     assert _stored(intake) == 0
 
 
+def test_a_huge_bad_value_is_named_not_echoed_whole(intake: ApiThread) -> None:
+    """A 200 kB string where a number belongs: the error names the field and shows the start of the value,
+    not the whole of it (the answer would be as big as the attack, and logs would hold customers' data)."""
+    huge = "9" * 100_000 + "x" * 100_000
+    with httpx.Client(base_url=intake.url, headers=OP) as client:
+        answer = client.post("/v1/packages", json={**package("huge-1"), "weight": huge})
+        assert answer.status_code == 422, answer.text[:300]
+        error = answer.json()["error"]
+        assert error["field"] == "weight" and "200,002 characters" in error["reason"]
+        assert len(answer.content) < 2_000
+        listing = client.get("/v1/packages", params={"state": "nope" * 10_000})
+        assert listing.status_code == 422 and len(listing.content) < 2_000
+    assert _stored(intake) == 0
+
+
 def test_deep_json_to_other_routes_is_a_422_too(api: ApiThread) -> None:
     with httpx.Client(base_url=api.url, headers=OP) as client:
         for body in (
