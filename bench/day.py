@@ -33,6 +33,7 @@ from bench.day_flight import SafetyCheck
 from bench.day_kpi import VAN_KWH_PER_KM, Kpis, compute
 from bench.day_sep import AirKpis, air_kpis, sample, write_csv
 from bench.day_sim import HORIZON_S, TICK_S, DayResult, Decider, simulate
+from controller.service.core import REFUSALS_PER_PAD
 
 IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
 DECIDERS: tuple[Decider, ...] = ("controller", "no_airspace", "naive", "vans")
@@ -300,8 +301,11 @@ def airspace_report(results: dict[int, tuple[list[Kpis], list[AirKpis], float]])
         "sequencing), its approach and pad booked once it is back within "
         f"{cfg.landing_book_m:.0f} m, and the rest of its flight re-booked from its progress (reported every "
         f"{PROGRESS_S:.0f} s); a launch may wait up to {cfg.max_delay_s:.0f} s (grid {cfg.step_s:.0f} s), "
-        "else `airspace_busy` and the package waits for the next tick; a drone stands on its pad "
-        f"{cfg.pad_prep_s:.0f} s before lifting off; a drone waits at its holding point until its slot. "
+        "else `airspace_busy` and the package waits for the next tick; as in the service's pass, after "
+        f"{REFUSALS_PER_PAD} refusals in a tick (`REFUSALS_PER_PAD`: every drone here may take off from any "
+        "pad, one key) the tick's other drones wait for the next one without a search; a drone stands on "
+        f"its pad {cfg.pad_prep_s:.0f} s before lifting off; a drone waits at its holding point until its "
+        "slot. "
         "Margins are the library's defaults (32 m horizontally, "
         f"{m.vertical_buffer_m:.0f} m vertically, 5 s or 5 % in time), climbs and descents sliced every "
         f"{m.vertical_slice_m:.0f} m. Drones fly the bench's own kinematic model of what they are told "
