@@ -57,19 +57,20 @@ AIR_TEXT = (
 )
 
 AIR_CACHE_NOTE = (
-    "Every drone the tick cannot launch costs a refusal, and a refusal is not cheap. "
-    "`StationAirspace._columns_or_busy` first checks whether any of the drone's pads has a column free "
-    "for a climb to the lowest layer within `max_delay_s` (a fraction of a millisecond to a few ms, with "
-    "the pads); when the columns are free but no layer, pad and launch time fits (`_fit` -> `_fit_pads` "
-    "-> `fit_flight`, or the landing sequence), the full search runs (several ms: each candidate's path "
-    "and volumes are built, `flight_volume_arrays`, and paired with the book). Which of the two happens "
-    "depends on the instant, as the two example rows show. A refusal by the column check is remembered "
-    "only for the same book version, times, pads and vehicle (commit 8f70b9d): in a tick every drone is "
-    "another vehicle, so nothing is remembered from one drone to the next. So the service (and this "
-    "bench, as it) stops searching for a pad after two refusals of drones standing on it, and for the "
-    "whole pass after 20 refusals in a row (`REFUSALS_PER_PAD`, `REFUSALS_IN_A_ROW` in "
-    "controller/service/core.py): the drones left over wait as airspace_busy and are tried next pass, "
-    "without a search each (counted among the refused, at no cost)."
+    "Where the time goes. A search (`ServiceAirspace.book` -> `StationAirspace.plan`) first asks the book, "
+    "in one query for all the drone's pads, whether any has a column free for a climb to the lowest layer "
+    "within `max_delay_s` (`_columns_or_busy`); if none, it is refused there, and that refusal holds for "
+    "every drone with nothing booked until the book changes. Otherwise `fit_flight` searches the pads "
+    "whose column frees in time (at most 8), each combination of pads and layers built once per request "
+    "and shifted in time (`search.Candidates`; the take-off columns once per station), then the landing "
+    "sequence; a booking reuses the volumes the search built. The service (and this bench, as it) stops "
+    "searching for a pad after two refusals of drones standing on it, for the whole pass after 20 "
+    "refusals in a row, and once the pass has spent `AIRSPACE_PASS_BUDGET_S` (15 ms) in searches "
+    "(`REFUSALS_PER_PAD`, `REFUSALS_IN_A_ROW`, `AIRSPACE_PASS_BUDGET_S` in controller/service/core.py): the "
+    "drones left over wait as airspace_busy and are tried next pass, without a search each (counted among "
+    'the refused, "by the budget" or not searched). With 160 drones to launch, the step is therefore '
+    "about the budget, plus the search that crosses it, plus the pass's own work for each drone left over "
+    "(its pads from its position, its `airspace_busy` time)."
 )
 
 
@@ -221,9 +222,13 @@ def air_rows(repeats: int, budget_s: float) -> tuple[list[list[str]], list[str]]
             steps["a" if fl is busy else "b"].append(s50)
             book_ms = statistics.median(r.booked_s) * 1000
             ref_ms = statistics.median(r.refused_s) * 1000
-            n_ref = statistics.median(r.refused)
-            per_ref = f" ({ref_ms / n_ref:.2f} each)" if n_ref else ""
-            booked, refused = _span(r.booked), _span(r.refused)
+            n_book, n_searched = statistics.median(r.booked), statistics.median(r.searched)
+            per_book = f" ({book_ms / n_book:.2f} each)" if n_book else ""
+            per_ref = f" ({ref_ms / n_searched:.2f} per search)" if n_searched else ""
+            booked = _span(r.booked)
+            refused = (
+                f"{_span(r.refused)} ({_span(r.searched)} searched, {_span(r.over_budget)} by the budget)"
+            )
             rows.append(
                 [
                     label,
@@ -236,7 +241,7 @@ def air_rows(repeats: int, budget_s: float) -> tuple[list[list[str]], list[str]]
                     f"{s50:.1f} / {s95:.1f} ms",
                     booked,
                     refused,
-                    f"{book_ms:.1f} ms",
+                    f"{book_ms:.1f} ms{per_book}",
                     f"{ref_ms:.1f} ms{per_ref}",
                 ]
             )

@@ -4,7 +4,9 @@ The service (`controller.service.core`) does, each pass: `ServiceAirspace.tick()
 drone of the fleet; the Planner; then for every drone the tick assigns to launch now, `ServiceAirspace.book`
 (its pad from where it stands, a launch slot within `max_delay_s`, layers, holding point) and `plan_dict`
 for the mission; a flight that does not fit is refused with `AirspaceBusy` and its package stays queued
-(`airspace_busy`). `time_air_tick` times that tick next to the same tick without the airspace step.
+(`airspace_busy`). After `REFUSALS_PER_PAD` refusals of drones on one pad, `REFUSALS_IN_A_ROW` in a row, or
+`AIRSPACE_PASS_BUDGET_S` spent in searches, the drones left wait for the next pass without a search, as in
+the service. `time_air_tick` times that tick next to the same tick without the airspace step.
 
 Drones "in the air" are booked beforehand through `ServiceAirspace.book` itself, pad by pad on an advancing
 clock (each lift-off when the book, the pads and the landing sequence allow it), until the wanted number is
@@ -27,7 +29,7 @@ from controller.airspace import AirspaceBusy, AirspacePlan, PadConfig
 from controller.assignment import Demand, Planner
 from controller.fleet import FleetVehicle
 from controller.service.airspace import ServiceAirspace
-from controller.service.core import REFUSALS_IN_A_ROW, REFUSALS_PER_PAD, _job
+from controller.service.core import AIRSPACE_PASS_BUDGET_S, REFUSALS_IN_A_ROW, REFUSALS_PER_PAD, _job
 from controller.station import StationConfig
 from vehicles.spec import DRONE_DEFAULT, VehicleKind
 
@@ -142,7 +144,9 @@ class AirTick:
     booked_s: list[float] = field(default_factory=list)  # per tick: time in book() calls that booked
     refused_s: list[float] = field(default_factory=list)  # per tick: time in book() calls refused
     booked: list[int] = field(default_factory=list)  # per tick
-    refused: list[int] = field(default_factory=list)
+    refused: list[int] = field(default_factory=list)  # per tick: airspace_busy, searched or not
+    searched: list[int] = field(default_factory=list)  # per tick: refusals that cost a search
+    over_budget: list[int] = field(default_factory=list)  # per tick: left for the next pass by the budget
     launch_now: int = 0  # drones and robots the tick assigns to launch now
     drone_launches: int = 0
 
@@ -193,6 +197,8 @@ def time_air_tick(
         launches = [d for d in decisions if d.status == "assigned" and d.vehicle_id is not None]
         tries: dict[tuple[str, ...] | None, int] = {}  # as StationService._apply: a few refusals per pad
         in_a_row = 0  # and a few in a row over all pads
+        searching_s = 0.0  # and AIRSPACE_PASS_BUDGET_S of searches a pass
+        searched = over_budget = 0
         for d in launches:
             if d.mode != "drone":
                 continue
@@ -200,12 +206,20 @@ def time_air_tick(
             s0 = time.perf_counter()
             on = air.pads_for(where[job.vehicle_id])
             key = tuple(on) if on is not None else None
-            if tries.get(key, 0) >= REFUSALS_PER_PAD or in_a_row >= REFUSALS_IN_A_ROW:
+            out_of_time = searching_s > AIRSPACE_PASS_BUDGET_S
+            if tries.get(key, 0) >= REFUSALS_PER_PAD or in_a_row >= REFUSALS_IN_A_ROW or out_of_time:
+                if out_of_time:
+                    air.free_at(air.next_pass())
+                    over_budget += 1
                 refused += 1  # left queued as airspace_busy without a search
                 t_refuse += time.perf_counter() - s0
                 continue
             try:
-                plan = air.book(job.mission_id, job.vehicle_id, job.route, DRONE_DEFAULT, pads=on)
+                started = time.perf_counter()
+                try:
+                    plan = air.book(job.mission_id, job.vehicle_id, job.route, DRONE_DEFAULT, pads=on)
+                finally:
+                    searching_s += time.perf_counter() - started
                 job = replace(job, airspace=air.plan_dict(plan))
                 booked.append(job.mission_id)
                 in_a_row = 0
@@ -215,6 +229,7 @@ def time_air_tick(
                 tries[key] = tries.get(key, 0) + 1
                 in_a_row += 1
                 refused += 1
+                searched += 1
                 t_refuse += time.perf_counter() - s0
         t3 = time.perf_counter()
         out.with_air.append(t3 - t0)
@@ -223,6 +238,8 @@ def time_air_tick(
         out.refused_s.append(t_refuse)
         out.booked.append(len(booked))
         out.refused.append(refused)
+        out.searched.append(searched)
+        out.over_budget.append(over_budget)
         out.launch_now = len(launches)
         out.drone_launches = sum(d.mode == "drone" for d in launches)
         for fid in booked:  # the next repeat plans the same instant again
