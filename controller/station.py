@@ -13,7 +13,7 @@ import tomllib
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -23,6 +23,9 @@ from controller.errors import InputError
 from controller.tokens import TokenEntry, plaintext_problem
 from geofences import LocalFrame, Zone, ZoneIndex, load_zones
 from vehicles.spec import VehicleKind, VehicleSpec, default_spec
+
+if TYPE_CHECKING:
+    from controller.missions.robot import DropAction
 
 
 class VehicleConfig(BaseModel):
@@ -50,6 +53,49 @@ class VehicleConfig(BaseModel):
         min_length=1,
         description="drones: name of an environment variable holding the signing key (64 hex digits)",
     )
+    vda5050_version: Literal["2.0.0", "2.1.0", "3.0.0"] | None = Field(
+        default=None, description="robots: the VDA 5050 version the robot speaks (default: broker.version)"
+    )
+    map_id: str | None = Field(
+        default=None,
+        min_length=1,
+        description="robots: the mapId the robot's own map gives the station's frame (default 'station')",
+    )
+    drop_action_type: str | None = Field(
+        default=None,
+        min_length=1,
+        description="robots: the actionType of the robot's load handover, as its factsheet names it "
+        "(default 'drop')",
+    )
+    drop_action_parameters: dict[str, str | bool | int | float | list[str | bool | int | float]] | None = (
+        Field(
+            default=None,
+            description="robots: the handover's actionParameters; the value '{package_id}' becomes the "
+            "package's id and '{payload_kg}' its mass (default: loadId, loadType 'parcel', weight)",
+        )
+    )
+
+    @model_validator(mode="after")
+    def _robot_fields_on_robots(self) -> VehicleConfig:
+        """VDA 5050 settings belong to robots: on a drone they would be silently ignored."""
+        if self.kind is not VehicleKind.ROBOT:
+            for name in ("vda5050_version", "map_id", "drop_action_type", "drop_action_parameters"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"vehicle '{self.id}': {name} is for robots (VDA 5050), not {self.kind}")
+        for key in self.drop_action_parameters or {}:
+            if not key:
+                raise ValueError(f"vehicle '{self.id}': drop_action_parameters has an empty key")
+        return self
+
+    def robot_drop_action(self) -> DropAction:
+        """This robot's handover action for its orders (the defaults where the station file says nothing)."""
+        from controller.missions.robot import DEFAULT_DROP_PARAMETERS, DropAction
+
+        parameters = self.drop_action_parameters
+        return DropAction(
+            self.drop_action_type or "drop",
+            dict(DEFAULT_DROP_PARAMETERS if parameters is None else parameters),
+        )
 
     @model_validator(mode="after")
     def _one_key_source(self) -> VehicleConfig:
@@ -185,7 +231,7 @@ class BrokerConfig(BaseModel):
     username: str | None = None
     password: str | None = None
     manufacturer: str = "lastmile"
-    version: Literal["2.1.0", "3.0.0"] = "2.1.0"
+    version: Literal["2.0.0", "2.1.0", "3.0.0"] = "2.1.0"  # each robot may say otherwise (vda5050_version)
     ca_file: Path | None = Field(default=None, description="PEM CA certificate(s) the broker's must chain to")
     client_cert: Path | None = Field(default=None, description="PEM client certificate (mqtts:// only)")
     client_key: Path | None = Field(default=None, description="PEM key of client_cert (mqtts:// only)")

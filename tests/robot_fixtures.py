@@ -4,7 +4,10 @@
 
 Everything runs through a real mosquitto started per test on a free 127.0.0.1 port (`sitl.broker.Broker`),
 and `schema_tap` listens to *every* VDA 5050 message on that broker and checks it against the official
-schemas read from `<repo>/../shared/vda5050-schemas` (the originals, not the shipped copies).
+schemas read from `<repo>/../shared/vda5050-schemas` and `vda5050-schemas-v2.0.0` (the originals, not the
+shipped copies). On `uagv/v2` topics a message saying 2.0.0 is checked against the 2.0.0 schemas (2.0.0 and
+2.1.0 share the topics), plus the one 2.0.0 rule its schema file leaves out: instant actions under
+`instantActions`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from vehicles.vda5050 import FleetLink
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_SCHEMAS = REPO.parent / "shared" / "vda5050-schemas"
+SHARED_SCHEMAS_200 = REPO.parent / "shared" / "vda5050-schemas-v2.0.0"
 VERSION_OF_PREFIX = {"uagv/v2": "2.1.0", "vda5050/v3": "3.0.0"}
+MINORS_OF_PREFIX = {"uagv/v2": ("2.0.0", "2.1.0"), "vda5050/v3": ("3.0.0",)}
 ROBOTS = ("r1", "r2", "r3")
 MANUFACTURER = "lastmile"
 
@@ -35,7 +40,8 @@ MANUFACTURER = "lastmile"
 @cache
 def original_validator(version: str, topic: str) -> Draft202012Validator:
     """A validator built from the original schema file `<topic>.schema` in ../shared."""
-    path = SHARED_SCHEMAS / f"v{version}" / f"{topic}.schema"
+    folder = SHARED_SCHEMAS_200 if version == "2.0.0" else SHARED_SCHEMAS / f"v{version}"
+    path = folder / f"{topic}.schema"
     return Draft202012Validator(json.loads(path.read_text()))
 
 
@@ -70,11 +76,16 @@ class SchemaTap:
         except ValueError as exc:
             self.invalid.append((topic, f"not JSON: {exc}"))
             return
+        said = message.get("version") if isinstance(message, dict) else None
+        if said in MINORS_OF_PREFIX["/".join(parts[:2])]:
+            version = said
+        else:
+            self.invalid.append((topic, f"version field {said!r} on a {version} topic"))
         errors = schema_errors(version, parts[4], message)
+        if version == "2.0.0" and parts[4] == "instantActions" and "instantActions" not in message:
+            errors.append("instantActions: 2.0.0 instant actions travel under `instantActions`")
         if errors:
             self.invalid.append((topic, "; ".join(errors[:3])))
-        if message.get("version") != version:
-            self.invalid.append((topic, f"version field {message.get('version')!r} on a {version} topic"))
         self.seen[(version, parts[4])] += 1
         self.messages.append((topic, message))
 

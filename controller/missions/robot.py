@@ -6,8 +6,14 @@ FINISHED, an order update stitched at the destination releases the way back. So 
 with the package still on board, and the controller sees exactly where the package was released.
 
 Outcomes (`DeliveryResult.reason_code`) let the orchestration decide what to do with the package:
-`connection_broken` (last will, stale state, or the controller lost the broker) and `vehicle_error`
-(a stopping error, a rejected order, a failed drop-off, or no completion within the time limit).
+`connection_broken` (last will, stale state, or the controller lost the broker), `vehicle_error`
+(a stopping error, a rejected order, a failed drop-off, or no completion within the time limit) and
+`aborted` (an operator's cancelOrder that the robot confirmed FINISHED).
+
+What counts against the order is what names it: an error fails the delivery only when its errorReferences
+name this orderId or the header of an order message we sent. A robot that refuses an instant action (a cancel
+in another version's shape, say) reports it in the same `errors` array, and that is no rejection of the
+order: the robot is still driving it. Likewise a cancel ends the delivery only once the robot confirms it.
 """
 
 from __future__ import annotations
@@ -17,15 +23,16 @@ import inspect
 import logging
 import math
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from controller.missions.results import DeliveryResult
 from geofences.frame import LocalFrame
 from vehicles.vda5050 import Action, Availability, OrderPlan, PlannedNode, RobotEvent, RobotHandle
+from vehicles.vda5050.capabilities import action_problem
 
-__all__ = ["RobotDeliveryPlan", "drive_delivery"]
+__all__ = ["DEFAULT_DROP_PARAMETERS", "DropAction", "RobotDeliveryPlan", "drive_delivery"]
 
 log = logging.getLogger("lastmile.controller.missions.robot")
 
@@ -36,6 +43,35 @@ ORDER_REJECTIONS = frozenset({"orderError", "orderUpdateError", "noRouteError", 
 LINK_LOST = frozenset({Availability.CONNECTION_BROKEN, Availability.OFFLINE, Availability.STALE})
 WALKING_SPEED = 1.7  # m/s
 ORDER_SEPARATOR = "~"  # orderId = <package_id>~<random>: a robot's state tells which package it carries
+# Placeholders a drop parameter's value may be: replaced per package when the order is built.
+PACKAGE_ID, PAYLOAD_KG = "{package_id}", "{payload_kg}"
+DEFAULT_DROP_PARAMETERS: dict[str, Any] = {"loadId": PACKAGE_ID, "loadType": "parcel", "weight": PAYLOAD_KG}
+
+
+@dataclass(frozen=True)
+class DropAction:
+    """The robot's own load-handover action: its actionType and actionParameters (from the station file).
+
+    Robots define these themselves (their factsheet lists them); a value "{package_id}" becomes the
+    package's id and "{payload_kg}" its mass in kg (a number), any other value is sent as it is.
+    """
+
+    action_type: str = "drop"
+    parameters: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_DROP_PARAMETERS))
+    blocking_type: str = "HARD"
+
+    def __post_init__(self) -> None:
+        if not self.action_type:
+            raise ValueError("drop action_type: must be a non-empty string")
+        if self.blocking_type not in ("NONE", "SOFT", "HARD"):
+            raise ValueError(f"drop blocking_type={self.blocking_type!r}: expected NONE, SOFT or HARD")
+
+    def parameters_for(self, package_id: str, payload_kg: float) -> dict[str, Any]:
+        """The actionParameters for one package, placeholders filled in."""
+        out: dict[str, Any] = {}
+        for key, value in self.parameters.items():
+            out[key] = package_id if value == PACKAGE_ID else payload_kg if value == PAYLOAD_KG else value
+        return out
 
 
 @dataclass
@@ -70,7 +106,11 @@ class RobotDeliveryPlan:
 
 
 def _order_plan(
-    robot: RobotHandle, plan: RobotDeliveryPlan, frame: LocalFrame, order_id: str | None = None
+    robot: RobotHandle,
+    plan: RobotDeliveryPlan,
+    frame: LocalFrame,
+    order_id: str | None = None,
+    drop_action: DropAction | None = None,
 ) -> tuple[OrderPlan, int, str]:
     """Nodes in the station's map frame; returns (order, index of the destination node, drop actionId).
 
@@ -84,11 +124,12 @@ def _order_plan(
     dest = len(plan.path_out) - 1
     order_id = order_id or f"{plan.package_id}{ORDER_SEPARATOR}{uuid.uuid4().hex[:8]}"
     drop_id = f"drop-{order_id}"
+    spec = drop_action or DropAction()
     drop = Action(
-        "drop",
+        spec.action_type,
         drop_id,
-        "HARD",
-        {"loadId": plan.package_id, "loadType": "parcel", "weight": plan.payload_kg},
+        spec.blocking_type,
+        spec.parameters_for(plan.package_id, plan.payload_kg),
         description=f"hand over package {plan.package_id}",
     )
     nodes = []
@@ -113,12 +154,15 @@ class _Delivery:
         plan: RobotDeliveryPlan,
         on_event: Callable[[dict[str, Any]], Any] | None,
         order_id: str | None = None,
+        drop_action: DropAction | None = None,
     ) -> None:
         self.robot = robot
         self.plan = plan
         self.on_event = on_event
         self.frame = LocalFrame(*plan.station)
-        self.order, self.dest, self.drop_id = _order_plan(robot, plan, self.frame, order_id)
+        self.drop_action = drop_action or DropAction()
+        self.order, self.dest, self.drop_id = _order_plan(robot, plan, self.frame, order_id, self.drop_action)
+        self.earlier_instants = set(robot.instant_sent)  # cancels sent before this trip are not about it
         self.events: list[dict[str, Any]] = []
         self.start_charge = robot.view.battery_percent if robot.view else None
         self.release_position: LatLon | None = None
@@ -214,8 +258,10 @@ class _Delivery:
                 )
         elif kind == "error_raised":
             await self.note("robot_error", **data)
-            about = (data.get("references") or {}).get("orderId", self.order.order_id)
-            if data["error_type"] in ORDER_REJECTIONS and about == self.order.order_id:
+            references = data.get("references") or {}
+            if data["error_type"] in ORDER_REJECTIONS and robot.error_concerns_order(
+                references, self.order.order_id
+            ):
                 # nothing to cancel: the robot never took the order (or this update)
                 reason = f"robot {name} rejected the order: {data['error_type']}: {data.get('description')}"
                 return self.failed(reason, "vehicle_error")
@@ -233,6 +279,17 @@ class _Delivery:
                 self.phase = "returning"
                 await robot.release(len(self.order.nodes) - 1)
                 await self.note("return_released", order_id=self.order.order_id)
+        elif (
+            kind == "action"
+            and robot.is_cancel(data["action_id"])
+            and data["action_id"] not in self.earlier_instants
+        ):
+            await self.note("cancel", action_id=data["action_id"], status=data["status"])
+            if data["status"] == "FINISHED":  # confirmed: the robot dropped the order where it stands
+                where = robot.view.last_node_id if robot.view else "?"
+                return self.failed(
+                    f"aborted by an operator: robot {name} cancelled its order at {where}", "aborted"
+                )
         elif kind in ("order_sent", "header_gap", "stale", "connection"):
             await self.note(kind, **data)
         if self.phase == "returning" and self.complete():
@@ -250,6 +307,7 @@ async def drive_delivery(
     timeout_s: float | None = None,
     broker_grace_s: float = 30.0,
     settle_s: float = 1.0,
+    drop_action: DropAction | None = None,
 ) -> DeliveryResult:
     """Drive one delivery to completion and report it; never raises for vehicle trouble.
 
@@ -261,11 +319,14 @@ async def drive_delivery(
     whose last will still stands may take to reconnect before the delivery is `connection_broken`.
     `settle_s`: after a robot's last will, how long to wait for it to come back before giving up (a broker
     shutting down sends every robot's will just before it disconnects the controller).
+    `drop_action`: the robot's own handover action (default: `drop` with loadId, loadType, weight); when
+    the robot has published a factsheet, a new trip whose action it does not list is refused before any
+    order goes out (`vehicle_error`, the reason names the action or parameter).
     Returns delivered=True once the robot is back (or, with a reason_code, when it delivered but could
-    not finish the way back); delivered=False with `connection_broken` or `vehicle_error` otherwise.
+    not finish the way back); delivered=False with `connection_broken`, `vehicle_error` or `aborted`.
     """
     adopted = _running_order_of(robot, plan)
-    run = _Delivery(robot, plan, on_event, order_id=adopted)
+    run = _Delivery(robot, plan, on_event, order_id=adopted, drop_action=drop_action)
     run.broker_grace_s, run.settle_s = broker_grace_s, settle_s
     if not robot.available:
         code = "vehicle_error" if robot.availability is Availability.ERROR else "connection_broken"
@@ -273,6 +334,15 @@ async def drive_delivery(
         return run.result(
             False, f"robot {robot.serial_number} not available: {robot.availability.value}", code
         )
+    if adopted is None:
+        spec = run.drop_action
+        keys = spec.parameters_for(plan.package_id, plan.payload_kg)
+        problem = action_problem(robot.info, robot.factsheet, spec.action_type, keys)
+        if problem is not None:
+            await run.note("refused", reason=problem)
+            return run.result(
+                False, f"robot {robot.serial_number} cannot hand over: {problem}", "vehicle_error"
+            )
     limit = timeout_s if timeout_s is not None else _trip_length(run.order) / WALKING_SPEED * 3 + 600
     outcome = await _follow(run, robot, adopted, limit)
     if not outcome.returned:

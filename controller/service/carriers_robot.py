@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from controller.missions.results import DeliveryResult
-from controller.missions.robot import RobotDeliveryPlan, drive_delivery
+from controller.missions.robot import DropAction, RobotDeliveryPlan, drive_delivery
 from controller.service.carriers import Assignment, EventSink, VehicleSnapshot
 from geofences import LocalFrame
 from vehicles.spec import VehicleKind
@@ -15,10 +15,19 @@ class RobotCarrier:
 
     kind = VehicleKind.ROBOT
 
-    def __init__(self, vehicle_id: str, robot: RobotHandle, frame: LocalFrame) -> None:
+    def __init__(
+        self,
+        vehicle_id: str,
+        robot: RobotHandle,
+        frame: LocalFrame,
+        drop_action: DropAction | None = None,
+        cancel_timeout_s: float = 10.0,
+    ) -> None:
         self.vehicle_id = vehicle_id
         self.robot = robot
         self.frame = frame  # the robots' map frame is the station's local frame
+        self.drop_action = drop_action or DropAction()  # the robot's own handover action (station file)
+        self.cancel_timeout_s = cancel_timeout_s
 
     def snapshot(self) -> VehicleSnapshot:
         view = self.robot.view
@@ -59,12 +68,21 @@ class RobotCarrier:
         )
 
     async def deliver(self, job: Assignment, on_event: EventSink) -> DeliveryResult:
-        return await drive_delivery(self.robot, self.plan_for(job), on_event=on_event)
+        return await drive_delivery(
+            self.robot, self.plan_for(job), on_event=on_event, drop_action=self.drop_action
+        )
 
     async def resume(self, job: Assignment, on_event: EventSink) -> DeliveryResult:
         # The robot still holds its order (VDA 5050 state names it); sending the same order id again is
         # reconciled by the driver, so resuming is delivering with the same plan.
-        return await drive_delivery(self.robot, self.plan_for(job), on_event=on_event)
+        return await drive_delivery(
+            self.robot, self.plan_for(job), on_event=on_event, drop_action=self.drop_action
+        )
 
     async def abort(self) -> None:
-        await self.robot.cancel_order()
+        """cancelOrder, answered only once the robot confirms it; `CancelRefused` says why it did not.
+
+        The running delivery ends (`aborted`) on the robot's confirmation, not on our request: a robot that
+        refused the cancel is still carrying the package, so its mission and package stay as they are.
+        """
+        await self.robot.cancel_confirmed(self.cancel_timeout_s)

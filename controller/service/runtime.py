@@ -125,10 +125,13 @@ async def connect_fleet(
             handle = link.add_robot(
                 vehicle.url or vehicle.id,
                 manufacturer=config.broker.manufacturer,
-                version=config.broker.version,
+                version=vehicle.vda5050_version or config.broker.version,
+                map_id=vehicle.map_id or "station",
                 battery_wh=vehicle.vehicle_spec().battery_wh,
             )
-            carriers[vehicle.id] = RobotCarrier(vehicle.id, handle, config.frame)
+            carriers[vehicle.id] = RobotCarrier(
+                vehicle.id, handle, config.frame, drop_action=vehicle.robot_drop_action()
+            )
         if link.connected.is_set():  # robots that are up report at once: give them a moment, together
             await asyncio.gather(*(_available(link.robot(v.url or v.id), robot_wait_s) for v in robots))
     return carriers

@@ -24,6 +24,7 @@ import typer
 
 from sitl.robot.client import RobotFleet
 from sitl.robot.sim import WALKING_SPEED, SimRobot
+from sitl.robot.wire import WIRE
 from sitl.tls import client_context
 
 __all__ = ["main", "parse_broker_url", "robot"]
@@ -66,7 +67,8 @@ def robot(
         None, "--client-key", help="mqtts://: PEM key of --client-cert."
     ),
     speedup: float = typer.Option(1.0, min=0.001, help="Simulated seconds per real second."),
-    version: str = typer.Option("2.1.0", help="VDA 5050 version: 2.1.0 or 3.0.0."),
+    version: str = typer.Option("2.1.0", help="VDA 5050 version: 2.0.0, 2.1.0 or 3.0.0."),
+    map_id: str = typer.Option("station", "--map-id", help="The robots' mapId (their map's name)."),
     manufacturer: str = typer.Option("lastmile", help="Manufacturer topic level."),
     prefix: str = typer.Option("robot-", help="Serial numbers are <prefix>001, <prefix>002, ..."),
     first: int = typer.Option(1, min=0, help="Number of the first robot."),
@@ -106,8 +108,10 @@ def robot(
                 raise typer.BadParameter(
                     f"{hint} needs an mqtts:// broker URL (got {broker})", param_hint=hint
                 )
-    if version not in ("2.1.0", "3.0.0"):
-        raise typer.BadParameter(f"{version!r}: expected 2.1.0 or 3.0.0", param_hint="--version")
+    if version not in WIRE:
+        raise typer.BadParameter(f"{version!r}: expected one of {', '.join(WIRE)}", param_hint="--version")
+    if not map_id:
+        raise typer.BadParameter("must be a non-empty map name", param_hint="--map-id")
     serials = [f"{prefix}{i:03d}" for i in range(first, first + count)]
     logins: dict[str, tuple[str, str]] = {}
     table: dict[str, str] = {}
@@ -121,7 +125,7 @@ def robot(
         if secret is not None:
             logins[serial] = (url_user if url_user and count == 1 else serial, secret)
     sims = [
-        SimRobot(serial, manufacturer=manufacturer, version=version, speed=speed, x=x, y=y)
+        SimRobot(serial, manufacturer=manufacturer, version=version, speed=speed, x=x, y=y, map_id=map_id)
         for serial in serials
     ]
     fleet = RobotFleet(

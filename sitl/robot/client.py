@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import ssl
@@ -20,6 +19,7 @@ from typing import Any, Self
 
 import aiomqtt
 
+from sitl.robot.inbox import Refusal, read_message
 from sitl.robot.sim import SimRobot
 from sitl.robot.wire import dumps
 
@@ -132,17 +132,19 @@ class RobotClient:
             await self._publish("state", self.sim.state_message())
 
     def _on_message(self, message: aiomqtt.Message) -> None:
+        subtopic = "order" if message.topic.value.endswith("/order") else "instantActions"
+        payload = message.payload if isinstance(message.payload, bytes | bytearray | str) else b""
         try:
-            body = json.loads(message.payload)  # type: ignore[arg-type]
-            if not isinstance(body, dict) or body.get("serialNumber") != self.sim.serial:
-                raise ValueError("not addressed to this robot")
-            if message.topic.value.endswith("/order"):
-                self.sim.handle_order(body)
-            else:
-                self.sim.handle_instant_actions(body)
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("robot %s: ignored message on %s: %r", self.sim.serial, message.topic, exc)
-            self.sim.raise_error("validationError", "WARNING", f"unusable message on {message.topic}")
+            body = read_message(self.sim.wire, self.sim.serial, subtopic, payload)
+        except Refusal as exc:
+            log.warning("robot %s: refused message on %s: %s", self.sim.serial, message.topic, exc)
+            self.sim.report_refusal(exc.error)
+            self.notify()
+            return
+        if subtopic == "order":
+            self.sim.handle_order(body)
+        else:
+            self.sim.handle_instant_actions(body)
         self.notify()
 
     async def _publish(

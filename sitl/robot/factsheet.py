@@ -1,6 +1,7 @@
-"""The factsheet of a simulated sidewalk robot, in the 2.1.0 or 3.0.0 shape (VDA 5050 factsheet schemas).
+"""The factsheet of a simulated sidewalk robot, in the 2.x or 3.0.0 shape (VDA 5050 factsheet schemas).
 
-Dimensions are those of a Starship-class delivery robot (about 0.68 x 0.57 x 0.6 m, 10 kg payload).
+Dimensions are those of a Starship-class delivery robot (about 0.68 x 0.57 x 0.6 m, 10 kg payload). Its
+`drop` lists the parameters it understands (all optional), so a master can check an order against it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,16 @@ __all__ = ["factsheet"]
 def factsheet(robot: SimRobot, head: dict[str, Any]) -> dict[str, Any]:
     """A factsheet for a small wheeled sidewalk robot (dimensions of a Starship-class robot)."""
     actions = ["drop", "cancelOrder", "startPause", "stopPause", "stateRequest", "factsheetRequest"]
+    drop_parameters = [
+        {
+            "key": "loadId",
+            "valueDataType": "STRING",
+            "description": "the parcel handed over",
+            "isOptional": True,
+        },
+        {"key": "loadType", "valueDataType": "STRING", "isOptional": True},
+        {"key": "weight", "valueDataType": "NUMBER", "description": "kg", "isOptional": True},
+    ]
     if robot.version.startswith("2"):
         return {
             **head,
@@ -44,7 +55,11 @@ def factsheet(robot: SimRobot, head: dict[str, Any]) -> dict[str, Any]:
             "protocolFeatures": {
                 "optionalParameters": [],
                 "agvActions": [
-                    {"actionType": a, "actionScopes": ["NODE"] if a == "drop" else ["INSTANT"]}
+                    {
+                        "actionType": a,
+                        "actionScopes": ["NODE"] if a == "drop" else ["INSTANT"],
+                        **({"actionParameters": drop_parameters} if a == "drop" else {}),
+                    }
                     for a in actions
                 ],
             },
@@ -84,6 +99,7 @@ def factsheet(robot: SimRobot, head: dict[str, Any]) -> dict[str, Any]:
                     "actionScopes": ["NODE"] if a == "drop" else ["INSTANT"],
                     "pauseAllowed": a == "drop",
                     "cancelAllowed": a == "drop",
+                    **({"actionParameters": drop_parameters} if a == "drop" else {}),
                 }
                 for a in actions
             ],

@@ -85,6 +85,7 @@ class SimRobot:
     loads: list[dict[str, Any]] = field(default_factory=list)
     header_ids: dict[str, int] = field(default_factory=dict)
     wants_factsheet: bool = False
+    cancel_refusal: str | None = None  # test hook: refuse cancelOrder with this reason (e.g. mid-handover)
 
     def __post_init__(self) -> None:
         if self.version not in WIRE:
@@ -109,6 +110,22 @@ class SimRobot:
         self.battery_percent = max(0.0, min(100.0, percent))
         self._battery_errors()
 
+    def report_refusal(self, error: dict[str, Any]) -> None:
+        """A message the robot could not use (see `inbox`): the latest refusal per topic stays in `errors`."""
+        topic = next(
+            (r["referenceValue"] for r in error.get("errorReferences", []) if r["referenceKey"] == "topic"),
+            None,
+        )
+        self.errors = [
+            e
+            for e in self.errors
+            if not (
+                e["errorType"] == "validationError"
+                and {"referenceKey": "topic", "referenceValue": topic} in e.get("errorReferences", [])
+            )
+        ]
+        self.errors.append(error)
+
     @property
     def stopped_by_error(self) -> bool:
         stopping = {"FATAL", "CRITICAL"} if self.version.startswith("3") else {"FATAL"}
@@ -128,6 +145,8 @@ class SimRobot:
                 "errorLevel": "WARNING",
                 "errorDescription": reason,
                 "errorReferences": [
+                    {"referenceKey": "topic", "referenceValue": "order"},
+                    {"referenceKey": "headerId", "referenceValue": str(message.get("headerId", ""))},
                     {"referenceKey": "orderId", "referenceValue": str(message.get("orderId", ""))},
                     {
                         "referenceKey": "orderUpdateId",
@@ -227,12 +246,40 @@ class SimRobot:
             action.remaining_s = ACTION_DURATIONS.get(action.action_type, 0.0)
 
     # ---- instant actions ---------------------------------------------------------------------
+    def _refuse_instant(self, error_type: str, action: _Action, head: dict[str, Any], reason: str) -> None:
+        """An instant action the robot will not run: FAILED, and an error naming it (so the master knows)."""
+        action.status, action.result = "FAILED", reason
+        self.errors = [
+            e
+            for e in self.errors
+            if not (
+                e["errorType"] == error_type
+                and {"referenceKey": "actionType", "referenceValue": action.action_type}
+                in e.get("errorReferences", [])
+            )
+        ]
+        self.errors.append(
+            {
+                "errorType": error_type,
+                "errorLevel": "WARNING",
+                "errorDescription": reason,
+                "errorReferences": [
+                    {"referenceKey": "topic", "referenceValue": "instantActions"},
+                    {"referenceKey": "headerId", "referenceValue": str(head.get("headerId", ""))},
+                    {"referenceKey": "actionId", "referenceValue": action.action_id},
+                    {"referenceKey": "actionType", "referenceValue": action.action_type},
+                ],
+            }
+        )
+
     def handle_instant_actions(self, message: dict[str, Any]) -> None:
-        for a in message["actions"]:
+        for a in message[self.wire.instant_key]:
             params = {p["key"]: p["value"] for p in a.get("actionParameters", [])}
             action = _Action(a["actionId"], a["actionType"], a["blockingType"], params, status="FINISHED")
             kind = action.action_type
-            if kind == "cancelOrder":
+            if kind == "cancelOrder" and self.cancel_refusal is not None:
+                self._refuse_instant("instantActionError", action, message, self.cancel_refusal)
+            elif kind == "cancelOrder":
                 if self.order_active():
                     self.nodes, self.edges = [], []
                     for pending in self.actions.values():
@@ -240,8 +287,7 @@ class SimRobot:
                             pending.status, pending.result = "FAILED", "cancelled"
                     self.driving = False
                 else:
-                    action.status, action.result = "FAILED", "no order to cancel"
-                    self.raise_error("noOrderToCancel", "WARNING", "cancelOrder without an active order")
+                    self._refuse_instant("noOrderToCancel", action, message, "no order to cancel")
             elif kind == "startPause":
                 self.paused, self.driving = True, False
             elif kind == "stopPause":
@@ -367,7 +413,9 @@ class SimRobot:
             w.battery: {
                 w.charge: round(self.battery_percent, 3),
                 "charging": False,
-                ("range" if w.separate_instant_states else "reach"): round(range_m, 1),
+                ("range" if w.separate_instant_states else "reach"): (
+                    round(range_m, 1) if w.version != "2.0.0" else int(range_m)  # 2.0.0: an integer
+                ),
             },
             "operatingMode": w.operating_mode,
             "errors": [dict(e) for e in self.errors],

@@ -2,7 +2,9 @@
 
 Deliberately independent of `vehicles.vda5050` (the driver): the simulator speaks the protocol from the
 schemas itself, so a driver bug cannot hide behind a shared helper. Field names per version were read from
-`../shared/vda5050-schemas/v2.1.0` and `v3.0.0` (connection, state, factsheet schemas).
+`../shared/vda5050-schemas/v2.1.0` and `v3.0.0` and `../shared/vda5050-schemas-v2.0.0` (connection, state,
+factsheet schemas). 2.0.0 differs from 2.1.0 in the instant actions' key (`instantActions`), integer
+`reach`, and no object-valued action parameters.
 """
 
 from __future__ import annotations
@@ -31,12 +33,33 @@ class Wire:
     separate_instant_states: bool  # 3.0.0 has `instantActionStates`
     estop_field: str  # safetyState: eStop / activeEmergencyStop
     operating_mode: str
+    instant_key: str = "actions"  # the instantActions message's array: 2.0.0 calls it `instantActions`
+
+    @property
+    def major(self) -> str:
+        """ "2" for 2.0.0 and 2.1.0: a message of another major version is refused."""
+        return self.version.split(".", 1)[0]
 
     def topic(self, manufacturer: str, serial: str, subtopic: str) -> str:
         return f"{self.prefix}/{manufacturer}/{serial}/{subtopic}"
 
 
 WIRE: dict[str, Wire] = {
+    "2.0.0": Wire(
+        "2.0.0",
+        "uagv/v2",
+        "CONNECTIONBROKEN",
+        "batteryState",
+        "batteryCharge",
+        "agvPosition",
+        "positionInitialized",
+        "Description",
+        "resultDescription",
+        False,
+        "eStop",
+        "AUTOMATIC",
+        "instantActions",
+    ),
     "2.1.0": Wire(
         "2.1.0",
         "uagv/v2",

@@ -24,7 +24,7 @@ def test_broker_urls():
     ("args", "complaint"),
     [
         (["--broker", "http://x"], "scheme must be mqtt://"),
-        (["--version", "1.1.0"], "expected 2.1.0 or 3.0.0"),
+        (["--version", "1.1.0"], "expected one of 2.0.0, 2.1.0, 3.0.0"),
         (["--count", "0"], "greater than or equal to 1"),
     ],
 )

@@ -35,6 +35,7 @@ __all__ = [
 
 # Topics a robot publishes (the controller subscribes to these).
 ROBOT_TOPICS = ("state", "connection", "factsheet", "visualization")
+# 2.0.0 and 2.1.0 share `uagv/v2`: the topic gives the newest of a major; the robot's own version decides
 _BY_PREFIX = {(v.interface, v.major): v for v in SUPPORTED_VERSIONS.values()}
 
 
@@ -129,11 +130,16 @@ def decode(
     *,
     max_bytes: int,
     validate: bool = True,
+    info: VersionInfo | None = None,
 ) -> dict[str, Any]:
     """Parse and check one received message; MalformedMessage (with a `kind` to count) if it is unusable.
 
-    Checks in order of cost: size, JSON, object type, header matching the topic, then the schema.
+    `info` is the version the robot speaks (default: the topic's); a message whose header `version` is of
+    another major version is refused (`version_mismatch`) before its schema is looked at, because a 3.0.0
+    state read as 2.x would be misread field by field. Checks in order of cost: size, JSON, object type,
+    header version, the schema, then the serial number matching the topic.
     """
+    info = info or address.info
     if isinstance(payload, str):
         payload = payload.encode()
     if len(payload) > max_bytes:
@@ -144,9 +150,16 @@ def decode(
         raise MalformedMessage("bad_json", f"not JSON: {exc}") from None
     if not isinstance(message, dict):
         raise MalformedMessage("bad_json", f"expected a JSON object, got {type(message).__name__}")
+    claimed_version = message.get("version")
+    if not isinstance(claimed_version, str) or claimed_version.split(".", 1)[0] != info.major_number:
+        reason = (
+            f"field version: {str(claimed_version)[:32]!r} is not VDA 5050 {info.major_number}.x "
+            f"(this robot speaks {info.version})"
+        )
+        raise MalformedMessage("version_mismatch", reason)
     if validate:
         try:
-            check = checker(address.info.version, address.subtopic)
+            check = checker(info.version, address.subtopic)
         except ValueError:
             raise MalformedMessage("bad_topic", f"no {address.subtopic!r} topic in VDA 5050") from None
         problem = check(message)

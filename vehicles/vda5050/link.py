@@ -161,13 +161,17 @@ class FleetLink:
         map_id: str = "station",
         battery_wh: float = 500.0,
     ) -> RobotHandle:
-        """Register a robot (one VDA 5050 version per robot) and return its handle.
+        """Register a robot (one VDA 5050 version per robot: 2.0.0, 2.1.0 or 3.0.0) and return its handle.
+
+        `map_id` is the `mapId` the robot's own map has for the station's frame (every node carries it).
 
         `battery_wh` (the pack's capacity; VDA 5050 reports only percent) turns charge used into Wh.
         """
         if not battery_wh > 0:
             raise ValueError(f"battery_wh={battery_wh!r}: must be > 0 Wh")
         info = version_info(version)
+        if not isinstance(map_id, str) or not map_id:
+            raise ValueError(f"map_id={map_id!r}: must be a non-empty string (the robot's map name)")
         for name, value in (("serial_number", serial_number), ("manufacturer", manufacturer)):
             if not value or any(c in value for c in "/+#"):
                 raise ValueError(
@@ -259,10 +263,11 @@ class FleetLink:
             )
             try:
                 async with client:
+                    prefixes = sorted({(v.interface, v.major) for v in SUPPORTED_VERSIONS.values()})
                     await client.subscribe(
                         [
-                            (f"{v.interface}/{v.major}/+/+/{topic}", 1 if topic == "connection" else 0)
-                            for v in SUPPORTED_VERSIONS.values()
+                            (f"{interface}/{major}/+/+/{topic}", 1 if topic == "connection" else 0)
+                            for interface, major in prefixes
                             for topic in ROBOT_TOPICS
                         ]
                     )
@@ -336,7 +341,9 @@ class FleetLink:
             payload = message.payload
             if not isinstance(payload, bytes | bytearray | str):
                 raise MalformedMessage("bad_json", f"payload of type {type(payload).__name__}")
-            body = decode(payload, address, max_bytes=self.max_payload_bytes, validate=self.validate)
+            body = decode(
+                payload, address, max_bytes=self.max_payload_bytes, validate=self.validate, info=robot.info
+            )
         except MalformedMessage as exc:
             self.stats.malformed[exc.kind] += 1
             log.warning("dropped message on %s: %s", topic, exc)

@@ -104,8 +104,8 @@ def build_order_message(
         released = i <= released_until
         stitching = update_id > 0 and i == first_node
         position: dict[str, Any] = {"x": node.x, "y": node.y, "mapId": plan.map_id}
-        if info.edge_has_node_ids:  # 2.1.0: a radius in metres
-            position["allowedDeviationXY"] = plan.allowed_deviation_m
+        if info.edge_has_node_ids:  # 2.x: a radius in metres (2.0.0 spells it allowedDeviationXy)
+            position[info.deviation_xy_field] = plan.allowed_deviation_m
         else:  # 3.0.0: an ellipse with semi-axes a, b and rotation theta
             position["allowedDeviationXY"] = {
                 "a": plan.allowed_deviation_m,
@@ -141,5 +141,8 @@ def build_order_message(
 
 
 def instant_action(info: VersionInfo, head: dict[str, Any], actions: Sequence[Action]) -> dict[str, Any]:
-    """An instantActions message; 3.0.0 requires blockingType NONE for instant actions, 2.1.0 allows it."""
-    return {**head, "actions": [a.to_wire(info) for a in actions]}
+    """An instantActions message; 3.0.0 requires blockingType NONE for instant actions, 2.x allows it.
+
+    The array's key is `actions` (2.1.0, 3.0.0) or `instantActions` (2.0.0): a 2.0 robot refuses the other.
+    """
+    return {**head, info.instant_actions_key: [a.to_wire(info) for a in actions]}

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from vehicles.errors import LinkError
 from vehicles.vda5050.codec import header
+from vehicles.vda5050.errors import CancelRefused
 from vehicles.vda5050.events import EventHub, EventStream, RobotEvent, wait_quietly
 from vehicles.vda5050.orders import Action, OrderPlan, build_order_message, instant_action
 from vehicles.vda5050.state import Availability, ConnectionState, RobotView, view_from_state
@@ -72,6 +73,9 @@ class RobotHandle:
         self._availability = Availability.UNKNOWN
         self._header_ids: dict[str, int] = {}
         self._out_header_ids: dict[str, int] = {}
+        # what we sent, so an error's errorReferences can be tied to it (VDA 5050 errorReference keys)
+        self.order_headers: dict[int, str] = {}  # headerId of an order message -> its orderId
+        self.instant_sent: dict[str, tuple[str, int]] = {}  # actionId -> (actionType, headerId)
         self._hub = EventHub()
         self._changed = asyncio.Event()
 
@@ -236,9 +240,11 @@ class RobotHandle:
             return
         # a robot that never got this orderId needs the whole order, from node 0, at the current release
         first = 0 if full else order.first_node
+        head = self._next_header("order")
+        self.order_headers[head["headerId"]] = order.plan.order_id
         message = build_order_message(
             self.info,
-            self._next_header("order"),
+            head,
             order.plan,
             update_id=order.update_id,
             first_node=first,
@@ -307,18 +313,97 @@ class RobotHandle:
     def _pending_unsent(self) -> bool:
         return self.order is not None and self.order.sent_at is None
 
+    # ---- what an error is about --------------------------------------------------------------
+    def error_concerns_order(self, references: dict[str, str], order_id: str) -> bool:
+        """Does an error with these errorReferences name order `order_id` (or an order message we sent)?
+
+        Why so strict: a robot that refuses an instant action (or a message it could not parse at all)
+        reports it in the same `errors` array; booking that against the running order failed deliveries the
+        robot was still carrying out. An error naming no order is about no order.
+        """
+        if references.get("orderId") is not None:
+            return references["orderId"] == order_id
+        topic = references.get("topic")
+        header_id = references.get("headerId")
+        if header_id is not None and topic in (None, "order"):
+            try:
+                return self.order_headers.get(int(header_id)) == order_id
+            except ValueError:
+                return False
+        return False
+
+    def error_concerns_instant(self, references: dict[str, str], action_id: str) -> bool:
+        """Does an error with these errorReferences name instant action `action_id` (or its message)?"""
+        if references.get("actionId") is not None:
+            return references["actionId"] == action_id
+        sent = self.instant_sent.get(action_id)
+        header_id = references.get("headerId")
+        if sent is None or header_id is None or references.get("topic") != "instantActions":
+            return False
+        return header_id == str(sent[1])
+
     # ---- instant actions ---------------------------------------------------------------------
     async def instant(self, action_type: str, parameters: dict[str, Any] | None = None) -> str:
         """Send one instant action; returns its actionId (follow it in `view.action_states`)."""
         action = Action(action_type, f"{action_type}-{uuid.uuid4().hex[:12]}", "NONE", dict(parameters or {}))
-        message = instant_action(self.info, self._next_header("instantActions"), [action])
+        head = self._next_header("instantActions")
+        message = instant_action(self.info, head, [action])
         topic = self.info.topic(self.manufacturer, self.serial_number, "instantActions")
+        self.instant_sent[action.action_id] = (action_type, head["headerId"])
         await self.link.publish(topic, message)
         return action.action_id
 
     async def cancel_order(self) -> str:
-        """cancelOrder: the robot stops at the next node and drops the rest of the order."""
+        """cancelOrder: the robot stops at the next node and drops the rest of the order.
+
+        Fire and forget: `cancel_confirmed` is the one that waits for the robot's answer.
+        """
         return await self.instant("cancelOrder")
+
+    def is_cancel(self, action_id: str) -> bool:
+        """Whether `action_id` is a cancelOrder this handle sent."""
+        sent = self.instant_sent.get(action_id)
+        return sent is not None and sent[0] == "cancelOrder"
+
+    async def cancel_confirmed(self, timeout_s: float = 10.0) -> str:
+        """cancelOrder, and wait until the robot says it is done; returns the actionId.
+
+        Raises CancelRefused when the robot reports the action FAILED, reports an error whose
+        errorReferences name the action (or its instantActions message), or says nothing within
+        `timeout_s`: in every one of those cases its order runs on, and the caller must not act as if not.
+        """
+        with self.events() as stream:
+            action_id = await self.cancel_order()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_s
+            while True:
+                remaining = deadline - loop.time()
+                try:
+                    event = await stream.get(timeout_s=max(0.0, remaining))
+                except TimeoutError:
+                    raise CancelRefused(
+                        f"cancelOrder {action_id}: no answer within {timeout_s:g} s; the order may still run",
+                        vehicle=self.serial_number,
+                        action_id=action_id,
+                    ) from None
+                data = event.data
+                if event.kind == "action" and data["action_id"] == action_id:
+                    if data["status"] == "FINISHED":
+                        return action_id
+                    if data["status"] == "FAILED":
+                        raise CancelRefused(
+                            f"cancelOrder {action_id} failed: {data.get('result') or 'no reason given'}",
+                            vehicle=self.serial_number,
+                            action_id=action_id,
+                        )
+                elif event.kind == "error_raised" and self.error_concerns_instant(
+                    data.get("references") or {}, action_id
+                ):
+                    raise CancelRefused(
+                        f"cancelOrder {action_id} refused: {data['error_type']}: {data.get('description')}",
+                        vehicle=self.serial_number,
+                        action_id=action_id,
+                    )
 
     async def pause(self) -> str:
         return await self.instant("startPause")

@@ -1,4 +1,4 @@
-"""What differs between VDA 5050 2.1.0 and 3.0.0, in one table, so no other module branches on versions.
+"""What differs between VDA 5050 2.0.0, 2.1.0 and 3.0.0, in one table: no other module branches on versions.
 
 Every entry here was read from the official schemas shipped in `schemas/` (copied from
 github.com/VDA5050/VDA5050, see `schemas/SOURCE.txt`):
@@ -13,7 +13,12 @@ github.com/VDA5050/VDA5050, see `schemas/SOURCE.txt`):
   WARNING/URGENT/CRITICAL/FATAL (3.0.0).
 - order.schema: 2.1.0 edges require `startNodeId`/`endNodeId`; 3.0.0 edges drop them (the sequenceIds
   place an edge between its nodes) and rename `maxSpeed` to `maximumSpeed`.
-- instantActions.schema: 3.0.0 allows only blockingType `NONE` for instant actions (we use it for both).
+- instantActions.schema: 3.0.0 allows only blockingType `NONE` for instant actions (we use it for all).
+- 2.0.0 against 2.1.0 (same `uagv/v2` topics, so the robot's configured version decides, not the topic):
+  instant actions travel under `instantActions` (2.1.0 renamed the key `actions`; the official 2.0.0 schema
+  file still shows the 1.x `actions`/`actionName` array but requires no key, and the 2.0.0 text and robots
+  use `instantActions`/`actionType`); node positions spell `allowedDeviationXy`; action parameter values
+  may not be objects; batteryState `reach` is an integer; state has no `maps`, errors no `errorHint`.
 """
 
 from __future__ import annotations
@@ -40,12 +45,36 @@ class VersionInfo:
     edge_speed_field: str
     separate_instant_action_states: bool
     text_suffix: str  # free-text fields: 2.1.0 `actionDescription`, 3.0.0 `actionDescriptor`
+    instant_actions_key: str = "actions"  # 2.0.0: `instantActions`
+    deviation_xy_field: str = "allowedDeviationXY"  # 2.0.0: `allowedDeviationXy`
 
     def topic(self, manufacturer: str, serial_number: str, subtopic: str) -> str:
         """The full MQTT topic of one robot's subtopic (`order`, `state`, ...)."""
         return f"{self.interface}/{self.major}/{manufacturer}/{serial_number}/{subtopic}"
 
+    @property
+    def major_number(self) -> str:
+        """The major version ("2" for 2.0.0 and 2.1.0): messages of another major are refused."""
+        return self.version.split(".", 1)[0]
 
+
+_V20 = VersionInfo(
+    version="2.0.0",
+    interface="uagv",
+    major="v2",
+    connection_broken="CONNECTIONBROKEN",
+    battery_object="batteryState",
+    battery_charge="batteryCharge",
+    position_object="agvPosition",
+    localized_field="positionInitialized",
+    stopping_error_levels=frozenset({"FATAL"}),
+    edge_has_node_ids=True,
+    edge_speed_field="maxSpeed",
+    separate_instant_action_states=False,
+    text_suffix="Description",
+    instant_actions_key="instantActions",
+    deviation_xy_field="allowedDeviationXy",
+)
 _V2 = VersionInfo(
     version="2.1.0",
     interface="uagv",
@@ -77,11 +106,11 @@ _V3 = VersionInfo(
     text_suffix="Descriptor",
 )
 
-SUPPORTED_VERSIONS: dict[str, VersionInfo] = {_V2.version: _V2, _V3.version: _V3}
+SUPPORTED_VERSIONS: dict[str, VersionInfo] = {v.version: v for v in (_V20, _V2, _V3)}
 
 
 def version_info(version: str) -> VersionInfo:
-    """The table row for `version` ("2.1.0" or "3.0.0"); a clear ValueError for anything else."""
+    """The table row for `version` ("2.0.0", "2.1.0" or "3.0.0"); a clear ValueError for anything else."""
     try:
         return SUPPORTED_VERSIONS[version]
     except KeyError:

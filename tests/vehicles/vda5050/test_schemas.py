@@ -12,21 +12,26 @@ from hypothesis import strategies as st
 
 import vehicles.vda5050
 from sitl.robot import SimRobot
-from tests.robot_fixtures import SHARED_SCHEMAS, original_validator
+from tests.robot_fixtures import SHARED_SCHEMAS, SHARED_SCHEMAS_200, original_validator
 from vehicles.vda5050 import checker, load_schema
 
 SHIPPED = Path(vehicles.vda5050.__file__).parent / "schemas"
-VERSIONS = ["2.1.0", "3.0.0"]
+VERSIONS = ["2.0.0", "2.1.0", "3.0.0"]
 
 
 def test_shipped_copies_equal_the_originals():
     originals = sorted(SHARED_SCHEMAS.glob("v*/*.schema"))
-    assert len(originals) == 14
-    for original in originals:
-        shipped = SHIPPED / original.parent.name / (original.stem + ".json")
+    originals_200 = sorted(SHARED_SCHEMAS_200.glob("*.schema"))
+    assert len(originals) == 14 and len(originals_200) == 6
+    pairs = [(o, SHIPPED / o.parent.name / (o.stem + ".json")) for o in originals]
+    pairs += [(o, SHIPPED / "v2.0.0" / (o.stem + ".json")) for o in originals_200]
+    for original, shipped in pairs:
         assert shipped.read_bytes() == original.read_bytes(), shipped
     assert (SHIPPED / "LICENSE.txt").read_bytes() == (SHARED_SCHEMAS / "LICENSE.txt").read_bytes()
-    assert sorted(p.name for p in SHIPPED.glob("v*/*.json")) == sorted(p.stem + ".json" for p in originals)
+    assert (SHARED_SCHEMAS_200 / "LICENSE.txt").read_bytes() == (SHARED_SCHEMAS / "LICENSE.txt").read_bytes()
+    assert sorted(str(p.relative_to(SHIPPED)) for p in SHIPPED.glob("v*/*.json")) == sorted(
+        str(shipped.relative_to(SHIPPED)) for _, shipped in pairs
+    )
 
 
 def test_unknown_version_or_topic_is_a_clear_error():
