@@ -264,6 +264,7 @@ async def test_a_pass_out_of_search_time_leaves_the_rest_for_the_next_pass(
         assert len(booked) == 2
 
 
+@pytest.mark.slow
 async def test_an_aborted_drone_comes_home_on_its_inbound_layer_and_lands_on_its_pad(tmp_path: Path) -> None:
     """Aborted 600 m out on its way north (outbound layer 40 m), the drone changes to the southbound layer in
     place, flies home on it, waits at its booked holding point until cleared and lands on its pad: seen
@@ -318,6 +319,7 @@ async def test_an_aborted_drone_comes_home_on_its_inbound_layer_and_lands_on_its
     assert math.dist(a[-1, 1:3], pad) < 3.0 and a[-1, 3] < 1.0  # down on its pad
 
 
+@pytest.mark.slow
 async def test_a_closed_station_sends_drones_to_a_rally_point_and_launches_nothing(tmp_path: Path) -> None:
     """Closed while a drone is out: it still delivers, then flies to the station file's rally point at an
     inbound layer and lands there (its own telemetry); every drone is told RALLY_INCL_HOME 0; a package
