@@ -163,6 +163,7 @@ class _Delivery:
         self.drop_action = drop_action or DropAction()
         self.order, self.dest, self.drop_id = _order_plan(robot, plan, self.frame, order_id, self.drop_action)
         self.earlier_instants = set(robot.instant_sent)  # cancels sent before this trip are not about it
+        self.drop_failed: str | None = None  # a drop FAILED while our cancel was out: it stands if that fails
         self.events: list[dict[str, Any]] = []
         self.start_charge = robot.view.battery_percent if robot.view else None
         self.release_position: LatLon | None = None
@@ -171,6 +172,12 @@ class _Delivery:
         self.hold: tuple[float, str] | None = None  # (deadline, reason): give up unless the robot is back
         self.broker_grace_s = 30.0
         self.settle_s = 1.0
+
+    def our_cancels(self) -> list[str]:
+        """actionIds of the cancelOrders sent to the robot during this trip."""
+        return [
+            a for a in self.robot.instant_sent if a not in self.earlier_instants and self.robot.is_cancel(a)
+        ]
 
     async def note(self, kind: str, **data: Any) -> None:
         entry = {"kind": kind, "vehicle": self.robot.serial_number, "package": self.plan.package_id, **data}
@@ -259,6 +266,9 @@ class _Delivery:
         elif kind == "error_raised":
             await self.note("robot_error", **data)
             references = data.get("references") or {}
+            refused = [a for a in self.our_cancels() if robot.error_concerns_instant(references, a)]
+            if refused and self.drop_failed is not None:  # the cancel was refused: the drop's failure stands
+                return self.failed(self.drop_failed, "vehicle_error")
             if data["error_type"] in ORDER_REJECTIONS and robot.error_concerns_order(
                 references, self.order.order_id
             ):
@@ -270,10 +280,13 @@ class _Delivery:
         elif kind == "action" and data["action_id"] == self.drop_id:
             await self.note("drop_off", status=data["status"], result=data.get("result"))
             if data["status"] == "FAILED":
-                return self.failed(
-                    f"robot {name}: drop-off failed: {data.get('result') or 'no reason given'}",
-                    "vehicle_error",
-                )
+                reason = f"robot {name}: drop-off failed: {data.get('result') or 'no reason given'}"
+                if self.our_cancels():
+                    # a robot cancelling the order fails its waiting actions first (VDA 5050 cancelOrder):
+                    # the cancel's own outcome decides, this failure counts only if the cancel does not
+                    self.drop_failed = reason
+                    return None
+                return self.failed(reason, "vehicle_error")
             if data["status"] == "FINISHED" and self.release_position is None:
                 self.release_position = self.position()
                 self.phase = "returning"
@@ -285,6 +298,8 @@ class _Delivery:
             and data["action_id"] not in self.earlier_instants
         ):
             await self.note("cancel", action_id=data["action_id"], status=data["status"])
+            if data["status"] == "FAILED" and self.drop_failed is not None:
+                return self.failed(self.drop_failed, "vehicle_error")
             if data["status"] == "FINISHED":  # confirmed: the robot dropped the order where it stands
                 where = robot.view.last_node_id if robot.view else "?"
                 return self.failed(

@@ -30,6 +30,7 @@ class _Node:
     x: float | None
     y: float | None
     actions: list[str]  # actionIds
+    theta: float | None = None
 
 
 @dataclass
@@ -165,7 +166,9 @@ class SimRobot:
                 params = {p["key"]: p["value"] for p in a.get("actionParameters", [])}
                 actions.append(_Action(a["actionId"], a["actionType"], a["blockingType"], params))
                 ids.append(a["actionId"])
-            nodes.append(_Node(n["nodeId"], n["sequenceId"], n["released"], pos.get("x"), pos.get("y"), ids))
+            node = _Node(n["nodeId"], n["sequenceId"], n["released"], pos.get("x"), pos.get("y"), ids)
+            node.theta = pos.get("theta")
+            nodes.append(node)
         edges = [
             _Edge(e["edgeId"], e["sequenceId"], e["released"], e.get("maxSpeed", e.get("maximumSpeed")))
             for e in sorted(message["edges"], key=lambda e: e["sequenceId"])
@@ -379,6 +382,16 @@ class SimRobot:
         value = self.wire.broken if state == "broken" else state
         return {**self._header("connection"), "connectionState": value}
 
+    def _node_position(self, n: _Node) -> dict[str, Any]:
+        """A node state's optional nodePosition; 2.0.0's state schema requires theta in it, so without one
+        from the order the position is left out rather than sent invalid."""
+        if n.x is None or n.y is None or (self.version == "2.0.0" and n.theta is None):
+            return {}
+        position: dict[str, Any] = {"x": n.x, "y": n.y, "mapId": self.map_id}
+        if n.theta is not None:
+            position["theta"] = n.theta
+        return {"nodePosition": position}
+
     def state_message(self) -> dict[str, Any]:
         w = self.wire
         order_states = [self._action_state(a) for a in self.actions.values()]
@@ -395,11 +408,7 @@ class SimRobot:
                     "nodeId": n.node_id,
                     "sequenceId": n.seq,
                     "released": n.released,
-                    **(
-                        {"nodePosition": {"x": n.x, "y": n.y, "mapId": self.map_id}}
-                        if n.x is not None and n.y is not None
-                        else {}
-                    ),
+                    **self._node_position(n),
                 }
                 for n in self.nodes
             ],

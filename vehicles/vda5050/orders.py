@@ -78,6 +78,17 @@ class OrderPlan:
         return 2 * node_index
 
 
+ANY_THETA = 3.141592654  # allowedDeviationTheta's maximum in the 2.x schemas: any orientation will do
+
+
+def _heading(nodes: Sequence[PlannedNode], i: int) -> float:
+    """The path's direction at node i (towards the next node; at the last node, the way it came), rad."""
+    a, b = (nodes[i], nodes[i + 1]) if i + 1 < len(nodes) else (nodes[i - 1] if i else nodes[i], nodes[i])
+    if math.hypot(b.x - a.x, b.y - a.y) < 1e-9:
+        return 0.0
+    return math.atan2(b.y - a.y, b.x - a.x)  # not rounded: pi rounded up would exceed the schema's maximum
+
+
 def build_order_message(
     info: VersionInfo,
     head: dict[str, Any],
@@ -112,6 +123,9 @@ def build_order_message(
                 "b": plan.allowed_deviation_m,
                 "theta": 0.0,
             }
+        if info.node_theta:
+            position["theta"] = _heading(plan.nodes, i)
+            position["allowedDeviationTheta"] = ANY_THETA
         nodes.append(
             {
                 "nodeId": node.node_id,

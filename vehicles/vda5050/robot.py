@@ -44,6 +44,15 @@ class SentOrder:
     sent_epoch: int = -1  # the link's connection number at that publish
 
 
+SENT_MEMORY = 256  # how many sent order headers and instant actions an error may still be tied to
+
+
+def _trim(sent: dict[Any, Any]) -> None:
+    """Forget the oldest entries (dicts keep insertion order): errors name recent messages."""
+    while len(sent) > SENT_MEMORY:
+        del sent[next(iter(sent))]
+
+
 class RobotHandle:
     """The controller's handle on one VDA 5050 robot (create it with `FleetLink.add_robot`)."""
 
@@ -242,6 +251,7 @@ class RobotHandle:
         first = 0 if full else order.first_node
         head = self._next_header("order")
         self.order_headers[head["headerId"]] = order.plan.order_id
+        _trim(self.order_headers)
         message = build_order_message(
             self.info,
             head,
@@ -350,6 +360,7 @@ class RobotHandle:
         message = instant_action(self.info, head, [action])
         topic = self.info.topic(self.manufacturer, self.serial_number, "instantActions")
         self.instant_sent[action.action_id] = (action_type, head["headerId"])
+        _trim(self.instant_sent)
         await self.link.publish(topic, message)
         return action.action_id
 

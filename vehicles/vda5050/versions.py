@@ -18,7 +18,10 @@ github.com/VDA5050/VDA5050, see `schemas/SOURCE.txt`):
   instant actions travel under `instantActions` (2.1.0 renamed the key `actions`; the official 2.0.0 schema
   file still shows the 1.x `actions`/`actionName` array but requires no key, and the 2.0.0 text and robots
   use `instantActions`/`actionType`); node positions spell `allowedDeviationXy`; action parameter values
-  may not be objects; batteryState `reach` is an integer; state has no `maps`, errors no `errorHint`.
+  may not be objects; batteryState `reach` is an integer; state has no `maps`, errors no `errorHint`; and
+  the state's nodeStates require `theta` in a nodePosition (optional in the order), which robots echo from
+  the order: so 2.0.0 orders give every node a theta (the path's heading) that constrains nothing
+  (`allowedDeviationTheta` pi), else a 2.0.0 robot's every state would be schema-invalid mid-order.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class VersionInfo:
     text_suffix: str  # free-text fields: 2.1.0 `actionDescription`, 3.0.0 `actionDescriptor`
     instant_actions_key: str = "actions"  # 2.0.0: `instantActions`
     deviation_xy_field: str = "allowedDeviationXY"  # 2.0.0: `allowedDeviationXy`
+    node_theta: bool = False  # 2.0.0: nodes carry theta, or the robot's echo in nodeStates is invalid
 
     def topic(self, manufacturer: str, serial_number: str, subtopic: str) -> str:
         """The full MQTT topic of one robot's subtopic (`order`, `state`, ...)."""
@@ -74,6 +78,7 @@ _V20 = VersionInfo(
     text_suffix="Description",
     instant_actions_key="instantActions",
     deviation_xy_field="allowedDeviationXy",
+    node_theta=True,
 )
 _V2 = VersionInfo(
     version="2.1.0",
