@@ -15,6 +15,7 @@
 "use strict";
 
 const readline = require("readline");
+const util = require("util");
 const lib = require("vda-5050-lib");
 
 const config = JSON.parse(process.argv[2]);
@@ -24,7 +25,7 @@ function emit(event, data) {
 }
 
 // The lib reports inbound messages it drops (invalid, wrong version) through console.error.
-console.error = (...args) => emit("dropped", { message: args.map(String).join(" ") });
+console.error = (...args) => emit("dropped", { message: util.format(...args) });
 process.on("unhandledRejection", err => emit("failure", { message: String(err && err.stack || err) }));
 process.on("uncaughtException", err => emit("failure", { message: String(err && err.stack || err) }));
 
