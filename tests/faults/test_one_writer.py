@@ -81,6 +81,11 @@ def test_a_standby_refuses_writes_naming_the_leader_and_a_fenced_leader_exits(
         assert "led at epoch 1, but the lease is at epoch 2, held by a usurper" in " ".join(
             log_of(station, "leader").split()
         )
+        # The fenced leader gave the lock up as it went: the standby takes over (nobody holds the lock).
+        took = poll(
+            lambda: (h := health(standby_port))["role"] == "leader" and h, 10, what="the standby leads"
+        )
+        assert took["epoch"] == 3, took
     finally:
         stop(leader)
         if standby is not None:
