@@ -4,6 +4,7 @@ refuses writes in front of everything (`StandbyGuard`) while reads and `/healthz
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -80,3 +81,27 @@ async def test_the_guard_lets_websockets_and_lifespan_through() -> None:
     for kind in ("websocket", "lifespan"):
         await guard({"type": kind}, None, None)  # type: ignore[arg-type]
     assert seen == ["websocket", "lifespan"]
+
+
+async def test_a_standbys_van_webhook_starts_when_it_leads(tmp_path: Path) -> None:
+    """Only the leader hands packages over to the vans' webhook: a standby's starts once it leads."""
+    from controller.service import StationService
+    from controller.store import Store
+    from tests.api.helpers import station_config
+
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    role = StubRole()
+    role.became_leader = asyncio.Event()
+    app = create_app(StationService(station_config(webhook_url="http://127.0.0.1:9/hook"), store), role=role)
+    try:
+        async with app.router.lifespan_context(app):
+            await asyncio.sleep(0.05)
+            assert app.state.webhook is None  # a standby hands nothing over
+            role.became_leader.set()
+            for _ in range(500):
+                if app.state.webhook is not None:
+                    break
+                await asyncio.sleep(0.01)
+            assert app.state.webhook is not None
+    finally:
+        store.close()
