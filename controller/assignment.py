@@ -33,7 +33,7 @@ from controller.reasons import (
 from controller.routing import KindRouter, KindRoutes, trip_signature
 from controller.station import StationConfig
 from geofences import Route
-from vehicles.spec import VehicleKind
+from vehicles.spec import VehicleKind, VehicleSpec
 
 # Cost weights (seconds-equivalent): 1 Wh costs as much as 2 s of delivery time; each priority level is
 # worth 15 min; having a deadline at all is worth 20 min, so deadline packages are served first.
@@ -149,16 +149,22 @@ class _VanFacts:
     """
 
     name: str
-    payload_limit_kg: float
+    payload: VehicleSpec  # the spec with the highest payload limit of the kind: what "too heavy" is against
     matrix: fz.PairMatrix | None
     closest: list[int]
     any_feasible: list[bool]
+
+    def overweight_hint(self, weight_kg: float) -> str:
+        spec = self.payload
+        return overweight_hint(
+            self.name, weight_kg, spec.max_payload_kg, inclusive=spec.max_payload_inclusive
+        )
 
     @classmethod
     def of(cls, k: _Kind, m: fz.PairMatrix | None) -> _VanFacts:
         return cls(
             name=str(k.kind),
-            payload_limit_kg=max(spec.max_payload_kg for spec in k.fleet.specs),
+            payload=max(k.fleet.specs, key=lambda s: (s.max_payload_kg, s.max_payload_inclusive)),
             matrix=m,
             closest=m.closest.tolist() if m is not None else [],
             any_feasible=m.feasible.any(axis=1).tolist() if m is not None else [],
@@ -419,8 +425,8 @@ class Planner:
         route_reason = k.routes.reason[i]
         if route_reason is not None:
             why = {route_reason: k.routes.hint[i] or ""}
-            if weight_kg > known.payload_limit_kg:  # too heavy matters as much as too far: say both
-                why[Reason.OVERWEIGHT] = overweight_hint(name, weight_kg, known.payload_limit_kg)
+            if known.payload.overweight(weight_kg):  # too heavy matters as much as too far: say both
+                why[Reason.OVERWEIGHT] = known.overweight_hint(weight_kg)
             return why
         m = known.matrix
         if m is None or row is None:
@@ -433,7 +439,7 @@ class Planner:
         if closest == fz.OK:  # feasible pairs remained when the rounds stopped at the planning horizon
             return {Reason.NO_VEHICLE_AVAILABLE: f"every {name} is booked beyond the planning horizon"}
         if closest == fz.OVERWEIGHT:  # the heaviest payload any of them takes is already known
-            return {Reason.OVERWEIGHT: overweight_hint(name, weight_kg, known.payload_limit_kg)}
+            return {Reason.OVERWEIGHT: known.overweight_hint(weight_kg)}
         return self._why_code(k, m, row, closest, weight_kg, deadline_s)
 
     def _why_code(

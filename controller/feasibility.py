@@ -90,7 +90,7 @@ def spec_table(
         full_usable = spec.battery_wh * (1.0 - spec.reserve_fraction)
         column[energy[:, j] > full_usable] = FULL_BATTERY
         column[(wind_speed_mps > spec.max_wind_mps) | ~trip.feasible] = WIND
-        column[weight_kg > spec.max_payload_kg] = OVERWEIGHT
+        column[spec.overweight(weight_kg)] = OVERWEIGHT
         column[~routed] = GEOMETRY
         code[:, j] = column
     return SpecTable(code=code, energy_wh=energy, to_drop_s=to_drop, duration_s=duration)

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from controller.errors import ControllerError
+from vehicles.spec import KG_PER_LB
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
@@ -40,7 +41,6 @@ __all__ = [
     "describe_validation_error",
 ]
 
-KG_PER_LB = 0.45359237  # exact, by the international yard and pound agreement (1959)
 MAX_WEIGHT_KG = 1000.0  # above this a "weight" is a typo or a wrong unit, not a parcel
 # Below this a weight is not a parcel either, and it is what the stored content rounds to (6 decimals of a
 # kg): a weight of 1e-320 lb passed "greater than zero" and became 0 kg on conversion (hypothesis found it).

@@ -6,9 +6,11 @@ Every "no" of the feasibility check carries one of these codes, so the van dispa
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 
-KG_PER_LB = 0.45359237
+from vehicles.spec import KG_PER_LB
+
 M_PER_MI = 1609.344
 
 
@@ -55,10 +57,21 @@ def sort_reasons(reasons: set[Reason] | list[Reason]) -> list[Reason]:
     return sorted(set(reasons), key=_RANK.__getitem__)
 
 
-def overweight_hint(kind: str, weight_kg: float, limit_kg: float) -> str:
-    """'0.8 lb over the drone limit (5.0 lb)'."""
+def overweight_hint(kind: str, weight_kg: float, limit_kg: float, *, inclusive: bool = True) -> str:
+    """'0.8 lb over the drone limit (5.0 lb)'; '0.0001 lb over the drone limit (under 5.0 lb)'; at a limit
+    that is itself refused, '5.0 lb: drone packages must weigh under 5.0 lb'. Never "0.0 lb over"."""
+    limit = f"{limit_kg / KG_PER_LB:.1f} lb"
     over = (weight_kg - limit_kg) / KG_PER_LB
-    return f"{over:.1f} lb over the {kind} limit ({limit_kg / KG_PER_LB:.1f} lb)"
+    if over <= 0:
+        return f"{_lb(weight_kg / KG_PER_LB)} lb: {kind} packages must weigh under {limit}"
+    return f"{_lb(over)} lb over the {kind} limit ({'' if inclusive else 'under '}{limit})"
+
+
+def _lb(pounds: float) -> str:
+    """One decimal, or as many as it takes for the first digit that is not 0 to show (0.0001, 0.04)."""
+    if pounds <= 0 or pounds >= 0.05:
+        return f"{pounds:.1f}"
+    return format(Decimal(f"{pounds:.1g}"), "f")  # one significant digit, never in exponent form
 
 
 def range_hint(kind: str, distance_m: float, radius_m: float) -> str:

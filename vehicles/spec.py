@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from geofences.errors import LastmileError
 
+KG_PER_LB = 0.45359237  # exact, by the international yard and pound agreement (1959)
+
 __all__ = [
     "DRONE_DEFAULT",
     "DRONE_REQUIRED_FIELDS",
@@ -82,7 +84,9 @@ class VehicleSpec(BaseModel):
     kind: VehicleKind
     model: Annotated[str, Field(min_length=1)]
     max_payload_kg: Positive
-    """Heaviest package accepted; the check is `payload <= max_payload_kg`."""
+    """The payload limit: packages up to it are accepted, or only those under it (`max_payload_inclusive`)."""
+    max_payload_inclusive: bool = True
+    """False: the limit itself is refused (`payload < max_payload_kg`), as "under 5 lb" for drones."""
     max_range_m: Positive
     """One-way radius from the station (straight-line or path length, the caller decides)."""
     cruise_speed_mps: Positive
@@ -147,6 +151,12 @@ class VehicleSpec(BaseModel):
         """Energy that must remain in the pack at the end of a trip."""
         return self.battery_wh * self.reserve_fraction
 
+    def overweight(self, weight_kg: Any) -> Any:
+        """Whether a payload (a number or an array of them) is over this vehicle's limit."""
+        if self.max_payload_inclusive:
+            return weight_kg > self.max_payload_kg
+        return weight_kg >= self.max_payload_kg
+
     def replace(self, **changes: Any) -> VehicleSpec:
         """A copy with `changes` applied and validated again (pydantic's `model_copy` skips validation)."""
         return type(self).model_validate({**self.model_dump(), **changes})
@@ -170,7 +180,8 @@ def _require(spec: VehicleSpec, fields: tuple[str, ...]) -> None:
 DRONE_DEFAULT = VehicleSpec(
     kind=VehicleKind.DRONE,
     model="generic-delivery-hexacopter",
-    max_payload_kg=2.268,  # 5 lb (Prime Air MK27/MK30)
+    max_payload_kg=5 * KG_PER_LB,  # under 5 lb (Prime Air MK27/MK30): 5.0 lb itself goes by van
+    max_payload_inclusive=False,
     max_range_m=16093.4,  # 10 mi (Prime Air public radius)
     cruise_speed_mps=22.0,  # ~50 mph (Prime Air MK27)
     battery_wh=600.0,  # usable; matches sitl copter

@@ -104,11 +104,29 @@ def test_heavy_package_in_robot_range_goes_by_robot(open_sky: StationConfig) -> 
 
 
 def test_overweight(open_sky: StationConfig) -> None:
-    d = plan(open_sky, [pkg("p", 2.268 + 0.8 * 0.45359237, 5000, 0)], [drone("d1"), robot("r1")])["p"]
+    d = plan(open_sky, [pkg("p", 5.8 * 0.45359237, 5000, 0)], [drone("d1"), robot("r1")])["p"]
     assert d.mode == "van"
     assert d.reasons == [Reason.OVERWEIGHT, Reason.OUT_OF_RANGE]
-    assert d.hints["drone"]["overweight"] == "0.8 lb over the drone limit (5.0 lb)"
+    assert d.hints["drone"]["overweight"] == "0.8 lb over the drone limit (under 5.0 lb)"
     assert "beyond the robot radius" in d.hints["robot"]["out_of_range"]
+
+
+@pytest.mark.parametrize(
+    ("pounds", "hint"),
+    [
+        (4.9999, None),  # under 5 lb: it flies
+        (5.0, "5.0 lb: drone packages must weigh under 5.0 lb"),  # the limit itself goes by van
+        (5.0001, "0.0001 lb over the drone limit (under 5.0 lb)"),  # never "0.0 lb over"
+        (5.04, "0.04 lb over the drone limit (under 5.0 lb)"),
+    ],
+)
+def test_drones_carry_packages_under_5_lb(open_sky: StationConfig, pounds: float, hint: str | None) -> None:
+    d = plan(open_sky, [pkg("p", pounds * 0.45359237, 3000, 0)], [drone("d1")])["p"]
+    if hint is None:
+        assert (d.status, d.mode) == ("assigned", "drone"), d
+    else:
+        assert d.mode == "van" and d.reasons == [Reason.OVERWEIGHT]
+        assert d.hints["drone"]["overweight"] == hint
 
 
 def test_out_of_range(open_sky: StationConfig) -> None:
