@@ -5,12 +5,14 @@ Every message the simulator produces here is checked against the official schema
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 import pytest
 
 from sitl.robot import WALKING_SPEED, SimRobot
+from sitl.robot.inbox import Refusal, read_message
 from tests.robot_fixtures import schema_errors
 
 VERSIONS = ["2.1.0", "3.0.0"]
@@ -48,7 +50,7 @@ def order(
         if i + 1 < len(nodes):
             nxt = nodes[i + 1]
             edge = {"edgeId": f"{node_id}-{nxt[0]}", "sequenceId": seq + 1, "released": nxt[4], "actions": []}
-            if robot.version == "2.1.0":
+            if robot.version.startswith("2"):
                 edge |= {"startNodeId": node_id, "endNodeId": nxt[0]}
             edges.append(edge)
     message = {
@@ -246,3 +248,86 @@ def test_state_velocity_is_the_speed_driven_on_the_edge(version):
     pause = {"actionId": "p", "actionType": "startPause", "blockingType": "HARD"}
     r.handle_instant_actions({"actions": [pause]})
     assert state(r)["velocity"]["vy"] == 0.0
+
+
+# ---- what the robot does with a message it cannot use (sitl.robot.inbox), and 2.0.0 ----------------------
+def _refusal(robot: SimRobot, topic: str, body: Any) -> dict[str, Any]:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    with pytest.raises(Refusal) as caught:
+        read_message(robot.wire, robot.serial, topic, raw)
+    robot.report_refusal(caught.value.error)
+    assert schema_errors(robot.version, "state", robot.state_message()) == []
+    return caught.value.error
+
+
+def _refs(error: dict[str, Any]) -> dict[str, str]:
+    return {r["referenceKey"]: r["referenceValue"] for r in error["errorReferences"]}
+
+
+def test_a_2_1_0_cancel_to_a_2_0_0_robot_is_refused_naming_the_key_and_the_action():
+    r = SimRobot("s1", version="2.0.0")
+    head = {
+        "headerId": 7,
+        "timestamp": "2026-01-01T00:00:00.000Z",
+        "manufacturer": "lastmile",
+        "serialNumber": "s1",
+    }
+    cancel = {"actionId": "c-1", "actionType": "cancelOrder", "blockingType": "NONE"}
+    error = _refusal(r, "instantActions", {**head, "version": "2.1.0", "actions": [cancel]})
+    assert error["errorType"] == "validationError"
+    assert "VDA 5050 2.0.0 calls it 'instantActions', not 'actions'" in error["errorDescription"]
+    assert _refs(error) == {"topic": "instantActions", "headerId": "7", "actionId": "c-1"}
+    body = read_message(
+        r.wire, "s1", "instantActions", json.dumps({**head, "version": "2.0.0", "instantActions": [cancel]})
+    )
+    r.handle_instant_actions(body)
+    refused = next(e for e in r.errors if e["errorType"] == "noOrderToCancel")
+    assert _refs(refused) == {
+        "topic": "instantActions",
+        "headerId": "7",
+        "actionId": "c-1",
+        "actionType": "cancelOrder",
+    }
+
+
+@pytest.mark.parametrize("version", ["2.0.0", *VERSIONS])
+def test_a_foreign_major_version_and_schema_violations_are_refused_with_the_reason(version):
+    r = SimRobot("s1", version=version)
+    foreign = "3.0.0" if version.startswith("2") else "2.1.0"
+    head = {
+        "headerId": 3,
+        "timestamp": "2026-01-01T00:00:00.000Z",
+        "manufacturer": "lastmile",
+        "serialNumber": "s1",
+    }
+    error = _refusal(
+        r,
+        "order",
+        {**head, "version": foreign, "orderId": "o-9", "orderUpdateId": 0, "nodes": [], "edges": []},
+    )
+    assert f"field version: '{foreign}' is not VDA 5050 {version[0]}.x" in error["errorDescription"]
+    assert _refs(error) == {"topic": "order", "headerId": "3", "orderId": "o-9", "orderUpdateId": "0"}
+    error = _refusal(r, "order", {**head, "version": version, "orderId": "o-9", "orderUpdateId": "x"})
+    assert (
+        "field orderUpdateId:" in error["errorDescription"]
+        or "required property" in error["errorDescription"]
+    )
+    assert _refs(error)["orderId"] == "o-9"
+    error = _refusal(r, "order", b"{not json")
+    assert _refs(error) == {"topic": "order"} and "not JSON" in error["errorDescription"]
+    assert len([e for e in r.errors if e["errorType"] == "validationError"]) == 1  # the latest per topic
+
+
+def test_a_2_0_0_robot_speaks_2_0_0():
+    r = SimRobot("s1", version="2.0.0")
+    r.handle_order(order(r, "o-1", 0, [("a", 0, 0, 0, True), ("b", 2, 10, 0, True)], drop_at="b"))
+    message = r.state_message()
+    assert message["version"] == "2.0.0" and isinstance(message["batteryState"]["reach"], int)
+    assert all("nodePosition" not in n for n in message["nodeStates"])  # no theta given: 2.0.0 needs one
+    for topic, body in (
+        ("state", message),
+        ("factsheet", r.factsheet_message()),
+        ("connection", r.connection_message("broken")),
+    ):
+        assert schema_errors("2.0.0", topic, body) == [], topic
+    assert r.wire.topic("lastmile", "s1", "state") == "uagv/v2/lastmile/s1/state"
