@@ -243,7 +243,7 @@ class Planner:
             if not placed:
                 break
             pending = np.array([i for i in pending if decisions[i] is None], dtype=np.intp)
-            if all(float(k.fleet.free_in_s.min()) > self.horizon_s for k in kinds if len(k.fleet)):
+            if self._past_horizon(kinds, matrices):
                 break
             round_no += 1
 
@@ -267,6 +267,19 @@ class Planner:
             else:
                 decisions[i] = self._van(i, packages[i], kinds, facts, row, weights[i], deadlines[i])
         return [d for d in decisions if d is not None]
+
+    def _past_horizon(self, kinds: list[_Kind], matrices: dict[VehicleKind, fz.PairMatrix]) -> bool:
+        """Every vehicle that could take a package of this round is booked past the horizon.
+
+        Only those count: an offline vehicle, or one suited to none of the packages, stays free at 0 for ever,
+        and counting it kept the look-ahead going until every package had a trip days ahead instead of
+        reaching the vans.
+        """
+        for k in kinds:
+            useful = matrices[k.kind].feasible.any(axis=0)
+            if useful.any() and float(k.fleet.free_in_s[useful].min()) <= self.horizon_s:
+                return False
+        return True
 
     # --- rounds -------------------------------------------------------------------------------------------
 

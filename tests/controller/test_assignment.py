@@ -342,3 +342,20 @@ def test_reasons_are_reported_most_fundamental_first_each_once(reasons: list[Rea
     assert ordered == [r for r in REASON_ORDER if r in reasons]
     if Reason.OVERWEIGHT in reasons:  # what a dispatcher must read first about a 30 kg parcel
         assert ordered[0] is Reason.OVERWEIGHT
+
+
+@pytest.mark.parametrize("idle", ["offline drone", "robot suited to nothing"])
+def test_a_vehicle_that_can_take_nothing_leaves_the_horizon_alone(open_sky: StationConfig, idle: str) -> None:
+    """One drone for 200 parcels 4 km out: it can fly a few within the 2 h horizon; the rest go to the
+    vans at once. An offline drone, or a robot that can carry none of them (all beyond its radius), is free
+    at 0 for ever: it once kept the look-ahead going until every parcel had a trip days ahead."""
+    extra = drone("d9", online=False) if idle == "offline drone" else robot("r1")
+    parcels = [pkg(f"p{i}", 1.0, 4000, 0) for i in range(200)]  # beyond the robot's 3 km
+    decisions = Planner(open_sky, at=AT, horizon_s=2 * 3600.0).plan(parcels, [drone("d1"), extra])
+    by = {d.package_id: d for d in decisions}
+    flown = [d for d in decisions if d.mode == "drone"]
+    vans = [d for d in decisions if d.mode == "van"]
+    assert 0 < len(flown) < 200 and len(flown) + len(vans) == 200
+    last = max(d.eta for d in flown if d.eta is not None)
+    assert last - AT < timedelta(hours=2, minutes=30), last - AT  # the horizon, plus the last trip
+    assert Reason.NO_VEHICLE_AVAILABLE in by[vans[0].package_id].reasons
