@@ -113,7 +113,7 @@ async def test_a_refused_cancel_is_reported_and_the_delivery_goes_on(broker, lin
     """The robot refuses the cancel (errorReferences: topic instantActions, actionId): the abort raises, the
     error is not booked against the order, and the package is delivered by the robot that still has it."""
     robot = add_lib_robot(link)
-    async with Peer(peer_config(broker, "agv", LIB_AGV, refuseCancel=True, timeLapse=3)) as agv:
+    async with Peer(peer_config(broker, "agv", LIB_AGV, refuseCancel=True)) as agv:
         await robot.wait_until(lambda r: r.available, timeout_s=15)
         carrier = RobotCarrier(LIB_AGV, robot, LocalFrame(*STATION), drop_action=LIB_DROP)
         delivery = asyncio.create_task(
