@@ -23,8 +23,10 @@ from controller.errors import InputError
 from controller.packages import InvalidTransition, shown
 from controller.store import IdempotencyConflict, UnknownMission, UnknownPackage
 from controller.store.faults import RETRY_AFTER_S, StoreUnavailable, classify
+from controller.store.lease import LeaseLost, NotLeader
 
 log = logging.getLogger("lastmile.api")
+STANDBY_RETRY_S = 1  # a write refused because another controller leads now: the leader answers at once
 
 __all__ = ["ApiError", "error_body", "error_response", "install_error_handlers", "problem"]
 
@@ -146,6 +148,8 @@ def install_error_handlers(app: FastAPI) -> None:
     # Store errors get handlers of their own: Starlette re-raises whatever reaches the catch-all handler
     # below (so the server logs it), which for a database that is down would be a traceback per request.
     @app.exception_handler(StoreUnavailable)
+    @app.exception_handler(NotLeader)
+    @app.exception_handler(LeaseLost)
     @app.exception_handler(SQLAlchemyError)
     @app.exception_handler(sqlite3.Error)
     async def _store(request: Request, exc: Exception) -> JSONResponse:
@@ -153,9 +157,7 @@ def install_error_handlers(app: FastAPI) -> None:
         unavailable = store_unavailable(service, exc, f"{request.method} {request.url.path}")
         if unavailable is None:  # a store error that is ours (a constraint, bad SQL): a bug
             log.exception("unhandled store error on %s %s", request.method, request.url.path)
-            return error_response(
-                500, [problem("internal error; the controller logged it", code="internal")]
-            )
+            return error_response(500, [problem("internal error; the controller logged it", code="internal")])
         status, problems, headers = unavailable
         return error_response(status, problems, headers)
 
@@ -169,7 +171,11 @@ def store_unavailable(
     service: Any, exc: BaseException, where: str
 ) -> tuple[int, list[dict[str, Any]], dict[str, str]] | None:
     """A store fault (down, cut, full, read-only) is the service's state, not a bug: 503 with the reason and
-    `Retry-After`, logged once a minute (`StoreFaults`), never a traceback per request. None for a bug."""
+    `Retry-After`, logged once a minute (`StoreFaults`), never a traceback per request. None for a bug. A
+    write the lease refused (this controller is a standby, or was just fenced) is 503 `standby` too."""
+    if isinstance(exc, NotLeader | LeaseLost):  # a write in the instant this controller stopped leading
+        text = f"{exc}; nothing was changed, send it to the leader"
+        return 503, [problem(text, field="(station)", code="standby")], {"Retry-After": str(STANDBY_RETRY_S)}
     reason = classify(exc)
     if reason is None:
         return None

@@ -105,3 +105,24 @@ async def test_a_standbys_van_webhook_starts_when_it_leads(tmp_path: Path) -> No
             assert app.state.webhook is not None
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_a_write_the_lease_refuses_is_503_not_500(tmp_path: Path, fast_path: bool) -> None:
+    """The instant a leader is fenced (or a standby's store is asked to write), the store's fence raises; the
+    API answers that as the standby guard does, never as a bug."""
+    from controller.store.lease import NotLeader
+    from tests.api.helpers import ROLE_TOKEN, station_config
+
+    def refuse(conn: object) -> None:
+        raise NotLeader("test station", "the leader is host-b pid 9 (epoch 4)")
+
+    with ApiThread(station_config(), f"sqlite:///{tmp_path / 's.sqlite3'}", fast_path=fast_path) as api:
+        api.store.fence = refuse
+        r = httpx.post(
+            api.url + "/v1/packages",
+            json={"key": "k", "weight": 1.0, "dest_lat": 33.45, "dest_lon": -112.25},
+            headers={"Authorization": f"Bearer {ROLE_TOKEN['dispatcher']}"},
+        )
+    assert r.status_code == 503 and r.headers["retry-after"] == "1", r.text
+    assert r.json()["error"]["code"] == "standby" and "host-b pid 9 (epoch 4)" in r.json()["error"]["reason"]
