@@ -35,6 +35,7 @@ async def test_a_cancel_the_robot_cannot_parse_is_reported_and_not_held_against_
     ):
         robot = controller_link.add_robot("r1", manufacturer=MANUFACTURER, version="2.1.0")  # misconfigured
         await robot.wait_until(lambda r: r.available, timeout_s=10)
+        assert robot.factsheet is None  # sent before we listened: nothing tells the controller it is wrong
         carrier = RobotCarrier("r1", robot, LocalFrame(*STATION))
         delivery = asyncio.create_task(drive_delivery(robot, sidewalk_plan("pkg-c1", "r1", [(60.0, 0.0)])))
         await robot.wait_until(lambda r: r.view is not None and r.view.driving, timeout_s=10)
@@ -92,3 +93,21 @@ async def test_a_confirmed_cancel_aborts_and_a_refused_one_leaves_the_mission_ru
         result = await asyncio.wait_for(delivery, 10)
         assert (result.delivered, result.reason_code) == (False, "aborted"), result.reason
         assert not sim.order_active()
+
+
+async def test_a_robots_factsheet_corrects_the_configured_version(broker, schema_tap, controller_link):  # noqa: F811
+    """Configured as 2.1.0, the robot's factsheet says 2.0.0: the handle speaks 2.0.0 and the cancel works."""
+    robot = controller_link.add_robot("r1", manufacturer=MANUFACTURER, version="2.1.0")
+    sim = SimRobot("r1", manufacturer=MANUFACTURER, version="2.0.0")
+    async with RobotFleet(
+        [sim], broker.host, broker.port, credentials=robot_credentials(broker, "r1"), speedup=SPEEDUP
+    ):
+        await robot.wait_until(lambda r: r.available and r.factsheet is not None, timeout_s=10)
+        assert robot.info.version == "2.0.0"
+        delivery = asyncio.create_task(drive_delivery(robot, sidewalk_plan("pkg-c4", "r1", [(200.0, 0.0)])))
+        await robot.wait_until(lambda r: r.view is not None and r.view.driving, timeout_s=10)
+        await RobotCarrier("r1", robot, LocalFrame(*STATION)).abort()
+        result = await asyncio.wait_for(delivery, 10)
+        assert (result.delivered, result.reason_code) == (False, "aborted"), result.reason
+    sent = [m for t, m in schema_tap.messages if t.endswith("/r1/order") or t.endswith("/r1/instantActions")]
+    assert {m["version"] for m in sent} == {"2.0.0"} and "instantActions" in sent[-1]

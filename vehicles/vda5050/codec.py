@@ -119,6 +119,16 @@ def parse_topic(topic: str) -> TopicAddress:
     return TopicAddress(info, parts[2], parts[3], parts[4])
 
 
+def _same_topics(version: str, info: VersionInfo) -> bool:
+    """Is `version` a supported version other than `info`'s that shares its topics (2.0.0 / 2.1.0)?"""
+    other = SUPPORTED_VERSIONS.get(version)
+    return (
+        other is not None
+        and other is not info
+        and (other.interface, other.major) == (info.interface, info.major)
+    )
+
+
 def encode(message: dict[str, Any]) -> bytes:
     """Compact UTF-8 JSON (robots on cellular links pay per byte)."""
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
@@ -157,6 +167,10 @@ def decode(
             f"(this robot speaks {info.version})"
         )
         raise MalformedMessage("version_mismatch", reason)
+    if address.subtopic == "factsheet" and _same_topics(claimed_version, info):
+        # a factsheet is the robot saying which version it speaks (2.0.0 or 2.1.0 on uagv/v2): read it
+        # in that version, so a robot configured as the other can be set right from it (RobotHandle)
+        info = SUPPORTED_VERSIONS[claimed_version]
     if validate:
         try:
             check = checker(info.version, address.subtopic)

@@ -12,6 +12,8 @@ Kinds (`RobotEvent.kind`):
     stale           no state for longer than the stale limit (data: silent_s)
     order_sent      an order or order update went out (data: order_id, update_id, resend, full)
     factsheet       a factsheet arrived (read it from `RobotHandle.factsheet`)
+    version         the factsheet named another version sharing the topics; the handle speaks it now
+                    (data: version, configured)
     malformed       an unusable message arrived (data: kind, reason, topic); fleet-level only
     broker          the controller's own broker connection changed (data: connected)
 """

@@ -22,7 +22,7 @@ from vehicles.vda5050.errors import CancelRefused
 from vehicles.vda5050.events import EventHub, EventStream, RobotEvent, wait_quietly
 from vehicles.vda5050.orders import Action, OrderPlan, build_order_message, instant_action
 from vehicles.vda5050.state import Availability, ConnectionState, RobotView, view_from_state
-from vehicles.vda5050.versions import VersionInfo
+from vehicles.vda5050.versions import SUPPORTED_VERSIONS, VersionInfo
 
 if TYPE_CHECKING:
     from vehicles.vda5050.link import FleetLink
@@ -173,12 +173,30 @@ class RobotHandle:
                     self.order.sent_epoch = -1  # the robot reconnected: check its order on the next state
         elif subtopic == "factsheet":
             self.factsheet = message
+            self._adopt_version(message["version"])
             self._emit("factsheet")
         elif subtopic == "visualization" and self.view is not None:
             pos = message.get(self.info.position_object)
             if pos is not None:
                 self.view.position = (float(pos["x"]), float(pos["y"]), float(pos["theta"]))
         self._refresh_availability()
+
+    def _adopt_version(self, claimed: str) -> None:
+        """The robot's factsheet says which version it speaks; within the topics it uses (2.0.0 and 2.1.0
+        share `uagv/v2`) that beats the station file, whose guess made a 2.0 robot refuse every cancel."""
+        other = SUPPORTED_VERSIONS.get(claimed)
+        if (
+            other is None
+            or other is self.info
+            or (other.interface, other.major) != (self.info.interface, self.info.major)
+        ):
+            return
+        log.warning(
+            "robot %s: its factsheet says VDA 5050 %s, not the configured %s; speaking %s from now on",
+            self.serial_number, claimed, self.info.version, claimed, extra={"vehicle": self.serial_number},
+        )  # fmt: skip
+        self._emit("version", version=claimed, configured=self.info.version)
+        self.info = other
 
     def _apply_state(self, message: dict[str, Any], now: float) -> None:
         old = self.view
