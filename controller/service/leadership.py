@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import SQLAlchemyError
 
 from controller.store.lease import LEASE_POLL_S, FileLock, Lease, LeaseLost
 from controller.store.schema import sqlite_file
@@ -142,8 +142,8 @@ class Leadership:
                 await self._on_thread(lease.verify)
             except LeaseLost:
                 break
-            except DBAPIError as exc:  # the store is away: our writes fail anyway; keep asking
-                self._say(f"cannot check the lease of station {self.station!r}: {exc.orig or exc}")
+            except (SQLAlchemyError, OSError) as exc:  # the store is away: our writes fail too; keep asking
+                self._say(f"cannot check the lease of station {self.station!r}: {_said(exc)}")
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.watch_s):
                     await self.lost_lease.wait()
@@ -179,8 +179,10 @@ class Leadership:
         assert self._lease is not None
         try:
             return await self._on_thread(self._lease.try_acquire)
-        except DBAPIError as exc:
-            self._say(f"cannot ask for the lease of station {self.station!r}: {exc.orig or exc}")
+        except (SQLAlchemyError, OSError) as exc:
+            self._say(
+                f"cannot ask for the lease of station {self.station!r}: {getattr(exc, 'orig', None) or exc}"
+            )
             return False
 
     async def _on_thread(self, fn: Any) -> Any:

@@ -36,7 +36,7 @@ from typing import Any
 
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from controller.errors import ControllerError, InputError
@@ -195,7 +195,7 @@ class Lease:
                 self.seen = self._read(conn)
                 return False
             row = conn.execute(_TAKE, {"station": self.station, "holder": self.holder}).one()
-        except DBAPIError:
+        except SQLAlchemyError:
             self._drop_session()  # a broken session holds nothing; the next try opens a new one
             raise
         self.epoch, self.lost = int(row.epoch), None
@@ -212,7 +212,7 @@ class Lease:
             raise RuntimeError("verify() is for the leader")
         try:
             row = self._read(self._session())
-        except DBAPIError:
+        except SQLAlchemyError:
             self._drop_session()
             row = self._relock()
         if row is None or row.epoch != self.epoch:
@@ -227,7 +227,7 @@ class Lease:
         held by another session while the epoch is still ours is asked again for up to `RELOCK_S`; a standby
         that took it bumps the epoch at once.
         """
-        conn = self._session()  # a DBAPIError here (the server is still away) goes to the caller
+        conn = self._session()  # an error here (the server is still away) goes to the caller
         deadline = time.monotonic() + RELOCK_S
         while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key}).scalar():
             row = self._read(conn)
@@ -244,7 +244,7 @@ class Lease:
         """The lease row now (None before any leader), on the lock session."""
         try:
             self.seen = self._read(self._session())
-        except DBAPIError:
+        except SQLAlchemyError:
             self._drop_session()
             raise
         return self.seen
@@ -266,9 +266,9 @@ class Lease:
 
     def check(self, conn: Connection) -> None:
         """The fence, first in every write transaction (`Store.fence`): raises unless we still lead."""
-        epoch = self.epoch
-        if self.lost is not None:
-            raise self.lost
+        epoch, lost = self.epoch, self.lost
+        if lost is not None:  # a new exception each time: one raised again and again grows its traceback
+            raise LeaseLost(lost.station, lost.epoch, lost.current, lost.holder)
         if epoch is None:
             seen = self.seen
             raise NotLeader(self.station, seen.describe() if seen else "no leader has taken the lease yet")
