@@ -180,9 +180,7 @@ class Leadership:
         try:
             return await self._on_thread(self._lease.try_acquire)
         except (SQLAlchemyError, OSError) as exc:
-            self._say(
-                f"cannot ask for the lease of station {self.station!r}: {getattr(exc, 'orig', None) or exc}"
-            )
+            self._say(f"cannot ask for the lease of station {self.station!r}: {_said(exc)}")
             return False
 
     async def _on_thread(self, fn: Any) -> Any:
@@ -208,3 +206,8 @@ class Leadership:
         if now - self._logged_at >= _ERROR_LOG_S:
             self._logged_at = now
             log.warning("%s (said at most once a minute)", message)
+
+
+def _said(exc: BaseException) -> str:
+    """What the database driver said, without SQLAlchemy's wrapping."""
+    return str(getattr(exc, "orig", None) or exc)
