@@ -3,6 +3,7 @@ the SQLite lock file that keeps a second controller off a store file."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -190,3 +191,38 @@ def test_sqlite_lock_file_names_the_holders_pid(tmp_path: Path) -> None:
         holder.wait(10)
     with FileLock(store_file):  # the kernel released it with the process
         assert lock_file(store_file).read_text() == f"{os.getpid()}\n"
+
+
+@pytest.mark.postgres
+async def test_a_fenced_write_ends_the_leadership(postgres_url: str, store: Store) -> None:
+    """The write path alone (no lease check in between) tells the controller to stop: role `fenced`."""
+    from controller.service.leadership import Leadership
+
+    leader = Leadership("s1", postgres_url, "leader", watch_s=60)  # its own checks are far apart here
+    standby = Leadership("s1", postgres_url, "standby")
+    try:
+        assert await leader.open() and leader.epoch == 1
+        assert not leader.leading  # the lease is ours; writes from the API wait until the service runs
+        leader.serve_as_leader()
+        assert leader.leading and leader.health() == {"role": "leader", "epoch": 1}
+        assert not await standby.open() and standby.health() == {
+            "role": "standby",
+            "epoch": 1,
+            "leader": standby.describe_leader(),
+        }
+        store.fence = leader.fence
+        store.submit(pkg("while-leading"))
+        assert leader._lease is not None
+        await asyncio.to_thread(leader._lease._drop_session)  # its lock session is cut
+        async with asyncio.timeout(10):
+            await standby.wait_for_lease()
+        assert standby.epoch == 2
+        with pytest.raises(LeaseLost):
+            await asyncio.to_thread(store.submit, pkg("stale"))
+        async with asyncio.timeout(5):
+            await leader.lost_lease.wait()
+        assert leader.role == "fenced" and not leader.leading
+        assert await leader.watch() is leader.lost
+    finally:
+        await leader.close()
+        await standby.close()
