@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -86,6 +87,31 @@ def test_a_standby_refuses_writes_naming_the_leader_and_a_fenced_leader_exits(
             lambda: (h := health(standby_port))["role"] == "leader" and h, 10, what="the standby leads"
         )
         assert took["epoch"] == 3, took
+    finally:
+        stop(leader)
+        if standby is not None:
+            stop(standby)
+
+
+@pytest.mark.postgres
+def test_a_leader_stopped_with_sigterm_hands_over_at_once(tmp_path: Path, postgres_url: str) -> None:
+    """A planned stop (systemd's SIGTERM) gives the lock up as the process ends: the standby leads at its next
+    poll, and both processes exit 0 on SIGTERM."""
+    station = write_station(tmp_path, postgres_url)
+    leader_port, standby_port = free_port(), free_port()
+    leader = serve(station, leader_port, "leader")
+    standby = None
+    try:
+        assert poll(lambda: health(leader_port)["role"] == "leader", 10)
+        standby = serve(station, standby_port, "standby")
+        assert poll(lambda: health(standby_port)["role"] == "standby", 10)
+        leader.terminate()
+        assert leader.wait(20) == 0
+        stopped = time.monotonic()
+        took = poll(lambda: (h := health(standby_port))["role"] == "leader" and h, 10, every_s=0.02)
+        assert took["epoch"] == 2 and time.monotonic() - stopped < 2.0, took
+        standby.terminate()
+        assert standby.wait(20) == 0
     finally:
         stop(leader)
         if standby is not None:
