@@ -8,7 +8,8 @@ with the package still on board, and the controller sees exactly where the packa
 Outcomes (`DeliveryResult.reason_code`) let the orchestration decide what to do with the package:
 `connection_broken` (last will, stale state, or the controller lost the broker), `vehicle_error`
 (a stopping error, a rejected order, a failed drop-off, or no completion within the time limit) and
-`aborted` (an operator's cancelOrder that the robot confirmed FINISHED).
+`aborted` (an operator's cancelOrder that the robot confirmed FINISHED; the robot is then sent home from
+where it stopped, along the trip's own path, and the result says whether it got there).
 
 What counts against the order is what names it: an error fails the delivery only when its errorReferences
 name this orderId or the header of an order message we sent. A robot that refuses an instant action (a cancel
@@ -42,6 +43,7 @@ ORDER_REJECTIONS = frozenset({"orderError", "orderUpdateError", "noRouteError", 
 # the robot itself is gone; a controller-side broker outage (BROKER_DOWN) gets a grace period instead
 LINK_LOST = frozenset({Availability.CONNECTION_BROKEN, Availability.OFFLINE, Availability.STALE})
 WALKING_SPEED = 1.7  # m/s
+HOME_SNAP_M = 0.5  # a robot this close to a node of its way home starts there (the order's allowed deviation)
 ORDER_SEPARATOR = "~"  # orderId = <package_id>~<random>: a robot's state tells which package it carries
 # Placeholders a drop parameter's value may be: replaced per package when the order is built.
 PACKAGE_ID, PAYLOAD_KG = "{package_id}", "{payload_kg}"
@@ -164,6 +166,8 @@ class _Delivery:
         self.order, self.dest, self.drop_id = _order_plan(robot, plan, self.frame, order_id, self.drop_action)
         self.earlier_instants = set(robot.instant_sent)  # cancels sent before this trip are not about it
         self.drop_failed: str | None = None  # a drop FAILED while our cancel was out: it stands if that fails
+        self.home: OrderPlan | None = None  # the way home after a confirmed cancel
+        self.abort_reason: str | None = None
         self.events: list[dict[str, Any]] = []
         self.start_charge = robot.view.battery_percent if robot.view else None
         self.release_position: LatLon | None = None
@@ -209,7 +213,7 @@ class _Delivery:
             code,
             energy_used_wh=self.energy(),
             release_position=self.release_position,
-            returned=self.phase == "done",
+            returned=self.phase in ("done", "home"),
             events=self.events,
         )
 
@@ -218,6 +222,48 @@ class _Delivery:
         if self.release_position is not None:
             return self.result(True, f"delivered, but on the way back: {reason}", code)
         return self.result(False, reason, code)
+
+    def home_plan(self) -> OrderPlan | None:
+        """After a confirmed cancel: an order from where the robot stopped back to the station along the
+        trip's own path (the way it came while outbound, on along the way back once the parcel is out).
+        None when the robot already stands at the station."""
+        view = self.robot.view
+        if view is None or view.position is None:
+            return None
+        ids = [n.node_id for n in self.order.nodes]
+        k = ids.index(view.last_node_id) if view.last_node_id in ids else 0
+        path = self.order.nodes[k::-1] if self.release_position is None else self.order.nodes[k + 1 :]
+        x, y = view.position[0], view.position[1]
+        path = [n for i, n in enumerate(path) if i > 0 or math.hypot(n.x - x, n.y - y) > HOME_SNAP_M]
+        if not path:
+            return None
+        package = self.plan.package_id
+        nodes = [PlannedNode(f"{package}-home-start", round(x, 3), round(y, 3))]
+        nodes += [PlannedNode(f"{package}-home{i}", n.x, n.y) for i, n in enumerate(path)]
+        order_id = f"home{ORDER_SEPARATOR}{package}{ORDER_SEPARATOR}{uuid.uuid4().hex[:8]}"
+        return OrderPlan(order_id, nodes, map_id=self.order.map_id, max_speed=self.order.max_speed)
+
+    def home_reached(self) -> bool:
+        view, home = self.robot.view, self.home
+        return (
+            home is not None
+            and view is not None
+            and view.order_id == home.order_id
+            and not view.node_ids_left
+            and not view.driving
+        )
+
+    async def go_home(self, reason: str) -> DeliveryResult | None:
+        """The robot confirmed the cancel where it stands: send it home (Carrier.abort's promise)."""
+        self.abort_reason = reason
+        home = self.home_plan()
+        if home is None:  # it stopped at the station: nothing to drive
+            self.phase = "home"
+            return self.failed(reason, "aborted")
+        self.home, self.phase = home, "homing"
+        await self.robot.send_order(home, released_until=len(home.nodes) - 1)
+        await self.note("return_home", order_id=home.order_id, nodes=len(home.nodes))
+        return None
 
     def complete(self) -> bool:
         view = self.robot.view
@@ -269,6 +315,14 @@ class _Delivery:
             refused = [a for a in self.our_cancels() if robot.error_concerns_instant(references, a)]
             if refused and self.drop_failed is not None:  # the cancel was refused: the drop's failure stands
                 return self.failed(self.drop_failed, "vehicle_error")
+            if (
+                self.home is not None
+                and data["error_type"] in ORDER_REJECTIONS
+                and robot.error_concerns_order(references, self.home.order_id)
+            ):
+                self.phase = "aborted"
+                reason = f"{self.abort_reason}; it refused the way home: {data.get('description')}"
+                return self.failed(reason, "aborted")
             if data["error_type"] in ORDER_REJECTIONS and robot.error_concerns_order(
                 references, self.order.order_id
             ):
@@ -300,13 +354,17 @@ class _Delivery:
             await self.note("cancel", action_id=data["action_id"], status=data["status"])
             if data["status"] == "FAILED" and self.drop_failed is not None:
                 return self.failed(self.drop_failed, "vehicle_error")
-            if data["status"] == "FINISHED":  # confirmed: the robot dropped the order where it stands
+            if data["status"] == "FINISHED" and self.home is None:  # confirmed: it dropped the order
                 where = robot.view.last_node_id if robot.view else "?"
-                return self.failed(
-                    f"aborted by an operator: robot {name} cancelled its order at {where}", "aborted"
+                return await self.go_home(
+                    f"aborted by an operator: robot {name} cancelled its order at {where}"
                 )
         elif kind in ("order_sent", "header_gap", "stale", "connection"):
             await self.note(kind, **data)
+        if self.phase == "homing" and self.home_reached():
+            self.phase = "home"
+            await self.note("returned", position=self.position(), energy_used_wh=self.energy())
+            return self.failed(self.abort_reason or "aborted", "aborted")
         if self.phase == "returning" and self.complete():
             self.phase = "done"
             await self.note("returned", position=self.position(), energy_used_wh=self.energy())

@@ -90,9 +90,13 @@ async def test_a_confirmed_cancel_aborts_and_a_refused_one_leaves_the_mission_ru
 
         sim.cancel_refusal = None  # the handover is over: now the robot takes the cancel
         await carrier.abort()
-        result = await asyncio.wait_for(delivery, 10)
-        assert (result.delivered, result.reason_code) == (False, "aborted"), result.reason
-        assert not sim.order_active()
+        result = await asyncio.wait_for(delivery, 20)
+        assert (result.delivered, result.reason_code, result.returned) == (False, "aborted", True), (
+            result.reason
+        )
+        assert not sim.order_active() and abs(sim.x) < 0.01 and abs(sim.y) < 0.01  # home, by its own path
+        kinds = [e["kind"] for e in result.events]
+        assert kinds.index("cancel") < kinds.index("return_home") < kinds.index("returned")
 
 
 async def test_a_robots_factsheet_corrects_the_configured_version(broker, schema_tap, controller_link):  # noqa: F811
@@ -107,7 +111,10 @@ async def test_a_robots_factsheet_corrects_the_configured_version(broker, schema
         delivery = asyncio.create_task(drive_delivery(robot, sidewalk_plan("pkg-c4", "r1", [(200.0, 0.0)])))
         await robot.wait_until(lambda r: r.view is not None and r.view.driving, timeout_s=10)
         await RobotCarrier("r1", robot, LocalFrame(*STATION)).abort()
-        result = await asyncio.wait_for(delivery, 10)
-        assert (result.delivered, result.reason_code) == (False, "aborted"), result.reason
+        result = await asyncio.wait_for(delivery, 20)
+        assert (result.delivered, result.reason_code, result.returned) == (False, "aborted", True), (
+            result.reason
+        )
     sent = [m for t, m in schema_tap.messages if t.endswith("/r1/order") or t.endswith("/r1/instantActions")]
-    assert {m["version"] for m in sent} == {"2.0.0"} and "instantActions" in sent[-1]
+    assert {m["version"] for m in sent} == {"2.0.0"}
+    assert [list(m["instantActions"]) for t, m in schema_tap.messages if t.endswith("/r1/instantActions")]

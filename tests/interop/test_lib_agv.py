@@ -98,11 +98,24 @@ async def test_a_cancel_the_robot_confirms_ends_the_delivery_as_aborted(broker, 
         delivery = asyncio.create_task(
             drive_delivery(robot, plan("pkg-2", [(60.0, 0.0)]), drop_action=LIB_DROP, timeout_s=60)
         )
-        await robot.wait_until(lambda r: r.view is not None and r.view.driving, timeout_s=10)
+        # some way out (the virtual AGV reports its pose every state), so the way home is a real drive
+        await robot.wait_until(
+            lambda r: r.view is not None and (r.view.position or (0,))[0] > 5.0, timeout_s=10
+        )
         await carrier.abort()  # returns only once the robot reports the cancelOrder FINISHED
-        result = await asyncio.wait_for(delivery, 10)
-        assert (result.delivered, result.reason_code) == (False, "aborted"), result.reason
-        assert robot.view is not None and not robot.view.node_ids_left and not robot.view.driving
+        result = await asyncio.wait_for(delivery, 20)
+        assert (result.delivered, result.reason_code, result.returned) == (False, "aborted", True), (
+            result.reason
+        )
+        view = robot.view
+        assert view is not None and not view.node_ids_left and not view.driving
+        assert (
+            view.position is not None and abs(view.position[0]) < 0.6 and abs(view.position[1]) < 0.6
+        )  # home
+        assert [m["orderUpdateId"] for t, m in schema_tap.messages if t.endswith("/order")] == [
+            0,
+            0,
+        ]  # + home
         cancels = [m for t, m in schema_tap.messages if t.endswith(f"/{LIB_AGV}/instantActions")]
         assert [a["actionType"] for a in cancels[0]["instantActions"]] == ["cancelOrder"]
         assert "actions" not in cancels[0]  # the 2.1.0 key the lib refused in issue 22
