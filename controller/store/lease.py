@@ -36,7 +36,7 @@ from typing import Any
 
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ProgrammingError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from controller.errors import ControllerError, InputError
@@ -171,7 +171,8 @@ class Lease:
             conn = self._engine.connect()
             try:
                 for statement in _SESSION:
-                    conn.exec_driver_sql(statement)
+                    with contextlib.suppress(ProgrammingError):  # a server too old for the setting
+                        conn.exec_driver_sql(statement)
                 scope = conn.execute(text("SELECT current_schema()")).scalar() or "public"
             except BaseException:
                 conn.close()
