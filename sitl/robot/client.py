@@ -102,7 +102,8 @@ class RobotClient:
         await client.subscribe([(self._topic("order"), 0), (self._topic("instantActions"), 0)])
         self._client = client
         await self._publish("connection", self.sim.connection_message("ONLINE"), qos=1, retain=True)
-        await self._publish("factsheet", self.sim.factsheet_message())
+        if self.sim.factsheet_on_connect:
+            await self._publish("factsheet", self.sim.factsheet_message())
         await self._publish("state", self.sim.state_message())
         self.connects += 1
         self.connected.set()

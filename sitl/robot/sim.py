@@ -87,6 +87,7 @@ class SimRobot:
     header_ids: dict[str, int] = field(default_factory=dict)
     wants_factsheet: bool = False
     cancel_refusal: str | None = None  # test hook: refuse cancelOrder with this reason (e.g. mid-handover)
+    factsheet_on_connect: bool = True  # test hook: False for a robot that sends one only when asked
 
     def __post_init__(self) -> None:
         if self.version not in WIRE:

@@ -29,13 +29,13 @@ async def test_a_cancel_the_robot_cannot_parse_is_reported_and_not_held_against_
     controller_link,  # noqa: F811
 ):
     """The issue's case: a 2.0.0 robot addressed as 2.1.0 gets the cancel under `actions` and refuses it."""
-    sim = SimRobot("r1", manufacturer=MANUFACTURER, version="2.0.0")
+    sim = SimRobot("r1", manufacturer=MANUFACTURER, version="2.0.0", factsheet_on_connect=False)
+    robot = controller_link.add_robot("r1", manufacturer=MANUFACTURER, version="2.1.0")  # misconfigured
     async with RobotFleet(
         [sim], broker.host, broker.port, credentials=robot_credentials(broker, "r1"), speedup=SPEEDUP
     ):
-        robot = controller_link.add_robot("r1", manufacturer=MANUFACTURER, version="2.1.0")  # misconfigured
         await robot.wait_until(lambda r: r.available, timeout_s=10)
-        assert robot.factsheet is None  # sent before we listened: nothing tells the controller it is wrong
+        assert robot.factsheet is None  # no factsheet: nothing tells the controller it is wrong
         carrier = RobotCarrier("r1", robot, LocalFrame(*STATION))
         delivery = asyncio.create_task(drive_delivery(robot, sidewalk_plan("pkg-c1", "r1", [(60.0, 0.0)])))
         await robot.wait_until(lambda r: r.view is not None and r.view.driving, timeout_s=10)
