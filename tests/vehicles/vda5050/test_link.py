@@ -54,12 +54,14 @@ async def test_malformed_messages_are_counted_and_change_nothing(broker):
                 missing_battery = valid_state("r1", 1)
                 del missing_battery["batteryState"]
                 wrong_serial = valid_state("r1", 1) | {"serialNumber": "r2"}
+                foreign_major = valid_state("r1", 1) | {"version": "3.0.0"}  # on a 2.x robot's topic
                 huge = valid_state("r1", 1) | {"information": [{"infoType": "x" * 9000, "infoLevel": "INFO"}]}
                 garbage = [
                     (r1, STATE_TOPIC, b"{not json", "bad_json"),
                     (r1, STATE_TOPIC, json.dumps(missing_battery), "schema_invalid"),
                     (r1, STATE_TOPIC, json.dumps(huge), "oversized"),
                     (r1, STATE_TOPIC, json.dumps(wrong_serial), "header_mismatch"),
+                    (r1, STATE_TOPIC, json.dumps(foreign_major), "version_mismatch"),
                     (r1, STATE_TOPIC, b"[1, 2]", "bad_json"),
                     (
                         r2,
@@ -78,6 +80,7 @@ async def test_malformed_messages_are_counted_and_change_nothing(broker):
                     "schema_invalid": 1,
                     "oversized": 1,
                     "header_mismatch": 1,
+                    "version_mismatch": 1,
                     "unknown_robot": 1,
                 }
                 # the link is still alive and applies the next good message
