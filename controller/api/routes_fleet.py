@@ -14,6 +14,8 @@ from controller.api.deps import blocking, service_of
 from controller.api.errors import ApiError
 from controller.api.schemas import ErrorBody
 from controller.store import Mission
+from vehicles.errors import VehicleError
+from vehicles.vda5050.errors import CancelRefused
 
 router = APIRouter(prefix="/v1", tags=["fleet"])
 _ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}}
@@ -143,11 +145,25 @@ async def launch(request: Request, mission_id: str) -> MissionAction:
     dependencies=[Depends(require("fleet:write"))],
 )
 async def abort(request: Request, mission_id: str) -> MissionAction:
-    """A held mission is released (its package goes back to the queue); a flying one returns home."""
+    """A held mission is released (its package goes back to the queue); a flying one returns home.
+
+    409 `cancel_refused` when the robot refused (or never confirmed) the cancel: its order still runs and
+    the mission stays as it was; 503 `vehicle_unreachable` when the vehicle could not be told at all.
+    """
     try:
         await service_of(request).abort(mission_id)
     except KeyError:
         raise ApiError(404, f"no mission {mission_id!r} is held or under way", field="mission_id") from None
+    except CancelRefused as exc:
+        raise ApiError(
+            409, f"the robot did not cancel: {exc.reason}; the mission goes on", field="mission_id",
+            code="cancel_refused",
+        ) from None  # fmt: skip
+    except VehicleError as exc:
+        raise ApiError(
+            503, f"the vehicle could not be told to abort: {exc}; try again", field="mission_id",
+            code="vehicle_unreachable",
+        ) from None  # fmt: skip
     return MissionAction(mission_id=mission_id, action="abort")
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from controller.api.server import ApiThread
@@ -191,3 +192,27 @@ def test_van_feed_includes_packages_that_failed_in_the_air(api: ApiThread, op: h
     assert item["failed_attempts"] is True and item["reasons"] == ["flight_failed"]
     assert "battery failsafe" in item["reason"]
     assert op.get("/v1/van-fallback", params={"since": page["next"]}).json()["items"] == []
+
+
+def test_an_abort_the_robot_refused_is_a_409_and_one_nobody_heard_a_503(
+    api: ApiThread, op: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The abort route answers what the vehicle did (the robot side is tested against the simulator and
+    vda-5050-lib in tests/vehicles/vda5050 and tests/interop): never `ok` while the robot drives on."""
+    from vehicles.errors import LinkError
+    from vehicles.vda5050.errors import CancelRefused
+
+    async def refused(mission_id: str) -> None:
+        raise CancelRefused("cancelOrder refused: noOrderToCancel", vehicle="r1")
+
+    async def unheard(mission_id: str) -> None:
+        raise LinkError("no broker", vehicle="r1")
+
+    monkeypatch.setattr(api.service, "abort", refused)
+    r = op.post("/v1/missions/m-1/abort")
+    assert r.status_code == 409, r.text
+    error = r.json()["error"]
+    assert error["code"] == "cancel_refused" and "noOrderToCancel" in error["reason"]
+    monkeypatch.setattr(api.service, "abort", unheard)
+    r = op.post("/v1/missions/m-1/abort")
+    assert r.status_code == 503 and r.json()["error"]["code"] == "vehicle_unreachable", r.text
