@@ -111,18 +111,13 @@ class ServiceAirspace:
 
         Raises `AirspaceBusy` when it does not fit within `max_delay_s`; nothing is then booked.
         """
-        assert spec.climb_rate_mps and spec.descent_rate_mps
         return self.station.plan(
             flight_id,
             vehicle_id,
             list(route),
             now_s=self.now_s(),
-            speed_mps=spec.cruise_speed_mps,
-            climb_rate_mps=spec.climb_rate_mps,
-            descent_rate_mps=spec.descent_rate_mps,
-            delivery_alt_m=spec.delivery_altitude_m or 5.0,
-            dwell_s=spec.delivery_hover_s or 15.0,
             pads=list(pads) if pads is not None else None,
+            **_flying(spec),
         )
 
     def free_at(self, busy: AirspaceBusy) -> datetime:
@@ -139,7 +134,6 @@ class ServiceAirspace:
     ) -> AirspacePlan:
         """Book again a flight in the air that a controller now gone had booked (`booking`: its stored
         `plan_dict`), from the drone's position (lat, lon, alt above home): `StationAirspace.adopt`."""
-        assert spec.climb_rate_mps and spec.descent_rate_mps
         lat, lon, alt = position
         return self.station.adopt(
             flight_id,
@@ -152,11 +146,7 @@ class ServiceAirspace:
             lon=lon,
             alt_m=alt,
             now_s=self.now_s(),
-            speed_mps=spec.cruise_speed_mps,
-            climb_rate_mps=spec.climb_rate_mps,
-            descent_rate_mps=spec.descent_rate_mps,
-            delivery_alt_m=spec.delivery_altitude_m or 5.0,
-            dwell_s=spec.delivery_hover_s or 15.0,
+            **_flying(spec),
         )
 
     def next_pass(self) -> AirspaceBusy:
@@ -227,6 +217,18 @@ class ServiceAirspace:
         book (a controller restart); book it again from the drone's first position report (`landing_pad`:
         where it lands if that fails)."""
         return FlightControl(self, flight_id, publish, adopt=adopt, landing_pad=landing_pad)
+
+
+def _flying(spec: VehicleSpec) -> dict[str, float]:
+    """How a drone of `spec` flies, as `StationAirspace.plan` and `adopt` take it."""
+    assert spec.climb_rate_mps and spec.descent_rate_mps
+    return {
+        "speed_mps": spec.cruise_speed_mps,
+        "climb_rate_mps": spec.climb_rate_mps,
+        "descent_rate_mps": spec.descent_rate_mps,
+        "delivery_alt_m": spec.delivery_altitude_m or 5.0,
+        "dwell_s": spec.delivery_hover_s or 15.0,
+    }
 
 
 class FlightControl:

@@ -79,6 +79,22 @@ class Tracks:
         return np.array(sorted(self.rows[vehicle_id]))
 
 
+async def north_of(drone: Drone, metres: float, timeout_s: float = 60.0) -> None:
+    """Return once the drone's own position reports put it `metres` north of the station."""
+    out = asyncio.Event()
+
+    def watch(msg: Any) -> None:
+        if msg.get_type() == "GLOBAL_POSITION_INT" and local(msg.lat / 1e7, msg.lon / 1e7)[1] > metres:
+            out.set()
+
+    remove = drone.conn.add_listener(watch)
+    try:
+        async with asyncio.timeout(timeout_s):
+            await out.wait()
+    finally:
+        remove()
+
+
 async def wait_delivered(station: SimStation, ids: set[str], timeout_s: float) -> None:
     assert station.service is not None
     pending = set(ids)
@@ -287,16 +303,7 @@ async def test_an_aborted_drone_comes_home_on_its_inbound_layer_and_lands_on_its
         assert decided["decision"] == "drone", decided
         drone = drones[decided["vehicle_id"]]
         mission_id = next(m.id for m in await service.missions() if m.package_id == package.id)
-        out = asyncio.Event()  # set by its own position reports once it is 600 m out
-
-        def watch(msg: Any) -> None:
-            if msg.get_type() == "GLOBAL_POSITION_INT" and local(msg.lat / 1e7, msg.lon / 1e7)[1] > 600.0:
-                out.set()
-
-        remove = drone.conn.add_listener(watch)
-        async with asyncio.timeout(60):
-            await out.wait()
-        remove()
+        await north_of(drone, 600.0)
         out_alt = drone.state.alt_m
         await service.abort(mission_id)
         way = service.airspace.station.flight(mission_id)
@@ -342,16 +349,7 @@ async def test_a_closed_station_sends_drones_to_a_rally_point_and_launches_nothi
         assert decided["decision"] == "drone", decided
         drone = drones[decided["vehicle_id"]]
         other = drones[next(v for v in drones if v != drone.vehicle_id)]
-        out = asyncio.Event()
-
-        def watch(msg: Any) -> None:
-            if msg.get_type() == "GLOBAL_POSITION_INT" and local(msg.lat / 1e7, msg.lon / 1e7)[1] > 500.0:
-                out.set()
-
-        remove = drone.conn.add_listener(watch)
-        async with asyncio.timeout(60):
-            await out.wait()
-        remove()
+        await north_of(drone, 500.0)
         await service.close_station("pads blocked")
         for each in (drone, other):
             assert await each.params.get("RALLY_INCL_HOME") == 0
