@@ -143,6 +143,7 @@ class AirTick:
     step: list[float] = field(default_factory=list)  # the airspace step alone, within `with_air`
     booked_s: list[float] = field(default_factory=list)  # per tick: time in book() calls that booked
     refused_s: list[float] = field(default_factory=list)  # per tick: time in book() calls refused
+    skipped_s: list[float] = field(default_factory=list)  # per tick: time on drones left without a search
     booked: list[int] = field(default_factory=list)  # per tick
     refused: list[int] = field(default_factory=list)  # per tick: airspace_busy, searched or not
     searched: list[int] = field(default_factory=list)  # per tick: refusals that cost a search
@@ -186,7 +187,7 @@ def time_air_tick(
         out.plain.append(time.perf_counter() - t0)
 
         booked: list[str] = []
-        t_book = t_refuse = 0.0
+        t_book = t_refuse = t_skip = 0.0
         refused = 0
         t0 = time.perf_counter()
         air.tick()
@@ -212,7 +213,7 @@ def time_air_tick(
                     air.free_at(air.next_pass())
                     over_budget += 1
                 refused += 1  # left queued as airspace_busy without a search
-                t_refuse += time.perf_counter() - s0
+                t_skip += time.perf_counter() - s0
                 continue
             try:
                 started = time.perf_counter()
@@ -236,6 +237,7 @@ def time_air_tick(
         out.step.append((t1 - t0) + (t3 - t2))
         out.booked_s.append(t_book)
         out.refused_s.append(t_refuse)
+        out.skipped_s.append(t_skip)
         out.booked.append(len(booked))
         out.refused.append(refused)
         out.searched.append(searched)
