@@ -225,6 +225,8 @@ class StationAirspace:
         self._flights: dict[str, _Flight] = {}
         self._ground: dict[str, list[tuple[float, float, str]]] = {p.name: [] for p in self.pads}
         self._used: dict[str, float] = dict.fromkeys(self._ground, -math.inf)
+        # take-off columns do not depend on the route: built once per pad, layer and climb rate
+        self._departure_cache: dict[tuple[object, ...], VolumeArrays] = {}
 
     def _pads(self, config: AirspaceConfig) -> tuple[Pad, ...]:
         if not config.pads:
@@ -505,10 +507,7 @@ class StationAirspace:
 
     def _departures(self) -> dict[tuple[object, ...], VolumeArrays]:
         """The station's take-off columns by pad, layer and climb (`Candidates._departure`), made as asked."""
-        cache = self.__dict__.get("_departure_cache")
-        if cache is None:
-            cache = self.__dict__["_departure_cache"] = {}
-        return cache  # type: ignore[no-any-return]
+        return self._departure_cache
 
     def _ground_next(self, pad: str, t_s: float) -> float | None:
         """None when nobody else stands on `pad` while a drone prepares there for a launch at `t_s`; else the
