@@ -6,8 +6,8 @@ key with its history, what is wrong:
 
 - every key is in the store (a key answered 201 and then missing is a lost package);
 - each ends delivered exactly once, or with the vans with a reason, or failed and then requeued (back to
-  `received`, or to the vans) with the failure's reason; a package launched twice must have failed in
-  between (a second flight of a delivered package is a second delivery);
+  `received`, or to the vans) with the failure's reason; a package launched twice must have gone back to
+  the queue in between (two flights carrying one package is a second delivery waiting to happen);
 - no mission is left open (the store's unfinished missions), unless the test names the key it expects
   still open and why (`open_ok`): a drone whose link never came back is honestly still in the air as far as
   the controller can know, and the test says so rather than the helper guessing;
@@ -112,11 +112,12 @@ def _judge(
     delivered = states.count("delivered")
     if delivered > 1:
         problems.append(f"{key}: delivered {delivered} times: {outcome.trail()}")
-    # A launch after the first needs a failure before it (a requeued package flying again is fine).
+    # A launch after the first needs the package back in the queue before it (failed and requeued, or
+    # "not launched"): otherwise two flights may both carry it.
     launches = [i for i, s in enumerate(states) if s == "launching"]
     for before, after in itertools.pairwise(launches):
-        if "failed" not in states[before:after]:
-            problems.append(f"{key}: launched again without a failure in between: {outcome.trail()}")
+        if "received" not in states[before:after]:
+            problems.append(f"{key}: launched again without going back to the queue: {outcome.trail()}")
     for i, s in enumerate(states):
         if s == "failed":
             if not history[i].reason.strip():
