@@ -222,8 +222,9 @@ async def test_a_link_cut_for_good_mid_flight_leaves_one_honest_open_mission_and
 
 @pytest.mark.xfail(
     strict=True,
-    reason="controller change before take-off is recorded as a failed flight: follow_delivery "
-    "(controller/missions/drone.py) concludes a disarmed drone 'came back with the package' (link_lost), and "
+    reason="a controller change before take-off is recorded as a failed flight: follow_delivery "
+    "(controller/missions/drone.py) concludes on a disarmed drone with link_lost ('no touchdown seen: link "
+    "still down' when its position is not in yet, else 'the drone came back with the package'), and "
     "StationService._finish (controller/service/core.py) moves the launching package to failed, costing an "
     "attempt; it should go back to received as not launched",
 )
