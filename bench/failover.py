@@ -35,6 +35,7 @@ import contextlib
 import math
 import os
 import random
+import shutil
 import signal
 import statistics
 import subprocess
@@ -44,6 +45,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +92,7 @@ class Kill:
 
     at: float
     in_flight: int
+    wall: str = ""  # UTC time of the SIGKILL, to read beside the packages' histories
     leader_s: float | None = None
     linked_s: float | None = None
     intake_s: float | None = None
@@ -320,7 +323,7 @@ async def failover(
             in_flight = await asyncio.to_thread(_in_flight, store)
             ctl.procs[leader].send_signal(signal.SIGKILL)
             killed = time.monotonic()
-            kill = Kill(at=killed - t_start, in_flight=in_flight)
+            kill = Kill(at=killed - t_start, in_flight=in_flight, wall=f"{datetime.now(UTC):%H:%M:%S.%f}")
             log.append(kill)
             await asyncio.to_thread(ctl.procs[leader].wait, 10)
             while time.monotonic() - killed < TAKEOVER_TIMEOUT_S and kill.linked_s is None:
@@ -342,8 +345,8 @@ async def failover(
             first = [t for t, port in dispatcher.successes if t > killed and port == standby]
             kill.intake_s = (min(first) - killed) if first else None
             print(
-                f"kill {i + 1}/{kills}: {in_flight} en route; leader after {kill.leader_s:.2f} s, "
-                f"all {copters} linked after {kill.linked_s:.2f} s, first 201 after "
+                f"kill {i + 1}/{kills} at {kill.wall}: {in_flight} en route; leader after "
+                f"{kill.leader_s:.2f} s, all {copters} linked after {kill.linked_s:.2f} s, first 201 after "
                 f"{_s(kill.intake_s)}, epoch {kill.epoch}; standby again after {kill.restart_s:.1f} s",
                 flush=True,
             )
@@ -404,7 +407,8 @@ def account(store: Store, dispatcher: Dispatcher, kills: list[Kill], copters: in
             twice.append(k.key)
         if "failed" in history or history.count("launching") > 1:
             why = "; ".join(f"{e.to_state.value}: {e.reason}" for e in events if e.to_state.value == "failed")
-            returned.append(f"{k.key}: {' -> '.join(history)} ({why})")
+            trail = " -> ".join(f"{e.to_state.value} {e.at:%H:%M:%S.%f}" for e in events)
+            returned.append(f"{k.key}: {trail} ({why})")
         if k.drone and package.state.value == "delivered":
             drone_delivered += 1
     checked = account_keys(store, [k.key for k in answered])
@@ -485,6 +489,7 @@ def main() -> int:
     parser.add_argument("--copters", type=int, default=4)
     parser.add_argument("--rate", type=float, default=5.0, help="POSTs per second")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--logs", type=Path, default=None, help="copy the controllers' logs to this folder")
     parser.add_argument("--postgres", default=os.environ.get("LASTMILE_TEST_POSTGRES_URL", DEFAULT_POSTGRES))
     args = parser.parse_args()
     kills = args.kills or (3 if args.quick else 20)
@@ -497,6 +502,11 @@ def main() -> int:
                     f"--- {log.name} (tail)\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:])
                 )
             raise
+        finally:
+            if args.logs is not None:
+                args.logs.mkdir(parents=True, exist_ok=True)
+                for log in Path(tmp).glob("serve-*.log"):
+                    shutil.copy(log, args.logs / log.name)
     out = report(r)
     print(out)
     for what in ("lost", "returned", "twice", "error_list", "booked_twice", "open_missions"):
