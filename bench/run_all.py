@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._report import DOC, HEADER, machine
 
 BENCH = Path(__file__).resolve().parent
-SCRIPTS = ("assign.py", "mavlink_fleet.py", "mqtt_fleet.py", "api.py", "vans.py", "day.py")
+SCRIPTS = ("assign.py", "mavlink_fleet.py", "mqtt_fleet.py", "api.py", "vans.py", "day.py", "failover.py")
 START, END = "<!-- bench:run_all -->", "<!-- /bench:run_all -->"
 # The day section keeps the last full and the last quick total between these markers.
 DAY_MARKS = {
