@@ -200,18 +200,22 @@ def time_air_tick(
         in_a_row = 0  # and a few in a row over all pads
         searching_s = 0.0  # and AIRSPACE_PASS_BUDGET_S of searches a pass
         searched = over_budget = 0
+        next_pass: AirspaceBusy | None = None
         for d in launches:
             if d.mode != "drone":
                 continue
-            job = _job(station, by_id[d.package_id], d)  # type: ignore[arg-type]
             s0 = time.perf_counter()
+            if searching_s > AIRSPACE_PASS_BUDGET_S:  # as the service: checked before anything else
+                next_pass = next_pass or air.next_pass()
+                air.free_at(next_pass)
+                over_budget += 1
+                refused += 1  # left queued as airspace_busy without a search
+                t_skip += time.perf_counter() - s0
+                continue
+            job = _job(station, by_id[d.package_id], d)  # type: ignore[arg-type]
             on = air.pads_for(where[job.vehicle_id])
             key = tuple(on) if on is not None else None
-            out_of_time = searching_s > AIRSPACE_PASS_BUDGET_S
-            if tries.get(key, 0) >= REFUSALS_PER_PAD or in_a_row >= REFUSALS_IN_A_ROW or out_of_time:
-                if out_of_time:
-                    air.free_at(air.next_pass())
-                    over_budget += 1
+            if tries.get(key, 0) >= REFUSALS_PER_PAD or in_a_row >= REFUSALS_IN_A_ROW:
                 refused += 1  # left queued as airspace_busy without a search
                 t_skip += time.perf_counter() - s0
                 continue
