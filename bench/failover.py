@@ -4,7 +4,7 @@
 
 Two `lastmile serve` processes on one station and one PostgreSQL store (a schema of its own, dropped at the
 end; the server is `LASTMILE_TEST_POSTGRES_URL`, by default the local test database), simulated copters
-(`python -m sitl.copter`, 20 times real time) in a third process. The load is what a van dispatcher behind a
+(`sitl.copter`, 20 times real time) in this one. The load is what a van dispatcher behind a
 load balancer sends: a steady stream of `POST /v1/packages` (heavy parcels, which go straight to the vans,
 and every few seconds a light one for a drone, so that drones are always in the air), each retried with the
 same key after a 503's `Retry-After` or a refused connection, alternating between the two controllers'
@@ -20,8 +20,9 @@ Figures, each from where it can be seen from outside:
   has `failed` or more than one `launching` (a drone that came back without delivering: a second attempt),
   packages delivered more than once, and what is still open.
 
-The copters' own process cannot tell us when the new leader first commands one (its heartbeat, a mission
-item), so "commanding" is read as "linked": the service starts commanding as soon as its links are up.
+The copters run in this process (`SimCopterFleet`), so the drones' side is measured too: SIGKILL -> every
+copter has heard a GCS heartbeat from the new leader (the first thing a controller sends on a link, and what
+the drone's FS_GCS_TIMEOUT counts), and the longest GCS silence a copter counted, in its own seconds.
 
 Writes its section of docs/benchmarks.md unless --no-doc (`--quick`: 3 kills, and the doc is written too,
 saying so, unless --no-doc).
@@ -60,7 +61,8 @@ sys.path.insert(0, str(ROOT))
 from bench._report import machine, table, write_section  # noqa: E402
 from controller.store import Store  # noqa: E402
 from controller.tokens import hash_tokens, toml_inline  # noqa: E402
-from tests.e2e.serving import STATION, at, free_port, wait_port  # noqa: E402
+from sitl.copter import SimCopterFleet  # noqa: E402
+from tests.e2e.serving import STATION, at, free_port  # noqa: E402
 from tests.faults.accounting import account as account_keys  # noqa: E402
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -99,6 +101,8 @@ class Kill:
     intake_s: float | None = None
     epoch: int | None = None
     restart_s: float | None = None  # until the killed controller is a standby again
+    heard_s: float | None = None  # until every copter has heard the new leader's GCS heartbeat
+    silence_sim_s: float | None = None  # the longest GCS silence a copter counted, in its own seconds
 
 
 class Dispatcher:
@@ -247,28 +251,17 @@ async def until(fn: Any, timeout_s: float, every_s: float, what: str) -> Any:
         await asyncio.sleep(every_s)
 
 
-def write_station(workdir: Path, store_url: str, copter_port: int, copters: int) -> Path:
+def write_station(workdir: Path, store_url: str, urls: list[str]) -> Path:
     station = workdir / "station.toml"
     text_ = (
         f'name = "failover"\nlat = {STATION[0]}\nlon = {STATION[1]}\nalt_m = 300.0\ntick_s = 1.0\n'
         f'vehicle_speedup = {SPEEDUP}\nstore_url = "{store_url}"\n'
         f'[api]\nhost = "127.0.0.1"\nport = 8750\ntokens = {toml_inline(hash_tokens({TOKEN: "operator"}))}\n'
     )
-    for i in range(copters):
-        text_ += f'[[fleet]]\nid = "d{i + 1}"\nkind = "drone"\nurl = "tcp:127.0.0.1:{copter_port + 10 * i}"\n'
+    for i, url in enumerate(urls):
+        text_ += f'[[fleet]]\nid = "d{i + 1}"\nkind = "drone"\nurl = "{url}"\n'
     station.write_text(text_)
     return station
-
-
-def start_copters(copters: int) -> tuple[int, subprocess.Popen[bytes]]:
-    """`copters` simulated copters in a process of their own; the first one's TCP port, and the process."""
-    base = free_port(span=copters)
-    sims = subprocess.Popen(
-        [sys.executable, "-m", "sitl.copter", "--count", str(copters), "--base-port", str(base), "--speedup",
-         str(SPEEDUP), "--home", f"{STATION[0]},{STATION[1]},300,0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
-    )  # fmt: skip
-    return base, sims
 
 
 @contextlib.contextmanager
@@ -292,8 +285,9 @@ async def failover(
 ) -> dict[str, Any]:
     """The whole run; returns what it measured (see the module docstring)."""
     rng = random.Random(seed)
-    base, sims = start_copters(copters)
-    station = write_station(workdir, store_url, base, copters)
+    fleet = SimCopterFleet(copters, home=(*STATION, 300.0, 0.0), speedup=SPEEDUP, base_port=0)
+    await fleet.start()
+    station = write_station(workdir, store_url, fleet.urls())
     ports = [free_port(), free_port()]
     ctl = Controllers(station, ports)
     store: Store | None = None
@@ -304,7 +298,6 @@ async def failover(
     probe = httpx.AsyncClient()
     t_start = time.monotonic()
     try:
-        await asyncio.to_thread(wait_port, base + 10 * (copters - 1), sims, 30)
         leader, standby = ports
         ctl.spawn(leader)
         await until(
@@ -327,6 +320,7 @@ async def failover(
             kill = Kill(at=killed - t_start, in_flight=in_flight, wall=f"{datetime.now(UTC):%H:%M:%S.%f}")
             log.append(kill)
             await asyncio.to_thread(ctl.procs[leader].wait, 10)
+            last_heard = [c.failsafes.gcs_last_seen or 0.0 for c in fleet.vehicles]  # the dead leader's last
             while time.monotonic() - killed < TAKEOVER_TIMEOUT_S and kill.linked_s is None:
                 h = await health(probe, standby)
                 now = time.monotonic() - killed
@@ -335,6 +329,13 @@ async def failover(
                     kill.epoch = h.get("epoch")
                     if h.get("vehicles_linked") == copters:
                         kill.linked_s = now
+                await asyncio.sleep(0.02)
+            while time.monotonic() - killed < TAKEOVER_TIMEOUT_S:  # the drones' side: the new heartbeat
+                heard = [c.failsafes.gcs_last_seen or 0.0 for c in fleet.vehicles]
+                if all(h > last for h, last in zip(heard, last_heard, strict=True)):
+                    kill.heard_s = time.monotonic() - killed
+                    kill.silence_sim_s = max(h - last for h, last in zip(heard, last_heard, strict=True))
+                    break
                 await asyncio.sleep(0.02)
             if kill.linked_s is None:
                 raise RuntimeError(
@@ -347,7 +348,8 @@ async def failover(
             kill.intake_s = (min(first) - killed) if first else None
             print(
                 f"kill {i + 1}/{kills} at {kill.wall}: {in_flight} en route; leader after "
-                f"{kill.leader_s:.2f} s, all {copters} linked after {kill.linked_s:.2f} s, first 201 after "
+                f"{kill.leader_s:.2f} s, all {copters} linked after {kill.linked_s:.2f} s and heard after "
+                f"{_s(kill.heard_s)} (GCS silence {kill.silence_sim_s or 0:.0f} drone s), first 201 after "
                 f"{_s(kill.intake_s)}, epoch {kill.epoch}; standby again after {kill.restart_s:.1f} s",
                 flush=True,
             )
@@ -361,6 +363,10 @@ async def failover(
                 lambda: asyncio.to_thread(lambda: _open_count(store) == 0), 300, 0.5, "every package ends"
             )
         result = account(store, dispatcher, log, copters)
+        result["gcs_failsafes"] = sum(
+            t.startswith("GCS Failsafe") for c in fleet.vehicles for t in c.statustexts
+        )
+        result["fs_gcs_timeout"] = fleet.vehicles[0].params["FS_GCS_TIMEOUT"]
         result["tracebacks"] = sum(ctl.log(p).count("Traceback") for p in ports)
         result["never_retrieved"] = sum(ctl.log(p).count("Task exception was never retrieved") for p in ports)
         result["wall_s"] = time.monotonic() - t_start
@@ -373,8 +379,7 @@ async def failover(
         if store is not None:
             store.close()
         ctl.stop_all()
-        sims.terminate()
-        sims.wait(10)
+        await fleet.stop()
 
 
 async def _is(client: httpx.AsyncClient, port: int, role: str, linked: int | None = None) -> bool:
@@ -417,6 +422,7 @@ def account(store: Store, dispatcher: Dispatcher, kills: list[Kill], copters: in
     leader = [k.leader_s for k in kills if k.leader_s is not None]
     linked = [k.linked_s for k in kills if k.linked_s is not None]
     intake = [k.intake_s for k in kills if k.intake_s is not None]
+    heard = [k.heard_s for k in kills if k.heard_s is not None]
     return {
         "kills": len(kills),
         "copters": copters,
@@ -426,6 +432,9 @@ def account(store: Store, dispatcher: Dispatcher, kills: list[Kill], copters: in
         "linked_max": max(linked),
         "intake_p50": statistics.median(intake) if intake else None,
         "intake_max": max(intake) if intake else None,
+        "heard_p50": statistics.median(heard) if heard else None,
+        "heard_max": max(heard) if heard else None,
+        "silence_max": max((k.silence_sim_s for k in kills if k.silence_sim_s is not None), default=0.0),
         "restart_p50": statistics.median(k.restart_s for k in kills if k.restart_s is not None),
         "in_flight": sum(k.in_flight for k in kills),
         "submitted": len(dispatcher.keys),
@@ -459,6 +468,10 @@ def report(r: dict[str, Any]) -> str:
          f"p50 {leader:.2f} s, max {r['leader_max']:.2f} s"],
         [f"takeover: SIGKILL -> leader with all {copters} copters linked",
          f"**p50 {linked:.2f} s, max {r['linked_max']:.2f} s**"],
+        [f"takeover: SIGKILL -> all {copters} copters hear the new leader's heartbeat",
+         f"**p50 {_s(r['heard_p50'])}, max {_s(r['heard_max'])}**"],
+        ["longest GCS silence a copter counted (its FS_GCS_TIMEOUT) / GCS failsafes fired",
+         f"{r['silence_max']:.1f} s ({r['fs_gcs_timeout']:g} s) of drone time / {r['gcs_failsafes']}"],
         ["SIGKILL -> first POST answered 201 by the new leader",
          f"p50 {_s(r['intake_p50'])}, max {_s(r['intake_max'])}"],
         ["SIGKILL -> the killed controller is a standby again", f"p50 {r['restart_p50']:.1f} s"],
@@ -533,18 +546,21 @@ def _doc(r: dict[str, Any], args: argparse.Namespace, kills: int, out: str) -> s
     )
     return (
         f"`{how}` — a leader and a hot standby `lastmile serve` on one station and one PostgreSQL store, "
-        f"{args.copters} simulated copters (`sitl.copter`, {SPEEDUP}x real time) in another process; a "
+        f"{args.copters} simulated copters (`sitl.copter`, {SPEEDUP}x real time) in the bench's process, so "
+        "it sees what the drones see; a "
         f"dispatcher posts {args.rate:g} packages/s (heavy ones, to vans, and a light one for a drone every "
         "2 s when fewer packages than copters are open), retrying each key after a 503's Retry-After or a "
         "refused connection on the other controller's port until it is answered 201/200. "
         f"{kills} times: 1-3 s after the last takeover, wait until a drone is en route (then 0-2 s more), "
         "SIGKILL the leader, poll the standby's `/healthz` every 20 ms, restart the killed one as the new "
         "standby. At the end, once every flight has ended, every key is checked against the store "
-        "(tests/faults/accounting.py). 'Linked' stands for 'commanding': the copters' process does not show "
-        "when the new leader first commands one, and the service commands as soon as its links are up. "
+        "(tests/faults/accounting.py). 'Hear the new leader' is the drones' own view: each copter's last GCS "
+        "heartbeat (what its FS_GCS_TIMEOUT counts from), the first a new leader sends once it has linked; "
+        "the GCS silence is counted in the drones' time (20x). "
         "No robots here (tests/faults/test_takeover_robot.py kills a leader mid-drive). "
         f"Run {r['wall_s'] / 60:.1f} min on {machine()} (2 cores shared with other work).\n\n"
         + out
+        + "".join(f"\n\nCame back: {line}" for line in r["returned"][:5])
         + f"\n\nThe issue's aims: takeover <= {AIM_TAKEOVER_S:g} s — {aim} (max {r['linked_max']:.2f} s); "
         + (
             "0 lost, 0 returned, 0 delivered twice — **met**."
