@@ -3,10 +3,11 @@ accounting over every key it submitted (tests/faults/accounting.py).
 
 A station as `lastmile serve` runs it, in process: `connect_fleet` links two simulated copters over real
 TCP MAVLink, each through a relay the test can cut (tests/relays.py), and `StationService` plans and flies
-on a SQLite store. The cut drone is flying a delivery in AUTO; with the station's default
+on a store. The cut drone is flying a delivery in AUTO; with the station's default
 `drones_continue_without_controller` (ArduCopter FS_OPTIONS bit 1) it flies on without its controller, drops
 the parcel at the door and comes home on its own. What the controller must record is therefore decided by
-the simulator's truth (was the parcel released?), never by what the controller happened to hear.
+the simulator's truth (was the parcel released?), never by what the controller happened to hear. The 10 s
+cut runs on SQLite and on PostgreSQL (`LASTMILE_TEST_POSTGRES_URL`), the others on SQLite.
 
 - Cut for 10 s (200 s of drone time, longer than FS_GCS_TIMEOUT), then back: the controller re-attaches and
   records the delivery once; the other drone takes the parcel submitted meanwhile; nothing is booked twice.
@@ -98,10 +99,18 @@ async def fleet_behind_relays() -> AsyncIterator[tuple[SimCopterFleet, dict[str,
         yield fleet, relays
 
 
-def config(tmp_path: Path, relays: dict[str, TcpRelay]) -> StationConfig:
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The station's store: a SQLite file, and a fresh PostgreSQL schema (`postgres_url`)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def config(store_url: str, relays: dict[str, TcpRelay]) -> StationConfig:
     return StationConfig.model_validate({
         "name": "link faults", "lat": STATION[0], "lon": STATION[1], "alt_m": 300.0, "tick_s": 0.5,
-        "vehicle_speedup": SPEEDUP, "store_url": f"sqlite:///{tmp_path / 'store.sqlite3'}",
+        "vehicle_speedup": SPEEDUP, "store_url": store_url,
         "fleet": [{"id": vid, "kind": "drone", "url": r.url} for vid, r in relays.items()],
     })  # fmt: skip
 
@@ -118,10 +127,10 @@ async def controller(
 
 
 @contextlib.asynccontextmanager
-async def station(tmp_path: Path) -> AsyncIterator[Station]:
-    """Two copters behind relays, linked and flown by one `StationService` on a SQLite store."""
+async def station(store_url: str) -> AsyncIterator[Station]:
+    """Two copters behind relays, linked and flown by one `StationService` on the store at `store_url`."""
     async with fleet_behind_relays() as (fleet, relays):
-        cfg = config(tmp_path, relays)
+        cfg = config(store_url, relays)
         store = Store(cfg.store_url)
         try:
             async with controller(cfg, store, fleet) as service:
@@ -148,9 +157,9 @@ def states(st: Station, package_id: str) -> list[str]:
 
 
 async def test_a_link_cut_for_10_s_mid_flight_ends_in_one_delivery_and_the_other_drone_flies_on(
-    tmp_path: Path,
+    store_url: str,
 ) -> None:
-    async with station(tmp_path) as st:
+    async with station(store_url) as st:
         [(heavy, _, _)] = await st.service.submit([parcel("heavy", 500, 500, weight=12.0)])  # van at once
         pid, vid, copter, cut_at = await launch_and_cut(st, "cut")
         carrier = st.service.carriers[vid]
@@ -160,11 +169,15 @@ async def test_a_link_cut_for_10_s_mid_flight_ends_in_one_delivery_and_the_other
         other = await until(lambda: st.store.get(meanwhile.id).vehicle_id, 20, "meanwhile assigned")
         assert other != vid, (other, vid)
         st.copters[other].set_payload(1.0)
-        await until(lambda: time.monotonic() - cut_at >= CUT_S, CUT_S + 1, "the cut lasted its 10 s")
+        # The parcel leaves while nobody listens: the controller must read the release from the drone's
+        # mission progress once it is back, not from the release words it missed. (At least 10 s, and past
+        # the drop: about 8 s of wall time after the cut on an idle machine.)
+        await until(
+            lambda: time.monotonic() - cut_at >= CUT_S and copter.payload_released_at is not None,
+            2 * CUT_S, "10 s of cut, spanning the drop",
+        )  # fmt: skip
+        assert "GCS Failsafe - Continuing Auto Mode" in copter.statustexts  # the drone's own word
         assert copter.mode == "AUTO", copter.mode  # flew on without its controller (FS_OPTIONS bit 1)
-        # The parcel left while nobody listened: the controller must read the release from the drone's
-        # mission progress once it is back, not from the release words it missed.
-        assert copter.payload_released_at is not None, "the cut should span the drop"
         st.relays[vid].restore()
 
         done = {"delivered", "van", "received"}
@@ -187,7 +200,7 @@ async def test_a_link_cut_for_10_s_mid_flight_ends_in_one_delivery_and_the_other
 async def test_a_link_cut_for_good_mid_flight_leaves_one_honest_open_mission_and_no_double_booking(
     tmp_path: Path,
 ) -> None:
-    async with station(tmp_path) as st:
+    async with station(f"sqlite:///{tmp_path / 'store.sqlite3'}") as st:
         since = st.service.bus.recent()[-1]["seq"] if st.service.bus.recent() else 0
         pid, vid, copter, _ = await launch_and_cut(st, "gone")
         carrier = st.service.carriers[vid]
@@ -232,7 +245,7 @@ async def test_a_controller_change_during_mission_upload_does_not_cost_the_packa
     tmp_path: Path,
 ) -> None:
     async with fleet_behind_relays() as (fleet, relays):
-        cfg = config(tmp_path, relays)
+        cfg = config(f"sqlite:///{tmp_path / 'store.sqlite3'}", relays)
         store = Store(cfg.store_url)
         try:
             copters = {f"d{i + 1}": c for i, c in enumerate(fleet.vehicles)}
