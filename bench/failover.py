@@ -1,6 +1,6 @@
 """Benchmark: SIGKILL the leader of a leader/standby pair again and again, drones in flight, intake load.
 
-    python bench/failover.py [--kills 20] [--quick] [--no-doc] [--copters 4] [--rate 5]
+    python bench/failover.py [--kills 20] [--quick [--write]] [--no-doc] [--copters 4] [--rate 5] [--logs DIR]
 
 Two `lastmile serve` processes on one station and one PostgreSQL store (a schema of its own, dropped at the
 end; the server is `LASTMILE_TEST_POSTGRES_URL`, by default the local test database), simulated copters
@@ -24,8 +24,8 @@ The copters run in this process (`SimCopterFleet`), so the drones' side is measu
 copter has heard a GCS heartbeat from the new leader (the first thing a controller sends on a link, and what
 the drone's FS_GCS_TIMEOUT counts), and the longest GCS silence a copter counted, in its own seconds.
 
-Writes its section of docs/benchmarks.md unless --no-doc (`--quick`: 3 kills, and the doc is written too,
-saying so, unless --no-doc).
+Writes its section of docs/benchmarks.md unless --no-doc; `--quick` (3 kills, about 40 s) is a smoke test and
+writes nothing unless --write, so `run_all.py --quick` keeps the last full run's figures (as other benches).
 """
 
 from __future__ import annotations
@@ -498,7 +498,8 @@ def report(r: dict[str, Any]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=None, help="SIGKILLs of the leader (20; --quick: 3)")
-    parser.add_argument("--quick", action="store_true", help="3 kills")
+    parser.add_argument("--quick", action="store_true", help="3 kills; the doc untouched unless --write")
+    parser.add_argument("--write", action="store_true", help="write docs/benchmarks.md even with --quick")
     parser.add_argument("--no-doc", action="store_true", help="leave docs/benchmarks.md alone")
     parser.add_argument("--copters", type=int, default=4)
     parser.add_argument("--rate", type=float, default=5.0, help="POSTs per second")
@@ -533,7 +534,7 @@ def main() -> int:
             print(f"{what}: {line}")
     print(f"failures seen by the dispatcher: {dict(r['failure_kinds'])}; wall {r['wall_s']:.0f} s")
     ok = not (r["lost"] or r["returned"] or r["twice"] or r["booked_twice"])
-    if not args.no_doc:
+    if not args.no_doc and (args.write or not args.quick):
         write_section("failover", "Failover: SIGKILL of the leader under load", _doc(r, args, kills, out))
     return 0 if ok else 1
 
