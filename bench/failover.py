@@ -198,6 +198,35 @@ def _state(name: str) -> Any:
     return PackageState(name)
 
 
+class ArmWatch:
+    """When each copter was armed (sampled every 50 ms): whether a failed flight's drone ever took off."""
+
+    def __init__(self, fleet: SimCopterFleet) -> None:
+        self.fleet = fleet
+        self.changes: dict[str, list[tuple[datetime, bool]]] = {
+            f"d{i + 1}": [(datetime.now(UTC), c.armed)] for i, c in enumerate(fleet.vehicles)
+        }
+
+    async def run(self) -> None:
+        while True:
+            for i, c in enumerate(self.fleet.vehicles):
+                seen = self.changes[f"d{i + 1}"]
+                if seen[-1][1] != c.armed:
+                    seen.append((datetime.now(UTC), c.armed))
+            await asyncio.sleep(0.05)
+
+    def armed_between(self, vehicle_id: str, t0: datetime, t1: datetime) -> bool:
+        """Was the copter armed at any moment from `t0` to `t1` (within the 50 ms sampling)?"""
+        t0, t1 = _aware(t0), _aware(t1)
+        seen = self.changes.get(vehicle_id, [])
+        before = [armed for at, armed in seen if at <= t0]
+        return bool(before and before[-1]) or any(armed for at, armed in seen if t0 < at <= t1)
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
 class Controllers:
     """The two `lastmile serve` processes, each on its own API port; either may lead."""
 
@@ -294,6 +323,7 @@ async def failover(
     dispatcher = Dispatcher(ports, rate, rng)
     stop = asyncio.Event()
     load: asyncio.Task[None] | None = None
+    watcher: asyncio.Task[None] | None = None
     log: list[Kill] = []
     probe = httpx.AsyncClient()
     t_start = time.monotonic()
@@ -307,6 +337,8 @@ async def failover(
         await until(lambda: _is(probe, standby, "standby"), 60, 0.1, "the second controller is a standby")
         store = Store(store_url)
         load = asyncio.create_task(dispatcher.run(stop, store, copters))
+        arming = ArmWatch(fleet)
+        watcher = asyncio.create_task(arming.run())
         for i in range(kills):
             await until(lambda s=standby: _is(probe, s, "standby"), 60, 0.1, "a standby before the kill")
             await asyncio.sleep(rng.uniform(1.0, 3.0))  # some load on the new leader between two kills
@@ -362,7 +394,8 @@ async def failover(
             await until(
                 lambda: asyncio.to_thread(lambda: _open_count(store) == 0), 300, 0.5, "every package ends"
             )
-        result = account(store, dispatcher, log, copters)
+        watcher.cancel()
+        result = account(store, dispatcher, log, copters, arming)
         result["gcs_failsafes"] = sum(
             t.startswith("GCS Failsafe") for c in fleet.vehicles for t in c.statustexts
         )
@@ -373,8 +406,9 @@ async def failover(
         return result
     finally:
         stop.set()
-        if load is not None and not load.done():
-            load.cancel()
+        for task in (load, watcher):
+            if task is not None and not task.done():
+                task.cancel()
         await probe.aclose()
         if store is not None:
             store.close()
@@ -391,13 +425,16 @@ def _s(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f} s"
 
 
-def account(store: Store, dispatcher: Dispatcher, kills: list[Kill], copters: int) -> dict[str, Any]:
+def account(
+    store: Store, dispatcher: Dispatcher, kills: list[Kill], copters: int, arming: ArmWatch
+) -> dict[str, Any]:
     """Every key against the store: lost, returned, delivered twice, still open; and the intake figures."""
     keys = dispatcher.keys.values()
     answered = [k for k in keys if k.status in (200, 201)]
     gave_up = [k for k in keys if k.status not in (200, 201)]
     lost: list[str] = []
     returned: list[str] = []
+    on_ground: list[str] = []  # recorded failed, though the drone never armed
     twice: list[str] = []
     states: Counter[str] = Counter()
     drone_delivered = 0
@@ -414,7 +451,8 @@ def account(store: Store, dispatcher: Dispatcher, kills: list[Kill], copters: in
         if "failed" in history or history.count("launching") > 1:
             why = "; ".join(f"{e.to_state.value}: {e.reason}" for e in events if e.to_state.value == "failed")
             trail = " -> ".join(f"{e.to_state.value} {e.at:%H:%M:%S.%f}" for e in events)
-            returned.append(f"{k.key}: {trail} ({why})")
+            grounded = _failed_on_the_ground(store, events, arming)
+            (on_ground if grounded else returned).append(f"{k.key}: {trail} ({why})")
         if k.drone and package.state.value == "delivered":
             drone_delivered += 1
     checked = account_keys(store, [k.key for k in answered])
@@ -451,12 +489,31 @@ def account(store: Store, dispatcher: Dispatcher, kills: list[Kill], copters: in
         "delay_max": delays[-1] if delays else 0.0,
         "lost": lost,
         "returned": returned,
+        "on_ground": on_ground,
         "twice": twice,
         "states": dict(states),
         # tests/faults/accounting.py's checks: vehicles booked twice, missions left open.
         "booked_twice": [p for p in checked.problems if "booked twice" in p],
         "open_missions": [p for p in checked.problems if p.startswith("mission ")],
     }
+
+
+def _failed_on_the_ground(store: Store, events: list[Any], arming: ArmWatch) -> bool:
+    """True when every failure of this package came before its drone armed: the flight never left, and the
+    failure on record is the controller's word, not a drone that came back (a relaunch without a failure
+    counts as a return)."""
+    failures = [i for i, e in enumerate(events) if e.to_state.value == "failed"]
+    if not failures:
+        return False
+    for i in failures:
+        launch = next((e for e in reversed(events[:i]) if e.to_state.value == "launching"), None)
+        mission_id = (events[i].detail or {}).get("mission_id")
+        if launch is None or mission_id is None:
+            return False
+        vehicle = store.get_mission(mission_id).vehicle_id
+        if arming.armed_between(vehicle, launch.at, events[i].at):
+            return False
+    return True
 
 
 def report(r: dict[str, Any]) -> str:
@@ -483,7 +540,8 @@ def report(r: dict[str, Any]) -> str:
         ["intake delay of a key, first try -> 201",
          f"p50 {r['delay_p50'] * 1000:.0f} ms, max {r['delay_max']:.2f} s"],
         ["packages lost (answered 201/200, absent from the store)", f"**{len(r['lost'])}**"],
-        ["drones back without delivering (failed, or launched twice)", f"**{len(r['returned'])}**"],
+        ["drones that took off and came back without delivering", f"**{len(r['returned'])}**"],
+        ["parcels recorded failed though their drone never armed", f"**{len(r['on_ground'])}**"],
         ["delivered twice", f"**{len(r['twice'])}**"],
         ["vehicles booked twice / missions left open",
          f"{len(r['booked_twice'])} / {len(r['open_missions'])}"],
@@ -529,11 +587,11 @@ def main() -> int:
                     shutil.copy(log, args.logs / log.name)
     out = report(r)
     print(out)
-    for what in ("lost", "returned", "twice", "error_list", "booked_twice", "open_missions"):
+    for what in ("lost", "returned", "on_ground", "twice", "error_list", "booked_twice", "open_missions"):
         for line in r[what][:20]:
             print(f"{what}: {line}")
     print(f"failures seen by the dispatcher: {dict(r['failure_kinds'])}; wall {r['wall_s']:.0f} s")
-    ok = not (r["lost"] or r["returned"] or r["twice"] or r["booked_twice"])
+    ok = not (r["lost"] or r["returned"] or r["on_ground"] or r["twice"] or r["booked_twice"])
     if not args.no_doc and (args.write or not args.quick):
         write_section("failover", "Failover: SIGKILL of the leader under load", _doc(r, args, kills, out))
     return 0 if ok else 1
@@ -562,11 +620,18 @@ def _doc(r: dict[str, Any], args: argparse.Namespace, kills: int, out: str) -> s
         f"Run {r['wall_s'] / 60:.1f} min on {machine()} (2 cores shared with other work).\n\n"
         + out
         + "".join(f"\n\nCame back: {line}" for line in r["returned"][:5])
+        + "".join(f"\n\nFailed on the ground: {line}" for line in r["on_ground"][:5])
         + f"\n\nThe issue's aims: takeover <= {AIM_TAKEOVER_S:g} s — {aim} (max {r['linked_max']:.2f} s); "
         + (
-            "0 lost, 0 returned, 0 delivered twice — **met**."
+            "0 lost, 0 returned, 0 delivered twice — **met**"
             if clean
-            else "0 lost / returned / twice — **not met**."
+            else "0 lost / returned / twice — **not met**"
+        )
+        + (
+            f"; {len(r['on_ground'])} parcel(s) recorded failed though their drone never took off (a kill "
+            "during mission upload: the known bug in tests/faults/test_drone_link_faults.py)."
+            if r["on_ground"]
+            else "."
         )
     )
 
