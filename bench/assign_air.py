@@ -29,7 +29,13 @@ from controller.airspace import AirspaceBusy, AirspacePlan, PadConfig
 from controller.assignment import Demand, Planner
 from controller.fleet import FleetVehicle
 from controller.service.airspace import ServiceAirspace
-from controller.service.core import AIRSPACE_PASS_BUDGET_S, REFUSALS_IN_A_ROW, REFUSALS_PER_PAD, _job
+from controller.service.core import (
+    AIRSPACE_PASS_BUDGET_S,
+    MIN_AIRSPACE_SEARCHES,
+    REFUSALS_IN_A_ROW,
+    REFUSALS_PER_PAD,
+    _job,
+)
 from controller.station import StationConfig
 from vehicles.spec import DRONE_DEFAULT, VehicleKind
 
@@ -205,7 +211,8 @@ def time_air_tick(
             if d.mode != "drone":
                 continue
             s0 = time.perf_counter()
-            if searching_s > AIRSPACE_PASS_BUDGET_S:  # as the service: checked before anything else
+            searches = searched + len(booked)
+            if searching_s > AIRSPACE_PASS_BUDGET_S and searches >= MIN_AIRSPACE_SEARCHES:  # as the service
                 next_pass = next_pass or air.next_pass()
                 air.free_at(next_pass)
                 over_budget += 1

@@ -42,8 +42,9 @@ err_console = Console(stderr=True, highlight=False)
 
 
 def _say(message: str, style: str | None = None) -> None:
-    """One line to stderr, as written (no rich markup: `[api.tokens]` is not a style)."""
-    err_console.print(message, markup=False, style=style)
+    """One line to stderr, as written (no rich markup: `[api.tokens]` is not a style; no wrapping: a path
+    cut in two cannot be copied)."""
+    err_console.print(message, markup=False, style=style, soft_wrap=True)
 
 
 _TABLE_HEADER = re.compile(r"^\s*\[\s*api\s*\.\s*tokens\s*\]\s*(#.*)?$")

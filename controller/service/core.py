@@ -55,6 +55,9 @@ REFUSALS_IN_A_ROW = 20  # refusals in a row, over all pads, before a pass stops 
 # crosses the budget still ends, so a pass spends up to about budget + 5 ms (issue 16: the tick grows by no
 # more than 20 ms; bench/assign.py).
 AIRSPACE_PASS_BUDGET_S = 0.010
+# ... but a pass always makes this many: the few drones it assigns to a station's handful of columns at once
+# (issue 16's four drones from two pads) are all booked in that pass, however slow the machine is today.
+MIN_AIRSPACE_SEARCHES = 4
 # Times a trip's end reads the package again when it moved between the read and the write.
 _END_TRIES = 3
 
@@ -328,7 +331,7 @@ class StationService:
         refused: dict[tuple[str, ...] | None, tuple[AirspaceBusy, int]] = {}
         last_refusal: AirspaceBusy | None = None
         in_a_row = 0  # refusals since the last booking, over all pads
-        searching_s = 0.0  # time spent in airspace searches this pass (at least one is made)
+        searching_s, searches = 0.0, 0  # airspace searches this pass: their time, and how many
         next_pass: AirspaceBusy | None = None  # the refusal of the drones left for the next pass
         for d in decisions:
             if d.status == "queued":
@@ -349,7 +352,8 @@ class StationService:
                 if d.mode == "drone" and self.airspace.closed is not None:  # waits for the station to open
                     self._queued[d.package_id] = dataclasses.replace(d, status="queued")
                     continue
-                if d.mode == "drone" and not held and searching_s > AIRSPACE_PASS_BUDGET_S:
+                out_of_time = searching_s > AIRSPACE_PASS_BUDGET_S and searches >= MIN_AIRSPACE_SEARCHES
+                if d.mode == "drone" and not held and out_of_time:
                     # Out of search time: the drones left wait for the next pass, at no cost per drone.
                     next_pass = next_pass or self.airspace.next_pass()
                     self._queued[d.package_id] = dataclasses.replace(d, status="queued")
@@ -362,7 +366,7 @@ class StationService:
                     if in_a_row >= REFUSALS_IN_A_ROW and last_refusal is not None:
                         busy = (last_refusal, REFUSALS_PER_PAD)  # the air is full this pass: no more searches
                     if busy is None or busy[1] < REFUSALS_PER_PAD:
-                        started = time.perf_counter()
+                        started, searches = time.perf_counter(), searches + 1
                         try:
                             job = self._book(job, pads)
                         except AirspaceBusy as exc:
