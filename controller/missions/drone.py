@@ -556,6 +556,11 @@ async def follow_delivery(
     flight.phase("resumed", mode=s.mode, armed=s.armed, mission_current=s.mission_current)
     flight.link_lost = True  # nobody heard the drone's release words while the controller was away
     _infer_release(flight, mission)
+    if not s.armed and not flight.released and (s.mission_current or 0) <= 1:
+        # Disarmed at the first item of its mission: the last controller went away while it prepared the
+        # drone (parameters, uploads, arming): it never left, and its package has had no attempt.
+        flight.phase("done", delivered=False, returned=True, energy_used_wh=None)
+        return flight.fail("not_launched", "the controller changed before the drone took off")
     if not s.armed:  # it finished (or failed) while nobody was watching
         landed = (s.lat, s.lon) if s.lat is not None and s.lon is not None else None
         return _conclude(flight, landed, None)

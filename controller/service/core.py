@@ -553,9 +553,10 @@ class StationService:
                 if result.delivered:
                     await self._end_delivered(job, result, state, detail)
                     return
-                if state is S.ASSIGNED:  # never left: back to the queue
+                never_left = state is S.LAUNCHING and result.reason_code == "not_launched"
+                if state is S.ASSIGNED or never_left:  # never left: back to the queue, no attempt spent
                     not_launched = f"not launched: {reason}"
-                    await self._move(job.package_id, S.RECEIVED, not_launched, S.ASSIGNED, detail)
+                    await self._move(job.package_id, S.RECEIVED, not_launched, state, detail)
                     return
                 if state in (S.LAUNCHING, S.EN_ROUTE) and not failed_here:
                     detail_failed = {**detail, "reason_code": result.reason_code}

@@ -233,14 +233,6 @@ async def test_a_link_cut_for_good_mid_flight_leaves_one_honest_open_mission_and
         assert any(e.get("event") == "LinkLost" for e in said), said
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a controller change before take-off is recorded as a failed flight: follow_delivery "
-    "(controller/missions/drone.py) concludes on a disarmed drone with link_lost ('no touchdown seen: link "
-    "still down' when its position is not in yet, else 'the drone came back with the package'), and "
-    "StationService._finish (controller/service/core.py) moves the launching package to failed, costing an "
-    "attempt; it should go back to received as not launched",
-)
 async def test_a_controller_change_during_mission_upload_does_not_cost_the_package_an_attempt(
     tmp_path: Path,
 ) -> None:
