@@ -31,7 +31,7 @@ from controller.fleet import FleetVehicle
 from controller.service.airspace import ServiceAirspace
 from controller.service.core import (
     AIRSPACE_PASS_BUDGET_S,
-    MIN_AIRSPACE_SEARCHES,
+    MIN_AIRSPACE_BOOKINGS,
     REFUSALS_IN_A_ROW,
     REFUSALS_PER_PAD,
     _job,
@@ -211,8 +211,8 @@ def time_air_tick(
             if d.mode != "drone":
                 continue
             s0 = time.perf_counter()
-            searches = searched + len(booked)
-            if searching_s > AIRSPACE_PASS_BUDGET_S and searches >= MIN_AIRSPACE_SEARCHES:  # as the service
+            booking_run = searched == 0 and len(booked) < MIN_AIRSPACE_BOOKINGS  # as the service
+            if searching_s > AIRSPACE_PASS_BUDGET_S and not booking_run:  # as the service: checked first
                 next_pass = next_pass or air.next_pass()
                 air.free_at(next_pass)
                 over_budget += 1

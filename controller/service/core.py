@@ -55,9 +55,10 @@ REFUSALS_IN_A_ROW = 20  # refusals in a row, over all pads, before a pass stops 
 # crosses the budget still ends, so a pass spends up to about budget + 5 ms (issue 16: the tick grows by no
 # more than 20 ms; bench/assign.py).
 AIRSPACE_PASS_BUDGET_S = 0.010
-# ... but a pass always makes this many: the few drones it assigns to a station's handful of columns at once
-# (issue 16's four drones from two pads) are all booked in that pass, however slow the machine is today.
-MIN_AIRSPACE_SEARCHES = 4
+# ... but while every search of a pass has booked a flight, it books up to this many however slow the
+# machine is today: the few drones a pass assigns to a station's handful of columns at once (issue 16's
+# four drones from two pads) all go in that pass. Refusals are what the budget is for.
+MIN_AIRSPACE_BOOKINGS = 4
 # Times a trip's end reads the package again when it moved between the read and the write.
 _END_TRIES = 3
 
@@ -352,7 +353,8 @@ class StationService:
                 if d.mode == "drone" and self.airspace.closed is not None:  # waits for the station to open
                     self._queued[d.package_id] = dataclasses.replace(d, status="queued")
                     continue
-                out_of_time = searching_s > AIRSPACE_PASS_BUDGET_S and searches >= MIN_AIRSPACE_SEARCHES
+                booking_run = last_refusal is None and searches < MIN_AIRSPACE_BOOKINGS  # no refusal yet
+                out_of_time = searching_s > AIRSPACE_PASS_BUDGET_S and not booking_run
                 if d.mode == "drone" and not held and out_of_time:
                     # Out of search time: the drones left wait for the next pass, at no cost per drone.
                     next_pass = next_pass or self.airspace.next_pass()

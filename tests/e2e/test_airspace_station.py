@@ -250,7 +250,7 @@ async def test_a_pass_out_of_search_time_leaves_the_rest_for_the_next_pass(
     from controller.service import core
 
     monkeypatch.setattr(core, "AIRSPACE_PASS_BUDGET_S", 0.0)
-    monkeypatch.setattr(core, "MIN_AIRSPACE_SEARCHES", 1)
+    monkeypatch.setattr(core, "MIN_AIRSPACE_BOOKINGS", 1)
     p1, p2 = at(0, 0), at(100, 0)
     pads = [{"name": "P1", "lat": p1[0], "lon": p1[1]}, {"name": "P2", "lat": p2[0], "lon": p2[1]}]
     cfg = one_pad(pads=pads, max_delay_s=60).model_copy(update={"tick_s": 0.5})
