@@ -435,6 +435,7 @@ def account(
     lost: list[str] = []
     returned: list[str] = []
     on_ground: list[str] = []  # recorded failed, though the drone never armed
+    relaunched: list[str] = []  # back in the queue as not launched, the drone never armed: as it should be
     twice: list[str] = []
     states: Counter[str] = Counter()
     drone_delivered = 0
@@ -451,8 +452,11 @@ def account(
         if "failed" in history or history.count("launching") > 1:
             why = "; ".join(f"{e.to_state.value}: {e.reason}" for e in events if e.to_state.value == "failed")
             trail = " -> ".join(f"{e.to_state.value} {e.at:%H:%M:%S.%f}" for e in events)
-            grounded = _failed_on_the_ground(store, events, arming)
-            (on_ground if grounded else returned).append(f"{k.key}: {trail} ({why})")
+            if "failed" not in history and _requeued_on_the_ground(store, events, arming):
+                relaunched.append(f"{k.key}: {trail}")  # a controller change before take-off: no attempt
+            else:
+                grounded = _failed_on_the_ground(store, events, arming)
+                (on_ground if grounded else returned).append(f"{k.key}: {trail} ({why})")
         if k.drone and package.state.value == "delivered":
             drone_delivered += 1
     checked = account_keys(store, [k.key for k in answered])
@@ -490,12 +494,33 @@ def account(
         "lost": lost,
         "returned": returned,
         "on_ground": on_ground,
+        "relaunched": relaunched,
         "twice": twice,
         "states": dict(states),
         # tests/faults/accounting.py's checks: vehicles booked twice, missions left open.
         "booked_twice": [p for p in checked.problems if "booked twice" in p],
         "open_missions": [p for p in checked.problems if p.startswith("mission ")],
     }
+
+
+def _requeued_on_the_ground(store: Store, events: list[Any], arming: ArmWatch) -> bool:
+    """True when every return to the queue from `launching` says "not launched" and came before its drone
+    armed: a controller change while the drone was prepared, which must cost the package no attempt."""
+    backs = [
+        i
+        for i, e in enumerate(events)
+        if e.to_state.value == "received" and i > 0 and events[i - 1].to_state.value == "launching"
+    ]
+    if not backs:
+        return False
+    for i in backs:
+        mission_id = (events[i].detail or {}).get("mission_id")
+        if not (events[i].reason or "").startswith("not launched") or mission_id is None:
+            return False
+        vehicle = store.get_mission(mission_id).vehicle_id
+        if arming.armed_between(vehicle, events[i - 1].at, events[i].at):
+            return False
+    return True
 
 
 def _failed_on_the_ground(store: Store, events: list[Any], arming: ArmWatch) -> bool:
@@ -542,6 +567,8 @@ def report(r: dict[str, Any]) -> str:
         ["packages lost (answered 201/200, absent from the store)", f"**{len(r['lost'])}**"],
         ["drones that took off and came back without delivering", f"**{len(r['returned'])}**"],
         ["parcels recorded failed though their drone never armed", f"**{len(r['on_ground'])}**"],
+        ["parcels put back in the queue before their drone armed (not launched: no attempt spent)",
+         str(len(r["relaunched"]))],
         ["delivered twice", f"**{len(r['twice'])}**"],
         ["vehicles booked twice / missions left open",
          f"{len(r['booked_twice'])} / {len(r['open_missions'])}"],
