@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from geofences.errors import LastmileError
@@ -33,7 +34,7 @@ err_console = Console(stderr=True)
 
 
 def _fail(exc: LastmileError | OSError) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {exc}")
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}")  # "[lon, lat]" is no markup
     return typer.Exit(code=2)
 
 

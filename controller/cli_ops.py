@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from controller.client import DEFAULT_URL, ApiError, LastmileClient, Unreachable
@@ -49,21 +50,31 @@ Token = Annotated[str | None, typer.Option("--token", help="API token", envvar="
 JsonOut = Annotated[bool, typer.Option("--json", help="print the raw JSON answer")]
 
 
+# Messages are printed escaped: rich would take "[lon, lat]" in a reason for markup and swallow it.
+_TOKEN_HINTS = {
+    401: "give the station's API token with --token or the LASTMILE_TOKEN environment variable "
+    "(`lastmile token create --role operator --station FILE` makes one)",
+    403: "this token's role may not do this: use an operator's token (--token or LASTMILE_TOKEN)",
+}
+
+
 @contextmanager
 def _client(url: str, token: str | None) -> Iterator[LastmileClient]:
     client = LastmileClient(url, token)
     try:
         yield client
     except Unreachable as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(code=1) from exc
     except ApiError as exc:
         for problem in exc.errors[1:10] if len(exc.errors) > 1 else []:
-            err_console.print(f"  {problem.get('field') or ''}: {problem.get('reason')}")
-        err_console.print(f"[bold red]error:[/] {exc}")
+            err_console.print(escape(f"  {problem.get('field') or ''}: {problem.get('reason')}"))
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        if exc.status in _TOKEN_HINTS:
+            err_console.print(_TOKEN_HINTS[exc.status])
         raise typer.Exit(code=2) from exc
     except LastmileError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(code=2) from exc
     finally:
         client.close()

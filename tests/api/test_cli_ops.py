@@ -89,8 +89,20 @@ def test_ground_and_unground_change_the_fleet_state(api: ApiThread) -> None:
 
 def test_viewer_cannot_ground(api: ApiThread) -> None:
     code, out = lastmile(api, "ground", role="viewer")
-    assert code == 2 and "403" in out
+    assert code == 2 and "403" in out and "operator's token" in out
     assert api.service.grounded is None
+
+
+def test_without_a_token_the_error_says_how_to_give_one(api: ApiThread) -> None:
+    result = runner.invoke(app, ["status", "--url", api.url], env={"LASTMILE_TOKEN": "", "COLUMNS": "200"})
+    assert result.exit_code == 2 and "401" in result.output
+    assert "--token" in result.output and "LASTMILE_TOKEN" in result.output
+
+
+def test_square_brackets_in_a_reason_are_printed_as_they_are(api: ApiThread) -> None:
+    """Rich took "[lon, lat]"-like words in reasons for markup and dropped them."""
+    code, out = lastmile(api, "abort", "m-[x]")
+    assert code == 2 and "m-[x]" in out
 
 
 def test_close_and_open_the_station_to_drones(api: ApiThread) -> None:
