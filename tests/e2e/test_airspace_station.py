@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import math
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -281,14 +282,11 @@ async def test_a_pass_out_of_search_time_leaves_the_rest_for_the_next_pass(
         assert len(booked) == 2
 
 
-@pytest.mark.slow
-async def test_an_aborted_drone_comes_home_on_its_inbound_layer_and_lands_on_its_pad(tmp_path: Path) -> None:
-    """Aborted 600 m out on its way north (outbound layer 40 m), the drone changes to the southbound layer in
-    place, flies home on it, waits at its booked holding point until cleared and lands on its pad: seen
-    in its own telemetry. A plain RTL would have come straight back at 40 m, head-on to the northbound
-    traffic's layer."""
-    cfg = one_pad(layers_m=LAYERS).model_copy(update={"tick_s": 0.5})
-    pad = local(*at(0, 0))
+@contextlib.asynccontextmanager
+async def one_flight_north(tmp_path: Path, metres: float, **airspace: Any) -> AsyncIterator[tuple[Any, ...]]:
+    """A one-pad station (2 drones) at SPEEDUP with a package `metres` north submitted and given to a drone;
+    yields (service, its event stream, the drones, their Tracks, the package, its drone)."""
+    cfg = one_pad(layers_m=LAYERS, **airspace).model_copy(update={"tick_s": 0.5})
     async with (
         SimStation(cfg, store_url=f"sqlite:///{tmp_path / 's.sqlite3'}", speedup=SPEEDUP) as station,
         contextlib.AsyncExitStack() as stack,
@@ -299,10 +297,20 @@ async def test_an_aborted_drone_comes_home_on_its_inbound_layer_and_lands_on_its
         drones = {vid: c.drone for vid, c in service.carriers.items()}  # type: ignore[attr-defined]
         tracks = Tracks(drones)
         [(package, _, decided)] = await service.submit(
-            [PackageIn(key="n", weight=1.0, dest_lat=at(0, 2500)[0], dest_lon=at(0, 2500)[1])]
+            [PackageIn(key="n", weight=1.0, dest_lat=at(0, metres)[0], dest_lon=at(0, metres)[1])]
         )
         assert decided["decision"] == "drone", decided
-        drone = drones[decided["vehicle_id"]]
+        yield service, events, drones, tracks, package, drones[decided["vehicle_id"]]
+
+
+@pytest.mark.slow
+async def test_an_aborted_drone_comes_home_on_its_inbound_layer_and_lands_on_its_pad(tmp_path: Path) -> None:
+    """Aborted 600 m out on its way north (outbound layer 40 m), the drone changes to the southbound layer in
+    place, flies home on it, waits at its booked holding point until cleared and lands on its pad: seen
+    in its own telemetry. A plain RTL would have come straight back at 40 m, head-on to the northbound
+    traffic's layer."""
+    pad = local(*at(0, 0))
+    async with one_flight_north(tmp_path, 2500.0) as (service, events, _, tracks, package, drone):
         mission_id = next(m.id for m in await service.missions() if m.package_id == package.id)
         await north_of(drone, 600.0)
         out_alt = drone.state.alt_m
@@ -334,21 +342,8 @@ async def test_a_closed_station_sends_drones_to_a_rally_point_and_launches_nothi
     submitted meanwhile gets no drone; once the station opens, it does."""
     r_lat, r_lon = at(400, 0)
     rally = [{"name": "R1", "lat": r_lat, "lon": r_lon, "alt_m": 30.0}]
-    cfg = one_pad(layers_m=LAYERS, rally=rally).model_copy(update={"tick_s": 0.5})
-    async with (
-        SimStation(cfg, store_url=f"sqlite:///{tmp_path / 's.sqlite3'}", speedup=SPEEDUP) as station,
-        contextlib.AsyncExitStack() as stack,
-    ):
-        service = station.service
-        assert service is not None
-        events = await stack.enter_async_context(contextlib.aclosing(service.bus.subscribe()))
-        drones = {vid: c.drone for vid, c in service.carriers.items()}  # type: ignore[attr-defined]
-        tracks = Tracks(drones)
-        [(first, _, decided)] = await service.submit(
-            [PackageIn(key="n", weight=1.0, dest_lat=at(0, 1500)[0], dest_lon=at(0, 1500)[1])]
-        )
-        assert decided["decision"] == "drone", decided
-        drone = drones[decided["vehicle_id"]]
+    flight = one_flight_north(tmp_path, 1500.0, rally=rally)
+    async with flight as (service, events, drones, tracks, first, drone):
         other = drones[next(v for v in drones if v != drone.vehicle_id)]
         await north_of(drone, 500.0)
         await service.close_station("pads blocked")
