@@ -65,8 +65,10 @@ AIR_CACHE_NOTE = (
     "and shifted in time (`search.Candidates`; the take-off columns once per station), then the landing "
     "sequence; a booking reuses the volumes the search built. The service (and this bench, as it) stops "
     "searching for a pad after two refusals of drones standing on it, for the whole pass after 20 "
-    "refusals in a row, and once the pass has spent `AIRSPACE_PASS_BUDGET_S` (15 ms) in searches "
-    "(`REFUSALS_PER_PAD`, `REFUSALS_IN_A_ROW`, `AIRSPACE_PASS_BUDGET_S` in controller/service/core.py): the "
+    "refusals in a row, and once the pass has spent `AIRSPACE_PASS_BUDGET_S` (10 ms) in searches, unless "
+    "every search so far booked and fewer than `MIN_AIRSPACE_BOOKINGS` (4) did (`REFUSALS_PER_PAD`, "
+    "`REFUSALS_IN_A_ROW`, `AIRSPACE_PASS_BUDGET_S`, `MIN_AIRSPACE_BOOKINGS` in controller/service/core.py): "
+    "the "
     "drones left over wait as airspace_busy and are tried next pass, without a search each (counted among "
     'the refused, "by the budget" or not searched). With 160 drones to launch, the step is therefore '
     "about the budget, plus the search that crosses it, plus the pass's own work for each drone left over "
