@@ -739,7 +739,8 @@ class _HoldingPoint:
                     await _fly_way(self.flight, way, (s.lat, s.lon))
                 except (LinkError, VehicleError, MissionError) as exc:
                     self.flight.record({"event": "airspace", "state": "divert_failed", "error": str(exc)})
-                    await drone.return_to_launch()  # RALLY_INCL_HOME 0: RTL goes to a rally point
+                    with contextlib.suppress(LinkError, VehicleError):  # the flight is followed, never raises
+                        await drone.return_to_launch()  # RALLY_INCL_HOME 0: RTL goes to a rally point
                 return
         if self.airspace is None:  # followed after a restart, no booking: land on the booked pad
             pad = self.flight.plan.landing_pads[0][0] if holding else None
@@ -759,7 +760,6 @@ class _HoldingPoint:
         self.flight.record(
             {"event": "airspace", "state": "cleared", "landing_pad": pad, "t": time.monotonic()}
         )
-
 
     def _delivered(self, current: int | None) -> bool:
         """The package is down (heard, or the mission is past its release): on its way home, which a closed
