@@ -29,7 +29,16 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Json", "UTCDateTime", "lease", "metadata", "missions", "package_events", "packages"]
+__all__ = [
+    "Json",
+    "UTCDateTime",
+    "lease",
+    "metadata",
+    "missions",
+    "package_events",
+    "packages",
+    "webhook_cursors",
+]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -141,9 +150,12 @@ packages = Table(
     Column("energy_margin_wh", Float),
     Column("reasons", Json, nullable=False),
     Column("detail", Json, nullable=False),
+    # The read-only token of the package's tracking page (`/track/{token}`), made at intake (revision 0003).
+    Column("tracking_token", String(64)),
     UniqueConstraint("key", name="uq_packages_key"),  # the idempotency guarantee, across processes
     Index("ix_packages_state", "state"),
     Index("ix_packages_created_id", "created_at", "id"),
+    Index("ux_packages_tracking_token", "tracking_token", unique=True),
 )
 
 package_events = Table(
@@ -156,6 +168,7 @@ package_events = Table(
     Column("to_state", String(16), nullable=False),
     Column("reason", String(200), nullable=False),
     Column("detail", Json, nullable=False),
+    Column("eta", UTCDateTime),  # the package's ETA as of this event (revision 0003)
     Index("ix_package_events_package", "package_id", "id"),
     sqlite_autoincrement=True,  # never reuse an id: the fallback feed's cursor relies on it
 )
@@ -185,4 +198,18 @@ lease = Table(
     Column("epoch", BigInteger, nullable=False),
     Column("holder", String(200), nullable=False),
     Column("since", UTCDateTime, nullable=False),
+)
+
+# Where each webhook of a station got to (revision 0003): the id of the last event its receiver acknowledged,
+# for the URL whose digest is `target`; written by the leader only (`epoch`: the lease it wrote under), read
+# by the next leader to resume there (`controller.service.webhook`).
+webhook_cursors = Table(
+    "webhook_cursors",
+    metadata,
+    Column("station", String(128), primary_key=True),
+    Column("name", String(32), primary_key=True),
+    Column("target", String(64), nullable=False),
+    Column("cursor", BigInteger, nullable=False),
+    Column("epoch", BigInteger),
+    Column("updated_at", UTCDateTime, nullable=False),
 )
