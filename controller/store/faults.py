@@ -39,6 +39,8 @@ _SQLITE_FAULTS = (
     ("database is locked", "the store's database is locked by another process"),
 )
 
+_SQLITE_WRITE_REFUSED = frozenset({"SQLITE_IOERR_WRITE", "SQLITE_IOERR_FSYNC", "SQLITE_IOERR_TRUNCATE"})
+
 
 class StoreUnavailable(ControllerError):
     """The store cannot be used right now (`reason` says why); nothing was changed by this call."""
@@ -57,6 +59,10 @@ def classify(exc: BaseException) -> str | None:
     original = exc.orig if isinstance(exc, DBAPIError) else exc
     text = str(original).lower()
     if isinstance(original, sqlite3.Error) or "sqlite" in type(original).__module__:
+        # A write the kernel refused (ENOSPC past SQLite's own check, EFBIG past a file size limit) is an
+        # I/O error to SQLite (os_unix.c `unixWrite`: only a short write is SQLITE_FULL); say which.
+        if getattr(original, "sqlite_errorname", "") in _SQLITE_WRITE_REFUSED:
+            return "the store's disk refused a write (is it full?)"
         return next((words for key, words in _SQLITE_FAULTS if key in text), None)
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return "the database connection was lost"
