@@ -513,6 +513,7 @@ class Package(BaseModel):
     energy_margin_wh: float | None = None
     reasons: list[str] = Field(default_factory=list)  # reason codes of the last decision, e.g. ["overweight"]
     detail: dict[str, Any] = Field(default_factory=dict)  # the last decision's machine-readable detail
+    tracking_token: str | None = None  # opens the package's public tracking page (`/track/{token}`)
 
     @property
     def terminal(self) -> bool:
@@ -532,3 +533,4 @@ class PackageEvent(BaseModel):
     to_state: PackageState
     reason: str
     detail: dict[str, Any] = Field(default_factory=dict)
+    eta: datetime | None = None  # the package's ETA as of this event

@@ -29,6 +29,7 @@ from controller.packages import TERMINAL_STATES, Package, PackageEvent, PackageI
 from controller.store import checks
 from controller.store.bulk import insert_rows, update_rows
 from controller.store.checkpoint import Checkpointer
+from controller.store.customers import CustomerStore, new_tracking_token
 from controller.store.errors import IdempotencyConflict, KeysTaken, StoreOpenError, UnknownPackage
 from controller.store.missions import MissionStore
 from controller.store.models import missions as missions_table
@@ -59,7 +60,7 @@ def _event(row: Row[Any]) -> PackageEvent:
     return PackageEvent.model_validate(dict(row._mapping))
 
 
-class Store(MissionStore):
+class Store(MissionStore, CustomerStore):
     """Packages, events and missions in one database; see the module docstring for the guarantees."""
 
     def __init__(self, url: str = DEFAULT_URL) -> None:
@@ -232,6 +233,7 @@ class Store(MissionStore):
                 else:
                     row.update(values)
                     batch.add(p.package_id, values)
+                event["eta"] = rows[p.package_id].get("eta")  # the ETA as of this event (for webhooks)
                 events.append(event)
                 checked_in = as_checked_in.get(p.package_id)
                 if checked_in is None:
@@ -295,6 +297,7 @@ class Store(MissionStore):
             "energy_margin_wh": None,
             "reasons": [],
             "detail": {},
+            "tracking_token": new_tracking_token(),
         }
 
     # --- reading -----------------------------------------------------------------------------------------
@@ -474,6 +477,7 @@ def _received(row: Mapping[str, Any]) -> dict[str, Any]:
         "to_state": _RECEIVED,
         "reason": "received",
         "detail": {},
+        "eta": None,
     }
 
 
