@@ -29,7 +29,8 @@ NOTE = "n" * 900  # about a page per package, so the store grows fast
 def _batch(prefix: str, n: int) -> list[dict[str, object]]:
     lat, lon = at(1500, 0)
     return [
-        {"key": f"{prefix}-{i}", "weight": 1.0, "dest_lat": lat, "dest_lon": lon, "note": NOTE} for i in range(n)
+        {"key": f"{prefix}-{i}", "weight": 1.0, "dest_lat": lat, "dest_lon": lon, "note": NOTE}
+        for i in range(n)
     ]
 
 
@@ -82,10 +83,11 @@ def test_a_full_store_disk_answers_503_loses_nothing_and_recovers(tmp_path: Path
             assert proc.poll() is None
 
             # Space again: intake answers 201 at once and the planning loop, refused meanwhile, goes on.
-            resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+            unlimited = (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+            resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, unlimited)
+            after = {"packages": _batch("after", 5)}
             r = poll(
-                lambda: (x := client.post("/v1/packages", json={"packages": _batch("after", 5)})).status_code == 201
-                and x,
+                lambda: (x := client.post("/v1/packages", json=after)).status_code == 201 and x,
                 15,
                 what="intake answers 201 once space is back",
             )
