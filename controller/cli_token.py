@@ -17,6 +17,12 @@ written again whole at the end of the file, then the result is parsed and compar
 before it replaces the file (atomically, keeping its mode). Comments elsewhere are untouched; comment lines
 inside the old table stay where they were. A file the rewrite cannot handle (tokens as dotted keys, say) is
 left alone and the lines to paste are printed instead.
+
+First start: a station file with no tokens at all gets two from `lastmile serve` (an operator's and a
+dispatcher's, `first_start_tokens`), printed once. Their hashes go into a tokens file beside the station file
+(`station.tokens.toml` for `station.toml`, mode 0600, the same `[api.tokens]` table), not into the station
+file: that file is the operator's (often kept in a repository, or read-only), and tokens are the
+deployment's. `serve` reads both; `list` and `revoke` here see both too.
 """
 
 from __future__ import annotations
@@ -34,7 +40,17 @@ from rich.console import Console
 if TYPE_CHECKING:
     from controller.tokens import TokenEntry
 
-__all__ = ["app", "convert", "create", "list_tokens", "register", "revoke", "rewrite_tokens"]
+__all__ = [
+    "app",
+    "convert",
+    "create",
+    "first_start_tokens",
+    "list_tokens",
+    "register",
+    "revoke",
+    "rewrite_tokens",
+    "tokens_file_for",
+]
 
 app = typer.Typer(help="API tokens: stored as salted hashes in the station file.", no_args_is_help=True)
 console = Console()
@@ -137,6 +153,61 @@ def _current(raw: dict[str, Any]) -> tuple[dict[str, TokenEntry], dict[str, str]
     return hashed, plain
 
 
+def tokens_file_for(station: Path) -> Path:
+    """Where `lastmile serve` keeps the tokens it made on its first start: beside the station file."""
+    return station.with_name(f"{station.stem}.tokens.toml")
+
+
+def _file_tokens(path: Path) -> dict[str, TokenEntry]:
+    """The entries of a tokens file (none when it does not exist); BadParameter naming it when it is bad."""
+    if not path.is_file():
+        return {}
+    _, raw = _read(path)
+    hashed, plain = _current(raw)
+    if plain:
+        raise typer.BadParameter(f"{path} holds plaintext tokens: remove them", param_hint="--station")
+    return hashed
+
+
+def first_start_tokens(
+    station: Path, configured: dict[str, TokenEntry], tokens_file: Path | None = None
+) -> tuple[dict[str, TokenEntry], Path, dict[str, str]]:
+    """(every token entry `serve` accepts, the tokens file, {role: token} made now: empty unless first start).
+
+    The entries are the station file's `[api.tokens]` and the tokens file's. When both are empty this is the
+    first start: an operator and a dispatcher token are made and their hashes written to the tokens file
+    (mode 0600) before the tokens are returned, so a token that is shown is also one that works after a
+    restart. `OSError` when the file cannot be written; BadParameter when an existing one is bad.
+    """
+    from controller.tokens import new_token
+
+    path = tokens_file or tokens_file_for(station)
+    found = _file_tokens(path)
+    entries = {**found, **configured}
+    if entries:
+        return entries, path, {}
+    made: dict[str, str] = {}
+    for role in ("operator", "dispatcher"):
+        token, name, entry = new_token(role)  # type: ignore[arg-type]
+        entries[name] = entry
+        made[role] = token
+    header = (
+        f"# API tokens `lastmile serve` made on its first start for {station.name} (salted hashes only).\n"
+        "# `lastmile token list|revoke --station` of the station file see them; delete this file and\n"
+        "# restart to get new ones.\n"
+    )
+    text = rewrite_tokens(header, entries)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)  # mkstemp made it 0600: the hashes are not secrets, but nobody else's business
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return entries, path, made
+
+
 def _write(station: Path, text: str, entries: dict[str, TokenEntry], lines_if_not: list[str]) -> bool:
     """Replace the file's tokens with `entries` (atomically); on `RewriteError` print what to paste."""
     try:
@@ -233,6 +304,9 @@ def list_tokens(station: Annotated[Path, typer.Option("--station", "-s", help="s
     hashed, plain = _current(raw)
     for name, entry in hashed.items():
         print(f"{name}\t{entry.role}{'  (converted from plaintext)' if entry.legacy else ''}")
+    made = tokens_file_for(station)
+    for name, entry in _file_tokens(made).items():
+        print(f"{name}\t{entry.role}  (made by `lastmile serve`, in {made.name})")
     if plain:
         _say(f"{len(plain)} plaintext token(s): run `lastmile token convert --station {station}`")
 
@@ -250,8 +324,13 @@ def revoke(
             f"{station} still holds plaintext tokens: run `lastmile token convert --station {station}` first",
             param_hint="--station",
         )
+    made_file = tokens_file_for(station)
+    made = _file_tokens(made_file)
+    if name not in hashed and name in made:  # one `lastmile serve` made on its first start
+        station, hashed = made_file, made
+        text = made_file.read_text(encoding="utf-8")
     if name not in hashed:
-        known = ", ".join(hashed) or "none"
+        known = ", ".join([*hashed, *made]) or "none"
         raise typer.BadParameter(f"{name!r}: no token of that name (known: {known})", param_hint="NAME")
     entries = {n: e for n, e in hashed.items() if n != name}
     if _write(station, text, entries, []):

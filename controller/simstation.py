@@ -12,12 +12,12 @@ import asyncio
 import contextlib
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from controller.service import StationService
-from controller.service.carriers import Carrier
 from controller.service.carriers_drone import SecurityEvents
 from controller.service.runtime import connect_fleet
 from controller.station import BrokerConfig, StationConfig, VehicleConfig
@@ -34,11 +34,17 @@ log = logging.getLogger("lastmile.simstation")
 
 
 @dataclass
-class SimStation:
-    """Start with `async with SimStation(config, store_url=...) as station:`; `station.service` runs it."""
+class SimVehicles:
+    """Simulators for every online drone and robot of a station's fleet, and the broker its robots need.
+
+    `lastmile serve --simulate` and `SimStation` both start them this way: `await start(stack)` runs them
+    until `stack` closes and gives the station config pointed at them (each drone's URL and signing key,
+    the broker, `vehicle_speedup`), to connect to exactly as to real vehicles. Drones stand on the
+    station's pads in turn; robots start at the station. Robots use the station's own `[broker]` when it
+    names one (with the controller's login: a simulation, not a deployment), else a broker started here.
+    """
 
     config: StationConfig
-    store_url: str
     speedup: float = 20.0
     robot_version: str = "2.1.0"
     broker_kind: str = "auto"
@@ -49,59 +55,14 @@ class SimStation:
     # Where the simulated drones' signing keys go when the station requires signing (default: a
     # temporary directory that goes with the station).
     key_dir: Path | None = None
-    security: SecurityEvents = field(default_factory=SecurityEvents)
-    service: StationService | None = None
     copters: SimCopterFleet | None = None
     robots: RobotFleet | None = None
     broker: Broker | None = None
     drone_ids: list[str] = field(default_factory=list)
     robot_ids: list[str] = field(default_factory=list)
-    _stack: contextlib.AsyncExitStack | None = None
 
-    async def __aenter__(self) -> SimStation:
-        stack = contextlib.AsyncExitStack()
-        self._stack = stack
-        try:
-            carriers = await self._start(stack)
-            store = Store(self.store_url)
-            stack.callback(store.close)
-            copters = self.copters
-            self.service = StationService(
-                self.config,
-                store,
-                carriers=carriers,
-                drone_clock=(lambda: copters.sim_time_s) if copters is not None else None,
-            )
-            service = self.service
-            self.security.attach(lambda event: service.bus.publish("security", **event))
-            await stack.enter_async_context(self.service)
-            if self.copters is not None:
-                loader = asyncio.create_task(self._load_packages(), name="lastmile.simstation.loader")
-                stack.push_async_callback(_cancel, loader)
-        except BaseException:
-            await stack.aclose()
-            raise
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        if self._stack is not None:
-            await self._stack.aclose()
-
-    async def _load_packages(self) -> None:
-        """The station crew: put each package's mass on its simulated drone when the mission launches."""
-        assert self.service is not None and self.copters is not None
-        index = {vid: i for i, vid in enumerate(self.drone_ids)}
-        async for event in self.service.bus.subscribe():
-            if (
-                event.get("type") == "mission"
-                and event.get("state") == "launching"
-                and event["vehicle_id"] in index
-            ):
-                package = await asyncio.to_thread(self.service.store.get, event["package_id"])
-                self.copters.vehicles[index[event["vehicle_id"]]].set_payload(package.weight_kg)
-
-    async def _start(self, stack: contextlib.AsyncExitStack) -> dict[str, Carrier]:
-        """Start the simulators, then connect to them exactly as `lastmile serve` connects to vehicles."""
+    async def start(self, stack: contextlib.AsyncExitStack) -> StationConfig:
+        """Start the simulators (they stop with `stack`); the station config that points at them."""
         cfg = self.config
         drones = [v for v in cfg.fleet if v.kind is VehicleKind.DRONE and v.online]
         robots = [v for v in cfg.fleet if v.kind is VehicleKind.ROBOT and v.online]
@@ -126,7 +87,31 @@ class SimStation:
             self.drone_ids = [v.id for v in drones]
             if cfg.require_signing:
                 keyed = await self._provision(stack, drones)
-        if robots:
+        if robots and cfg.broker is not None:  # the station's own broker: robots log in as the controller
+            serials = [v.id for v in robots]
+            link = cfg.broker.link_options()
+            login = (link["username"] or "", link["password"] or "")
+            sims = [
+                SimRobot(
+                    serial=v.id,
+                    manufacturer=cfg.broker.manufacturer,
+                    version=v.vda5050_version or cfg.broker.version,
+                    battery_percent=v.charge * 100.0,
+                )
+                for v in robots
+            ]
+            self.robots = RobotFleet(
+                sims,
+                link["host"],
+                link["port"],
+                credentials={s: login for s in serials} if link["username"] else None,
+                speedup=self.speedup,
+                tls_context=link["tls_context"],
+            )
+            await stack.enter_async_context(self.robots)
+            broker = cfg.broker
+            self.robot_ids = serials
+        elif robots:
             serials = [v.id for v in robots]
             self.broker = Broker(
                 robots=serials, manufacturer="lastmile", kind=self.broker_kind, tls=self.broker_tls
@@ -160,10 +145,26 @@ class SimStation:
             for v in cfg.fleet
         ]
         # The drones' clocks run `speedup` times faster: the controller scales its link timings to match.
-        self.config = cfg = cfg.model_copy(
-            update={"fleet": fleet, "broker": broker, "vehicle_speedup": self.speedup}
-        )
-        return await connect_fleet(cfg, stack, security=self.security)
+        return cfg.model_copy(update={"fleet": fleet, "broker": broker, "vehicle_speedup": self.speedup})
+
+    def drone_clock(self) -> Callable[[], float] | None:
+        """The simulated drones' own seconds (they may slip behind `speedup`), for `StationService`."""
+        copters = self.copters
+        return (lambda: copters.sim_time_s) if copters is not None else None
+
+    async def load_payloads(self, service: StationService) -> None:
+        """The station crew: put each package's mass on its simulated drone when the mission launches."""
+        if self.copters is None:
+            return
+        index = {vid: i for i, vid in enumerate(self.drone_ids)}
+        async for event in service.bus.subscribe():
+            if (
+                event.get("type") == "mission"
+                and event.get("state") == "launching"
+                and event["vehicle_id"] in index
+            ):
+                package = await asyncio.to_thread(service.store.get, event["package_id"])
+                self.copters.vehicles[index[event["vehicle_id"]]].set_payload(package.weight_kg)
 
     async def _provision(
         self, stack: contextlib.AsyncExitStack, drones: list[VehicleConfig]
@@ -204,6 +205,83 @@ class SimStation:
         )
         log.info("signing keys given to %d simulated drones (keys in %s)", len(done), key_dir)
         return dict(done)
+
+
+@dataclass
+class SimStation:
+    """Start with `async with SimStation(config, store_url=...) as station:`; `station.service` runs it.
+
+    The simulators (`SimVehicles`), then the controller side exactly as `lastmile serve` runs it: the
+    drivers, the carriers and `StationService`.
+    """
+
+    config: StationConfig
+    store_url: str
+    speedup: float = 20.0
+    robot_version: str = "2.1.0"
+    broker_kind: str = "auto"
+    broker_tls: bool = True  # see SimVehicles
+    copter_params: dict[str, float] = field(default_factory=dict)
+    key_dir: Path | None = None
+    security: SecurityEvents = field(default_factory=SecurityEvents)
+    service: StationService | None = None
+    vehicles: SimVehicles | None = None
+    _stack: contextlib.AsyncExitStack | None = None
+
+    @property
+    def copters(self) -> SimCopterFleet | None:
+        return self.vehicles.copters if self.vehicles is not None else None
+
+    @property
+    def robots(self) -> RobotFleet | None:
+        return self.vehicles.robots if self.vehicles is not None else None
+
+    @property
+    def broker(self) -> Broker | None:
+        return self.vehicles.broker if self.vehicles is not None else None
+
+    @property
+    def drone_ids(self) -> list[str]:
+        return self.vehicles.drone_ids if self.vehicles is not None else []
+
+    @property
+    def robot_ids(self) -> list[str]:
+        return self.vehicles.robot_ids if self.vehicles is not None else []
+
+    async def __aenter__(self) -> SimStation:
+        stack = contextlib.AsyncExitStack()
+        self._stack = stack
+        try:
+            self.vehicles = sims = SimVehicles(
+                self.config,
+                speedup=self.speedup,
+                robot_version=self.robot_version,
+                broker_kind=self.broker_kind,
+                broker_tls=self.broker_tls,
+                copter_params=self.copter_params,
+                key_dir=self.key_dir,
+            )
+            self.config = await sims.start(stack)
+            carriers = await connect_fleet(self.config, stack, security=self.security)
+            store = Store(self.store_url)
+            stack.callback(store.close)
+            self.service = StationService(
+                self.config, store, carriers=carriers, drone_clock=sims.drone_clock()
+            )
+            service = self.service
+            self.security.attach(lambda event: service.bus.publish("security", **event))
+            await stack.enter_async_context(self.service)
+            if sims.copters is not None:
+                loader = asyncio.create_task(sims.load_payloads(service), name="lastmile.simstation.loader")
+                stack.push_async_callback(_cancel, loader)
+        except BaseException:
+            await stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._stack is not None:
+            await self._stack.aclose()
 
 
 def _on_pads(config: StationConfig, count: int) -> list[tuple[float, float, float, float]]:
