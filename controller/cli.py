@@ -10,7 +10,7 @@ import json
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -18,6 +18,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from geofences.errors import LastmileError
+
+if TYPE_CHECKING:
+    from controller.simstation import SimVehicles
+    from controller.station import StationConfig
 
 app = typer.Typer(
     help="lastmile-fleet: a fleet controller for drone, sidewalk-robot and van delivery.",
@@ -163,8 +167,29 @@ def serve(
         str | None, typer.Option(help="API address (default: the station file's api.host)")
     ] = None,
     port: Annotated[int | None, typer.Option(help="API port (default: the station file's api.port)")] = None,
+    simulate: Annotated[
+        bool,
+        typer.Option(
+            "--simulate",
+            help="fly and drive simulated vehicles: one simulator per drone and robot of the station's fleet "
+            "(and a broker when the station names none)",
+        ),
+    ] = False,
+    speedup: Annotated[
+        float | None,
+        typer.Option(min=1.0, help="with --simulate: simulated seconds per wall-clock second (default 1)"),
+    ] = None,
+    tokens_file: Annotated[
+        Path | None,
+        typer.Option(help="where tokens made on the first start are kept (default: STATION.tokens.toml)"),
+    ] = None,
 ) -> None:
     """Run the station controller: planning, vehicles, missions and the HTTP API, until SIGTERM/Ctrl-C.
+
+    A station file with no API tokens gets an operator and a dispatcher token on the first start: printed
+    once, their hashes kept in a tokens file beside the station file, so the same tokens work after a
+    restart (docs/operators.md). `--simulate` starts the built-in simulators for the station's fleet: its
+    drones over MAVLink on the station's pads, its robots through the station's broker or one started here.
 
     One leader per station: on a PostgreSQL store a second `serve` of the same station is a hot standby (it
     answers reads and /healthz, refuses writes with 503) and takes over when the leader's lease frees; a
@@ -189,8 +214,22 @@ def serve(
     from controller.store import Store
     from controller.store.lease import LeaseLost
 
+    if speedup is not None and not simulate:
+        raise typer.BadParameter("--speedup sets the simulators' pace: give it with --simulate")
+    try:
+        config = _with_tokens(load_station(station), station, tokens_file)
+    except LastmileError as exc:
+        raise _fail(exc) from exc
+    if not simulate and not any(v.url for v in config.fleet) and config.broker is None:
+        console.print(
+            f"lastmile serve: no vehicle of {station} has a link (fleet url, [broker]): every package will "
+            "go to the vans; `lastmile serve --simulate` flies and drives simulated ones",
+            markup=False,
+            soft_wrap=True,
+        )
+
     async def main() -> None:
-        config = load_station(station)
+        nonlocal config
         url = store or config.store_url
         api_host = host or config.api.host
         api_port = port if port is not None else config.api.port
@@ -207,7 +246,14 @@ def serve(
             stack.push_async_callback(role.close)  # after the service stopped: a standby may take over
             leading = await role.open()  # SQLite: the store file's lock, or StoreLocked naming its holder
             db.fence = role.fence  # every write checks the lease is still ours
-            service = StationService(config, db)
+            sims = None
+            if simulate:  # `sitl` is imported here only: the controller itself never needs it
+                from controller.simstation import SimVehicles
+
+                sims = SimVehicles(config, speedup=speedup or 1.0)
+                config = await sims.start(stack)  # they stop after the service and the links (LIFO)
+                console.print(_simulating(sims, config), markup=False, soft_wrap=True)
+            service = StationService(config, db, drone_clock=sims.drone_clock() if sims else None)
             stopping = asyncio.create_task(stop.wait())
             tasks: list[asyncio.Task[None]] = [stopping]
 
@@ -251,6 +297,8 @@ def serve(
             stack.push_async_callback(service.stop)  # before the links close and the lease is given up
             security.attach(lambda event: service.bus.publish("security", **event))
             role.serve_as_leader()
+            if sims is not None and sims.copters is not None:  # the crew puts each parcel on its drone
+                tasks.append(asyncio.create_task(sims.load_payloads(service), name="lastmile.serve.payloads"))
             linked = f"{len(service.carriers)} vehicles linked"
             if api is None:
                 api = start_api(f"leader{'' if role.epoch is None else f' (epoch {role.epoch})'}, {linked}")
@@ -279,6 +327,51 @@ def serve(
         raise typer.Exit(code=FENCED_EXIT_CODE) from exc
     except (LastmileError, OSError) as exc:  # OSError: the API's port is taken or not ours to bind
         raise _fail(exc) from exc
+
+
+def _with_tokens(config: StationConfig, station: Path, tokens_file: Path | None) -> StationConfig:
+    """`config` with every token `serve` accepts; on the first start (no token anywhere) two are made.
+
+    The tokens made are printed once, here, with the file that keeps their hashes; a tokens file that
+    cannot be written is refused (exit 2) with the command that makes a token instead.
+    """
+    from controller.cli_token import first_start_tokens
+
+    try:
+        entries, path, made = first_start_tokens(station, dict(config.api.tokens), tokens_file)
+    except OSError as exc:
+        command = f"lastmile token create --role operator --station {station}"
+        raise LastmileError(
+            f"{station} has no API tokens and {exc.filename or tokens_file} cannot be written "
+            f"({exc.strerror or exc}): make one with `{command}`"
+        ) from None
+    if made:
+        console.print(
+            f"lastmile serve: no API tokens yet; made these (shown this once; their hashes are in {path}):",
+            markup=False,
+            soft_wrap=True,
+        )
+        for role, token in made.items():
+            console.print(f"  {role:<11} {token}", markup=False, soft_wrap=True, highlight=False)
+        console.print(
+            "  give one with --token or LASTMILE_TOKEN (`lastmile status --token ...`); "
+            "more with `lastmile token create`",
+            markup=False,
+            soft_wrap=True,
+        )
+    return config.model_copy(update={"api": config.api.model_copy(update={"tokens": entries})})
+
+
+def _simulating(sims: SimVehicles, config: StationConfig) -> str:
+    """One line: what `serve --simulate` started, so an operator knows which vehicles are not real."""
+    parts = []
+    if sims.drone_ids:
+        parts.append(f"{len(sims.drone_ids)} drones over MAVLink ({', '.join(sims.drone_ids)})")
+    if sims.robot_ids:
+        where = sims.broker.url if sims.broker is not None else config.broker.url if config.broker else "?"
+        parts.append(f"{len(sims.robot_ids)} robots through {where} ({', '.join(sims.robot_ids)})")
+    what = " and ".join(parts) or "no vehicles (the fleet has no online drone or robot)"
+    return f"lastmile serve: simulating {what}, {sims.speedup:g}x speed"
 
 
 def _style(status: str, mode: str) -> str:
