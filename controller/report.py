@@ -6,7 +6,9 @@ for yesterday is the same after a restart:
   time from intake to the door;
 - hand-overs to vans, by their main reason code (the first, most fundamental one);
 - energy used by vehicles (as measured on delivered and failed trips);
-- failures by reason code.
+- failures by reason code;
+- proof of delivery: how many deliveries have one (and how it was confirmed: the vehicle's own report, or
+  inferred after the report went unheard), and in the JSON form each delivered package with its proof.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ def period_report(
     van_reasons: Counter[str] = Counter((packages[e.package_id].reasons or ["unspecified"])[0] for e in vans)
     failures: Counter[str] = Counter(str(e.detail.get("reason_code") or "unspecified") for e in failed)
     energy = sum(_energy(e) for e in [*delivered, *failed])
+    proofs = store.proofs_of([e.package_id for e in delivered])
+    confirmed: Counter[str] = Counter(str(p["confirmed_by"]) for p in proofs.values())
     return {
         "received": len(received),
         "delivered": {"total": len(delivered), "by_mode": dict(sorted(by_mode.items()))},
@@ -96,7 +100,24 @@ def period_report(
         "van_fallbacks": {"total": len(vans), "by_reason": dict(van_reasons.most_common())},
         "energy_used_wh": round(energy, 1),
         "failures": {"total": len(failed), "by_reason": dict(failures.most_common())},
+        "proof_of_delivery": {
+            "with_proof": len(proofs),
+            "without_proof": len(delivered) - len(proofs),
+            "by_confirmation": dict(sorted(confirmed.items())),
+            "with_photo": sum(1 for p in proofs.values() if p.get("photo_url")),
+        },
+        "deliveries": [_delivery(e, packages[e.package_id], proofs.get(e.package_id)) for e in delivered],
     }
+
+
+def _delivery(event: PackageEvent, package: Package, proof: dict[str, Any] | None) -> dict[str, Any]:
+    """One delivered package in the report's JSON form, with its proof (None: delivered without one)."""
+    if proof is not None:
+        proof = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in proof.items()}
+    return {
+        "package_id": package.id, "key": package.key, "mode": package.mode, "vehicle_id": package.vehicle_id,
+        "delivered_at": event.at.isoformat(), "proof": proof,
+    }  # fmt: skip
 
 
 def report_table(data: dict[str, Any], title: str) -> Table:
@@ -118,6 +139,11 @@ def report_table(data: dict[str, Any], title: str) -> Table:
     table.add_row("van fallbacks", str(data["van_fallbacks"]["total"]))
     for reason, n in data["van_fallbacks"]["by_reason"].items():
         table.add_row(f"  {reason}", str(n))
+    proof = data.get("proof_of_delivery")
+    if proof is not None:
+        table.add_row("with proof of delivery", f"{proof['with_proof']} of {delivered['total']}")
+        for how, n in proof["by_confirmation"].items():
+            table.add_row(f"  confirmed by {'the vehicle' if how == 'vehicle' else 'inference'}", str(n))
     table.add_row("energy used", f"{data['energy_used_wh']:.1f} Wh")
     table.add_row("failures", str(data["failures"]["total"]))
     for reason, n in data["failures"]["by_reason"].items():

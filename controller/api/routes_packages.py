@@ -22,16 +22,21 @@ from controller.api.schemas import (
     ErrorBody,
     PackageDetail,
     PackagePage,
+    PhotoIn,
+    ProofOut,
     SubmitBatchResult,
     SubmitResult,
     decision_out,
     history_out,
     package_out,
+    proof_out,
     submit_answer,
     submit_result,
 )
+from controller.errors import InputError
 from controller.packages import PackageIn, PackageState, describe_validation_error
 from controller.store import IdempotencyConflict
+from controller.store.proofs import check_photo_url
 
 if TYPE_CHECKING:
     from controller.service import StationService
@@ -205,13 +210,48 @@ async def get_package(request: Request, package_id: str) -> PackageDetail:
     service = service_of(request)
     package = await blocking(service.store.get, package_id)
     history = await blocking(service.store.history, package_id)
+    proof = await blocking(service.store.proof_of, package_id)
     return PackageDetail.model_validate(
         {
             **package_out(package, station_of(service)),
             "decision": decision_out(service.decision_of(package)),
             "history": history_out(history),
+            "proof": proof_out(proof, package),
         }
     )
+
+
+@router.post(
+    "/packages/{package_id}/proof/photo",
+    summary="Attach a photo URL to a delivery's proof (operator or vehicle integration)",
+    response_model=ProofOut,
+    responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}, **_ERRORS},
+    dependencies=[Depends(require("fleet:write"))],
+)
+async def attach_photo(request: Request, package_id: str, body: PhotoIn) -> ProofOut:
+    """Store the URL of a photo taken at the drop (the photo itself stays with the integration).
+
+    The URL must be http or https with a host and no credentials (422 naming `photo_url` otherwise); a
+    package not delivered by a drone or robot has no proof to attach it to (409). A second photo replaces
+    the first.
+    """
+    service = service_of(request)
+    package = await blocking(service.store.get, package_id)
+    try:
+        check_photo_url(body.photo_url)
+    except InputError as exc:
+        raise ApiError(422, exc.reason, field="photo_url") from exc
+    if await blocking(service.store.proof_of, package_id) is None:
+        raise ApiError(
+            409,
+            f"package {package_id} is {package.state} and has no proof of delivery to attach a photo to",
+            field="state",
+            code="invalid_state",
+        )
+    proof = await blocking(service.store.attach_photo, package_id, body.photo_url)
+    out = proof_out(proof, package)
+    assert out is not None
+    return out
 
 
 @router.post(

@@ -134,11 +134,52 @@ class HistoryEntry(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
+class ProofOut(BaseModel):
+    """Proof of delivery: where and when the package left its vehicle, and how that is known."""
+
+    vehicle_id: str
+    kind: str = Field(description="drone or robot")
+    at: datetime = Field(description="when the vehicle released the package (UTC)")
+    lat: float | None = None
+    lon: float | None = None
+    alt_amsl_m: float | None = Field(default=None, description="drone: altitude above mean sea level")
+    alt_agl_m: float | None = Field(default=None, description="drone: altitude above the station's ground")
+    confirmed_by: str = Field(
+        description="vehicle: the vehicle's own release report; inferred: read from its mission progress "
+        "after the report went unheard (a link gap or a controller restart)"
+    )
+    event: str = Field(description="the vehicle's words, e.g. 'Gripper load releasing', 'drop FINISHED'")
+    method: str = Field(description="gripper, winch, payload_place (drone) or the robot's drop action")
+    photo_url: str | None = None
+    photo_at: datetime | None = None
+    distance_to_destination_m: float | None = Field(
+        default=None, description="from the release position to the package's destination"
+    )
+
+
+class PhotoIn(BaseModel):
+    """A photo of the delivered package, stored by a vehicle integration (only its URL is kept)."""
+
+    photo_url: str = Field(description="http(s) URL, at most 2048 characters")
+
+
 class PackageDetail(PackageOut):
     """A package with its full history, oldest first, and the controller's current decision."""
 
     decision: DecisionOut
     history: list[HistoryEntry]
+    proof: ProofOut | None = Field(default=None, description="proof of delivery, once delivered")
+
+
+def proof_out(proof: dict[str, Any] | None, package: Package) -> ProofOut | None:
+    """A stored proof in the API's shape, with its distance to the package's destination."""
+    if proof is None:
+        return None
+    distance = None
+    if proof.get("lat") is not None and proof.get("lon") is not None:
+        metres = geodesic_distance_m(proof["lon"], proof["lat"], package.dest_lon, package.dest_lat)
+        distance = round(float(metres), 1)
+    return ProofOut(**proof, distance_to_destination_m=distance)
 
 
 class PackagePage(BaseModel):

@@ -33,7 +33,7 @@ from typing import Any, Literal, Protocol
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
 from controller.errors import InputError
-from controller.missions.results import DeliveryResult
+from controller.missions.results import DeliveryProof, DeliveryResult
 from vehicles.errors import LinkError, VehicleError
 from vehicles.mavlink import (
     ArmedChanged,
@@ -411,6 +411,7 @@ class _Flight:
         self.release_inferred = False  # released read from mission progress after a gap, not from the drone
         self.at_release_point = False
         self.release_position: LatLon | None = None
+        self.proof: DeliveryProof | None = None  # where, when and how the package went (set with `released`)
         self.link_lost = False
         self.weak_cause = False
         self.airspace: AirspaceControl | None = None  # set while followed with the station's airspace
@@ -436,7 +437,7 @@ class _Flight:
         return DeliveryResult(
             package_id=self.plan.package_id, vehicle_id=self.plan.vehicle_id, delivered=delivered,
             reason=reason, reason_code=code, energy_used_wh=energy_wh, release_position=self.release_position,
-            returned=returned, events=self.events,
+            returned=returned, events=self.events, proof=self.proof if delivered else None,
         )  # fmt: skip
 
     def fail(self, code: str, reason: str) -> DeliveryResult:
@@ -662,6 +663,7 @@ async def _follow_events(
                 flight.released = True
                 if s.lat is not None and s.lon is not None:
                     flight.release_position = (s.lat, s.lon)
+                flight.proof = _proof(flight, "vehicle", ev.text)
                 flight.record({"event": "released", "t": time.monotonic(), "text": ev.text,
                                "position": flight.release_position})  # fmt: skip
         elif isinstance(ev, StatusText) and ev.text.startswith(PAYLOAD_PLACE_ABORTS):
@@ -795,6 +797,19 @@ def _infer_release(flight: _Flight, mission: BuiltMission) -> None:
         return
     if s.mission_current > mission.release_seq:
         flight.released = flight.release_inferred = True
+        past = f"mission past its release item (at item {s.mission_current})"
+        flight.proof = _proof(flight, "inferred", past)
         flight.record(
             {"event": "release_inferred", "t": time.monotonic(), "mission_current": s.mission_current}
         )
+
+
+def _proof(flight: _Flight, confirmed_by: Literal["vehicle", "inferred"], event: str) -> DeliveryProof:
+    """The proof of delivery as the drone's telemetry stands now: GLOBAL_POSITION_INT's position, its
+    altitude above mean sea level and above home (`relative_alt`: the ground at the station, which is the
+    ground under the drop only where the two are level; it is what the drone itself knows)."""
+    s = flight.drone.state
+    return DeliveryProof.now(
+        vehicle_id=flight.plan.vehicle_id, kind="drone", lat=s.lat, lon=s.lon, alt_amsl_m=s.alt_amsl_m,
+        alt_agl_m=s.alt_m, confirmed_by=confirmed_by, event=event, method=flight.plan.release,
+    )  # fmt: skip

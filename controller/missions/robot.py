@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.missions.results import DeliveryResult
+from controller.missions.results import DeliveryProof, DeliveryResult
 from geofences.frame import LocalFrame
 from vehicles.vda5050 import Action, Availability, OrderPlan, PlannedNode, RobotEvent, RobotHandle
 from vehicles.vda5050.capabilities import action_problem
@@ -171,6 +171,7 @@ class _Delivery:
         self.events: list[dict[str, Any]] = []
         self.start_charge = robot.view.battery_percent if robot.view else None
         self.release_position: LatLon | None = None
+        self.proof: DeliveryProof | None = None  # the drop's result and position (set with release_position)
         self.phase = "outbound"
         self.broker_lost_at: float | None = None  # loop time the controller lost the broker
         self.hold: tuple[float, str] | None = None  # (deadline, reason): give up unless the robot is back
@@ -215,7 +216,26 @@ class _Delivery:
             release_position=self.release_position,
             returned=self.phase in ("done", "home"),
             events=self.events,
+            proof=(self.proof or self.inferred_proof()) if delivered else None,
         )
+
+    def dropped(self, result: str | None) -> None:
+        """The robot reported its drop action FINISHED: the proof is its own word and its `agvPosition`."""
+        self.release_position = self.position()
+        lat, lon = self.release_position or (None, None)
+        words = f"{self.drop_action.action_type} FINISHED" + (f": {result}" if result else "")
+        self.proof = DeliveryProof.now(
+            vehicle_id=self.robot.serial_number, kind="robot", lat=lat, lon=lon, confirmed_by="vehicle",
+            event=words, method=self.drop_action.action_type,
+        )  # fmt: skip
+
+    def inferred_proof(self) -> DeliveryProof:
+        """A delivery whose drop report went unheard (seen after a restart): at the planned drop point."""
+        lat, lon = self.release_position or self.plan.destination
+        return DeliveryProof.now(
+            vehicle_id=self.robot.serial_number, kind="robot", lat=lat, lon=lon, confirmed_by="inferred",
+            event="the robot's order went past its drop node", method=self.drop_action.action_type,
+        )  # fmt: skip
 
     def failed(self, reason: str, code: str) -> DeliveryResult:
         """A failure; if the package is already out of the robot it still counts as delivered."""
@@ -342,7 +362,7 @@ class _Delivery:
                     return None
                 return self.failed(reason, "vehicle_error")
             if data["status"] == "FINISHED" and self.release_position is None:
-                self.release_position = self.position()
+                self.dropped(data.get("result"))
                 self.phase = "returning"
                 await robot.release(len(self.order.nodes) - 1)
                 await self.note("return_released", order_id=self.order.order_id)

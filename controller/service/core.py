@@ -545,6 +545,8 @@ class StationService:
             "release_position": result.release_position,
             "returned": result.returned,
         }
+        if result.delivered and result.proof is not None:  # stored with the delivered move (proofs table)
+            detail["proof"] = result.proof.as_dict()
         reason = result.reason or result.reason_code or "failed"
         if not result.delivered:
             await self._mission_state(job, "aborted" if result.reason_code == "aborted" else "failed", result)

@@ -32,6 +32,7 @@ from sqlalchemy.types import TypeDecorator
 __all__ = [
     "Json",
     "UTCDateTime",
+    "delivery_proofs",
     "lease",
     "metadata",
     "missions",
@@ -212,4 +213,24 @@ webhook_cursors = Table(
     Column("cursor", BigInteger, nullable=False),
     Column("epoch", BigInteger),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Proof of delivery (revision 0004): one row per delivered package, written with its move to delivered
+# (`Store.record`); a photo URL may be attached afterwards (`Store.attach_photo`).
+delivery_proofs = Table(
+    "delivery_proofs",
+    metadata,
+    Column("package_id", String(32), ForeignKey("packages.id"), primary_key=True),
+    Column("vehicle_id", String(64), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("lat", Float),
+    Column("lon", Float),
+    Column("alt_amsl_m", Float),
+    Column("alt_agl_m", Float),
+    Column("confirmed_by", String(16), nullable=False),
+    Column("event", String(200), nullable=False),
+    Column("method", String(32), nullable=False),
+    Column("photo_url", String(2048)),
+    Column("photo_at", UTCDateTime),
 )

@@ -32,9 +32,10 @@ from controller.store.checkpoint import Checkpointer
 from controller.store.customers import CustomerStore, new_tracking_token
 from controller.store.errors import IdempotencyConflict, KeysTaken, StoreOpenError, UnknownPackage
 from controller.store.missions import MissionStore
+from controller.store.models import delivery_proofs, package_events, packages
 from controller.store.models import missions as missions_table
-from controller.store.models import package_events, packages
 from controller.store.moves import Move, Prepared, prepare
+from controller.store.proofs import ProofStore, proof_row
 from controller.store.schema import WRITE, open_engine, sqlite_file, upgrade
 from controller.store.submission import Submission
 
@@ -60,7 +61,7 @@ def _event(row: Row[Any]) -> PackageEvent:
     return PackageEvent.model_validate(dict(row._mapping))
 
 
-class Store(MissionStore, CustomerStore):
+class Store(MissionStore, CustomerStore, ProofStore):
     """Packages, events and missions in one database; see the module docstring for the guarantees."""
 
     def __init__(self, url: str = DEFAULT_URL) -> None:
@@ -250,6 +251,15 @@ class Store(MissionStore, CustomerStore):
             if missions:
                 insert_rows(conn, missions_table, missions)
             batch.flush()
+            # A delivered move carries its proof of delivery (the service puts it in the detail): stored
+            # with the move, so the one is never without the other, even across a crash.
+            proofs = [
+                proof_row(p.package_id, p.event_detail["proof"])
+                for p in prepared
+                if p.target is PackageState.DELIVERED and isinstance(p.event_detail.get("proof"), Mapping)
+            ]
+            if proofs:
+                insert_rows(conn, delivery_proofs, proofs)
             if events:
                 self._add_events(conn, events)
         return result
