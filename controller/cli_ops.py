@@ -13,13 +13,14 @@ import asyncio
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from controller.client import DEFAULT_URL, ApiError, LastmileClient, Unreachable
@@ -243,18 +244,37 @@ def submit(
         _print_results(results, "submitted")
 
 
+BATCH_SIZE = 1000  # packages a request: a progress step a few seconds long, far below the API's 10,000
+
+
 def import_(
     csv_file: Annotated[Path, typer.Argument(help="packages CSV (see `lastmile assign --help` for columns)")],
     url: Url = DEFAULT_URL,
     token: Token = None,
     json_out: JsonOut = False,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=10_000, help="packages a request (the station takes at most 10,000)")
+    ] = BATCH_SIZE,
+    allow_late: Annotated[
+        bool, typer.Option("--allow-late", help="accept deadlines that are already past")
+    ] = False,
 ) -> None:
-    """Submit every package of a CSV file as one batch: all stored, or (one bad row) none."""
-    from controller.intake import read_packages_csv
+    """Submit every package of a CSV file, in batches, with a progress bar.
+
+    The whole file is checked first: one bad row and nothing is sent. Each package's `key` is its
+    idempotency key, so after an interruption the same command again resumes: what the station already
+    stored comes back as a repeat, never a second package.
+    """
+    from controller.intake import load_packages_csv
 
     with _client(url, token) as client:
-        packages = [p.model_dump(mode="json", exclude_none=True) for p in read_packages_csv(csv_file)]
-        results = client.submit(packages)
+        read = load_packages_csv(csv_file, now=datetime.now(UTC), allow_late=allow_late)
+        if read.encoding_note:
+            err_console.print(f"note: {csv_file} is {read.encoding_note}", markup=False, highlight=False)
+        packages = [p.model_dump(mode="json", exclude_none=True) for p in read.packages]
+        results = _send_batches(
+            client, packages, read.rows, batch_size, allow_late=allow_late, quiet=json_out
+        )
     if json_out:
         console.print_json(json.dumps(results))
         return
@@ -262,6 +282,70 @@ def import_(
     _print_results(results[:50], f"{csv_file.name}: {len(results)} packages, {new} new")
     if len(results) > 50:
         console.print(f"... and {len(results) - 50} more")
+
+
+def _send_batches(
+    client: LastmileClient,
+    packages: list[dict[str, Any]],
+    rows: list[int],
+    size: int,
+    *,
+    allow_late: bool,
+    quiet: bool,
+) -> list[dict[str, Any]]:
+    """Submit `packages` `size` at a time; on a failure, say what was stored and how to resume, and re-raise.
+
+    A refusal inside a batch names the file's row (`rows`), not the package's place in that batch.
+    """
+    results: list[dict[str, Any]] = []
+    progress = Progress(
+        TextColumn("importing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("packages"),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=quiet,
+    )
+    with progress:
+        task = progress.add_task("import", total=len(packages))
+        for start in range(0, len(packages), size):
+            try:
+                results += client.submit(packages[start : start + size], allow_late=allow_late)
+            except (ApiError, Unreachable) as exc:
+                progress.stop()
+                first, last = rows[start], rows[min(start + size, len(rows)) - 1]
+                err_console.print(
+                    f"stopped at rows {first}-{last}: the {start} packages before were sent and stored; "
+                    "run the same command again to resume (packages already stored are known by their "
+                    "key and not stored twice)",
+                    markup=False,
+                    soft_wrap=True,
+                )
+                raise _in_file(exc, rows[start : start + size]) from exc
+            progress.advance(task, min(size, len(packages) - start))
+    return results
+
+
+def _in_file(exc: ApiError | Unreachable, rows: list[int]) -> ApiError | Unreachable:
+    """`exc` with each `packages.<i>.<field>` of the batch said as the file's row and field."""
+    if not isinstance(exc, ApiError):
+        return exc
+    errors = []
+    for problem in exc.errors:
+        field = str(problem.get("field") or "")
+        parts = field.split(".", 2)
+        if len(parts) == 3 and parts[0] == "packages" and parts[1].isdigit() and int(parts[1]) < len(rows):
+            row = rows[int(parts[1])]
+            problem = {
+                **problem,
+                "field": parts[2],
+                "row": row,
+                "reason": f"row {row}: {problem.get('reason')}",
+            }
+        errors.append(problem)
+    first = errors[0] if errors else {}
+    return ApiError(exc.status, first.get("field"), str(first.get("reason", exc.reason)), errors)
 
 
 def launch(

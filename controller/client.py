@@ -83,9 +83,17 @@ class LastmileClient:
 
     # --- packages ------------------------------------------------------------------------------------------
 
-    def submit(self, packages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """Submit packages as one batch (all or none); the per-package results in order."""
-        return self.request("POST", "/v1/packages", json={"packages": list(packages)})["packages"]
+    def submit(
+        self, packages: Sequence[Mapping[str, Any]], *, allow_late: bool = False
+    ) -> list[dict[str, Any]]:
+        """Submit packages as one batch (all or none); the per-package results in order.
+
+        `allow_late`: accept deadlines already past (the station refuses them otherwise, naming the field).
+        """
+        body: dict[str, Any] = {"packages": list(packages)}
+        if allow_late:
+            body["allow_late"] = True
+        return self.request("POST", "/v1/packages", json=body)["packages"]
 
     def package(self, package_id: str) -> dict[str, Any]:
         return self.request("GET", f"/v1/packages/{package_id}")

@@ -39,6 +39,7 @@ __all__ = [
     "StateMismatch",
     "check_transition",
     "describe_validation_error",
+    "late_reason",
 ]
 
 MAX_WEIGHT_KG = 1000.0  # above this a "weight" is a typo or a wrong unit, not a parcel
@@ -377,6 +378,21 @@ class PackageIn(BaseModel):
             f'"weight_kg":{round(self.weight_kg, 6)!r},"width_m":{_metres_text(self.width_m)}}}'
         )
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+def late_reason(package: PackageIn, now: datetime) -> str | None:
+    """Why `package` cannot be on time whatever carries it (its deadline is before `now`), else None.
+
+    Not a check of `PackageIn` itself: validation knows no clock, and an operator may mean to record a late
+    package on purpose (`--allow-late`, or `allow_late` in the API). Without this the planner sent such a
+    package to a van "arriving 3638403 min after the deadline".
+    """
+    if package.deadline is None or package.deadline >= now:
+        return None
+    return (
+        f"deadline {package.deadline.isoformat(timespec='seconds')} is already past "
+        f"(now {now.astimezone(UTC).isoformat(timespec='seconds')})"
+    )
 
 
 def _utc_text(t: datetime | None) -> str | None:

@@ -210,7 +210,7 @@ def _check_coordinates(geom: BaseGeometry, feature: str) -> None:
     if bad_lon.any() or bad_lat.any():
         i = int(np.argmax(bad_lon | bad_lat))
         reason = (
-            f"coordinate [{lon[i]!r}, {lat[i]!r}] is out of range "
+            f"coordinate [{float(lon[i])!r}, {float(lat[i])!r}] is out of range "  # not np.float64(...)
             "(GeoJSON order is [longitude, latitude]: lon in [-180, 180], lat in [-90, 90])"
         )
         # Swapped order is the usual culprit: every pair would be valid read the other way round.
@@ -319,6 +319,7 @@ def _feature_zone(feat: Any, index: int) -> Zone:
     label = f"#{index}"
     if not isinstance(feat, Mapping) or feat.get("type") != "Feature":
         raise ZoneError("not a GeoJSON Feature object", feature=label, field="type")
+    _check_crs(feat, label)
     raw_props = feat.get("properties")
     if raw_props is None:
         raw_props = {}
@@ -358,6 +359,43 @@ def _feature_zone(feat: Any, index: int) -> Zone:
     )
 
 
+# The obsolete GeoJSON 2008 `crs` member: only names of WGS84 longitude/latitude are accepted. RFC 7946
+# removed the member and fixed the CRS, but tools still write it, and coordinates in a projected CRS
+# (metres) would otherwise be read as degrees or fail with a baffling range error.
+_WGS84_NAMES = frozenset(
+    {
+        "urn:ogc:def:crs:ogc:1.3:crs84",
+        "urn:ogc:def:crs:ogc::crs84",
+        "http://www.opengis.net/def/crs/ogc/1.3/crs84",
+        "crs84",
+        "ogc:crs84",
+        "wgs84",
+        "epsg:4326",
+        "urn:ogc:def:crs:epsg::4326",
+        "urn:ogc:def:crs:epsg:6.6:4326",
+        "http://www.opengis.net/def/crs/epsg/0/4326",
+    }
+)
+
+
+def _check_crs(obj: Mapping[str, Any], feature: str | None) -> None:
+    """Refuse a `crs` member that names anything but WGS84 longitude/latitude (or cannot be read)."""
+    if "crs" not in obj or obj["crs"] is None:
+        return
+    crs = obj["crs"]
+    props = crs.get("properties") if isinstance(crs, Mapping) else None
+    name = props.get("name") if isinstance(props, Mapping) else None
+    if isinstance(crs, Mapping) and crs.get("type") == "name" and isinstance(name, str):
+        if name.strip().lower() in _WGS84_NAMES:
+            return
+        reason = f"names the coordinate reference system {name!r}; zones must be in WGS84 longitude/latitude"
+    else:
+        reason = "is not a named WGS84 coordinate reference system (such as urn:ogc:def:crs:OGC:1.3:CRS84)"
+    raise ZoneError(
+        f"{reason}: reproject the file to WGS84 (EPSG:4326) and drop the member", feature=feature, field="crs"
+    )
+
+
 def _read_source(source: str | os.PathLike[str] | Mapping[str, Any]) -> Any:
     if not isinstance(source, str | os.PathLike):
         return source  # a parsed document (or something that is not one): checked by the caller
@@ -386,6 +424,7 @@ def load_zones(source: str | os.PathLike[str] | Mapping[str, Any]) -> list[Zone]
     features = doc.get("features")
     if not isinstance(features, list):
         raise ZoneError("must be a list of Feature objects", field="features")
+    _check_crs(doc, None)
     zones: list[Zone] = []
     seen: dict[str, int] = {}
     for i, feat in enumerate(features):
