@@ -414,6 +414,9 @@ class _Flight:
         self.proof: DeliveryProof | None = None  # where, when and how the package went (set with `released`)
         self.link_lost = False
         self.weak_cause = False
+        # In the AUTO of this flight: a drone left in AUTO by its last mission is switched to GUIDED by our
+        # own arming (Drone.arm_for_mission), and that is no mode change to explain.
+        self.in_auto = drone.state.armed and drone.state.mode == "AUTO"
         self.airspace: AirspaceControl | None = None  # set while followed with the station's airspace
         self.diverted: BuiltMission | None = None  # the way home an abort loaded (it replaces the mission)
 
@@ -677,7 +680,10 @@ async def _follow_events(
         elif isinstance(ev, LinkRestored):
             lost_since = None
             await _reattach(flight, mission, ev)
-        elif isinstance(ev, ModeChanged) and ev.old == "AUTO" and s.armed:
+        elif isinstance(ev, ModeChanged) and ev.new == "AUTO":
+            flight.in_auto = True
+        elif isinstance(ev, ModeChanged) and ev.old == "AUTO" and s.armed and flight.in_auto:
+            flight.in_auto = False
             if lost_since is not None or not drone.conn.link_up:
                 # Heard with the first heartbeat after a gap: the drone's own GCS failsafe acted meanwhile.
                 flight.set_cause(
