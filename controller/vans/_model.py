@@ -89,6 +89,10 @@ class VanPlan:
     solver_s: float
     feasible: bool
     unassigned_reasons: dict[str, str] = field(default_factory=dict)
+    # How PyVRP was asked: "all_required" (every screened stop fits; PyVRP's own CVRP search, the best
+    # routes) or "prizes" (they do not all fit; serve as many as possible, then minimise distance).
+    mode: str = "all_required"
+    iterations: int = 0  # PyVRP's search iterations, over both solves when the first gave up
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form, the body of `GET /v1/van-routes`."""

@@ -10,6 +10,7 @@ PyVRP wants integers: the caller picks the unit (metres, seconds, grams, ...) an
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from pyvrp import Client, Depot, Location, ProblemData, VehicleType, solve
-from pyvrp.stop import MaxRuntime, MultipleCriteria, NoImprovement, StoppingCriterion
+from pyvrp.exceptions import PenaltyBoundWarning
+from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria, NoImprovement, StoppingCriterion
 
 from controller.errors import InputError
 
@@ -68,6 +70,8 @@ def solve_matrix(
     time_limit_s: float = 2.0,
     seed: int = 1,
     early_stop: bool = True,
+    give_up_s: float | None = None,
+    max_iterations: int | None = None,
 ) -> MatrixSolution:
     """Minimise total distance over routes from and back to node 0.
 
@@ -79,7 +83,11 @@ def solve_matrix(
     - `profiles`: per vehicle, which duration matrix it drives on (vehicles of different speeds).
     - `prizes`: n integers; given, clients become optional and a client is left out only when no
       vehicle can fit it (set prizes above any insertion cost). Absent, every client is required.
-    Stops at `time_limit_s`, or (`early_stop`) once the search has stalled (see STALL_MIN).
+    Stops at `time_limit_s`, or (`early_stop`) once the search has stalled (see STALL_MIN), or (`give_up_s`)
+    when no feasible solution has turned up after that many seconds: with every client required, that is
+    how a caller learns early that they do not all fit and can try again with prizes. `max_iterations` also
+    stops the search after that many iterations: a budget that, unlike time, gives the same routes on any
+    machine and under any load (the benchmarks compare solvers with it).
     Identical vehicles are grouped into one PyVRP vehicle type (a smaller search space).
     """
     dist = _int_matrix(distance, "distance")
@@ -139,11 +147,20 @@ def solve_matrix(
     data = ProblemData(locations, clients, depots, vehicle_types, distances, durations)
 
     t0 = time.perf_counter()
-    stop: StoppingCriterion = MaxRuntime(time_limit_s)
+    criteria: list[StoppingCriterion] = [MaxRuntime(time_limit_s)]
     if early_stop:
-        stall = max(STALL_MIN, STALL_PER_CLIENT * n)
-        stop = MultipleCriteria([stop, NoImprovement(stall)])
-    result = solve(data, stop, seed=seed, collect_stats=False, display=False)
+        criteria.append(NoImprovement(max(STALL_MIN, STALL_PER_CLIENT * n)))
+    if give_up_s is not None:
+        criteria.append(_NoFeasibleWithin(give_up_s))
+    if max_iterations is not None:
+        criteria.append(MaxIterations(max_iterations))
+    stop: StoppingCriterion = criteria[0] if len(criteria) == 1 else MultipleCriteria(criteria)
+    with warnings.catch_warnings():
+        if give_up_s is not None:
+            # Clients that cannot all fit drive the penalties to their bound, and PyVRP warns so; here that
+            # is the expected way to find out (the caller falls back to prizes), not a problem to report.
+            warnings.simplefilter("ignore", PenaltyBoundWarning)
+        result = solve(data, stop, seed=seed, collect_stats=False, display=False)
     solver_s = time.perf_counter() - t0
 
     best = result.best
@@ -170,6 +187,24 @@ def solve_matrix(
     unvisited = [i for i in range(1, n + 1) if i not in served]
     feasible = best.is_feasible() and (prize is not None or not unvisited)
     return MatrixSolution(routes, unvisited, int(best.distance()), feasible, solver_s, result.num_iterations)
+
+
+class _NoFeasibleWithin:
+    """Stop when the best solution is still infeasible `seconds` after the search began.
+
+    PyVRP hands the criterion the cost of its best solution, which is the largest int64 (not a finite
+    figure) while no feasible solution has been found; once one is found the best stays feasible.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started: float | None = None
+
+    def __call__(self, best_cost: float) -> bool:
+        now = time.perf_counter()
+        if self.started is None:
+            self.started = now
+        return best_cost >= NO_LIMIT and now - self.started >= self.seconds
 
 
 def _int_matrix(values: npt.ArrayLike, name: str) -> npt.NDArray[np.int64]:

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+
 from controller.errors import InputError
 from controller.vans._model import Van, VanStop
 
@@ -90,6 +92,25 @@ def check_vans(vans: Sequence[Van]) -> None:
             _aware(v.shift_end, "shift_end", v.id)
         if v.shift_start is not None and v.shift_end is not None and v.shift_end <= v.shift_start:
             raise InputError("shift ends before it starts", field="shift_end", row=v.id)
+
+
+def check_distances(distances_m: Any, n_stops: int) -> np.ndarray:
+    """A caller's road distances (a routing engine's matrix): (n+1) x (n+1) metres, depot first, finite and
+    not negative. Returned as float64; the row named is the first bad one (0 = the depot)."""
+    try:
+        arr = np.asarray(distances_m, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"expected a matrix of metres: {exc}", field="distances_m") from None
+    want = (n_stops + 1, n_stops + 1)
+    if arr.shape != want:
+        raise InputError(
+            f"expected {want[0]} x {want[1]} (depot, then each stop), got shape {arr.shape}",
+            field="distances_m",
+        )
+    bad = np.flatnonzero(~np.isfinite(arr).all(axis=1) | (arr < 0).any(axis=1))
+    if bad.size:
+        raise InputError("must be finite metres, not negative", field="distances_m", row=int(bad[0]))
+    return arr
 
 
 def stop_from_dict(data: Mapping[str, Any], row: int | str | None = None) -> VanStop:

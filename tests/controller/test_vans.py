@@ -27,6 +27,7 @@ from controller.vans import (
     load_instance,
     plan_van_routes,
     solve_instance,
+    solve_matrix,
     stop_from_dict,
     van_from_dict,
 )
@@ -367,3 +368,79 @@ def test_loader_reads_both_formats() -> None:
     assert c101.best_routes is not None
     check_against_instance(c101, c101.best_routes)  # the known solution passes our own checker
     assert c101.distance[0, 1] == pytest.approx(np.hypot(45 - 40, 68 - 50))
+
+
+# --- required clients when they fit, prizes when they do not (issue 19) -------------------------------------
+
+
+def test_stops_that_fit_are_all_required_and_routed_as_bare_pyvrp_routes_them() -> None:
+    """A CVRP instance through the wrapper (its distances, demands as kg, its fleet as vans) gives the very
+    routes of the bare solver at the same seed and iterations: no prizes, and loads in whole kg, not grams."""
+    inst = load_instance(bench_file("vrplib-tests/classic/X-n101-k25.vrp"))
+    dist = np.round(inst.distance * 100).astype(np.int64)
+    bare = solve_matrix(
+        dist, dist, inst.demand, [inst.capacity] * inst.vehicles, time_limit_s=60, max_iterations=400
+    )
+    stops = [VanStop(f"c{i}", *DEPOT, float(d), service_s=0.0) for i, d in enumerate(inst.demand, 1)]
+    vans = [Van(f"v{k}", float(inst.capacity), speed_mps=1.0) for k in range(inst.vehicles)]
+    plan = plan_van_routes(
+        DEPOT, stops, vans, start=START, time_limit_s=60, distances_m=dist, max_iterations=400
+    )
+    assert plan.mode == "all_required" and plan.feasible and not plan.unassigned
+    assert plan.iterations == bare.iterations == 400
+    assert sorted([int(p[1:]) for p in r.stops] for r in plan.routes) == sorted(
+        r.clients for r in bare.routes
+    )
+    assert plan.distance_m == pytest.approx(bare.distance)
+
+
+def test_small_plans_that_fit_are_solved_with_every_stop_required() -> None:
+    stops = [stop(f"p{k}", 2000 * math.cos(k), 2000 * math.sin(k), kg=30) for k in range(6)]
+    plan = plan_van_routes(DEPOT, stops, [Van("v1", 100), Van("v2", 100)], start=START, time_limit_s=FAST)
+    assert plan.mode == "all_required" and plan.feasible and not plan.unassigned
+
+
+def test_too_few_shift_hours_fall_back_to_prizes_and_say_so() -> None:
+    # 12 stops 6 km out, 30 min at each door: 6 h of service alone, and the one van works 3 h.
+    stops = [stop(f"p{k}", 6000 * math.cos(k), 6000 * math.sin(k), service_s=1800) for k in range(12)]
+    vans = [Van("v1", 1000, shift_end=minutes(180))]
+    plan = plan_van_routes(DEPOT, stops, vans, start=START, time_limit_s=FAST)
+    assert plan.mode == "prizes" and plan.feasible
+    assert 1 <= sum(len(r.stops) for r in plan.routes) < 12
+    for p in plan.unassigned:
+        reason = plan.unassigned_reasons[p]
+        assert reason.startswith("no_room:") and "3.0 h of shift" in reason
+    assert_sound(plan, stops, vans)
+
+
+def test_stops_that_fit_alone_but_not_together_fall_back_to_prizes_in_time() -> None:
+    # Each stop alone is fine, and weight and hours are plenty, but both must be served in the same
+    # 10 minutes 16 km apart by the one van: no plan serves both. The required solve gives up, the
+    # prize-collecting one serves one and says why the other is left, within the time limit.
+    stops = [
+        stop("east", 8000, 0, earliest=minutes(30), deadline=minutes(40)),
+        stop("west", -8000, 0, earliest=minutes(30), deadline=minutes(40)),
+    ]
+    vans = [Van("v1", 500, shift_end=minutes(240))]
+    plan = plan_van_routes(DEPOT, stops, vans, start=START, time_limit_s=1.0)
+    assert plan.mode == "prizes" and plan.feasible
+    assert len(plan.unassigned) == 1
+    (left,) = plan.unassigned
+    assert plan.unassigned_reasons[left].startswith("no_room: no van has capacity or shift time left")
+    assert plan.solver_s < 1.5
+    assert_sound(plan, stops, vans)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "row"),
+    [
+        ({"distances_m": np.zeros((3, 3))}, "distances_m", None),
+        ({"distances_m": np.array([[0.0, 1.0], [-1.0, 0.0]])}, "distances_m", 1),
+        ({"distances_m": np.array([[0.0, np.nan], [1.0, 0.0]])}, "distances_m", 0),
+        ({"max_iterations": 0}, "max_iterations", None),
+    ],
+)
+def test_bad_matrix_or_budget_names_the_option(kwargs: dict[str, object], field: str, row: object) -> None:
+    with pytest.raises(InputError) as err:
+        plan_van_routes(DEPOT, [stop("a", 100, 0)], [Van("v", 100)], start=START, **kwargs)  # type: ignore[arg-type]
+    assert err.value.field == field and err.value.row == row
