@@ -70,18 +70,26 @@ def assign(
         Path | None, typer.Option("--json", help="also write every decision as JSON here")
     ] = None,
     limit: Annotated[int, typer.Option(help="rows to print (0 = all)")] = 40,
+    allow_late: Annotated[
+        bool, typer.Option("--allow-late", help="accept deadlines before the planning instant")
+    ] = False,
 ) -> None:
     """Decide who carries each package: drone, robot, a later trip (queued), or a van with its reasons."""
     from controller.assignment import Demand, Planner
     from controller.examples import EXAMPLE_PACKAGES, EXAMPLE_STATION
     from controller.fleet import fleet_from_station
-    from controller.intake import read_packages_csv
+    from controller.intake import load_packages_csv
     from controller.station import load_station
 
     when = _parse_at(at)
     try:
+        if json_out is not None:
+            check_output_path(json_out, "--json")  # before the work, not as a traceback after the table
         config = load_station(station or EXAMPLE_STATION)
-        incoming = read_packages_csv(packages_csv or EXAMPLE_PACKAGES)
+        read = load_packages_csv(packages_csv or EXAMPLE_PACKAGES, now=when, allow_late=allow_late)
+        if read.encoding_note:  # so an odd name in the output can be traced to the file's encoding
+            err_console.print(f"note: {packages_csv} is {read.encoding_note}", markup=False, highlight=False)
+        incoming = read.packages
         planner = Planner(config, at=when)
         decisions = planner.plan([Demand.from_request(p) for p in incoming], fleet_from_station(config))
     except LastmileError as exc:
@@ -113,8 +121,25 @@ def assign(
     if van_reasons:
         console.print("van reasons: " + ", ".join(f"{r} {n}" for r, n in van_reasons.most_common()))
     if json_out is not None:
-        json_out.write_text(json.dumps([d.as_dict() for d in decisions], indent=1) + "\n", encoding="utf-8")
+        try:
+            json_out.write_text(
+                json.dumps([d.as_dict() for d in decisions], indent=1) + "\n", encoding="utf-8"
+            )
+        except OSError as exc:
+            raise _fail(LastmileError(f"--json: cannot write {json_out}: {exc.strerror or exc}")) from exc
         console.print(f"wrote {json_out}")
+
+
+def check_output_path(path: Path, option: str) -> None:
+    """Refuse an output file that cannot be written (missing folder, a folder itself), naming the option."""
+    from controller.errors import InputError
+
+    folder = path.parent
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; give a file name", field=option)
+    if not folder.is_dir():
+        why = "does not exist" if not folder.exists() else "is not a folder"
+        raise InputError(f"cannot write {path}: the folder {folder} {why}", field=option)
 
 
 @app.command()
@@ -398,6 +423,7 @@ def zones_check(
             from controller.station import load_station
 
             config = load_station(station)
+            _check_station_outside(config.name, config.lat, config.lon, zones_file)
     except LastmileError as exc:
         raise _fail(exc) from exc
     frame = LocalFrame(config.lat, config.lon) if config else None
@@ -419,7 +445,27 @@ def zones_check(
         table.add_row(z.id, z.name, str(z.kind), ", ".join(sorted(z.applies_to)), shape, band, active)
     console.print(table)
     if config is not None:
-        console.print(f"[green]ok:[/] the station '{config.name}' is outside every exclusion zone")
+        console.print(
+            f"[green]ok:[/] the station '{escape(config.name)}' is outside every exclusion zone of "
+            f"{escape(str(zones_file))}"
+        )
+
+
+def _check_station_outside(name: str, lat: float, lon: float, zones_file: Path) -> None:
+    """The station's position against the checked file's zones (not the zones its own file names)."""
+    from controller.errors import InputError
+    from geofences import LocalFrame, load_zones
+    from geofences.checks import ZoneIndex
+
+    zones, frame = load_zones(zones_file), LocalFrame(lat, lon)
+    for kind in ("drone", "robot"):
+        zone = ZoneIndex(zones, frame, kind, altitude_m=0.0).zone_containing(lon, lat)
+        if zone is not None:
+            raise InputError(
+                f"the station '{name}' lies inside exclusion zone '{zone.id}' ({zone.name}) of "
+                f"{zones_file} for {kind}s",
+                field="station",
+            )
 
 
 def _utc(when: datetime | None) -> str:

@@ -1,13 +1,15 @@
 """Packages: submit (one or a batch, idempotent on the client's key), read, list, and hand to vans.
 
 Input is validated here, before the service sees it, with the same `PackageIn` as the CSV and the CLI, so
-a batch with one bad item is refused whole (422 naming `packages.<i>.<field>`) and nothing is stored.
+a batch with one bad item is refused whole (422 naming `packages.<i>.<field>`) and nothing is stored. A
+deadline already past (by the service's clock) is such a bad item unless the batch says `allow_late: true`.
 The body is parsed by hand rather than by FastAPI so that one object and `{"packages": [...]}` share one
 endpoint with errors that name the field a person would fix, not pydantic's union branches.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
@@ -34,7 +36,7 @@ from controller.api.schemas import (
     submit_result,
 )
 from controller.errors import InputError
-from controller.packages import PackageIn, PackageState, describe_validation_error
+from controller.packages import PackageIn, PackageState, describe_validation_error, late_reason
 from controller.store import IdempotencyConflict
 from controller.store.proofs import check_photo_url
 
@@ -72,12 +74,16 @@ class VanRequest(BaseModel):
     reason: str = Field(default="handed to vans by an operator", min_length=1, max_length=200)
 
 
-def _parse(body: Any) -> tuple[list[PackageIn], bool]:
-    """(packages, is_batch), or a 422 `ApiError`-like response raised as `_Invalid`."""
+def _parse(body: Any) -> tuple[list[PackageIn], bool, bool]:
+    """(packages, is_batch, allow_late), or a 422 `ApiError`-like response raised as `_Invalid`."""
     if isinstance(body, dict) and "packages" in body:
-        extra = sorted(set(body) - {"packages"})
+        extra = sorted(set(body) - {"packages", "allow_late"})
         if extra:
             raise _Invalid([problem(f"{extra[0]} is not a known field of a batch", field=extra[0])])
+        allow_late = body.get("allow_late", False)
+        if not isinstance(allow_late, bool):
+            kind = type(allow_late).__name__ if allow_late is not None else "null"
+            raise _Invalid([problem(f"allow_late must be true or false, got {kind}", field="allow_late")])
         items = body["packages"]
         if not isinstance(items, list) or not items:
             raise _Invalid([problem("packages must be a non-empty list of packages", field="packages")])
@@ -85,9 +91,9 @@ def _parse(body: Any) -> tuple[list[PackageIn], bool]:
             raise _Invalid(
                 [problem(f"a batch holds at most {MAX_BATCH} packages, got {len(items)}", field="packages")]
             )
-        return _validate(items, batch=True), True
+        return _validate(items, batch=True), True, allow_late
     if isinstance(body, dict):
-        return _validate([body], batch=False), False
+        return _validate([body], batch=False), False, False
     kind = type(body).__name__ if body is not None else "null"
     raise _Invalid(
         [problem(f"the body must be a package or {{'packages': [...]}}, got {kind}", field="(body)")]
@@ -120,6 +126,21 @@ def _validate(items: list[Any], *, batch: bool) -> list[PackageIn]:
 
 
 _PACKAGES = TypeAdapter(list[PackageIn])
+
+
+def _late(items: list[PackageIn], now: datetime, *, batch: bool) -> list[dict[str, Any]]:
+    """A problem for each package whose deadline is already past: a van would only carry it late."""
+    if batch:
+        hint = "; send the batch with allow_late: true to accept it"
+    else:
+        hint = "; to accept it, send it as a batch of one with allow_late: true"
+    problems = []
+    for i, item in enumerate(items):
+        reason = late_reason(item, now)
+        if reason is not None:
+            field = f"packages.{i}.deadline" if batch else "deadline"
+            problems.append(problem(reason + hint, field=field, row=i if batch else None))
+    return problems
 
 
 class _Invalid(Exception):
@@ -158,9 +179,13 @@ async def answer_submission(service: StationService, raw: bytes) -> tuple[int, b
     except orjson.JSONDecodeError as exc:
         return 422, _json(error_body([problem(f"the body is not valid JSON: {exc}", field="(body)")]))
     try:
-        items, batch = _parse(body)
+        items, batch, allow_late = _parse(body)
     except _Invalid as exc:
         return 422, _json(error_body(exc.problems))
+    if not allow_late:
+        late = _late(items, service.clock(), batch=batch)
+        if late:
+            return 422, _json(error_body(late))
     try:
         stored = await service.submit(items)
     except IdempotencyConflict as exc:

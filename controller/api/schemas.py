@@ -55,6 +55,11 @@ class PackageBatch(BaseModel):
     """A batch: stored all together or, if any item is bad, not at all."""
 
     packages: list[PackageIn] = Field(min_length=1, max_length=10_000)
+    allow_late: bool = Field(
+        default=False,
+        description="accept packages whose deadline is already past (refused with 422 otherwise); "
+        "send a single late package as a batch of one",
+    )
 
 
 class DecisionOut(BaseModel):
