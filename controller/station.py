@@ -183,6 +183,16 @@ class ApiConfig(BaseModel):
         default=200, ge=1, description="writes a token may make at once before write_rate_per_s applies"
     )
     webhook_url: str | None = Field(default=None, description="receives van-fallback packages")
+    webhook_events: Literal["van", "all"] = Field(
+        default="van",
+        description='what webhook_url receives: "van" hand-overs only, or "all" state and ETA changes too',
+    )
+    webhook_secret_env: str | None = Field(
+        default=None, description="environment variable holding the HMAC key that signs webhook bodies"
+    )
+    webhook_secret_file: Path | None = Field(
+        default=None, description="file holding the HMAC key that signs webhook bodies (instead of _env)"
+    )
     header_timeout_s: float = Field(
         default=5.0,
         gt=0.0,
@@ -210,10 +220,114 @@ class ApiConfig(BaseModel):
             raise ValueError("tls_cert and tls_key come together: set both or neither")
         return self
 
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, url: str | None) -> str | None:
+        return None if url is None else check_http_url(url)
+
+    @model_validator(mode="after")
+    def _webhook_secret(self) -> ApiConfig:
+        webhook_secret(self.webhook_secret_env, self.webhook_secret_file, "webhook_secret")  # readable now
+        return self
+
+    def webhook_key(self) -> bytes | None:
+        """The HMAC key that signs the dispatcher's webhook bodies (None: unsigned)."""
+        return webhook_secret(self.webhook_secret_env, self.webhook_secret_file, "webhook_secret")
+
     @property
     def tls(self) -> bool:
         """Whether the API is served over HTTPS."""
         return self.tls_cert is not None
+
+
+def check_http_url(url: str) -> str:
+    """A webhook's URL: http:// or https:// with a host."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r}: a webhook URL must be http:// or https:// with a host")
+    try:
+        parts.port  # noqa: B018 - raises for a port that is not a number in range
+    except ValueError:
+        raise ValueError(f"{url!r}: the port is not a number in 0..65535") from None
+    return url
+
+
+def webhook_secret(env: str | None, file: Path | None, field: str) -> bytes | None:
+    """The HMAC key a webhook signs with, from an environment variable or a file; None when neither is set.
+
+    Read at load (so a missing key stops `serve` before it starts, naming the field) and again when the
+    webhook starts (so a rotated file is picked up on restart). Surrounding whitespace is not part of it.
+    """
+    if env is not None and file is not None:
+        raise ValueError(f"{field}_env and {field}_file are two ways to give one key: set one")
+    if env is not None:
+        value = os.environ.get(env, "").strip()
+        if not value:
+            raise ValueError(f"{field}_env names {env}, which is not set or empty in the environment")
+        return value.encode()
+    if file is not None:
+        try:
+            value = file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{field}_file {file} cannot be read: {exc}") from None
+        if not value:
+            raise ValueError(f"{field}_file {file} is empty")
+        return value.encode()
+    return None
+
+
+class NotificationsConfig(BaseModel):
+    """`[notifications]`: state and ETA changes of each package POSTed to a messaging service's webhook.
+
+    Texts and e-mails are that service's job; the controller tells it what happened, signed with HMAC-SHA256
+    (`secret_env` or `secret_file`, required with a `webhook_url`), in order, retried until acknowledged,
+    from a cursor kept in the store (docs/api.md, "Notifications").
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    webhook_url: str | None = Field(default=None, description="the messaging service's webhook")
+    secret_env: str | None = Field(default=None, description="environment variable holding the HMAC key")
+    secret_file: Path | None = Field(default=None, description="file holding the HMAC key (instead of _env)")
+    eta_change_s: float = Field(
+        default=300.0, ge=0.0, description="an ETA that moves by more than this many seconds is told again"
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="the address customers reach this station at, for tracking links (default: a path only)",
+    )
+    time_zone: str = Field(
+        default="UTC", description="IANA zone the tracking page and messages show times in"
+    )
+
+    @field_validator("webhook_url", "public_url")
+    @classmethod
+    def _url(cls, url: str | None) -> str | None:
+        return None if url is None else check_http_url(url).rstrip("/")
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, name: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{name!r} is not an IANA time zone (e.g. America/Phoenix, UTC)") from None
+        return name
+
+    @model_validator(mode="after")
+    def _secret(self) -> NotificationsConfig:
+        key = webhook_secret(self.secret_env, self.secret_file, "secret")
+        if self.webhook_url is not None and key is None:
+            raise ValueError(
+                "webhook_url needs secret_env or secret_file: notifications are signed (HMAC-SHA256)"
+            )
+        return self
+
+    def key(self) -> bytes | None:
+        """The HMAC key that signs notification bodies."""
+        return webhook_secret(self.secret_env, self.secret_file, "secret")
 
 
 class BrokerConfig(BaseModel):
@@ -351,6 +465,9 @@ class StationConfig(BaseModel):
     )
     api: ApiConfig = Field(default_factory=ApiConfig)
     broker: BrokerConfig | None = None
+    notifications: NotificationsConfig = Field(
+        default_factory=NotificationsConfig, description="customers told through a messaging service"
+    )
     airspace: AirspaceConfig = Field(
         default_factory=AirspaceConfig, description="pads, cruise layers, rally points (docs/airspace.md)"
     )
@@ -465,6 +582,11 @@ def load_station(path: str | Path) -> StationConfig:
             value = api.get(name)
             if isinstance(value, str) and not Path(value).is_absolute():
                 api[name] = str((path.parent / value).resolve())
+    for section, name in (("api", "webhook_secret_file"), ("notifications", "secret_file")):
+        table = raw.get(section)
+        value = table.get(name) if isinstance(table, dict) else None
+        if isinstance(value, str) and not Path(value).is_absolute():
+            table[name] = str((path.parent / value).resolve())  # type: ignore[index]
     broker = raw.get("broker")
     if isinstance(broker, dict):
         for name in ("ca_file", "client_cert", "client_key"):

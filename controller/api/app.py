@@ -5,8 +5,9 @@ Its OpenAPI document is `GET /openapi.json`, for any valid token (it names the s
 carries the security headers and every body passes the guards of `controller.api.hardening`.
 
 The app does not own the `StationService`: whoever runs the station starts it, builds the app over it, and
-serves the app (see `controller.api.server`). The app owns only what exists for the API: the van webhook,
-started and stopped with the app when `[api] webhook_url` is set.
+serves the app (see `controller.api.server`). The app owns only what exists for the API: the webhooks (the
+dispatcher's, `[api] webhook_url`, and the customers' notifications, `[notifications] webhook_url`),
+started and stopped with the app, and only while this controller leads its station.
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from fastapi import Depends, FastAPI, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
-from controller.api import routes_airspace, routes_fleet, routes_packages, routes_report, routes_vans, ws
+from controller.api import (
+    routes_airspace,
+    routes_fleet,
+    routes_packages,
+    routes_report,
+    routes_track,
+    routes_vans,
+    ws,
+)
 from controller.api.auth import require
 from controller.api.errors import install_error_handlers
 from controller.api.hardening import BodyGuard, SecurityHeaders
@@ -63,13 +72,13 @@ def create_app(service: StationService, *, webhook: bool = True, role: Role | No
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = None
-        url = service.config.api.webhook_url
-        if webhook and url:
+        config = service.config
+        if webhook and (config.api.webhook_url or config.notifications.webhook_url):
             became_leader = getattr(role, "became_leader", None)
             if became_leader is None or became_leader.is_set():
-                task = await _start_webhook(app, service, url)
+                task = await _start_webhooks(app, service, role)
             else:
-                task = asyncio.create_task(_webhook_when_leading(app, service, url, became_leader))
+                task = asyncio.create_task(_webhooks_when_leading(app, service, role, became_leader))
         try:
             yield
         finally:
@@ -90,11 +99,13 @@ def create_app(service: StationService, *, webhook: bool = True, role: Role | No
         redoc_url=None,
     )
     app.state.service = service
-    app.state.webhook = None
+    app.state.webhook = None  # the dispatcher's (an `EventWebhook`), once started
+    app.state.webhooks = []  # every webhook started
     install_error_handlers(app)
     app.add_middleware(BodyGuard)
     app.add_middleware(SecurityHeaders)  # added last, so outermost: the guard's answers carry the headers too
-    for module in (routes_packages, routes_vans, routes_fleet, routes_airspace, ws, routes_report):
+    routers = (routes_packages, routes_vans, routes_fleet, routes_airspace, ws, routes_report, routes_track)
+    for module in routers:
         app.include_router(module.router)
 
     probe = StoreProbe()
@@ -123,12 +134,12 @@ def create_app(service: StationService, *, webhook: bool = True, role: Role | No
     return app
 
 
-async def _webhook_when_leading(
-    app: FastAPI, service: StationService, url: str, leading: asyncio.Event
+async def _webhooks_when_leading(
+    app: FastAPI, service: StationService, role: Any, leading: asyncio.Event
 ) -> None:
-    """A standby's van webhook: started once it leads, stopped with the app."""
+    """A standby's webhooks: started once it leads, stopped with the app."""
     await leading.wait()
-    task = await _start_webhook(app, service, url)
+    task = await _start_webhooks(app, service, role)
     try:
         await asyncio.shield(task)
     finally:
@@ -137,18 +148,85 @@ async def _webhook_when_leading(
             await task
 
 
-async def _start_webhook(app: FastAPI, service: StationService, url: str) -> asyncio.Task[None]:
-    from controller.api.routes_vans import handover
-    from controller.service.webhook import VanWebhook, feed_end
+async def _start_webhooks(app: FastAPI, service: StationService, role: Any) -> asyncio.Task[None]:
+    """Build the station's webhooks, find each one's cursor (stored, or the log's end), run them in one task.
 
-    station = (service.config.lat, service.config.lon)
-    # The cursor is taken before the server accepts requests, so nothing handed over from now is missed.
-    cursor = await asyncio.to_thread(feed_end, service.store)
-    hook = VanWebhook(
-        service.store, service.bus, url, render=lambda e, p: handover(e, p, station), cursor=cursor
-    )
-    app.state.webhook = hook
-    return asyncio.create_task(hook.run(), name="lastmile.api.van_webhook")
+    The cursors are found before the server accepts requests, so nothing handed over from now is missed.
+    """
+    from controller.service.webhook import EventWebhook
+
+    hooks = station_webhooks(service, epoch=lambda: getattr(role, "epoch", None))
+    for hook in hooks:
+        await hook.start()
+    app.state.webhooks = hooks
+    app.state.webhook = next((h for h in hooks if h.name == "dispatcher"), None)
+
+    async def run_all(hooks: list[EventWebhook]) -> None:
+        async with asyncio.TaskGroup() as group:
+            for hook in hooks:
+                group.create_task(hook.run(), name=f"lastmile.api.{hook.name}_webhook")
+
+    return asyncio.create_task(run_all(hooks), name="lastmile.api.webhooks")
+
+
+def station_webhooks(service: StationService, *, epoch: Any = None) -> list[Any]:
+    """The webhooks `service`'s station file asks for (not started)."""
+    from controller.api.routes_vans import handover
+    from controller.packages import PackageState
+    from controller.service.notify import Notifier, dispatcher_render, kind_of
+    from controller.service.webhook import EventWebhook
+
+    config = service.config
+    station = (config.lat, config.lon)
+    notes = config.notifications
+    base = notes.public_url or ""
+    name = config.name[:128]
+    hooks: list[EventWebhook] = []
+    if config.api.webhook_url:
+        render = dispatcher_render(
+            lambda e, p: handover(e, p, station, base=base),
+            events=config.api.webhook_events,
+            station_name=config.name,
+            station=station,
+            zone=notes.time_zone,
+            base=base,
+        )
+        hooks.append(
+            EventWebhook(
+                service.store,
+                service.bus,
+                config.api.webhook_url,
+                render=render,
+                name="dispatcher",
+                station=name,
+                to_state=PackageState.VAN if config.api.webhook_events == "van" else None,
+                key=config.api.webhook_key(),
+                kind=kind_of,
+                epoch=epoch,
+            )
+        )
+    if notes.webhook_url:
+        notifier = Notifier(
+            station_name=config.name,
+            station=station,
+            zone=notes.time_zone,
+            base=base,
+            eta_change_s=notes.eta_change_s,
+            history=service.store.history,
+        )
+        hooks.append(
+            EventWebhook(
+                service.store,
+                service.bus,
+                notes.webhook_url,
+                render=notifier,
+                name="notifications",
+                station=name,
+                key=notes.key(),
+                epoch=epoch,
+            )
+        )
+    return hooks
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

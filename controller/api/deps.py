@@ -24,6 +24,11 @@ def station_of(service: StationService) -> tuple[float, float]:
     return (service.config.lat, service.config.lon)
 
 
+def tracking_base(service: StationService) -> str:
+    """What tracking links start with: `[notifications] public_url`, or nothing (a path on the API)."""
+    return service.config.notifications.public_url or ""
+
+
 async def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a synchronous store call in a worker thread: the store never runs on the event loop."""
     return await asyncio.to_thread(fn, *args, **kwargs)

@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from controller.api.auth import require
-from controller.api.deps import blocking, service_of, station_of
+from controller.api.deps import blocking, service_of, station_of, tracking_base
 from controller.api.errors import ApiError, error_body, problem
 from controller.api.schemas import (
     ErrorBody,
@@ -219,7 +219,7 @@ async def list_packages(
     service = service_of(request)
     page = await blocking(service.store.list, state=state, limit=limit, after=after)
     station = station_of(service)
-    items = [package_out(p, station) for p in page]
+    items = [package_out(p, station, base=tracking_base(service)) for p in page]
     return PackagePage.model_validate({"items": items, "next": page[-1].id if len(page) == limit else None})
 
 
@@ -238,7 +238,7 @@ async def get_package(request: Request, package_id: str) -> PackageDetail:
     proof = await blocking(service.store.proof_of, package_id)
     return PackageDetail.model_validate(
         {
-            **package_out(package, station_of(service)),
+            **package_out(package, station_of(service), base=tracking_base(service)),
             "decision": decision_out(service.decision_of(package)),
             "history": history_out(history),
             "proof": proof_out(proof, package),

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from controller.api.auth import require
-from controller.api.deps import blocking, service_of, station_of
+from controller.api.deps import blocking, service_of, station_of, tracking_base
 from controller.api.errors import ApiError
 from controller.api.schemas import ErrorBody, PackageOut, package_out
 from controller.packages import Package, PackageEvent, PackageState
@@ -50,9 +50,11 @@ class VanFeedPage(BaseModel):
     more: bool = Field(description="true when another page is ready now")
 
 
-def handover(event: PackageEvent, package: Package, station: tuple[float, float]) -> dict[str, Any]:
-    """The JSON of one hand-over, as the feed lists it and the webhook POSTs it."""
-    out = package_out(package, station)
+def handover(
+    event: PackageEvent, package: Package, station: tuple[float, float], *, base: str = ""
+) -> dict[str, Any]:
+    """The JSON of one hand-over, as the feed lists it and the webhook POSTs it (`base`: tracking links')."""
+    out = package_out(package, station, base=base)
     return VanHandover.model_validate(
         {
             "event_id": event.id,
@@ -90,7 +92,11 @@ async def van_fallback(
     rows, cursor = await blocking(_page, service.store, since, limit)
     station = station_of(service)
     return VanFeedPage.model_validate(
-        {"items": [handover(e, p, station) for e, p in rows], "next": cursor, "more": len(rows) == limit}
+        {
+            "items": [handover(e, p, station, base=tracking_base(service)) for e, p in rows],
+            "next": cursor,
+            "more": len(rows) == limit,
+        }
     )
 
 

@@ -126,6 +126,11 @@ class PackageOut(BaseModel):
     energy_margin_wh: float | None = None
     reasons: list[str] = Field(default_factory=list)
     hints: dict[str, dict[str, str]] = Field(default_factory=dict)
+    tracking_url: str | None = Field(
+        default=None,
+        description="the package's public tracking page, for its customer (absolute with [notifications] "
+        "public_url, else a path on this API's address)",
+    )
 
 
 class HistoryEntry(BaseModel):
@@ -260,8 +265,8 @@ def submit_answer(results: list[dict[str, Any]], *, batch: bool) -> bytes:
     return orjson.dumps(result, option=orjson.OPT_UTC_Z)
 
 
-def package_out(package: Package, station: tuple[float, float]) -> dict[str, Any]:
-    """The fields of `PackageOut` for a package, `station` being (lat, lon)."""
+def package_out(package: Package, station: tuple[float, float], *, base: str = "") -> dict[str, Any]:
+    """The fields of `PackageOut` for a package, `station` being (lat, lon), `base` the tracking links'."""
     distance = float(geodesic_distance_m(station[1], station[0], package.dest_lon, package.dest_lat))
     return {
         "id": package.id,
@@ -289,6 +294,7 @@ def package_out(package: Package, station: tuple[float, float]) -> dict[str, Any
         "energy_margin_wh": package.energy_margin_wh,
         "reasons": list(package.reasons),
         "hints": _hints(package.detail),
+        "tracking_url": None if package.tracking_token is None else f"{base}/track/{package.tracking_token}",
     }
 
 

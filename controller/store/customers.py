@@ -21,13 +21,13 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from controller.errors import InputError
 from controller.packages import Package
-from controller.store.models import packages, webhook_cursors
+from controller.store.models import package_events, packages, webhook_cursors
 
 __all__ = ["CustomerStore", "new_tracking_token", "target_digest"]
 
@@ -59,6 +59,12 @@ class CustomerStore:
         with read as conn:
             row = conn.execute(select(packages).where(packages.c.tracking_token == token)).first()
         return None if row is None else Package.model_validate(row._asdict())
+
+    def last_event_id(self) -> int:
+        """The id of the newest committed event (0 for none): the end of the log, for a new follower."""
+        read: AbstractContextManager[Connection] = self._read()
+        with read as conn:
+            return int(conn.execute(select(func.max(package_events.c.id))).scalar() or 0)
 
     def webhook_cursor(self, station: str, name: str, url: str) -> int | None:
         """Where the webhook `name` of `station` got to for this `url`; None if it never delivered there."""
@@ -96,4 +102,3 @@ class CustomerStore:
                     set_={k: v for k, v in values.items() if k not in ("station", "name")},
                 )
             )
-

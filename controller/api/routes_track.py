@@ -1,0 +1,82 @@
+"""The customer's tracking page: `GET /track/{token}` (a small page) and `GET /v1/track/{token}` (its data).
+
+No auth: the token in the link is the key, and it opens one package's public view (`controller.service.notify
+.public_view`: state in words, ETA with its zone, how it travels, a pin), nothing an operator sees. An unknown
+token and a malformed one get the same 404, so the answer says nothing about which tokens exist. Each
+client address may ask `TRACK_BURST` times at once, then `TRACK_RATE_PER_S` a second (429 with Retry-After
+beyond), so the tokens cannot be walked quickly; with 128 random bits they cannot be walked at all.
+
+The page is the station's own file (`controller/web/static/track.html`, its script and style beside it),
+under the same Content-Security-Policy as the console: no inline code, no CDN, no basemap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, Response
+
+from controller.api.auth import WriteLimiter
+from controller.api.deps import blocking, service_of
+from controller.api.errors import ApiError
+from controller.service.notify import public_view
+
+__all__ = ["TRACK_BURST", "TRACK_RATE_PER_S", "router"]
+
+router = APIRouter(tags=["tracking"])
+
+TRACK_RATE_PER_S = 2.0  # a page polls every 30 s; a person reloading stays far below this
+TRACK_BURST = 30
+_MAX_CLIENTS = 10_000  # addresses remembered before the buckets start afresh (memory stays bounded)
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _limiter(request: Request) -> WriteLimiter:
+    limiter: WriteLimiter | None = getattr(request.app.state, "track_limiter", None)
+    if limiter is None or len(limiter._buckets) > _MAX_CLIENTS:
+        limiter = request.app.state.track_limiter = WriteLimiter(TRACK_RATE_PER_S, TRACK_BURST)
+    return limiter
+
+
+def _admit(request: Request) -> None:
+    client = request.client.host if request.client else "?"
+    try:
+        _limiter(request).take(client)
+    except ApiError as exc:
+        raise ApiError(
+            429,
+            f"too many tracking requests from this address; retry in {exc.headers['Retry-After']} s"
+            if exc.headers
+            else "too many tracking requests from this address",
+            code="rate_limited",
+            headers=exc.headers,
+        ) from None
+
+
+async def _view(request: Request, token: str) -> dict[str, Any]:
+    _admit(request)
+    service = service_of(request)
+    package = await blocking(service.store.by_tracking_token, token)
+    if package is None:
+        raise ApiError(404, "no such tracking page", code="not_found")
+    config = service.config
+    return public_view(package, station=(config.lat, config.lon), zone=config.notifications.time_zone)
+
+
+@router.get("/v1/track/{token}", summary="A package's public tracking view (no auth: the token is the key)")
+async def track_json(request: Request, token: str) -> Response:
+    """State in plain words, ETA (UTC and the station's zone), how it travels, destination and station."""
+    view = await _view(request, token)
+    content = orjson.dumps(view, option=orjson.OPT_UTC_Z)
+    return Response(content, media_type="application/json", headers=_NO_STORE)
+
+
+@router.get("/track/{token}", include_in_schema=False)
+async def track_page(request: Request, token: str) -> FileResponse:
+    """The page; it reads `/v1/track/{token}` itself (and again every 30 s)."""
+    from controller.web.mount import STATIC
+
+    await _view(request, token)  # an unknown token is a 404 here too, not an empty page
+    return FileResponse(STATIC / "track.html", headers=_NO_STORE)
