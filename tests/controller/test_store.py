@@ -64,9 +64,9 @@ def row_counts(store: Store) -> tuple[int, int]:
 
 
 def test_migrations_create_the_tables_at_head(store: Store, store_url: str) -> None:
-    assert current_revision(store._engine) == head_revision() == "0003"
+    assert current_revision(store._engine) == head_revision() == "0004"
     tables = set(inspect(store._engine).get_table_names())
-    assert {"packages", "package_events", "missions", "lease", "alembic_version"} <= tables
+    assert {"packages", "package_events", "missions", "lease", "delivery_proofs", "alembic_version"} <= tables
     # The Core table definitions the code uses agree with what the migrations built.
     with store._engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": False}), metadata)
