@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -283,12 +283,21 @@ async def test_a_pass_out_of_search_time_leaves_the_rest_for_the_next_pass(
 
 
 @contextlib.asynccontextmanager
-async def one_flight_north(tmp_path: Path, metres: float, **airspace: Any) -> AsyncIterator[tuple[Any, ...]]:
-    """A one-pad station (2 drones) at SPEEDUP with a package `metres` north submitted and given to a drone;
-    yields (service, its event stream, the drones, their Tracks, the package, its drone)."""
+async def one_flight_north(
+    tmp_path: Path,
+    metres: float,
+    *,
+    station_type: Callable[..., Any] = SimStation,
+    speedup: float = SPEEDUP,
+    **airspace: Any,
+) -> AsyncIterator[tuple[Any, ...]]:
+    """A one-pad station (2 drones) at `speedup` with a package `metres` north submitted and given to a drone;
+    yields (service, its event stream, the drones, their Tracks, the package, its drone). `station_type`:
+    SimStation, or anything built like it (tests/e2e/test_drone_contingencies_ardupilot.py flies the
+    same station on real ArduPilot SITL)."""
     cfg = one_pad(layers_m=LAYERS, **airspace).model_copy(update={"tick_s": 0.5})
     async with (
-        SimStation(cfg, store_url=f"sqlite:///{tmp_path / 's.sqlite3'}", speedup=SPEEDUP) as station,
+        station_type(cfg, store_url=f"sqlite:///{tmp_path / 's.sqlite3'}", speedup=speedup) as station,
         contextlib.AsyncExitStack() as stack,
     ):
         service = station.service
