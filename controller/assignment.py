@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from controller import feasibility as fz
 from controller.fleet import FleetArrays, FleetVehicle
+from controller.matching import match_round
 from controller.packages import PackageIn
 from controller.reasons import (
     Reason,
@@ -40,7 +40,6 @@ from vehicles.spec import VehicleKind, VehicleSpec
 ENERGY_S_PER_WH = 2.0
 PRIORITY_S = 900.0
 DEADLINE_BONUS_S = 1200.0
-_INFEASIBLE = 1e12
 # Rounds stop once every vehicle is booked this far ahead: beyond it a van is the honest answer.
 DEFAULT_HORIZON_S = 8 * 3600.0
 
@@ -233,7 +232,14 @@ class Planner:
         round_no = 0
         while pending.size and kinds and (max_rounds is None or round_no < max_rounds):
             matrices = {
-                k.kind: fz.pair_matrix(k.table, k.fleet, pending, deadline_s=deadline, earliest_s=earliest)
+                k.kind: fz.pair_matrix(
+                    k.table,
+                    k.fleet,
+                    pending,
+                    deadline_s=deadline,
+                    earliest_s=earliest,
+                    horizon_s=self.horizon_s,
+                )
                 for k in kinds
             }
             last, last_rows = matrices, pending
@@ -329,38 +335,15 @@ class Planner:
         decisions: list[Decision | None],
         packages: Sequence[PackageLike],
     ) -> int:
-        """One optimal matching over all kinds' vehicles; books the chosen vehicles. Returns pairs placed."""
+        """One optimal matching over all kinds' vehicles (`controller.matching`); books the chosen vehicles.
+        Returns pairs placed."""
         blocks = [matrices[k.kind] for k in kinds]
-        feasible = np.hstack([m.feasible for m in blocks])
-        useful = np.flatnonzero(feasible.any(axis=1))
-        if useful.size == 0:
-            return 0
-        eta = np.hstack([m.eta_s for m in blocks])[useful]
-        energy = np.hstack([m.energy_wh for m in blocks])[useful]
-        bonus = PRIORITY_S * priority[rows[useful]] + DEADLINE_BONUS_S * np.isfinite(deadline[rows[useful]])
-        cost = eta + ENERGY_S_PER_WH * energy - bonus[:, None]
-        cost = np.where(feasible[useful], cost, _INFEASIBLE)
-        cost, useful = _candidate_rows(cost, useful)
-        r_idx, c_idx = linear_sum_assignment(cost)
-
-        offsets = np.cumsum([0] + [len(k.fleet) for k in kinds])
-        placed = 0
-        for r, c in zip(r_idx, c_idx, strict=True):
-            if cost[r, c] >= _INFEASIBLE:
-                continue
-            k = int(np.searchsorted(offsets, c, side="right") - 1)
-            self._book(
-                kinds[k],
-                matrices[kinds[k].kind],
-                int(useful[r]),
-                int(c - offsets[k]),
-                rows,
-                round_no,
-                decisions,
-                packages,
-            )
-            placed += 1
-        return placed
+        bonus = PRIORITY_S * priority[rows] + DEADLINE_BONUS_S * np.isfinite(deadline[rows])
+        pairs = match_round(blocks, bonus, ENERGY_S_PER_WH)
+        for pair in pairs:
+            k = kinds[pair.kind]
+            self._book(k, blocks[pair.kind], pair.row, pair.vehicle, rows, round_no, decisions, packages)
+        return len(pairs)
 
     def _book(
         self,
@@ -375,7 +358,8 @@ class Planner:
     ) -> None:
         i = int(rows[row])
         vehicle = kind.fleet.vehicles[v]
-        launch = float(m.launch_s[row, v])
+        launch = float(m.launch_s(row, v))
+        duration = float(m.duration_s(row, v))
         route = kind.routes.routes[i]
         decisions[i] = Decision(
             package_id=packages[i].id,
@@ -383,25 +367,21 @@ class Planner:
             mode=_mode(kind.kind),
             vehicle_id=vehicle.id,
             launch_at=self.at + timedelta(seconds=launch),
-            eta=self.at + timedelta(seconds=float(m.eta_s[row, v])),
-            back_at=self.at + timedelta(seconds=launch + float(m.duration_s[row, v])),
-            energy_wh=float(m.energy_wh[row, v]),
-            margin_wh=float(m.margin_wh[row, v]),
+            eta=self.at + timedelta(seconds=float(m.eta_s(row, v))),
+            back_at=self.at + timedelta(seconds=launch + duration),
+            energy_wh=float(m.energy_wh(row, v)),
+            margin_wh=float(m.margin_wh(row, v)),
             route=_waypoints(route),
             detoured=bool(route.detoured) if route else False,
         )
         # The vehicle is busy until it is back, then swaps its battery (drones) or recharges (robots).
-        kind.fleet.free_in_s[v] = launch + float(m.duration_s[row, v]) + kind.turnaround_s
+        kind.fleet.free_in_s[v] = launch + duration + kind.turnaround_s
         kind.fleet.charge[v] = 1.0
 
     @staticmethod
     def _waiting_kinds(kinds: list[_Kind], last: dict[VehicleKind, fz.PairMatrix]) -> np.ndarray:
         """Per row of the last round: the kind that could carry it soonest (index into kinds), or -1."""
-        etas = [
-            np.where(last[k.kind].feasible, last[k.kind].eta_s, np.inf).min(axis=1, initial=np.inf)
-            for k in kinds
-        ]
-        stacked = np.vstack(etas)
+        stacked = np.vstack([_soonest(last[k.kind]) for k in kinds])
         best = stacked.argmin(axis=0)
         return np.where(np.isfinite(stacked.min(axis=0)), best, -1)
 
@@ -466,18 +446,24 @@ class Planner:
             spec = fleet.specs[int(fleet.spec_index[cols[0]])]
             return {Reason.WIND: wind_hint(name, self.station.weather.wind_speed_mps, spec.max_wind_mps)}
         if code in (fz.FULL_BATTERY, fz.CHARGE):
-            best = cols[np.argmax(m.margin_wh[row, cols])]
+            best = cols[np.argmax(m.margin_wh(row, cols))]
             best_spec = fleet.specs[int(fleet.spec_index[best])]
-            missing = -float(m.margin_wh[row, best]) / best_spec.battery_wh
+            missing = -float(m.margin_wh(row, best)) / best_spec.battery_wh
             if code == fz.FULL_BATTERY:
-                missing = (float(m.energy_wh[row, best]) / best_spec.battery_wh) - (
+                missing = (float(m.energy_wh(row, best)) / best_spec.battery_wh) - (
                     1 - best_spec.reserve_fraction
                 )
             hint = battery_hint(name, fleet.vehicles[best].id, missing, code == fz.FULL_BATTERY)
             return {Reason.INSUFFICIENT_BATTERY: hint}
         if code == fz.LATE:
-            late = float((m.eta_s[row, cols] - deadline_s).min())
+            late = float((m.eta_s(row, cols) - deadline_s).min())
             return {Reason.DEADLINE: deadline_hint(name, late)}
+        if code == fz.BEYOND:
+            hours = self.horizon_s / 3600.0
+            return {
+                Reason.NO_VEHICLE_AVAILABLE: f"no {name} could be at the door within the {hours:g} h "
+                "planning horizon"
+            }
         return {Reason.OUT_OF_RANGE: f"beyond the radius of every {name} model"}  # fz.GEOMETRY
 
     def _seconds(self, when: datetime | None, default: float) -> float:
@@ -494,17 +480,16 @@ def _mode(kind: VehicleKind) -> Literal["drone", "robot"]:
     return "drone" if kind is VehicleKind.DRONE else "robot"
 
 
-def _candidate_rows(cost: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Drop rows that cannot be in any optimal matching, before the O(n^3) solve.
-
-    With more rows (packages) than columns (vehicles) V, some optimal matching gives every column one of
-    its own V cheapest rows: if column c held a row outside them, one of those V rows is unused (the
-    other V-1 columns hold at most V-1 rows) and moving c there costs no more. So only the union of the
-    columns' V cheapest rows matters. Vehicles of one model rank packages alike, so the union is small.
-    """
-    n_rows, n_cols = cost.shape
-    if n_rows <= 2 * n_cols:
-        return cost, rows
-    top = np.argpartition(cost, n_cols - 1, axis=0)[:n_cols]
-    keep = np.unique(top)
-    return cost[keep], rows[keep]
+def _soonest(m: fz.PairMatrix) -> np.ndarray:
+    """Per row, the soonest ETA of any vehicle that can take it (inf if none), without an (R, V) float array:
+    per spec, the feasible vehicle free first, then the package's own window."""
+    soonest = np.full(m.feasible.shape[0], np.inf)
+    for s in np.unique(m.spec_of):
+        cols = np.flatnonzero(m.spec_of == s)
+        cols = cols[np.argsort(m.free_in_s[cols], kind="stable")]
+        feasible = m.feasible[:, cols]
+        first = feasible.argmax(axis=1)
+        free = np.where(feasible.any(axis=1), m.free_in_s[cols][first], np.inf)
+        eta = np.maximum(free + m.to_drop_s[:, s], m.earliest_s)
+        soonest = np.minimum(soonest, eta)
+    return soonest

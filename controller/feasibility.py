@@ -4,8 +4,8 @@ Two layers, so the expensive part runs once:
 - per package and vehicle *spec* (`SpecTable`): payload, wind, energy for the whole trip with the payload
   (out with it, back without), time to the drop. Computed once per plan; vehicles of one model share it.
 - per package and *vehicle* (`pair_matrix`): the vehicle's own charge above its reserve, whether it is
-  online, and when it can be there (its wait plus the flight) against the deadline. Recomputed each
-  planning round, as vehicles get busy.
+  online, and when it can be there (its wait plus the flight) against the deadline and the planning
+  horizon. Recomputed each planning round, as vehicles get busy; only the verdicts are per pair.
 Reasons are small integer codes in arrays (`CODES`), turned into `Reason`s only for the packages that
 end up with a van, so the hot path stays vectorized.
 """
@@ -33,8 +33,9 @@ CODES: tuple[Reason | None, ...] = (
     Reason.INSUFFICIENT_BATTERY,  # 5: this vehicle's charge is not enough
     Reason.NO_VEHICLE_AVAILABLE,  # 6: offline, grounded or in error
     Reason.DEADLINE,  # 7
+    Reason.NO_VEHICLE_AVAILABLE,  # 8: it would reach the door only after the planning horizon
 )
-GEOMETRY, OVERWEIGHT, WIND, FULL_BATTERY, CHARGE, OFFLINE, LATE = range(1, 8)
+GEOMETRY, OVERWEIGHT, WIND, FULL_BATTERY, CHARGE, OFFLINE, LATE, BEYOND = range(1, 9)
 
 # Seconds to prepare a launch (checks, mission upload, arming): part of every ETA.
 LAUNCH_PREP_S = {VehicleKind.DRONE: 60.0, VehicleKind.ROBOT: 30.0, VehicleKind.VAN: 0.0}
@@ -98,18 +99,43 @@ def spec_table(
 
 @dataclass(frozen=True)
 class PairMatrix:
-    """Per (package, vehicle) facts for one planning round; shape (R, V) over the given rows."""
+    """Per (package, vehicle) verdicts for one planning round, shape (R, V) over the given rows.
+
+    Only the verdicts are (R, V) arrays, one byte a pair; times and energies stay per (row, spec) and per
+    vehicle, and a pair's figures are worked out when asked (`launch`, `eta`, `margin`...). At 10,000 x 1,000
+    six float arrays of the pairs took 480 MB and a fifth of a tick to fill, for the few pairs ever read.
+    """
 
     code: np.ndarray  # int8, OK where feasible
-    launch_s: np.ndarray  # when the vehicle would leave, seconds from the planning instant
-    eta_s: np.ndarray  # when the package would be at the door
-    energy_wh: np.ndarray
-    margin_wh: np.ndarray  # energy left above the reserve after the trip
-    duration_s: np.ndarray
     feasible: np.ndarray  # code == OK, computed once
     closest: (
         np.ndarray
     )  # (R,) per package the highest failing code (the vehicle that came closest), 0 if none
+    spec_of: np.ndarray  # (V,) the spec column of each vehicle
+    free_in_s: np.ndarray  # (V,) when each vehicle is free, as the round started
+    usable_wh: np.ndarray  # (V,) energy above the reserve now
+    to_drop_s: np.ndarray  # (R, S) from launch to the door (incl. launch prep)
+    trip_energy_wh: np.ndarray  # (R, S)
+    trip_s: np.ndarray  # (R, S) from launch until back
+    earliest_s: np.ndarray  # (R,) the package's window opens
+
+    def launch_s(self, row: int | np.ndarray, v: int | np.ndarray) -> np.ndarray:
+        """When the vehicle would leave: when it is free, or later when the package's window is not open."""
+        s = self.spec_of[v]
+        return np.maximum(self.free_in_s[v], self.earliest_s[row] - self.to_drop_s[row, s])
+
+    def eta_s(self, row: int | np.ndarray, v: int | np.ndarray) -> np.ndarray:
+        return self.launch_s(row, v) + self.to_drop_s[row, self.spec_of[v]]
+
+    def energy_wh(self, row: int | np.ndarray, v: int | np.ndarray) -> np.ndarray:
+        return self.trip_energy_wh[row, self.spec_of[v]]
+
+    def margin_wh(self, row: int | np.ndarray, v: int | np.ndarray) -> np.ndarray:
+        """Energy left above the reserve after the trip (negative: it cannot fly it on this charge)."""
+        return self.usable_wh[v] - self.energy_wh(row, v)
+
+    def duration_s(self, row: int | np.ndarray, v: int | np.ndarray) -> np.ndarray:
+        return self.trip_s[row, self.spec_of[v]]
 
 
 def pair_matrix(
@@ -119,38 +145,58 @@ def pair_matrix(
     *,
     deadline_s: np.ndarray,
     earliest_s: np.ndarray,
+    horizon_s: float = np.inf,
 ) -> PairMatrix:
-    """Check every pending package (`rows`) against every vehicle of one kind, vectorized."""
+    """Check every pending package (`rows`) against every vehicle of one kind, vectorized.
+
+    Per spec, each check compares a (R,) column of the packages with a (V,) row of the vehicles, so no
+    (R, V) float array is ever made. A trip that would reach the door after the horizon is `BEYOND`: a van
+    is the honest answer for it, not a promise days ahead.
+    """
     spec_of = fleet.spec_index
-    code = table.code[np.ix_(rows, spec_of)].copy()
-    energy = table.energy_wh[np.ix_(rows, spec_of)]
-    to_drop = table.to_drop_s[np.ix_(rows, spec_of)]
-    duration = table.duration_s[np.ix_(rows, spec_of)]
-
-    battery = np.array([fleet.specs[k].battery_wh for k in spec_of])
-    reserve = np.array([fleet.specs[k].reserve_fraction for k in spec_of])
-    usable = battery * (fleet.charge - reserve)  # (V,) energy above the reserve now
-    margin = usable[None, :] - energy
-
-    # Leave when the vehicle is free, or later when the package may not arrive before its window opens.
-    launch = np.maximum(fleet.free_in_s[None, :], earliest_s[rows, None] - to_drop)
-    eta = launch + to_drop
-
-    ok = code == OK
-    code[ok & (margin < 0.0)] = CHARGE
-    ok = code == OK
-    code[ok & ~fleet.online[None, :]] = OFFLINE
-    ok = code == OK
-    code[ok & (eta > deadline_s[rows, None])] = LATE
+    code = table.code[np.ix_(rows, spec_of)]
+    battery = np.array([s.battery_wh for s in fleet.specs])
+    reserve = np.array([s.reserve_fraction for s in fleet.specs])
+    usable = battery[spec_of] * (fleet.charge - reserve[spec_of])  # (V,) energy above the reserve now
+    energy = table.energy_wh[rows]
+    to_drop = table.to_drop_s[rows]
+    deadline, earliest = deadline_s[rows], earliest_s[rows]
+    free = fleet.free_in_s
+    for s in range(len(fleet.specs)):
+        cols = np.flatnonzero(spec_of == s)
+        if cols.size == 0:
+            continue
+        whole = cols.size == len(spec_of)  # one model: work in place, no copy of the block
+        block = code if whole else code[:, cols]
+        ok = block == OK
+        _mark(block, ok, energy[:, s][:, None] > usable[None, cols], CHARGE)
+        if not fleet.online[cols].all():
+            _mark(block, ok, ~fleet.online[None, cols], OFFLINE)
+        # eta = max(free + to_drop, earliest): late when either term passes the limit
+        for limit, mark in ((deadline, LATE), (np.full(len(rows), horizon_s), BEYOND)):
+            slack = limit - to_drop[:, s]
+            if (free[cols].max(initial=-np.inf) > slack.min(initial=np.inf)) or (earliest > limit).any():
+                _mark(block, ok, (free[None, cols] > slack[:, None]) | (earliest > limit)[:, None], mark)
+        if not whole:
+            code[:, cols] = block
     feasible = code == OK
     closest = code.max(axis=1) if code.shape[1] else np.zeros(len(rows), dtype=np.int8)
     return PairMatrix(
         code=code,
-        launch_s=launch,
-        eta_s=eta,
-        energy_wh=energy,
-        margin_wh=margin,
-        duration_s=duration,
         feasible=feasible,
         closest=closest,
+        spec_of=spec_of,
+        free_in_s=free.copy(),
+        usable_wh=usable,
+        to_drop_s=to_drop,
+        trip_energy_wh=energy,
+        trip_s=table.duration_s[rows],
+        earliest_s=earliest,
     )
+
+
+def _mark(block: np.ndarray, ok: np.ndarray, failing: np.ndarray, mark: int) -> None:
+    """Give `mark` to the pairs still OK that fail this check; `ok` follows (checks apply in order)."""
+    hit = ok & failing
+    block[hit] = mark
+    ok &= ~hit

@@ -1,0 +1,210 @@
+"""One planning round's matching, solved over classes of interchangeable vehicles.
+
+A round pairs pending packages with vehicles at the least total cost (ETA + energy - bonuses), as many
+pairs as can be made. `linear_sum_assignment` solved it per vehicle, but vehicles of one model have the
+same cost column, the worst case for shortest augmenting paths: at 10,000 x 1,000 the solve was 40-130
+times slower than on a random matrix of that shape. Here vehicles that are interchangeable for the round
+form a *class*: same kind and spec, the same feasible packages (charge and deadline bands), and costs
+that differ only by a constant per vehicle (when it is free), which holds unless a package's time window
+binds (then only vehicles free at the same instant share a class). The round is then a transportation
+problem, packages x classes, solved as a min-cost flow (OR-Tools' `SimpleMinCostFlow`, maximum flow at
+least cost, as the per-vehicle solve maximised pairs before cost); its optimum is the per-vehicle optimum
+(`tests/controller/test_assignment_classes.py`). Vehicles are handed out inside each class afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from ortools.graph.python import min_cost_flow
+
+from controller.feasibility import PairMatrix
+
+# Costs go to the solver as integers: micro-seconds, unless that could overflow its int64 arithmetic.
+_COST_SCALE = 1e6
+_INT_BUDGET = 2e17
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A package (row of the round) given to a vehicle (index in its kind's fleet)."""
+
+    row: int
+    kind: int
+    vehicle: int
+
+
+@dataclass
+class _Class:
+    kind: int
+    spec: int
+    vehicles: np.ndarray  # indices in the kind's fleet
+    column: np.ndarray  # (R,) the class's cost over all rows of the round, less the vehicle's free time
+
+
+def match_round(matrices: list[PairMatrix], bonus_s: np.ndarray, energy_s_per_wh: float) -> list[Pair]:
+    """The most pairs at the least cost of `to_drop + free/earliest wait + energy_s_per_wh * Wh - bonus`."""
+    classes = _classes(matrices, bonus_s, energy_s_per_wh, rows=None)
+    if not classes:
+        return []
+    capacity = sum(len(c.vehicles) for c in classes)
+    n_rows = len(bonus_s)
+    if n_rows > 2 * capacity:
+        keep = _candidate_rows(matrices, classes, capacity)
+        classes = _classes(matrices, bonus_s, energy_s_per_wh, rows=keep)
+    else:
+        keep = np.arange(n_rows)
+    return _solve(matrices, classes, keep, bonus_s)
+
+
+def _free_key(m: PairMatrix, cols: np.ndarray, spec: int) -> np.ndarray:
+    """Per vehicle: nan when its cost is (its free time) + (a column of the spec), else its free time.
+
+    eta = max(free + to_drop, earliest): the free time adds a constant to the vehicle's whole column unless
+    some package it could take has a window that opens after it could be there.
+    """
+    free = m.free_in_s[cols]
+    window = np.flatnonzero(m.earliest_s > 0.0)
+    if window.size == 0:
+        return np.full(cols.size, np.nan)
+    opens = m.earliest_s[window] - m.to_drop_s[window, spec]
+    binds = (m.feasible[np.ix_(window, cols)] & (opens[:, None] > free[None, :])).any(axis=0)
+    return np.where(binds, free, np.nan)
+
+
+def _classes(
+    matrices: list[PairMatrix], bonus_s: np.ndarray, w: float, rows: np.ndarray | None
+) -> list[_Class]:
+    """Vehicles grouped by (kind, spec, free time where it is not a shift, feasible rows among `rows`)."""
+    classes: list[_Class] = []
+    for k, m in enumerate(matrices):
+        feasible = m.feasible if rows is None else m.feasible[rows]
+        useful = feasible.any(axis=0)
+        for s in np.unique(m.spec_of[useful]):
+            cols = np.flatnonzero(useful & (m.spec_of == s))
+            keys = _free_key(m, cols, int(s))
+            packed = np.packbits(feasible[:, cols], axis=0).T
+            groups: dict[tuple[float | None, bytes], list[int]] = {}
+            for v, key, bits in zip(cols.tolist(), keys.tolist(), packed, strict=True):
+                groups.setdefault((None if np.isnan(key) else key, bits.tobytes()), []).append(v)
+            columns: dict[float | None, np.ndarray] = {}
+            for (key, _), members in groups.items():
+                if key not in columns:
+                    columns[key] = _column(m, int(s), key, bonus_s, w)
+                classes.append(_Class(k, int(s), np.asarray(members), columns[key]))
+    return classes
+
+
+def _column(m: PairMatrix, s: int, free: float | None, bonus_s: np.ndarray, w: float) -> np.ndarray:
+    """A class's cost over every row of the round, less the free time of whichever vehicle carries it."""
+    to_drop = m.to_drop_s[:, s]
+    energy = m.trip_energy_wh[:, s]
+    # eta - free: to_drop where no window binds
+    arrive = to_drop if free is None else np.maximum(free + to_drop, m.earliest_s) - free
+    return arrive + w * energy - bonus_s
+
+
+def _candidate_rows(matrices: list[PairMatrix], classes: list[_Class], capacity: int) -> np.ndarray:
+    """The rows an optimal matching needs: the union of every class's `capacity` cheapest feasible rows.
+
+    If a class held a row outside its `capacity` cheapest, one of those is free (the other pairs hold at
+    most capacity - 1 rows), and moving there costs no more. Vehicles of one model rank packages alike,
+    so the union is small. Classes sharing a cost column sort it once.
+    """
+    keep = np.zeros(len(classes[0].column), dtype=bool)
+    order_of: dict[int, np.ndarray] = {}
+    for c in classes:
+        order = order_of.get(id(c.column))
+        if order is None:
+            order = order_of[id(c.column)] = np.argsort(c.column, kind="stable")
+        feasible = matrices[c.kind].feasible[order, c.vehicles[0]]
+        keep[order[np.flatnonzero(feasible)[:capacity]]] = True
+    return np.flatnonzero(keep)
+
+
+def _solve(
+    matrices: list[PairMatrix], classes: list[_Class], rows: np.ndarray, bonus_s: np.ndarray
+) -> list[Pair]:
+    """Min-cost max-flow: source -> row (1) -> class (1, its column) -> sink (a vehicle's free time)."""
+    n_rows, n_classes = len(rows), len(classes)
+    arc_rows, arc_classes, arc_cost = [], [], []
+    for j, c in enumerate(classes):
+        r = np.flatnonzero(matrices[c.kind].feasible[rows, c.vehicles[0]])
+        arc_rows.append(r)
+        arc_classes.append(np.full(r.size, j))
+        arc_cost.append(c.column[rows[r]])
+    tail = np.concatenate(arc_rows)
+    head = np.concatenate(arc_classes)
+    cost = np.concatenate(arc_cost)
+    if tail.size == 0:
+        return []
+    cost = cost - cost.min()  # every pair crosses one such arc: a constant changes no choice
+    sink_tail, sink_cap, sink_cost, sink_members = [], [], [], []
+    for j, c in enumerate(classes):
+        free = matrices[c.kind].free_in_s[c.vehicles]
+        for value in np.unique(free):
+            members = c.vehicles[free == value]
+            sink_tail.append(j)
+            sink_cap.append(members.size)
+            sink_cost.append(value)
+            sink_members.append(members)
+    sink_costs = np.asarray(sink_cost, dtype=float)
+    sink_costs -= sink_costs.min()
+    nodes = n_rows + n_classes + 2
+    top = max(float(cost.max()), float(sink_costs.max()), 1.0)
+    scale = min(_COST_SCALE, _INT_BUDGET / (top * 2 * nodes))
+    source, sink = n_rows + n_classes, n_rows + n_classes + 1
+    flow = min_cost_flow.SimpleMinCostFlow()
+    n_arcs = tail.size
+    flow.add_arcs_with_capacity_and_unit_cost(
+        np.concatenate([np.full(n_rows, source), tail, n_rows + np.asarray(sink_tail)]),
+        np.concatenate([np.arange(n_rows), n_rows + head, np.full(len(sink_tail), sink)]),
+        np.concatenate([np.ones(n_rows + n_arcs), sink_cap]).astype(np.int64),
+        np.concatenate([np.zeros(n_rows), np.rint(cost * scale), np.rint(sink_costs * scale)]).astype(
+            np.int64
+        ),
+    )
+    flow.set_node_supply(source, n_rows)
+    flow.set_node_supply(sink, -n_rows)
+    status = flow.solve_max_flow_with_min_cost()
+    if status != flow.OPTIMAL:
+        raise RuntimeError(f"min-cost flow failed: {status}")
+    flows = flow.flows(np.arange(n_rows, n_rows + n_arcs + len(sink_tail)))
+    used = flows[:n_arcs] > 0
+    taken = flows[n_arcs:]
+    return _hand_out(
+        matrices, classes, rows[tail[used]], head[used], bonus_s, (taken, sink_tail, sink_members)
+    )
+
+
+def _hand_out(
+    matrices: list[PairMatrix],
+    classes: list[_Class],
+    rows: np.ndarray,
+    class_of: np.ndarray,
+    bonus_s: np.ndarray,
+    sinks: tuple[np.ndarray, list[int], list[np.ndarray]],
+) -> list[Pair]:
+    """Inside a class any vehicle serves any of its rows at the same total cost: the vehicles free soonest
+    go to the highest bonus, and among those free at once, the best charge to the hardest trip."""
+    taken, sink_class, sink_members = sinks
+    chosen: dict[int, list[np.ndarray]] = {}
+    for j, n, members in zip(sink_class, taken.tolist(), sink_members, strict=True):
+        if n:
+            m = matrices[classes[j].kind]
+            best = members[np.argsort(-m.usable_wh[members], kind="stable")[:n]]
+            chosen.setdefault(j, []).append(best)
+    pairs: list[Pair] = []
+    for j, picks in chosen.items():
+        c = classes[j]
+        m = matrices[c.kind]
+        vehicles = np.concatenate(picks)
+        vehicles = vehicles[np.lexsort((-m.usable_wh[vehicles], m.free_in_s[vehicles]))]
+        mine = rows[class_of == j]
+        mine = mine[np.argsort(-bonus_s[mine], kind="stable")]
+        # vehicles are in blocks of one free time: inside each, the hardest trip first
+        _, block = np.unique(m.free_in_s[vehicles], return_inverse=True)
+        mine = mine[np.lexsort((-m.trip_energy_wh[mine, c.spec], block))]
+        pairs.extend(map(Pair, mine.tolist(), [c.kind] * len(mine), vehicles.tolist()))
+    return pairs
