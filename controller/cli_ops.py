@@ -219,6 +219,7 @@ def submit(
     url: Url = DEFAULT_URL,
     token: Token = None,
     json_out: JsonOut = False,
+    allow_late: Annotated[bool, typer.Option("--allow-late", help="accept a deadline already past")] = False,
 ) -> None:
     """Submit one package and print what the station decided (drone, robot, queued, or van and why)."""
     package = {
@@ -237,7 +238,7 @@ def submit(
         "note": note,
     }
     with _client(url, token) as client:
-        results = client.submit([{k: v for k, v in package.items() if v is not None}])
+        results = client.submit([{k: v for k, v in package.items() if v is not None}], allow_late=allow_late)
     if json_out:
         console.print_json(json.dumps(results[0]))
     else:
@@ -314,17 +315,25 @@ def _send_batches(
                 results += client.submit(packages[start : start + size], allow_late=allow_late)
             except (ApiError, Unreachable) as exc:
                 progress.stop()
-                first, last = rows[start], rows[min(start + size, len(rows)) - 1]
-                err_console.print(
-                    f"stopped at rows {first}-{last}: the {start} packages before were sent and stored; "
-                    "run the same command again to resume (packages already stored are known by their "
-                    "key and not stored twice)",
-                    markup=False,
-                    soft_wrap=True,
-                )
+                _say_stopped(rows, start, size)
                 raise _in_file(exc, rows[start : start + size]) from exc
+            except KeyboardInterrupt:
+                progress.stop()
+                _say_stopped(rows, start, size)
+                raise typer.Exit(code=130) from None
             progress.advance(task, min(size, len(packages) - start))
     return results
+
+
+def _say_stopped(rows: list[int], start: int, size: int) -> None:
+    first, last = rows[start], rows[min(start + size, len(rows)) - 1]
+    err_console.print(
+        f"stopped at rows {first}-{last}: the {start} packages before were sent and stored (that batch "
+        "may be too); run the same command again to resume (packages already stored are known by their "
+        "key and not stored twice)",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def _in_file(exc: ApiError | Unreachable, rows: list[int]) -> ApiError | Unreachable:

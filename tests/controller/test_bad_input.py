@@ -228,3 +228,14 @@ def test_import_refuses_a_past_deadline_before_sending_anything(op: httpx.Client
     )
     assert code == 0, stderr
     assert "2 packages, 2 new" in stdout and _stored(op) == 2
+
+
+def test_submit_refuses_a_past_deadline_unless_allowed(op: httpx.Client) -> None:
+    args = ["submit", "--key", "walk-in", "--weight", "2", "--unit", "lb", "--lat", "33.45",
+            "--lon", "-112.25", "--deadline", "2019-12-01T18:00:00Z", "--url", str(op.base_url)]  # fmt: skip
+    code, _, stderr = lastmile(*args, token=ROLE_TOKEN["operator"])
+    assert code == 2 and "deadline" in stderr and "already past" in stderr
+    assert _stored(op) == 0
+    code, stdout, stderr = lastmile(*args, "--allow-late", token=ROLE_TOKEN["operator"])
+    assert code == 0, stderr
+    assert "walk-in" in stdout and _stored(op) == 1
