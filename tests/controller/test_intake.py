@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from controller.errors import InputError
-from controller.intake import parse_packages_csv, read_packages_csv
+from controller.intake import decode_csv, parse_packages_csv, read_packages_csv
 
 HEADER = "key,weight,weight_unit,lat,lon,deadline,priority\n"
 
@@ -83,3 +85,34 @@ def test_ragged_row() -> None:
 def test_missing_file(tmp_path) -> None:
     with pytest.raises(InputError, match="does not exist"):
         read_packages_csv(tmp_path / "nope.csv")
+
+
+def test_the_encoding_rule_is_fixed_and_said() -> None:
+    text = "key,weight_kg,lat,lon,recipient\na,1,33.4,-112.2,Zoë Müller\n"
+    for data, encoding in (
+        (text.encode("utf-8"), "UTF-8"),
+        (text.encode("utf-8-sig"), "UTF-8 with BOM"),
+        (text.encode("utf-16"), "UTF-16"),
+        (text.encode("cp1252"), "Windows-1252"),
+    ):
+        assert decode_csv(data) == (text, encoding)
+    with pytest.raises(InputError) as err:
+        decode_csv(text.encode("utf-16-le"))  # no byte-order mark: NUL bytes, not text
+    assert err.value.field == "file" and "NUL" in str(err.value)
+
+
+def test_a_repeated_key_names_the_first_row_as_the_file_numbers_it() -> None:
+    with pytest.raises(InputError) as err:
+        parse_packages_csv(HEADER + "\n\na,1,kg,33.4,-112.2,,0\na,2,kg,33.4,-112.2,,0\n")
+    assert "first on row 4" in str(err.value) and err.value.row == 5
+
+
+def test_a_past_deadline_is_refused_only_when_a_clock_is_given_and_late_is_not_allowed() -> None:
+    text = HEADER + "a,1,kg,33.4,-112.2,2026-12-01T17:00:00Z,0\n"
+    now = datetime(2026, 12, 1, 18, tzinfo=UTC)
+    assert len(parse_packages_csv(text)) == 1  # no clock: nothing to compare with
+    assert len(parse_packages_csv(text, now=now, allow_late=True)) == 1
+    with pytest.raises(InputError) as err:
+        parse_packages_csv(text, now=now)
+    assert err.value.row == 2 and err.value.field == "deadline" and "already past" in str(err.value)
+    assert len(parse_packages_csv(text, now=now - timedelta(hours=2))) == 1
