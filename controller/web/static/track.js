@@ -30,7 +30,7 @@ function drawPin(view) {
   const east = ((destination.lon - station.lon) * Math.PI / 180) * r * Math.cos(station.lat * Math.PI / 180);
   const north = ((destination.lat - station.lat) * Math.PI / 180) * r;
   const reach = Math.max(Math.abs(east), Math.abs(north), 1);
-  const scale = 80 / reach;
+  const scale = 60 / reach; // room for the pin's head above a point due north
   const x = 100 + east * scale;
   const y = 100 - north * scale;
   map.append(svg("line", { x1: 100, y1: 100, x2: x, y2: y, stroke: "#9aa8b5", "stroke-dasharray": "4 4" }));
