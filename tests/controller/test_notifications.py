@@ -17,15 +17,19 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from controller.errors import InputError
 from controller.packages import PackageIn
 from controller.packages import PackageState as S
 from controller.service.events import EventBus
 from controller.service.notify import Notifier, dispatcher_render, kind_of
 from controller.service.webhook import EventWebhook
+from controller.station import NotificationsConfig, load_station
 from controller.store import Store
 from controller.store.lease import Lease, LeaseLost
 
@@ -326,3 +330,76 @@ async def test_a_new_leader_resumes_the_cursor_and_the_old_one_cannot_move_it(
         lease_b.release()
         store_a.close()
         store_b.close()
+
+
+@pytest.mark.slow  # two controller starts: about 4 s alone, up to 9 s on a loaded machine
+def test_a_station_with_both_webhooks_pushes_signed_and_resumes_after_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through `lastmile serve`'s app: the station file's webhooks start with the API, sign with the keys it
+    names, and a restarted controller pushes what was handed over while it was down."""
+    from controller.api.server import ApiThread
+    from tests.api.helpers import ROLE_TOKEN, package, station_config
+
+    notify, dispatch = Receiver(), Receiver()
+    monkeypatch.setenv("TEST_NOTIFY_KEY", KEY.decode())
+    (tmp_path / "hook.key").write_text(KEY.decode() + "\n")
+    config = station_config(webhook_url=dispatch.url, webhook_secret_file=tmp_path / "hook.key")
+    config = config.model_copy(
+        update={
+            "notifications": NotificationsConfig(
+                webhook_url=notify.url, secret_env="TEST_NOTIFY_KEY", public_url="https://t.example"
+            )
+        }
+    )
+    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    try:
+        with ApiThread(config, url) as api:
+            with httpx.Client(
+                base_url=api.url, headers={"Authorization": f"Bearer {ROLE_TOKEN['operator']}"}
+            ) as op:
+                op.post("/v1/packages", json=package("up-1"))  # no vehicle can fly: to the vans at once
+            asyncio.run(notify.wait_for(lambda: len(notify.unique()) == 2))
+            asyncio.run(dispatch.wait_for(lambda: len(dispatch.unique()) == 1))
+        with Store(url) as store:  # the controller is down; another process hands a package over
+            store.transition(submit(store, "down-1"), S.VAN, reason="operator")
+        with ApiThread(config, url):
+            asyncio.run(notify.wait_for(lambda: len(notify.unique()) == 4))
+            asyncio.run(dispatch.wait_for(lambda: len(dispatch.unique()) == 2))
+    finally:
+        notify.close()
+        dispatch.close()
+    assert notify.forged == dispatch.forged == 0  # both signed with the keys the station file names
+    assert [(b["package"]["key"], b["package"]["state"]) for _, _, b in notify.unique()] == [
+        ("up-1", "received"),
+        ("up-1", "van"),
+        ("down-1", "received"),
+        ("down-1", "van"),
+    ]
+    assert notify.unique()[0][2]["package"]["tracking_url"].startswith("https://t.example/track/")
+    assert [b["package"]["key"] for _, _, b in dispatch.unique()] == ["up-1", "down-1"]
+    assert {kind for _, kind, _ in dispatch.accepted} == {"van_handover"}
+
+
+@pytest.mark.parametrize(
+    ("section", "problem"),
+    [
+        ({"webhook_url": "https://m.example/hook"}, "needs secret_env or secret_file"),
+        ({"webhook_url": "ftp://m.example/hook", "secret_env": "HOME"}, "http:// or https://"),
+        ({"secret_env": "LASTMILE_SURELY_UNSET_VAR"}, "not set or empty"),
+        ({"secret_env": "HOME", "secret_file": "k"}, "set one"),
+        ({"secret_file": "missing.key"}, "cannot be read"),
+        ({"time_zone": "Mars/Olympus"}, "not an IANA time zone"),
+        ({"eta_change_s": -1}, "greater than or equal to 0"),
+    ],
+)
+def test_a_bad_notifications_section_is_refused_naming_the_field(
+    tmp_path: Path, section: dict[str, Any], problem: str
+) -> None:
+    lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in section.items())
+    path = tmp_path / "station.toml"
+    path.write_text(f'name = "s"\nlat = 33.44\nlon = -112.256\n\n[notifications]\n{lines}\n')
+    with pytest.raises(InputError) as caught:
+        load_station(path)
+    assert caught.value.field is not None and caught.value.field.startswith("notifications")
+    assert problem in str(caught.value)
