@@ -8,6 +8,7 @@ Validation is pydantic's: a bad file gives an `InputError` naming the field and 
 from __future__ import annotations
 
 import os
+import re
 import ssl
 import tomllib
 from datetime import datetime
@@ -155,6 +156,62 @@ class WeatherConfig(BaseModel):
 
     wind_speed_mps: float = Field(default=0.0, ge=0.0, le=80.0)
     wind_from_deg: float = Field(default=0.0, ge=0.0, lt=360.0)
+
+
+TILE_PLACEHOLDERS = {"z", "x", "y", "s", "r"}  # Leaflet's TileLayer URL template keys
+
+
+class ConsoleConfig(BaseModel):
+    """The web console: an optional basemap of tiles under the zones and vehicles (docs/console.md).
+
+    None by default, for stations on closed networks: then the page loads no map library and asks nothing of
+    any other host. With `basemap_url` (a slippy-map template such as
+    "https://tile.example/{z}/{x}/{y}.png"), the page draws the tiles under its own layers, and its
+    Content-Security-Policy lets images (only) come from that host.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    basemap_url: str | None = Field(default=None, description="tile URL template with {z}, {x} and {y}")
+    basemap_attribution: str | None = Field(
+        default=None, max_length=300, description="shown in the map's corner, as text (the tiles' licence)"
+    )
+    basemap_max_zoom: int = Field(default=19, ge=1, le=22, description="the tile server's deepest zoom")
+
+    @field_validator("basemap_url")
+    @classmethod
+    def _tile_template(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"must be an http or https URL template, got {url!r}")
+        host = parts.netloc.rsplit("@", 1)[-1]
+        if not host or "@" in parts.netloc:
+            raise ValueError(f"must name a host and no user or password, got {url!r}")
+        if "{" in host.removeprefix("{s}."):
+            raise ValueError(f"the host may hold a placeholder only as its first label ({{s}}.), in {url!r}")
+        keys = set(re.findall(r"{([^{}]*)}", url))
+        missing = sorted({"z", "x", "y"} - keys)
+        if missing:
+            raise ValueError(f"must contain {{z}}, {{x}} and {{y}}; {{{missing[0]}}} is missing in {url!r}")
+        unknown = sorted(keys - TILE_PLACEHOLDERS)
+        if unknown:
+            raise ValueError(f"{{{unknown[0]}}} is not a tile placeholder (use z, x, y, s, r) in {url!r}")
+        if any(c.isspace() or c in "'\";" for c in url):
+            raise ValueError(f"must not contain spaces, quotes, backslashes or ';', got {url!r}")
+        return url
+
+    @property
+    def basemap_origin(self) -> str | None:
+        """The tiles' origin as a CSP source: scheme://host[:port], a `{s}` subdomain as `*.`."""
+        if self.basemap_url is None:
+            return None
+        parts = urlsplit(self.basemap_url)
+        host = parts.netloc
+        if host.startswith("{s}."):
+            host = "*." + host[4:]
+        return f"{parts.scheme}://{host}"
 
 
 class ApiConfig(BaseModel):
@@ -464,6 +521,7 @@ class StationConfig(BaseModel):
         "the station file); key files keep theirs next to the key",
     )
     api: ApiConfig = Field(default_factory=ApiConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     broker: BrokerConfig | None = None
     notifications: NotificationsConfig = Field(
         default_factory=NotificationsConfig, description="customers told through a messaging service"

@@ -32,6 +32,7 @@ __all__ = [
     "BodyGuard",
     "SecurityHeaders",
     "check_nesting",
+    "content_security_policy",
     "parse_json",
 ]
 
@@ -39,10 +40,19 @@ MAX_BODY_BYTES = 32 * 1024 * 1024  # a batch of 10,000 packages with long notes 
 MAX_SMALL_BODY_BYTES = 1024 * 1024  # every other body is a reason or a few fields
 MAX_JSON_DEPTH = 16  # a batch needs 3 (object > list > package); nothing needs more than 4
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
+
+
+def content_security_policy(img_sources: tuple[str, ...] = ()) -> str:
+    """The policy, with `img_sources` (origins) added to img-src only: a configured basemap's tile server
+    (`[console] basemap_url`), whose tiles are images and nothing more (no script, style or connection)."""
+    images = " ".join(("'self'", "data:", *img_sources))
+    return (
+        f"default-src 'self'; script-src 'self'; style-src 'self'; img-src {images}; connect-src 'self'; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+
+
+CONTENT_SECURITY_POLICY = content_security_policy()
 SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-frame-options", b"DENY"),

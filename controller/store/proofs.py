@@ -123,6 +123,17 @@ class ProofStore:
                 out.update((r.package_id, _proof(r)) for r in conn.execute(query))
         return out
 
+    def recent_proofs(self, limit: int = 50) -> builtins.list[dict[str, Any]]:
+        """The latest proofs, newest first, each with its package's `package_id` and `key` (the console)."""
+        query = (
+            select(delivery_proofs, packages.c.key)
+            .join(packages, packages.c.id == delivery_proofs.c.package_id)
+            .order_by(delivery_proofs.c.at.desc(), delivery_proofs.c.package_id)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
     def attach_photo(self, package_id: str, url: str, *, at: datetime | None = None) -> dict[str, Any]:
         """Attach (or replace) the photo URL of a delivered package's proof; returns the proof.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
@@ -54,3 +55,27 @@ def project(frame: LocalFrame, points: Sequence[Sequence[float]]) -> list[list[f
     lons = [float(p[1]) for p in points]
     xs, ys = frame.to_local(lons, lats)
     return [[round(float(x), 1), round(float(y), 1)] for x, y in zip(xs, ys, strict=True)]
+
+
+def georef_grid(frame: LocalFrame, half_m: float, step_m: float = 1000.0) -> dict[str, Any]:
+    """Latitudes and longitudes of a square grid of local points, for a page that lays lon/lat tiles under
+    its metric map (`[console] basemap_url`).
+
+    The page interpolates between the grid's nodes (bilinear) to find the lon/lat of its view's centre and
+    the metres per degree there: the azimuthal equidistant frame bends away from lon/lat by about d²/R over
+    a distance d, and a 1 km grid keeps the interpolation within centimetres, where a JavaScript copy of
+    the projection (PROJ's ellipsoidal formulas) would have been a second implementation to keep in step.
+    `lat[j][i]`, `lon[j][i]` belong to x = x0 + i * step, y = y0 + j * step (metres east, north).
+    """
+    n = int(np.ceil(half_m / step_m))
+    axis = np.arange(-n, n + 1, dtype=float) * step_m
+    xs, ys = np.meshgrid(axis, axis)
+    lon, lat = frame.to_wgs84(xs, ys)
+    return {
+        "x0": float(axis[0]),
+        "y0": float(axis[0]),
+        "step": float(step_m),
+        "n": int(axis.size),
+        "lat": np.round(lat, 8).tolist(),
+        "lon": np.round(lon, 8).tolist(),
+    }

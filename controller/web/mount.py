@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from controller.api.hardening import content_security_policy
 from controller.web import live, routes
 from controller.web.live import TelemetryFeed
 
@@ -40,10 +41,15 @@ def mount_console(app: FastAPI, service: StationService, *, rate_hz: float = 4.0
     app.include_router(live.router)
     app.mount("/console", StaticFiles(directory=STATIC), name="console")
 
+    headers = {"Cache-Control": "no-cache"}
+    origin = service.config.console.basemap_origin
+    if origin is not None:  # the basemap's tiles are images from that host; nothing else from anywhere
+        headers["Content-Security-Policy"] = content_security_policy((origin,))
+
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         # The page itself holds no data: it asks for a token and then reads the API like any client.
-        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+        return FileResponse(STATIC / "index.html", headers=headers)
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> FileResponse:

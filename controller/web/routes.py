@@ -15,12 +15,13 @@ from controller.api.auth import PERMISSIONS, Role, require
 from controller.api.deps import blocking, service_of, station_of
 from controller.api.schemas import ErrorBody, decision_out, package_out
 from controller.packages import PackageState
-from controller.web.geometry import project, zone_shapes
+from controller.web.geometry import georef_grid, project, zone_shapes
 from geofences import zones_to_geojson
 from vehicles.spec import DRONE_DEFAULT, ROBOT_DEFAULT
 
 router = APIRouter(tags=["console"])
 _ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}}
+DELIVERED_LIMIT = 50  # the Delivered panel: the latest; any other package is a GET /v1/packages/{id} away
 QUEUE_LIMIT = 500  # the panel shows the oldest waiting first; beyond this the page says "and N more"
 
 
@@ -69,7 +70,38 @@ async def station_map(request: Request) -> dict[str, Any]:
         "missions": out,
         "grounded": service.grounded,
         "last_event": service.bus.last_seq,
+        "basemap": config.console.basemap_url is not None,
     }
+
+
+@router.get("/v1/console/basemap", summary="The basemap's tiles and how to lay them under the map",
+            responses=_ERRORS, dependencies=[Depends(require("fleet:read"))])  # fmt: skip
+async def basemap(request: Request) -> dict[str, Any]:
+    """`[console]`'s tile URL template and attribution (null when none is configured), with a grid of the
+    local frame's points in lon/lat (`georef_grid`) over the drone radius and a margin."""
+    console = service_of(request).config.console
+    if console.basemap_url is None:
+        return {"url": None}
+    frame = service_of(request).config.frame
+    grid = await asyncio.to_thread(georef_grid, frame, DRONE_DEFAULT.max_range_m * 1.5)
+    return {
+        "url": console.basemap_url,
+        "attribution": console.basemap_attribution,
+        "max_zoom": console.basemap_max_zoom,
+        "grid": grid,
+    }
+
+
+@router.get("/v1/console/delivered", summary="The latest deliveries with their proof of delivery",
+            responses=_ERRORS, dependencies=[Depends(require("packages:read"))])  # fmt: skip
+async def delivered(request: Request) -> dict[str, Any]:
+    """Newest first, at most `DELIVERED_LIMIT`: what the Delivered panel lists (the detail is the API's)."""
+    service = service_of(request)
+    items = await blocking(service.store.recent_proofs, DELIVERED_LIMIT)
+    for item in items:
+        for key in ("at", "photo_at"):
+            item[key] = item[key].isoformat() if item[key] is not None else None
+    return {"items": items}
 
 
 @router.get("/v1/console/queue", summary="Unfinished packages with the controller's decision",

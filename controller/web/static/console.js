@@ -7,6 +7,7 @@ import { IntentsView, localFrame } from "./airspace.js";
 import { api, Live, token } from "./api.js";
 import { StationMap } from "./map.js";
 import { addEvent, renderFleet, renderMissions, renderQueue } from "./panels.js";
+import { renderDelivered, showPackage } from "./proof.js";
 
 const $ = (sel) => document.querySelector(sel);
 const state = {
@@ -87,9 +88,10 @@ async function refresh(now = false) {
   inflight = (async () => {
     if (!now) await new Promise((r) => setTimeout(r, 150)); // coalesce a burst of events into one read
     try {
-      const [m, q] = await Promise.all([api("/v1/map"), api("/v1/console/queue")]);
+      const [m, q, d] = await Promise.all([api("/v1/map"), api("/v1/console/queue"), api("/v1/console/delivered")]);
       state.map = m;
       state.queue = q.items;
+      state.delivered = d.items;
       state.packages = new Map(q.items.map((p) => [p.id, p]));
       draw(q);
     } catch (err) {
@@ -119,13 +121,32 @@ function draw(q) {
     map.fit(pts, m.radii.drone_m * 1.05);
     state.fitted = true;
   }
+  if (m.basemap && !state.basemap) startBasemap();
   setGrounded(m.grounded);
   renderMissions($("#missions tbody"), m.missions, ctx());
   renderQueue($("#queue tbody"), state.queue, ctx());
+  renderDelivered($("#delivered tbody"), state.delivered);
+  $("#n-delivered").textContent = `${state.delivered.length}`;
   $("#n-missions").textContent = `${m.missions.length}`;
   $("#n-queue").textContent = `${q.total} unfinished, ${q.waiting} waiting`;
   updateFilterIndex();
   document.body.dataset.ready = "1";
+}
+
+// Tiles under the map, only when the station file names a tile server: Leaflet is not even loaded otherwise.
+async function startBasemap() {
+  state.basemap = "starting";
+  try {
+    const [{ Basemap }, config] = await Promise.all([import("./basemap.js"), api("/v1/console/basemap")]);
+    if (!config.url) return;
+    const basemap = new Basemap($("#map-pane"), config);
+    await basemap.start();
+    state.basemap = basemap;
+    map.onViewBox = (view, k) => basemap.follow(view, k);
+    basemap.follow(map.view, map.k);
+  } catch (err) {
+    toast(`no basemap: ${err.message}`, true); // the map works without it
+  }
 }
 
 const ctx = () => ({ canWrite: state.canWrite, filter: state.filter, packages: state.packages, progress: (id) => map.progress(id) });
@@ -315,6 +336,18 @@ $("#login").addEventListener("submit", async (e) => {
 $("#logout").addEventListener("click", () => {
   token.clear();
   location.reload();
+});
+// A package's detail, with its proof of delivery: a row of the Delivered panel opens it.
+async function openPackage(id) {
+  try {
+    showPackage($("#package"), await api(`/v1/packages/${encodeURIComponent(id)}`));
+  } catch (err) {
+    toast(`could not read package: ${err.message}`, true);
+  }
+}
+$("#delivered").addEventListener("click", (e) => {
+  const row = e.target.closest("tr[data-package]");
+  if (row) openPackage(row.dataset.package);
 });
 $("#map-tools").addEventListener("click", (e) => {
   const z = e.target.dataset.zoom;

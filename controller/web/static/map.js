@@ -257,6 +257,7 @@ export class StationMap {
     this.svg.setAttribute("viewBox", `${this.view.x} ${this.view.y} ${this.view.w} ${this.view.h}`);
     this.placeScaled(this.svg);
     this.onView?.(k);
+    this.onViewBox?.(this.view, k); // the basemap under the map, when there is one (basemap.js)
   }
 
   placeScaled(root) {
@@ -294,6 +295,7 @@ export class StationMap {
       if (!drag) return;
       this.view = { ...drag.view, x: drag.view.x - (e.clientX - drag.x) * this.k, y: drag.view.y - (e.clientY - drag.y) * this.k };
       this.svg.setAttribute("viewBox", `${this.view.x} ${this.view.y} ${this.view.w} ${this.view.h}`);
+      this.onViewBox?.(this.view, this.k);
     });
     this.svg.addEventListener("pointerup", (e) => {
       const picked = drag && drag.hit !== undefined && Math.hypot(e.clientX - drag.x, e.clientY - drag.y) < 5;
