@@ -359,3 +359,29 @@ def test_a_vehicle_that_can_take_nothing_leaves_the_horizon_alone(open_sky: Stat
     last = max(d.eta for d in flown if d.eta is not None)
     assert last - AT < timedelta(hours=2, minutes=30), last - AT  # the horizon, plus the last trip
     assert Reason.NO_VEHICLE_AVAILABLE in by[vans[0].package_id].reasons
+
+
+@pytest.mark.parametrize("max_rounds", [None, 1])
+def test_a_package_that_cannot_arrive_within_the_horizon_goes_by_van_at_once(
+    open_sky: StationConfig, max_rounds: int | None
+) -> None:
+    """Its window opens after the horizon: a van now, with the reason, not a promise (nor a queue place) for
+    tomorrow; a full look-ahead and a busy tick's one round say the same. The other package still flies."""
+    packages = [pkg("tomorrow", 1.0, 5000, 0, earliest=AT + timedelta(hours=3)), pkg("now", 1.0, 5000, 0)]
+    planner = Planner(open_sky, at=AT, horizon_s=2 * 3600.0)
+    by = {d.package_id: d for d in planner.plan(packages, [drone("d1"), drone("d2")], max_rounds=max_rounds)}
+    assert (by["tomorrow"].status, by["tomorrow"].reasons) == ("van", [Reason.NO_VEHICLE_AVAILABLE])
+    assert by["tomorrow"].hints["drone"]["no_vehicle_available"] == (
+        "no drone could be at the door within the 2 h planning horizon"
+    )
+    assert (by["now"].status, by["now"].mode) == ("assigned", "drone")
+
+
+def test_no_eta_past_the_horizon(open_sky: StationConfig) -> None:
+    """A long queue for two drones: every promised ETA is within the horizon; the rest are vans, at once."""
+    parcels = [pkg(f"p{i}", 1.0, 3000 + 20 * i, 0) for i in range(120)]
+    decisions = Planner(open_sky, at=AT, horizon_s=3600.0).plan(parcels, [drone("d1"), drone("d2")])
+    etas = [d.eta for d in decisions if d.mode == "drone"]
+    assert len(etas) > 4 and all(eta <= AT + timedelta(hours=1) for eta in etas if eta is not None)
+    vans = [d for d in decisions if d.mode == "van"]
+    assert len(vans) + len(etas) == 120 and all(Reason.NO_VEHICLE_AVAILABLE in d.reasons for d in vans)
