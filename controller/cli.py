@@ -95,31 +95,42 @@ def assign(
     except LastmileError as exc:
         raise _fail(exc) from exc
 
-    table = Table(title=f"{config.name}: {len(decisions)} packages at {when.isoformat(timespec='minutes')}")
-    for column in ("package", "decision", "vehicle", "ETA", "energy Wh", "margin Wh", "reasons / hints"):
-        table.add_column(column)
+    title = f"{config.name}: {len(decisions)} packages, planned at {_utc(when)}"
     shown = decisions if limit <= 0 else decisions[:limit]
-    for d in shown:
-        hints = "; ".join(text for per_kind in d.hints.values() for text in per_kind.values())
-        table.add_row(
+    rows = [
+        (
             d.package_id,
-            _style(d.status, d.mode),
+            d.mode if d.status != "queued" else f"{d.mode} (queued)",
             d.vehicle_id or "",
-            d.eta.astimezone(UTC).strftime("%H:%M") if d.eta else "",
+            _utc(d.eta) if d.eta else "",
             f"{d.energy_wh:.0f}" if d.energy_wh is not None else "",
             f"{d.margin_wh:.0f}" if d.margin_wh is not None else "",
-            (", ".join(d.reasons) + (f" — {hints}" if hints else ""))
-            if d.reasons
-            else ("detour" if d.detoured else ""),
+            _reasons_text(d.reasons, d.hints, d.detoured),
         )
-    console.print(table)
+        for d in shown
+    ]
+    if console.is_terminal:
+        table = Table(title=title)
+        for column in _ASSIGN_COLUMNS:  # the zone in the ETA's heading: the reasons keep the room
+            table.add_column("ETA (UTC)" if column == "ETA" else column, no_wrap=column != "reasons / hints")
+        for d, row in zip(shown, rows, strict=True):
+            eta = row[3].removesuffix(" UTC")
+            table.add_row(row[0], _style(d.status, d.mode), row[2], eta, *row[4:])
+        console.print(table)
+    else:
+        # Piped or redirected: rich would squeeze the table into 80 columns (reasons cut to a word a line).
+        # One tab-separated line per package instead, whole, for `less`, `grep`, `cut` or a spreadsheet.
+        # Written as they are: rich would expand the tabs to spaces.
+        lines = [title, "\t".join(_ASSIGN_COLUMNS), *("\t".join(row) for row in rows)]
+        console.file.write("\n".join(lines) + "\n")
     if limit and len(decisions) > limit:
         console.print(f"… {len(decisions) - limit} more (use --limit 0 or --json)")
     counts = Counter(d.mode if d.status != "queued" else f"{d.mode} (queued)" for d in decisions)
-    console.print("  ".join(f"[bold]{k}[/]: {v}" for k, v in sorted(counts.items())))
+    console.print("  ".join(f"[bold]{k}[/]: {v}" for k, v in sorted(counts.items())), soft_wrap=True)
     van_reasons = Counter(r for d in decisions if d.status == "van" for r in d.reasons)
     if van_reasons:
-        console.print("van reasons: " + ", ".join(f"{r} {n}" for r, n in van_reasons.most_common()))
+        said = ", ".join(f"{r} {n}" for r, n in van_reasons.most_common())
+        console.print(f"van reasons: {said}", soft_wrap=True)
     if json_out is not None:
         try:
             json_out.write_text(
@@ -469,7 +480,19 @@ def _check_station_outside(name: str, lat: float, lon: float, zones_file: Path) 
 
 
 def _utc(when: datetime | None) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if when else "…"
+    """A time with its date and its zone, as every command shows times: "2026-12-01 16:42 UTC"."""
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if when else "…"
+
+
+_ASSIGN_COLUMNS = ("package", "decision", "vehicle", "ETA", "energy Wh", "margin Wh", "reasons / hints")
+
+
+def _reasons_text(reasons: list[str], hints: dict[str, dict[str, str]], detoured: bool) -> str:
+    """A decision's reason codes and what would have made the package eligible, or "detour"."""
+    if not reasons:
+        return "detour" if detoured else ""
+    said = "; ".join(text for per_kind in hints.values() for text in per_kind.values())
+    return ", ".join(reasons) + (f" — {said}" if said else "")
 
 
 def _register_simulators() -> None:

@@ -175,14 +175,19 @@ def watch(
         ),
     ] = None,
     json_out: JsonOut = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="events with every field (ids, positions, flags)")
+    ] = False,
 ) -> None:
-    """Watch the station live: vehicles, missions with progress, the queue and events, until Ctrl-C."""
+    """Watch the station live: vehicles, missions with progress, the queue and events, until Ctrl-C.
+
+    Event times are the station's wall clock, ETAs its planning clock; both in UTC, and said so."""
     if dashboard is None:
         dashboard = console.is_terminal and not json_out
     if dashboard and not json_out:
         with _client(url, token):  # the same errors and exit codes as every command
             try:
-                asyncio.run(follow(url, token, console=console, since=since, count=count))
+                asyncio.run(follow(url, token, console=console, since=since, count=count, verbose=verbose))
             except KeyboardInterrupt:
                 return
         return
@@ -194,7 +199,8 @@ def watch(
                 if json_out:
                     console.print(json.dumps(event), highlight=False, soft_wrap=True)
                 else:
-                    console.print(event_line(event, keys), highlight=False, soft_wrap=True, markup=False)
+                    line = event_line(event, keys, verbose=verbose)
+                    console.print(line, highlight=False, soft_wrap=True, markup=False)
                 seen += 1
                 if count and seen >= count:
                     return

@@ -25,7 +25,7 @@ from controller.report import period_report, report_table
 from controller.simstation import SimStation
 from controller.station import StationConfig, VehicleConfig
 from controller.tokens import new_token
-from controller.watch import follow
+from controller.watch import SIM, follow
 from vehicles.spec import VehicleKind
 
 
@@ -128,10 +128,11 @@ async def run_demo(base: StationConfig, settings: DemoSettings, console: Console
             watching = None
             if settings.live and served is not None:
                 url = f"http://127.0.0.1:{served[1]}"
-                watching = asyncio.create_task(follow(url, token, console=console))
+                watching = asyncio.create_task(follow(url, token, console=console, eta_clock=SIM))
             stop = _stop_on_signals()
+            ended = "stopped"  # unless the wait says otherwise (an error ends it too)
             try:
-                await _wait(service, feed, duration, stop)
+                ended = await _wait(service, feed, duration, stop)
             finally:
                 _default_signals()
                 for task in (feed, watching, served[0] if served else None):
@@ -139,15 +140,31 @@ async def run_demo(base: StationConfig, settings: DemoSettings, console: Console
                         task.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
                             await task
-            if stop.is_set():
-                console.print("stopped early: the report covers the day so far")
             end = service.clock() + timedelta(seconds=1)
             report = await asyncio.to_thread(
                 period_report, service.store, clock.start_wall - timedelta(minutes=1), end,
                 time_scale=settings.speedup, epoch=clock.start_wall,
             )  # fmt: skip
+    report["ended"] = {"why": ended, "text": _ended_text(ended, settings, report)}
+    console.line()  # the live screen's last line may lack its end
     console.print(report_table(report, "End of the simulated day (times in simulated minutes)"))
+    console.print(f"the day ended: {report['ended']['text']}")
     return report
+
+
+def _ended_text(why: str, settings: DemoSettings, report: dict[str, Any]) -> str:
+    """Why the demo's day ended, in one line, with what was left unfinished."""
+    left = report["accounting"]["still_out"]
+    unfinished = f"; {left} package{'s' if left != 1 else ''} not finished yet" if left else ""
+    if why == "time_limit":
+        simulated = settings.minutes * settings.speedup
+        return (
+            f"time ran out ({settings.minutes:g} wall-clock min = {simulated:g} simulated min, --minutes)"
+            f"{unfinished}"
+        )
+    if why == "all_done":
+        return "every order was delivered or handed to a van"
+    return f"stopped early (Ctrl-C): the report covers the day so far{unfinished}"
 
 
 async def _serve_console(
@@ -202,8 +219,9 @@ def _default_signals() -> None:
             loop.remove_signal_handler(sig)
 
 
-async def _wait(service: Any, feed: asyncio.Task[None], duration: float, stop: asyncio.Event) -> None:
-    """Until the time is up, `stop` is set, or every order is finished once all were submitted."""
+async def _wait(service: Any, feed: asyncio.Task[None], duration: float, stop: asyncio.Event) -> str:
+    """Until the time is up, `stop` is set, or every order is finished once all were submitted; which of
+    the three ended it (`time_limit`, `stopped`, `all_done`)."""
     loop = asyncio.get_running_loop()
     end = loop.time() + duration
     unfinished = (S.RECEIVED, S.ASSIGNED, S.LAUNCHING, S.EN_ROUTE, S.FAILED)
@@ -211,6 +229,7 @@ async def _wait(service: Any, feed: asyncio.Task[None], duration: float, stop: a
         if feed.done():
             counts = await asyncio.to_thread(service.store.count_by_state)
             if sum(counts[s] for s in unfinished) == 0:
-                break
+                return "all_done"
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), min(0.5, max(0.0, end - loop.time())))
+    return "stopped" if stop.is_set() else "time_limit"

@@ -2,6 +2,8 @@
 
 A day is a UTC calendar day. Everything comes from stored transitions (never from memory), so a report
 for yesterday is the same after a restart:
+- every package received, accounted for once by where it stood at the end (delivered, handed to a van,
+  cancelled, failed and not yet planned again, or still out: received, assigned, launching, en route);
 - delivered by mode (drone, robot), the share on time (among packages with a deadline), and the median
   time from intake to the door;
 - hand-overs to vans, by their main reason code (the first, most fundamental one);
@@ -28,14 +30,41 @@ __all__ = ["day_report", "period_report", "report_table"]
 _PAGE = 10_000
 
 
-def _events(store: Store, state: PackageState, start: datetime, end: datetime) -> list[PackageEvent]:
+def _events(store: Store, start: datetime, end: datetime) -> list[PackageEvent]:
+    """Every stored transition in [start, end), in commit order (one pass over the log)."""
     out: list[PackageEvent] = []
     cursor = 0
     while True:
-        events, cursor = store.events_since(cursor, to_state=state, limit=_PAGE)
+        events, cursor = store.events_since(cursor, limit=_PAGE)
         out.extend(e for e in events if start <= e.at < end)
         if len(events) < _PAGE:
             return out
+
+
+# Where a package received in the period stood at its end: every one is counted once, in one of these.
+_OUTCOMES = {
+    PackageState.DELIVERED: "delivered",
+    PackageState.VAN: "van",
+    PackageState.CANCELLED: "cancelled",
+    PackageState.FAILED: "failed",  # its trip failed and it was not planned again yet
+}
+_STILL_OUT = "still_out"  # received, assigned, launching or en route when the period ended
+
+
+def _accounting(received: list[PackageEvent], events: list[PackageEvent]) -> dict[str, Any]:
+    """Every package received in the period, by where it stood at the period's end (its last transition
+    in the period): received = delivered + van + cancelled + failed + still out."""
+    last: dict[str, PackageState] = {e.package_id: e.to_state for e in received}
+    for e in events:  # commit order: the last one wins
+        if e.package_id in last:
+            last[e.package_id] = e.to_state
+    counts: Counter[str] = Counter(_OUTCOMES.get(state, _STILL_OUT) for state in last.values())
+    out_by_state: Counter[str] = Counter(state.value for state in last.values() if state not in _OUTCOMES)
+    return {
+        "received": len(last),
+        **{name: counts[name] for name in (*_OUTCOMES.values(), _STILL_OUT)},
+        "still_out_by_state": dict(sorted(out_by_state.items())),
+    }
 
 
 def _energy(event: PackageEvent) -> float:
@@ -61,10 +90,11 @@ def period_report(
     def simulated(t: datetime) -> datetime:
         return t if epoch is None else epoch + (t - epoch) * time_scale
 
-    received = [e for e in _events(store, PackageState.RECEIVED, start, end) if e.from_state is None]
-    delivered = _events(store, PackageState.DELIVERED, start, end)
-    vans = _events(store, PackageState.VAN, start, end)
-    failed = _events(store, PackageState.FAILED, start, end)
+    events = _events(store, start, end)
+    received = [e for e in events if e.to_state is PackageState.RECEIVED and e.from_state is None]
+    delivered = [e for e in events if e.to_state is PackageState.DELIVERED]
+    vans = [e for e in events if e.to_state is PackageState.VAN]
+    failed = [e for e in events if e.to_state is PackageState.FAILED]
     packages: dict[str, Package] = {}
     for e in [*delivered, *vans]:
         if e.package_id not in packages:
@@ -87,6 +117,7 @@ def period_report(
     confirmed: Counter[str] = Counter(str(p["confirmed_by"]) for p in proofs.values())
     return {
         "received": len(received),
+        "accounting": _accounting(received, events),
         "delivered": {"total": len(delivered), "by_mode": dict(sorted(by_mode.items()))},
         "on_time": {
             "with_deadline": with_deadline,
@@ -127,6 +158,13 @@ def report_table(data: dict[str, Any], title: str) -> Table:
     table.add_column("value", justify="right")
     delivered, on_time = data["delivered"], data["on_time"]
     table.add_row("received", str(data["received"]))
+    accounting = data.get("accounting")
+    if accounting is not None:  # every package received, once: where it stood when the period ended
+        for name, label in _ACCOUNT_ROWS:
+            if accounting[name] or name in ("delivered", "van", _STILL_OUT):
+                table.add_row(f"  {label}", str(accounting[name]))
+        for state, n in accounting["still_out_by_state"].items():
+            table.add_row(f"    {_NOT_FINISHED.get(state, state.replace('_', ' '))}", str(n))
     table.add_row("delivered", str(delivered["total"]))
     for mode, n in delivered["by_mode"].items():
         table.add_row(f"  by {mode}", str(n))
@@ -149,6 +187,23 @@ def report_table(data: dict[str, Any], title: str) -> Table:
     for reason, n in data["failures"]["by_reason"].items():
         table.add_row(f"  {reason}", str(n))
     return table
+
+
+_ACCOUNT_ROWS = (
+    ("delivered", "of which delivered"),
+    ("van", "handed to a van"),
+    ("cancelled", "cancelled"),
+    ("failed", "failed, not yet planned again"),
+    (_STILL_OUT, "not finished yet"),
+)
+
+
+_NOT_FINISHED = {
+    "received": "waiting at the station",
+    "assigned": "assigned, not launched",
+    "launching": "launching",
+    "en_route": "en route",
+}
 
 
 def _minutes(value: float | None) -> str:

@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -39,7 +39,16 @@ from rich.text import Text
 from controller.client import ApiError, Unreachable, answer_of
 from controller.reasons import M_PER_MI
 
-__all__ = ["Dashboard", "MissionView", "clock", "describe", "event_line", "follow", "position_text"]
+__all__ = [
+    "Dashboard",
+    "MissionView",
+    "clock",
+    "describe",
+    "event_line",
+    "follow",
+    "phase_of",
+    "position_text",
+]
 
 EVENTS_SHOWN = 10
 RELOAD_S = 1.0  # the mission list and the queue are re-read at most this often
@@ -50,6 +59,13 @@ BAR_WIDTH = 8
 LOW_CHARGE = 0.3  # the web console's "low" too
 _CARRIED = frozenset({"assigned", "launching", "en_route", "delivered"})  # states that name a vehicle
 _COMPASS = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
+# Two clocks: an event's time (`at`) is when the station saw it, on its host's wall clock; an ETA is on the
+# station's planning clock, which is the wall clock too except in `lastmile demo`, where it runs `speedup`
+# times faster ("sim"). Every time is shown with its clock and its zone, UTC (a station file names no zone).
+_BUS = frozenset({"seq", "at", "type", "t"})  # the bus's own fields, shown before the words
+WALL = "wall"
+SIM = "sim"
+ZONE = "UTC"
 _SKIP = frozenset({"seq", "at", "type", "t", "mission_id", "package_id", "vehicle_id", "vehicle", "package"})
 
 
@@ -136,6 +152,8 @@ class Dashboard:
     telemetry_seen: bool = False
     station_seq: int = 0  # the newest event when the fleet was last read
     trouble: str | None = None  # why the screen may be stale (connection lost), shown on top
+    eta_clock: str = WALL  # the clock the station's ETAs are on: "sim" in the demo
+    verbose: bool = False  # events with every field (ids and all) after their words
 
     def load_map(self, data: dict[str, Any]) -> None:
         """Take the unfinished missions from `GET /v1/map`."""
@@ -176,11 +194,9 @@ class Dashboard:
             grounded = message.get("state") == "grounded"
             self.grounded = (message.get("reason") or "grounded") if grounded else None
         elif kind == "vehicle":
-            phase = message.get("phase") if message.get("event") == "phase" else message.get("kind")
+            phase = phase_of(message)
             if message.get("mission_id") and phase:
-                status = message.get("status")  # a robot's drop-off: waiting on the way, running there
-                text = str(phase).replace("_", " ") + (f" {str(status).lower()}" if status else "")
-                _remember(self.phases, message["mission_id"], text)
+                _remember(self.phases, message["mission_id"], phase)
         return set()
 
     def _telemetry(self, vehicles: list[dict[str, Any]]) -> None:
@@ -215,7 +231,7 @@ class Dashboard:
         text = Text.assemble(
             (self.station or "station", "bold"),
             f"  {online}/{len(self.vehicles)} vehicles online  ",
-            (time.strftime("%H:%M:%S"), "dim"),
+            (f"{WALL} {time.strftime('%H:%M:%S', time.gmtime())} {ZONE}", "dim"),
         )
         if self.grounded:
             text.append(f"\nFLEET GROUNDED: {self.grounded}", style="bold yellow")
@@ -251,7 +267,8 @@ class Dashboard:
         for m in sorted(self.missions.values(), key=lambda m: m.id):
             package = m.package_key or m.package_id
             phase = self.phases.get(m.id, "-")
-            table.add_row(m.id[:8], m.vehicle_id, package, m.state, phase, _progress(m))
+            state = m.state.replace("_", " ")
+            table.add_row(m.id[:8], m.vehicle_id, package, state, phase, _progress(m))
         return table
 
     def _queue_line(self) -> Text:
@@ -260,12 +277,17 @@ class Dashboard:
 
     def _events_table(self, shown: int) -> Table:
         table = Table(
-            title="recent events", title_justify="left", title_style="bold", show_header=False, box=None
+            title=f"recent events ({WALL} clock)",
+            title_justify="left",
+            title_style="bold",
+            show_header=False,
+            box=None,
         )
         table.add_column("time", style="dim", no_wrap=True)
         table.add_column("event")
         for event in list(self.events)[len(self.events) - shown :] if shown else []:
-            table.add_row(clock(event.get("at")), describe(event, self.keys))
+            words = describe(event, self.keys, verbose=self.verbose, eta_clock=self.eta_clock)
+            table.add_row(clock(event.get("at")), words)
         return table
 
 
@@ -316,19 +338,25 @@ def _progress(mission: MissionView) -> RenderableType:
 # --- events in words ---------------------------------------------------------------------------------------
 
 
-def clock(iso: str | None) -> str:
-    """An event's ISO time as HH:MM:SS on this machine's clock, like the dashboard's header."""
+def clock(iso: str | None, *, seconds: bool = True) -> str:
+    """An ISO time as HH:MM:SS (or HH:MM) UTC, the zone named; "--:--:--" when there is none."""
     if not iso:
         return "--:--:--"
     try:
-        return datetime.fromisoformat(iso).astimezone().strftime("%H:%M:%S")
+        when = datetime.fromisoformat(iso)
     except ValueError:
-        return str(iso)[11:19]
+        return str(iso)
+    if when.tzinfo is None:  # the station stamps every time with its zone; a bare one is taken as UTC
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime("%H:%M:%S" if seconds else "%H:%M") + f" {ZONE}"
 
 
-def event_line(event: dict[str, Any], keys: dict[str, str] | None = None) -> str:
-    """`watch --events`' line: sequence number, time and the event in words."""
-    return f"{event.get('seq', 0):>6} {clock(event.get('at'))} {describe(event, keys)}"
+def event_line(
+    event: dict[str, Any], keys: dict[str, str] | None = None, *, verbose: bool = False, eta_clock: str = WALL
+) -> str:
+    """`watch --events`' line: sequence number, the wall-clock time and the event in words."""
+    words = describe(event, keys, verbose=verbose, eta_clock=eta_clock)
+    return f"{event.get('seq', 0):>6} {WALL} {clock(event.get('at'))} {words}"
 
 
 def _remember(memory: dict[str, str], key: str, value: str, limit: int = 10_000) -> None:
@@ -344,35 +372,77 @@ def _short(value: Any) -> str:
     return str(value)[:8] if value else "?"
 
 
-def _extras(event: dict[str, Any], skip: Iterable[str] = ()) -> str:
-    """The event's other fields as `key=value`, numbers rounded: for what has no sentence of its own."""
-    skipped = _SKIP | set(skip)
+def _value(value: Any) -> str:
+    """A field's value for `key=value`: numbers rounded, positions to 5 decimals (about 1 m)."""
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    if _is_position(value):
+        return _latlon(value)
+    return str(value)
+
+
+def _is_position(value: Any) -> bool:
+    return (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(v, float | int) and not isinstance(v, bool) for v in value)
+    )
+
+
+def _latlon(position: Any) -> str:
+    """A (lat, lon) pair in degrees to 5 decimals: about a metre, as much as a GPS fix says."""
+    return f"{float(position[0]):.5f}, {float(position[1]):.5f}"
+
+
+def _extras(event: dict[str, Any], skip: Iterable[str] = (), *, everything: bool = False) -> str:
+    """The event's other fields as `key=value`, numbers rounded: what has no sentence, and (`everything`:
+    ids too) `--verbose`."""
+    skipped = (_BUS if everything else _SKIP) | set(skip)
     words = []
     for key, value in event.items():
         if key in skipped or value is None or value == [] or value == {}:
             continue
-        if isinstance(value, float):
-            value = f"{value:.1f}"
-        words.append(f"{key}={value}")
+        words.append(f"{key}={_value(value)}")
     return " ".join(words)
 
 
-def describe(event: dict[str, Any], keys: dict[str, str] | None = None) -> str:
+def _details(event: dict[str, Any], verbose: bool) -> str:
+    """With `--verbose`: every field of the event, ids and all, after the words."""
+    if not verbose:
+        return ""
+    rest = _extras(event, everything=True)
+    return f" [{rest}]" if rest else ""
+
+
+def describe(
+    event: dict[str, Any],
+    keys: dict[str, str] | None = None,
+    *,
+    verbose: bool = False,
+    eta_clock: str = WALL,
+) -> str:
     """One line of plain words for a station event (the dashboard's and `watch --events`' lines).
 
     `keys` (package id -> key) names packages by the dispatcher's key where an event carries only the id
     (a package id's first characters are its time, alike for a whole day); package events add to it.
+    Internal ids (robot orders, node ids, flags) are left out; `verbose` adds every field after the words.
+    `eta_clock` names the clock ETAs are on (`"sim"` in the demo).
     """
+    return _words(event, keys, eta_clock) + _details(event, verbose)
+
+
+def _words(event: dict[str, Any], keys: dict[str, str] | None, eta_clock: str) -> str:
     kind = event.get("type")
     known = keys if keys is not None else {}
     if kind == "package":
         if event.get("package_id") and event.get("key"):
             _remember(known, event["package_id"], event["key"])
-        return _package_words(event)
+        return _package_words(event, eta_clock)
     if kind == "mission":
-        package = known.get(event.get("package_id") or "") or event.get("package_id")
-        text = f"mission {_short(event.get('mission_id'))} {event.get('state')}: {event.get('vehicle_id')}"
-        text += f", package {package}"
+        package = known.get(event.get("package_id") or "") or _short(event.get("package_id"))
+        state = str(event.get("state") or "?").replace("_", " ")
+        text = f"mission {_short(event.get('mission_id'))} {state}: {event.get('vehicle_id')}"
+        text += f" with package {package}"
         return text + (f" ({event['reason']})" if event.get("reason") else "")
     if kind == "vehicle":
         return _vehicle_words(event)
@@ -380,12 +450,15 @@ def describe(event: dict[str, Any], keys: dict[str, str] | None = None) -> str:
         if event.get("state") == "grounded":
             return f"fleet grounded: {event.get('reason') or 'no reason given'}"
         return "fleet released" if event.get("state") == "released" else f"fleet {_extras(event)}"
+    if kind == "station" and event.get("state") in ("closed", "open"):
+        reason = f": {event['reason']}" if event.get("reason") else ""
+        return f"station {'closed to drones' if event['state'] == 'closed' else 'open to drones'}{reason}"
     if kind == "service":
         return f"station {event.get('station', '')} {event.get('state', '')}".replace("  ", " ")
     return f"{kind} {_extras(event)}"
 
 
-def _package_words(event: dict[str, Any]) -> str:
+def _package_words(event: dict[str, Any], eta_clock: str) -> str:
     state = str(event.get("state", "?"))
     text = f"package {event.get('key') or _short(event.get('package_id'))} {state.replace('_', ' ')}"
     vehicle = event.get("vehicle_id")
@@ -399,15 +472,15 @@ def _package_words(event: dict[str, Any]) -> str:
         text += f" ({reason})"
     eta = event.get("eta")
     if eta and state in ("received", "assigned", "launching", "en_route"):
-        text += f", ETA {clock(eta)[:5]}"
+        text += f", ETA {eta_clock} {clock(eta, seconds=False)}"
     return text
 
 
 # The drone driver's events (vehicles.mavlink.telemetry), by class name, in words.
 _DRONE_EVENT_WORDS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "ModeChanged": lambda e: f"mode {e.get('old') or '?'} → {e.get('new')}",
+    "ModeChanged": lambda e: f"flight mode {e.get('old') or '?'} → {e.get('new')}",
     "ArmedChanged": lambda e: "armed" if e.get("armed") else "disarmed",
-    "MissionItemReached": lambda e: f"reached mission item {e.get('item')}",  # the bus's `seq` is its own
+    "MissionItemReached": lambda e: f"reached waypoint {e.get('item')}",  # the bus's `seq` is its own
     "StatusText": lambda e: f"says: {e.get('text')}",
     "BatteryFailsafe": lambda e: f"battery failsafe ({e.get('level')}): {e.get('text')}",
     "FenceBreach": lambda e: f"fence breach (type {e.get('breach_type')})",
@@ -415,22 +488,183 @@ _DRONE_EVENT_WORDS: dict[str, Callable[[dict[str, Any]], str]] = {
     "LinkRestored": lambda e: f"link restored after {e.get('down_s', 0):.0f} s",
 }
 
+# A drone flight's phases (controller.missions.drone), in words: the event line's and the dashboard's.
+_DRONE_PHASES = {
+    "safety_params": ("setting its safety parameters", "preparing"),
+    "fence_upload": ("loading its geofence", "preparing"),
+    "rally_upload": ("loading its rally points", "preparing"),
+    "mission_upload": ("loading its mission", "preparing"),
+    "waiting_ready": ("waiting for the autopilot to be ready", "preparing"),
+    "waiting_launch": ("waiting for its launch time", "waiting to launch"),
+    "arming": ("arming", "arming"),
+    "flying": ("took off for the customer", "flying to the customer"),
+    "resumed": ("followed again after a controller change", "flying"),
+}
+
+
+def _done_words(event: dict[str, Any]) -> str:
+    """A flight's end: where the package and the drone are, and the energy it took."""
+    text = "landed: package " + ("delivered" if event.get("delivered") else "not delivered")
+    text += ", back at the station" if event.get("returned") else ", away from the station"
+    energy = event.get("energy_used_wh")
+    return text + (f", {energy:.0f} Wh used" if isinstance(energy, int | float) else "")
+
+
+def _airspace_words(event: dict[str, Any]) -> str:
+    state, pad = event.get("state"), event.get("landing_pad") or event.get("pad")
+    on_pad = f" on pad {pad}" if pad else ""
+    if state == "holding":
+        return f"cleared to land{on_pad}" if event.get("cleared") else f"holding for a landing slot{on_pad}"
+    if state == "cleared":
+        return f"landing{on_pad}"
+    if state == "waiting_launch":
+        return f"waiting for a launch slot{on_pad}"
+    if state == "to_rally":
+        return "flying to a rally point (the station is closed)"
+    if state in ("divert_failed", "clearance_failed"):
+        return f"airspace: {str(state).replace('_', ' ')}: {event.get('error')}"
+    return f"airspace: {str(state or '?').replace('_', ' ')}"
+
+
+def _node_leg(node_id: Any) -> str | None:
+    """Which way a robot's trip node lies: its ids end in -out<N>, -back<N> or -home<N> (missions.robot)."""
+    tail = str(node_id or "").rsplit("-", 1)[-1]
+    if tail.startswith("out"):
+        return "out"
+    if tail.startswith(("back", "home")):
+        return "back"
+    return None
+
+
+def _at(event: dict[str, Any]) -> str:
+    position = event.get("position")
+    return f" at {_latlon(position)}" if _is_position(position) else ""
+
+
+def _robot_words(event: dict[str, Any]) -> str | None:
+    """A robot trip's note (controller.missions.robot) in words; None for a kind without a sentence."""
+    kind, status = event.get("kind"), str(event.get("status") or "").upper()
+    if kind == "order_sent":
+        if event.get("resend"):
+            return "sent its order again (no answer yet)"
+        if (event.get("update_id") or 0) >= 1:
+            return "was sent the way back"
+        if "update_id" in event:  # the driver's word that the order went out
+            return "order sent to the robot"
+        return "was given its trip to the customer"
+    if kind == "node_reached":
+        leg = _node_leg(event.get("node_id") or event.get("node"))
+        where = {"out": "on the way to the customer", "back": "on the way back"}.get(
+            leg or "", "passed a point"
+        )
+        return f"{where}{_at(event)}"
+    if kind == "drop_off":
+        return {
+            "WAITING": "will drop the package off at the door",
+            "INITIALIZING": "dropping the package off",
+            "RUNNING": "dropping the package off",
+            "PAUSED": "drop-off paused",
+            "FINISHED": "dropped the package off",
+            "FAILED": f"drop-off failed: {event.get('result') or 'no reason given'}",
+        }.get(status, f"drop-off {status.lower()}")
+    if kind == "return_released":
+        return "driving back to the station"
+    if kind == "return_home":
+        return "turned back to the station (trip aborted)"
+    if kind == "returned":
+        energy = event.get("energy_used_wh")
+        used = f", {energy:.0f} Wh used" if isinstance(energy, int | float) else ""
+        return f"back at the station{used}"
+    if kind == "cancel":
+        return f"cancelling its order: {status.lower() or 'sent'}"
+    if kind == "availability":
+        available = event.get("availability")
+        reason = f": {event['reason']}" if event.get("reason") else ""
+        return "available" if available == "available" else f"{str(available).replace('_', ' ')}{reason}"
+    if kind == "robot_error":
+        what = event.get("error_type") or "error"
+        return f"reports an error: {what}" + (f": {event['description']}" if event.get("description") else "")
+    if kind in ("refused", "unreachable"):
+        why = event.get("reason") or event.get("availability") or ""
+        return f"{'refused the trip' if kind == 'refused' else 'unreachable'}" + (f": {why}" if why else "")
+    if kind == "timeout":
+        return f"did not finish its trip in time ({event.get('limit_s', 0):.0f} s)"
+    if kind == "order_adopted":
+        return "followed again after a controller change"
+    return None
+
 
 def _vehicle_words(event: dict[str, Any]) -> str:
     who = event.get("vehicle_id") or event.get("vehicle") or "?"
     name = event.get("event")
     if name == "phase":
-        rest = _extras(event, ("event", "phase"))
-        return f"{who} {str(event.get('phase', '')).replace('_', ' ')}" + (f" ({rest})" if rest else "")
+        phase = str(event.get("phase", ""))
+        if phase == "done":
+            return f"{who} {_done_words(event)}"
+        words = _DRONE_PHASES.get(phase, (phase.replace("_", " "), ""))[0]
+        return f"{who} {words}"
+    if name == "released":
+        return f"{who} released the package{_at(event)}"
+    if name == "release_inferred":
+        return f"{who} released the package (read from its mission's progress)"
+    if name == "airspace":
+        return f"{who} {_airspace_words(event)}"
     if name in _DRONE_EVENT_WORDS:
         return f"{who} {_DRONE_EVENT_WORDS[name](event)}"
     if event.get("state") == "unavailable":
         return f"{who} unavailable: {event.get('reason')}"
     if event.get("kind"):  # a robot mission's note: order_sent, node_reached, returned, ...
+        words = _robot_words(event)
+        if words is not None:
+            return f"{who} {words}"
         rest = _extras(event, ("kind",))
         return f"{who} {str(event['kind']).replace('_', ' ')}" + (f" ({rest})" if rest else "")
     rest = _extras(event, ("event",))
     return f"{who} {name or ''} {rest}".replace("  ", " ").strip()
+
+
+def phase_of(event: dict[str, Any]) -> str | None:
+    """What a vehicle on a mission is doing now, as a vehicle event tells it (the dashboard's phase column);
+    None when the event does not change it (a robot's drop-off accepted on the way out, an order update)."""
+    name, kind = event.get("event"), event.get("kind")
+    if name == "phase":
+        phase = str(event.get("phase", ""))
+        if phase == "done":
+            return "landed"
+        return _DRONE_PHASES.get(phase, ("", phase.replace("_", " ")))[1]
+    if name in ("released", "release_inferred"):
+        return "flying back"
+    if name == "airspace":
+        state = event.get("state")
+        if state == "holding":
+            return "cleared to land" if event.get("cleared") else "holding to land"
+        return {
+            "cleared": "landing",
+            "to_rally": "flying to a rally point",
+            "waiting_launch": "waiting to launch",
+        }.get(str(state))
+    if kind == "order_sent":
+        return "driving to the customer" if (event.get("update_id") or 0) < 1 else None
+    if kind == "node_reached":
+        leg = _node_leg(event.get("node_id") or event.get("node"))
+        return {"out": "driving to the customer", "back": "driving back"}.get(leg or "")
+    if kind == "drop_off":
+        status = str(event.get("status") or "").upper()
+        return {"INITIALIZING": "dropping off", "RUNNING": "dropping off", "PAUSED": "drop-off paused",
+                "FINISHED": "driving back", "FAILED": "drop-off failed"}.get(status)  # fmt: skip
+    return (
+        {
+            "return_released": "driving back",
+            "return_home": "driving back (aborted)",
+            "returned": "back at the station",
+            "cancel": "cancelling",
+            "robot_error": "error",
+            "timeout": "timed out",
+            "unreachable": "unreachable",
+        }.get(str(kind))
+        if kind
+        else None
+    )
 
 
 # --- following a station -----------------------------------------------------------------------------------
@@ -444,14 +678,18 @@ async def follow(
     since: int | None = None,
     count: int = 0,
     board: Dashboard | None = None,
+    verbose: bool = False,
+    eta_clock: str = WALL,
 ) -> None:
     """Show the dashboard until `count` new events were shown (0: until cancelled or Ctrl-C).
 
     The first connection's failure raises `Unreachable` and a refused token `ApiError`; later losses are
     shown on the screen and retried with backoff. With `count`, it also waits for the first telemetry frame,
     so the last screen has the vehicles on it. Pass a `board` to look at what it shows from elsewhere.
+    `verbose` shows every field of the events; `eta_clock` names the clock of the station's ETAs.
     """
     board = board if board is not None else Dashboard()
+    board.verbose, board.eta_clock = verbose, eta_clock
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with httpx.AsyncClient(base_url=url.rstrip("/"), headers=headers, timeout=10) as http:
         await _load(http, board, {"missions", "queue"})

@@ -7,7 +7,6 @@ import io
 import json
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -18,7 +17,7 @@ from typer.testing import CliRunner
 
 from controller import cli_ops
 from controller.api.server import ApiThread
-from controller.watch import Dashboard, _channel, clock, describe, follow, position_text
+from controller.watch import Dashboard, _channel, clock, describe, event_line, follow, position_text
 from tests.api.helpers import ROLE_TOKEN, package, station_config
 from tests.relays import TcpRelay
 
@@ -82,20 +81,52 @@ def test_the_dashboard_shows_vehicles_missions_queue_and_events_in_80_columns() 
     assert "offline" in next(line for line in text.splitlines() if line.lstrip().startswith("r1 "))
     assert not any(line.lstrip().startswith("v1 ") for line in text.splitlines())  # vans send no telemetry
     mission = next(line for line in text.splitlines() if "6f1c0e5d" in line)
-    assert "ord-10023" in mission and "flying" in mission and "25 %" in mission  # 1 km of a 4 km round trip
+    assert "ord-10023" in mission and "flying to the customer" in mission
+    assert "25 %" in mission  # 1 km of a 4 km round trip
     assert "package k-9 van: overweight (at intake)" in text
-    assert "d1 mode GUIDED → AUTO" in text
-    assert "mission 6f1c0e5d en_route: d1, package ord-10023" in text  # named by its key, from the map
+    assert "d1 flight mode GUIDED → AUTO" in text
+    assert "mission 6f1c0e5d en route: d1 with package ord-10023" in text  # named by its key, from the map
+    assert "recent events (wall clock)" in text and "15:02:11 UTC" in text  # every time says its clock
     assert "received 2 · en route 1 · delivered 41 · van 12" in text
 
 
-def test_a_robots_phase_says_where_its_drop_off_is() -> None:
+def test_a_robots_phase_says_what_it_is_doing() -> None:
+    """A robot trip's notes in the order a real one sends them (controller.missions.robot): the phase reads
+    forwards, out, at the door, back (issue 20: "drop off waiting" on the way out read backwards)."""
     board = Dashboard()
-    note = {"type": "vehicle", "vehicle_id": "r1", "mission_id": "m-r1", "kind": "drop_off"}
-    board.apply({"seq": 1, **note, "status": "WAITING"})  # the order arrived: the drop-off is ahead
-    assert board.phases["m-r1"] == "drop off waiting"
-    board.apply({"seq": 2, **note, "status": "FINISHED"})
-    assert board.phases["m-r1"] == "drop off finished"
+    note = {"type": "vehicle", "vehicle_id": "r1", "mission_id": "m-r1"}
+    order, out, back = "01a2528f8601~394bb326", "driving to the customer", "driving back"
+    trip = [
+        ({"kind": "order_sent", "order_id": order, "nodes": 3, "released_until": 1}, out),
+        ({"kind": "order_sent", "order_id": order, "update_id": 0, "resend": False}, out),
+        ({"kind": "node_reached", "node_id": "01a2528f8601-out0", "position": [33.44, -112.256]}, out),
+        ({"kind": "drop_off", "status": "WAITING"}, out),  # accepted, still ahead
+        ({"kind": "node_reached", "node_id": "01a2528f8601-out1", "position": [33.4385265103629, -112.26070]},
+         out),
+        ({"kind": "drop_off", "status": "RUNNING"}, "dropping off"),
+        ({"kind": "drop_off", "status": "FINISHED"}, back),
+        ({"kind": "return_released", "order_id": order}, back),
+        ({"kind": "order_sent", "order_id": order, "update_id": 1, "resend": False}, back),
+        ({"kind": "node_reached", "node_id": "01a2528f8601-back2", "position": [33.44, -112.256]}, back),
+        ({"kind": "returned", "position": [33.44, -112.256], "energy_used_wh": 18.9}, "back at the station"),
+    ]  # fmt: skip
+    for seq, (event, phase) in enumerate(trip, start=1):
+        board.apply({"seq": seq, **note, **event})
+        assert board.phases["m-r1"] == phase, event
+    lines = [describe({**note, **event}) for event, _ in trip]
+    assert lines[:2] == ["r1 was given its trip to the customer", "r1 order sent to the robot"]
+    assert lines[4] == "r1 on the way to the customer at 33.43853, -112.26070"  # 5 decimals: about 1 m
+    assert lines[5:8] == [
+        "r1 dropping the package off",
+        "r1 dropped the package off",
+        "r1 driving back to the station",
+    ]
+    assert lines[8] == "r1 was sent the way back"
+    assert lines[10] == "r1 back at the station, 19 Wh used"
+    text = " ".join(lines)
+    assert order not in text and "resend" not in text and "01a2528f8601" not in text  # no internals
+    verbose = describe({**note, **trip[1][0]}, verbose=True)  # ...unless asked for
+    assert order in verbose and "resend=False" in verbose and "mission_id=m-r1" in verbose
 
 
 def test_progress_follows_the_telemetry() -> None:
@@ -127,8 +158,9 @@ def test_events_in_words() -> None:
     eta = "2026-12-05T15:14:00+00:00"
     assigned = {"type": "package", "key": "k1", "state": "assigned", "vehicle_id": "d2", "mode": "drone"}
     assert describe({**assigned, "eta": eta, "reason": "assigned"}) == (
-        f"package k1 assigned by drone d2, ETA {clock(eta)[:5]}"
+        "package k1 assigned by drone d2, ETA wall 15:14 UTC"
     )
+    assert describe({**assigned, "eta": eta}, eta_clock="sim").endswith("ETA sim 15:14 UTC")  # the demo
     launching = {"type": "package", "key": "k2", "state": "launching", "vehicle_id": "d3", "mode": "drone"}
     assert describe({**launching, "reason": "launching d3"}) == "package k2 launching by drone d3"
     failed = {"type": "package", "key": "k3", "state": "received", "reason": "flight failed: low battery"}
@@ -137,16 +169,24 @@ def test_events_in_words() -> None:
     assert describe({"type": "vehicle", "vehicle_id": "d1", "event": "LinkLost", "silent_s": 3.2}) == (
         "d1 link lost (3 s silent)"
     )
-    assert describe({"type": "vehicle", "vehicle_id": "r1", "kind": "node_reached", "node": "n3"}) == (
-        "r1 node reached (node=n3)"
-    )
+    released = {"type": "vehicle", "vehicle_id": "d5", "event": "released", "text": "Gripper load releasing",
+                "position": [33.4492015, -112.2048593]}  # fmt: skip
+    assert describe(released) == "d5 released the package at 33.44920, -112.20486"
+    done = {"type": "vehicle", "vehicle_id": "d5", "event": "phase", "phase": "done", "delivered": True,
+            "returned": True, "energy_used_wh": 109.2, "predicted_energy_wh": 167.1}  # fmt: skip
+    assert describe(done) == "d5 landed: package delivered, back at the station, 109 Wh used"
+    holding = {"type": "vehicle", "vehicle_id": "d3", "event": "airspace", "state": "holding",
+               "cleared": False, "landing_pad": "P3"}  # fmt: skip
+    assert describe(holding) == "d3 holding for a landing slot on pad P3"
     assert describe({"type": "mystery", "x": 1.25}) == "mystery x=1.2"
 
 
-def test_times_read_on_this_machines_clock() -> None:
-    local = datetime(2026, 12, 5, 15, 2, 11, tzinfo=UTC).astimezone()
-    assert clock("2026-12-05T15:02:11+00:00") == local.strftime("%H:%M:%S")  # as the header's clock
+def test_times_say_their_zone() -> None:
+    assert clock("2026-12-05T08:02:11-07:00") == "15:02:11 UTC"  # the station's UTC, whatever this machine's
+    assert clock("2026-12-05T15:02:11+00:00", seconds=False) == "15:02 UTC"
     assert clock(None) == "--:--:--"
+    line = event_line({"seq": 7, "at": "2026-12-05T15:02:11+00:00", "type": "fleet", "state": "released"})
+    assert line == "     7 wall 15:02:11 UTC fleet released"
 
 
 def lastmile(api: ApiThread, *args: str, role: str = "operator") -> tuple[int, str]:

@@ -96,7 +96,7 @@ def test_ground_launch_watch_and_abort_from_the_console(served: tuple[int, httpx
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     row = next(line for line in lines if line.lstrip().startswith(mission_id[:8]))
-    assert "op-1" in row and "en_route" in row
+    assert "op-1" in row and "en route" in row
     progress = int(re.search(r"(\d+) %", row).group(1))  # type: ignore[union-attr]
     round_trip_m = 2 * 8000
     assert progress > 0 and before_m / round_trip_m - 0.02 <= progress / 100 <= after_m / round_trip_m + 0.02
