@@ -12,18 +12,21 @@ under the same Content-Security-Policy as the console: no inline code, no CDN, n
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel, Field
 
 from controller.api.auth import WriteLimiter
 from controller.api.deps import blocking, service_of
 from controller.api.errors import ApiError
+from controller.api.schemas import ErrorBody
 from controller.service.notify import public_view
 
-__all__ = ["TRACK_BURST", "TRACK_RATE_PER_S", "router"]
+__all__ = ["TRACK_BURST", "TRACK_RATE_PER_S", "TrackView", "router"]
 
 router = APIRouter(tags=["tracking"])
 
@@ -31,6 +34,31 @@ TRACK_RATE_PER_S = 2.0  # a page polls every 30 s; a person reloading stays far 
 TRACK_BURST = 30
 _MAX_CLIENTS = 10_000  # addresses remembered before the buckets start afresh (memory stays bounded)
 _NO_STORE = {"Cache-Control": "no-store"}
+
+
+class Point(BaseModel):
+    lat: float
+    lon: float
+
+
+class TrackView(BaseModel):
+    """What a tracking link shows (`controller.service.notify.public_view`), documented for the schema."""
+
+    state: str = Field(description="received, assigned, en_route, delivered, van, failed or cancelled")
+    state_text: str = Field(description="the state in plain words")
+    by: str | None = Field(description="drone, robot or van, once known")
+    eta: datetime | None = Field(description="expected arrival (UTC), while one is promised")
+    eta_local: str | None = Field(description="the ETA in the station's zone, ISO 8601 to the minute")
+    time_zone: str = Field(description="the station's IANA zone ([notifications] time_zone)")
+    updated_at: datetime = Field(description="the last change of the package")
+    destination: Point
+    station: Point
+
+
+_TRACK_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "no such tracking page (unknown or malformed token alike)"},
+    429: {"model": ErrorBody, "description": "too many tracking requests from this address"},
+}
 
 
 def _limiter(request: Request) -> WriteLimiter:
@@ -65,7 +93,12 @@ async def _view(request: Request, token: str) -> dict[str, Any]:
     return public_view(package, station=(config.lat, config.lon), zone=config.notifications.time_zone)
 
 
-@router.get("/v1/track/{token}", summary="A package's public tracking view (no auth: the token is the key)")
+@router.get(
+    "/v1/track/{token}",
+    summary="A package's public tracking view (no auth: the token is the key)",
+    response_model=None,
+    responses={200: {"model": TrackView}, **_TRACK_ERRORS},
+)
 async def track_json(request: Request, token: str) -> Response:
     """State in plain words, ETA (UTC and the station's zone), how it travels, destination and station."""
     view = await _view(request, token)
