@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -95,14 +96,15 @@ def assign(
     except LastmileError as exc:
         raise _fail(exc) from exc
 
-    title = f"{config.name}: {len(decisions)} packages, planned at {_utc(when)}"
+    zone = ZoneInfo(config.notifications.time_zone)  # the station's zone when its file names one, else UTC
+    title = f"{config.name}: {len(decisions)} packages, planned at {_utc(when, zone)}"
     shown = decisions if limit <= 0 else decisions[:limit]
     rows = [
         (
             d.package_id,
             d.mode if d.status != "queued" else f"{d.mode} (queued)",
             d.vehicle_id or "",
-            _utc(d.eta) if d.eta else "",
+            _utc(d.eta, zone) if d.eta else "",
             f"{d.energy_wh:.0f}" if d.energy_wh is not None else "",
             f"{d.margin_wh:.0f}" if d.margin_wh is not None else "",
             _reasons_text(d.reasons, d.hints, d.detoured),
@@ -111,10 +113,12 @@ def assign(
     ]
     if console.is_terminal:
         table = Table(title=title)
-        for column in _ASSIGN_COLUMNS:  # the zone in the ETA's heading: the reasons keep the room
-            table.add_column("ETA (UTC)" if column == "ETA" else column, no_wrap=column != "reasons / hints")
+        named = _utc(when, zone).rsplit(" ", 1)[-1]  # "UTC", "MST": the zone in the ETA's heading
+        for column in _ASSIGN_COLUMNS:
+            heading = f"ETA ({named})" if column == "ETA" else column
+            table.add_column(heading, no_wrap=column != "reasons / hints")
         for d, row in zip(shown, rows, strict=True):
-            eta = row[3].removesuffix(" UTC")
+            eta = row[3].removesuffix(f" {named}")
             table.add_row(row[0], _style(d.status, d.mode), row[2], eta, *row[4:])
         console.print(table)
     else:
@@ -297,7 +301,8 @@ def serve(
                 def ready(p: int) -> None:
                     console.print(
                         f"lastmile serve: {config.name} on port {p}, {what}; "
-                        f"console at {scheme}://{api_host}:{p}/"
+                        f"console at {scheme}://{api_host}:{p}/",
+                        soft_wrap=True,  # an address cut in two cannot be copied
                     )
 
                 task = asyncio.create_task(serve_api(service, api_host, api_port, on_ready=ready, role=role))
@@ -479,9 +484,10 @@ def _check_station_outside(name: str, lat: float, lon: float, zones_file: Path) 
             )
 
 
-def _utc(when: datetime | None) -> str:
-    """A time with its date and its zone, as every command shows times: "2026-12-01 16:42 UTC"."""
-    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if when else "…"
+def _utc(when: datetime | None, zone: tzinfo = UTC) -> str:
+    """A time with its date and its zone, as every command shows times: "2026-12-01 16:42 UTC" (or in the
+    station's zone, "2026-12-01 09:42 MST")."""
+    return when.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z") if when else "…"
 
 
 _ASSIGN_COLUMNS = ("package", "decision", "vehicle", "ETA", "energy Wh", "margin Wh", "reasons / hints")

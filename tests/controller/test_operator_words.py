@@ -10,6 +10,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from controller.packages import PackageIn
@@ -22,16 +23,23 @@ EXAMPLE = ROOT / "examples" / "tolleson"
 AT = "2026-12-01T16:00:00Z"
 
 
-def test_assign_piped_prints_each_package_whole_on_one_line() -> None:
-    """`lastmile assign | less`: rich squeezed the table into 80 columns, the reasons a word a line."""
+@pytest.mark.slow  # a subprocess planning 300 packages: about 5 s
+def test_assign_piped_prints_each_package_whole_with_times_in_the_stations_zone(tmp_path: Path) -> None:
+    """`lastmile assign | less`: rich squeezed the table into 80 columns, the reasons a word a line, and the
+    ETAs had neither date nor zone. The station file names its zone here; without one it is UTC."""
+    station = tmp_path / "station.toml"
+    station.write_text(
+        (EXAMPLE / "station.toml").read_text() + '\n[notifications]\ntime_zone = "America/Phoenix"\n'
+    )
+    (tmp_path / "zones.geojson").write_text((EXAMPLE / "zones.geojson").read_text())
     result = subprocess.run(
         [sys.executable, "-m", "controller", "assign", str(EXAMPLE / "packages.csv"),
-         "--station", str(EXAMPLE / "station.toml"), "--at", AT],
+         "--station", str(station), "--at", AT],
         capture_output=True, text=True, timeout=120, env={"PATH": str(Path(sys.executable).parent)},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "Tolleson AZ (example): 300 packages, planned at 2026-12-01 16:00 UTC"
+    assert lines[0] == "Tolleson AZ (example): 300 packages, planned at 2026-12-01 09:00 MST"  # 16:00 UTC
     assert lines[1].split("\t") == [
         "package", "decision", "vehicle", "ETA", "energy Wh", "margin Wh", "reasons / hints",
     ]  # fmt: skip
@@ -39,7 +47,7 @@ def test_assign_piped_prints_each_package_whole_on_one_line() -> None:
     assert len(rows) == 40 and all(len(row) == 7 for row in rows)  # the default --limit
     assert "… 260 more (use --limit 0 or --json)" in result.stdout
     etas = [row[3] for row in rows if row[3]]
-    assert etas and all(re.fullmatch(r"2026-12-0\d \d\d:\d\d UTC", eta) for eta in etas), etas
+    assert etas and all(re.fullmatch(r"2026-12-0\d \d\d:\d\d MST", eta) for eta in etas), etas
     van = next(row for row in rows if row[1] == "van")
     assert re.search(r"beyond the (drone|robot) radius \(\d+\.\d mi\)", van[6]), van  # hints whole
     assert max(len(line) for line in lines) > 100  # not cut to the 80 columns of a pipe
