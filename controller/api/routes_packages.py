@@ -37,6 +37,7 @@ from controller.api.schemas import (
 )
 from controller.errors import InputError
 from controller.packages import PackageIn, PackageState, describe_validation_error, late_reason
+from controller.service.notify import tracking_url
 from controller.store import IdempotencyConflict
 from controller.store.proofs import check_photo_url
 
@@ -193,7 +194,11 @@ async def answer_submission(service: StationService, raw: bytes) -> tuple[int, b
         field = "key" if row is None else f"packages.{row}.key"
         conflict = problem(exc.reason, field=field, code="idempotency_conflict", row=row)
         return 409, _json(error_body([conflict]))
-    results = [submit_result(p.id, p.key, created, p.state, d) for p, created, d in stored]
+    base = tracking_base(service)
+    results = [
+        submit_result(p.id, p.key, created, p.state, d, tracking_url(base, p.tracking_token))
+        for p, created, d in stored
+    ]
     status = 201 if any(created for _, created, _ in stored) else 200
     return status, submit_answer(results, batch=batch)
 

@@ -90,6 +90,7 @@ class SubmitResult(BaseModel):
     created: bool
     state: PackageState
     decision: DecisionOut
+    tracking_url: str | None = Field(default=None, description="the package's public tracking page")
 
 
 class SubmitBatchResult(BaseModel):
@@ -239,7 +240,12 @@ def _text_hints(hints: dict[Any, Any]) -> bool:
 
 
 def submit_result(
-    package_id: str, key: str, created: bool, state: PackageState, decision: dict[str, Any]
+    package_id: str,
+    key: str,
+    created: bool,
+    state: PackageState,
+    decision: dict[str, Any],
+    tracking_url: str | None = None,
 ) -> dict[str, Any]:
     """`SubmitResult`'s fields, in its order, for one package and its `decision_of` dict."""
     return {
@@ -248,6 +254,7 @@ def submit_result(
         "created": created,
         "state": state,
         "decision": decision_fields(decision),
+        "tracking_url": tracking_url,
     }
 
 

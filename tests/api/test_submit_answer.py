@@ -48,12 +48,20 @@ _result = st.fixed_dictionaries(
         "created": st.booleans(),
         "state": st.sampled_from(list(PackageState)),
         "decision": _decision,
+        "tracking_url": st.one_of(st.none(), _text),
     }
 )
 
 
 def _as_answered(result: dict[str, Any]) -> dict[str, Any]:
-    return submit_result(result["id"], result["key"], result["created"], result["state"], result["decision"])
+    return submit_result(
+        result["id"],
+        result["key"],
+        result["created"],
+        result["state"],
+        result["decision"],
+        result["tracking_url"],
+    )
 
 
 @settings(max_examples=300, deadline=None)

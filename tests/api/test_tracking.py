@@ -34,6 +34,7 @@ def test_each_package_gets_a_link_that_shows_only_its_own_public_view(
     url_a = op.get(f"/v1/packages/{a['id']}").json()["tracking_url"]
     url_b = op.get(f"/v1/packages/{b['id']}").json()["tracking_url"]
     assert url_a.startswith("/track/") and url_b.startswith("/track/") and url_a != url_b
+    assert (a["tracking_url"], b["tracking_url"]) == (url_a, url_b)  # given at intake already
     listed = {p["id"]: p["tracking_url"] for p in op.get("/v1/packages").json()["items"]}
     assert listed == {a["id"]: url_a, b["id"]: url_b}
 
