@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from controller.api.server import serve
+from controller.missions.drone import DeliveryPlan, build_mission, fly_delivery, follow_delivery
 from controller.simstation import SimStation
 from controller.station import StationConfig
 from controller.store import Store
@@ -117,3 +118,42 @@ async def test_drone_and_robot_deliveries_are_proven_and_the_proof_is_kept(tmp_p
     assert kept[ids["by-air"]]["photo_url"] == "https://img.example/drop/by-air.jpg"
     assert (kept[ids["by-air"]]["lat"], kept[ids["by-air"]]["lon"]) == (proof["lat"], proof["lon"])
     assert kept[ids["by-foot"]]["event"] == rproof["event"]
+
+
+@pytest.mark.slow
+async def test_a_release_nobody_heard_is_proven_as_inferred(drone_fleet: Any, drone_driver: Any) -> None:
+    """The controller stops following mid-flight (it went away; the drone carries on in AUTO, FS_OPTIONS
+    bit 1) and the drone releases unheard: the controller that follows it again proves the delivery from
+    mission progress, says so (`inferred`), and places it where the drone then was, at the destination."""
+    fleet = await drone_fleet(1)
+    sim = fleet.vehicles[0]
+    north, east = 400.0, 300.0  # metres from the drone's home
+    destination = (
+        sim.home[0] + north / 111_320.0,
+        sim.home[1] + east / (111_320.0 * math.cos(math.radians(sim.home[0]))),
+    )
+    sim.set_payload(1.0)
+    drone = await drone_driver.add("drone-1", fleet.urls()[0])
+    plan = DeliveryPlan(
+        package_id="pkg-inferred", vehicle_id="drone-1", station=(sim.home[0], sim.home[1]),
+        waypoints_out=[], destination=destination, waypoints_back=[], payload_kg=1.0, cruise_alt_m=40.0,
+        continue_without_gcs=True, gcs_timeout_s=30.0,
+    )  # fmt: skip
+    release_seq = build_mission(plan).release_seq
+    first = asyncio.create_task(fly_delivery(drone, plan))
+    async with asyncio.timeout(60):
+        while not (sim.armed and sim.mode == "AUTO" and sim.alt_m > 20):  # noqa: ASYNC110 (the simulator flies)
+            await asyncio.sleep(0.05)
+    first.cancel()  # the controller is gone: nobody reads the drone's words from here on
+    with contextlib.suppress(asyncio.CancelledError):
+        await first
+    async with asyncio.timeout(60):
+        while sim.payload_released_at is None or sim.missions.current <= release_seq:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    result = await follow_delivery(drone, plan)
+    assert result.delivered and result.proof is not None, result.reason
+    proof = result.proof
+    assert proof.confirmed_by == "inferred" and proof.kind == "drone" and proof.method == "gripper"
+    assert proof.event.startswith("mission past its release item")
+    assert proof.lat is not None and proof.lon is not None
+    assert metres((proof.lat, proof.lon), sim.payload_released_at) < 5.0
