@@ -233,4 +233,5 @@ delivery_proofs = Table(
     Column("method", String(32), nullable=False),
     Column("photo_url", String(2048)),
     Column("photo_at", UTCDateTime),
+    Index("ix_delivery_proofs_at", "at"),  # the console's latest proofs (`Store.recent_proofs`)
 )

@@ -40,7 +40,10 @@ def upgrade() -> None:
         sa.Column("photo_url", sa.String(2048)),
         sa.Column("photo_at", _tz),
     )
+    # The console lists the latest proofs on every refresh: newest first without sorting the whole table.
+    op.create_index("ix_delivery_proofs_at", "delivery_proofs", ["at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_delivery_proofs_at", table_name="delivery_proofs")
     op.drop_table("delivery_proofs")
