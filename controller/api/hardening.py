@@ -41,7 +41,6 @@ MAX_SMALL_BODY_BYTES = 1024 * 1024  # every other body is a reason or a few fiel
 MAX_JSON_DEPTH = 16  # a batch needs 3 (object > list > package); nothing needs more than 4
 
 
-
 def content_security_policy(img_sources: tuple[str, ...] = ()) -> str:
     """The policy, with `img_sources` (origins) added to img-src only: a configured basemap's tile server
     (`[console] basemap_url`), whose tiles are images and nothing more (no script, style or connection)."""
