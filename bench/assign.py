@@ -3,10 +3,13 @@
     python bench/assign.py [--quick]
 
 Rows: the time of one planning tick (zone index, routes and detours, energy, the package x vehicle
-feasibility arrays, and one optimal matching) for 2,000 x 200 and 10,000 x 1,000; the full look-ahead
-plan (every round until the queue is placed); straight-segment checks per second against 1,000 zones; and
-the 2,000 x 200 tick with the station's airspace step as the service runs it, drones already in the air
-(`bench/assign_air.py`). Writes its section of docs/benchmarks.md.
+feasibility arrays, and one optimal matching) for 2,000 x 200 and 10,000 x 1,000, each beside its anchor
+measured in the same run (issue 19: bare `linear_sum_assignment` on a random matrix of the same shape,
+plus the vectorized shapely check of the straight legs) and the ratio; the full look-ahead plan (every
+round until the queue is placed); the peak memory of the 10,000 x 1,000 plans; a 50,000-package plan at
+the example station (its fleet, one drone offline); straight-segment checks per second against 1,000
+zones; and the 2,000 x 200 tick with the station's airspace step as the service runs it, drones already
+in the air (`bench/assign_air.py`). Writes its section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -15,17 +18,19 @@ import argparse
 import statistics
 import sys
 import time
-from datetime import UTC, datetime
+import tracemalloc
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._report import machine, table, write_section
 from bench.assign_air import fill_sky, summary, time_air_tick, with_pads
 from controller.assignment import Demand, Planner
-from controller.fleet import FleetVehicle
+from controller.fleet import FleetVehicle, fleet_from_station
 from controller.station import StationConfig, load_station
 from geofences import LocalFrame, ZoneIndex, load_zones
 from vehicles.spec import DRONE_DEFAULT, ROBOT_DEFAULT, VehicleKind
@@ -73,6 +78,17 @@ AIR_CACHE_NOTE = (
     'the refused, "by the budget" or not searched). With 160 drones to launch, the step is therefore '
     "about the budget, plus the search that crosses it, plus the pass's own work for each drone left over "
     "(its pads from its position, its `airspace_busy` time)."
+)
+
+
+WHERE_TIME_GOES = (
+    "Where the time goes. Each round is matched over *classes* of vehicles (`controller/matching.py`: "
+    "same spec, same feasible packages, costs that differ only by when each is free) as a min-cost "
+    "max-flow with OR-Tools, not `linear_sum_assignment` over vehicles, whose identical cost columns were "
+    "its worst case (42-128x slower than on a random matrix); the verdicts of the pairs are the only "
+    "(packages x vehicles) arrays, one byte a pair. What is left of a cold tick is mostly the routes "
+    "(`controller/routing.py`: the zone index, the straight legs, the detours, and building the route "
+    "cache entry by entry) and the van explanations of the packages no vehicle takes."
 )
 
 
@@ -125,6 +141,57 @@ def time_tick(n_packages: int, n_vehicles: int, repeats: int) -> tuple[float, fl
     Planner(station, at=AT).plan(packages, fleet)
     full = time.perf_counter() - t0
     return statistics.median(cold), statistics.median(warm), full, placed
+
+
+def anchor(n_packages: int, n_vehicles: int, repeats: int) -> tuple[float, float]:
+    """Issue 19's anchor, median seconds of its two parts: `linear_sum_assignment` on a random matrix of the
+    tick's shape, and the vectorized check of the straight legs from the station to every destination."""
+    station = load_station(EXAMPLE)
+    packages, _ = scenario(n_packages, n_vehicles)
+    index = ZoneIndex(station.zones, station.frame, "drone", altitude_m=DRONE_DEFAULT.cruise_altitude_m)
+    x, y = station.frame.to_local(
+        np.array([p.dest_lon for p in packages]), np.array([p.dest_lat for p in packages])
+    )
+    zeros = np.zeros(n_packages)
+    rng = np.random.default_rng(11)
+    lsa, legs = [], []
+    for _ in range(repeats):
+        cost = rng.uniform(0.0, 3600.0, (n_packages, n_vehicles))
+        t0 = time.perf_counter()
+        linear_sum_assignment(cost)
+        lsa.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        index.segments_clear_xy(zeros, zeros, x, y)
+        legs.append(time.perf_counter() - t0)
+    return statistics.median(lsa), statistics.median(legs)
+
+
+def peak_mb(n_packages: int, n_vehicles: int, *, max_rounds: int | None) -> float:
+    """Peak traced memory (MB, tracemalloc: numpy's arrays included) of one cold plan."""
+    station = load_station(EXAMPLE)
+    packages, fleet = scenario(n_packages, n_vehicles)
+    tracemalloc.start()
+    try:
+        Planner(station, at=AT).plan(packages, fleet, max_rounds=max_rounds)
+        return tracemalloc.get_traced_memory()[1] / 1e6
+    finally:
+        tracemalloc.stop()
+
+
+def big_queue(n_packages: int) -> tuple[float, dict[str, int], timedelta, float]:
+    """The full look-ahead plan of n packages for the example station's own fleet (d8 offline): seconds, the
+    count of each status, the latest promised ETA from now, and the horizon in hours."""
+    station = load_station(EXAMPLE)
+    fleet = fleet_from_station(station)
+    assert [v.id for v in fleet if not v.online] == ["d8"], "the example station has one drone offline"
+    packages, _ = scenario(n_packages, 10)
+    planner = Planner(station, at=AT)
+    t0 = time.perf_counter()
+    decisions = planner.plan(packages, fleet)
+    seconds = time.perf_counter() - t0
+    counts = {status: sum(d.status == status for d in decisions) for status in ("assigned", "queued", "van")}
+    latest = max((d.eta for d in decisions if d.eta is not None), default=AT) - AT
+    return seconds, counts, latest, planner.horizon_s / 3600.0
 
 
 def path_checks_per_second(n_zones: int, n_segments: int, seed: int = 3) -> float:
@@ -278,20 +345,42 @@ def main() -> None:
     repeats = 3 if args.quick else 7
     rows = []
     for n_packages, n_vehicles in ((2000, 200), (10000, 1000)):
-        cold, warm, full, placed = time_tick(n_packages, n_vehicles, 1 if n_packages > 5000 else repeats)
+        big = n_packages > 5000
+        cold, warm, full, placed = time_tick(n_packages, n_vehicles, 3 if big else repeats)
+        lsa, legs = anchor(n_packages, n_vehicles, 3 if big else repeats)
+        base = lsa + legs
         rows.append(
             [
                 f"{n_packages:,} x {n_vehicles:,}",
-                f"{cold * 1000:.0f} ms",
-                f"{warm * 1000:.0f} ms",
+                f"{lsa * 1000:.0f} + {legs * 1000:.0f} = {base * 1000:.0f} ms",
+                f"{cold * 1000:.0f} ms ({cold / base:.1f}x)",
+                f"{warm * 1000:.0f} ms ({warm / base:.1f}x)",
                 f"{placed:,}",
-                f"{full:.2f} s",
+                f"{full:.2f} s ({full / base:.1f}x)",
             ]
         )
         print(
-            f"{n_packages} x {n_vehicles}: cold tick {cold * 1000:.0f} ms, warm tick {warm * 1000:.0f} ms "
-            f"({placed} launch now), full plan {full:.2f} s"
+            f"{n_packages} x {n_vehicles}: anchor {base * 1000:.0f} ms (LSA on a random matrix "
+            f"{lsa * 1000:.0f} ms + straight legs {legs * 1000:.0f} ms); cold tick {cold * 1000:.0f} ms "
+            f"({cold / base:.1f}x), warm tick {warm * 1000:.0f} ms ({warm / base:.1f}x) ({placed} launch "
+            f"now), full plan {full:.2f} s ({full / base:.1f}x)"
         )
+    tick_mb = peak_mb(10000, 1000, max_rounds=1)
+    plan_mb = peak_mb(10000, 1000, max_rounds=None)
+    memory = (
+        f"Peak memory of the 10,000 x 1,000 plans (tracemalloc, numpy's arrays included; a run of its own): "
+        f"cold tick **{tick_mb:.0f} MB**, full look-ahead plan **{plan_mb:.0f} MB**"
+    )
+    print(memory)
+    n_big = 50_000
+    big_s, counts, latest, horizon_h = big_queue(n_big)
+    queue = (
+        f"{n_big:,} packages at the example station (its own fleet: 7 drones online, d8 offline, 4 robots), "
+        f"the full look-ahead plan: **{big_s:.2f} s**; {counts['assigned']} launch now, "
+        f"{counts['queued']:,} queued, {counts['van']:,} to the vans; latest promised ETA "
+        f"{latest.total_seconds() / 3600:.2f} h from now (horizon {horizon_h:g} h)"
+    )
+    print(queue)
     rate = path_checks_per_second(1000, 100_000 if args.quick else 300_000)
     print(f"path checks against 1,000 zones: {rate:,.0f} per second")
     air, notes = air_rows(repeats, 60.0 if args.quick else 150.0)
@@ -300,10 +389,14 @@ def main() -> None:
         "feasibility arrays + one `linear_sum_assignment`; a warm tick reuses the last tick's routes (the "
         "controller does, while the same zones are in force); the full plan repeats rounds until "
         "every package is placed on a later trip or handed to a van. Packages spread over 15 mi around the "
-        "example station (its 7 zones), 60 % under 2.2 kg; fleet 80 % drones, 20 % robots.\n\n"
+        "example station (its 7 zones), 60 % under 2.2 kg; fleet 80 % drones, 20 % robots. The anchor "
+        "(issue 19), measured in the same run: `linear_sum_assignment` on a random matrix of the tick's "
+        "shape plus the vectorized shapely check of the straight legs; each figure's ratio to it in "
+        "brackets.\n\n"
         + table(
             [
                 "packages x vehicles",
+                "anchor (random LSA + legs)",
                 "cold tick (routes computed)",
                 "warm tick (routes known)",
                 "launch now",
@@ -311,6 +404,8 @@ def main() -> None:
             ],
             rows,
         )
+        + f"\n\n{memory}.\n\n{queue}.\n\n"
+        + WHERE_TIME_GOES
         + f"\n\nStraight-segment checks against 1,000 exclusion zones: **{rate:,.0f} per second**.\n\n"
         + AIR_TEXT
         + "\n\n"

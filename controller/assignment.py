@@ -227,8 +227,10 @@ class Planner:
         kinds = self._kinds(fleet, weight, lat, lon)
         decisions: list[Decision | None] = [None] * n
         pending = np.arange(n)
-        last: dict[VehicleKind, fz.PairMatrix] = {}
-        last_rows = pending
+        # The round whose matrices explain each package if it ends with a van, and its row there.
+        rounds: list[dict[VehicleKind, fz.PairMatrix]] = []
+        seen_in = np.full(n, -1, dtype=np.intp)
+        seen_row = np.full(n, -1, dtype=np.intp)
         round_no = 0
         while pending.size and kinds and (max_rounds is None or round_no < max_rounds):
             matrices = {
@@ -242,27 +244,35 @@ class Planner:
                 )
                 for k in kinds
             }
-            last, last_rows = matrices, pending
+            seen_in[pending] = len(rounds)
+            seen_row[pending] = np.arange(pending.size)
+            rounds.append(matrices)
             placed = self._match_round(
                 kinds, matrices, pending, priority, deadline, round_no, decisions, packages
             )
-            if not placed:
+            if placed.size == 0:
                 break
-            pending = np.array([i for i in pending if decisions[i] is None], dtype=np.intp)
+            keep = _still_open(matrices, pending.size)
+            keep[placed] = False
+            pending = pending[keep]
             if self._past_horizon(kinds, matrices):
                 break
             round_no += 1
 
-        row_of = np.full(n, -1, dtype=np.intp)
-        row_of[last_rows] = np.arange(len(last_rows))
         cut_short = max_rounds is not None and round_no >= max_rounds
-        waiting_kind = self._waiting_kinds(kinds, last) if cut_short else None
-        facts = [_VanFacts.of(k, last.get(k.kind)) for k in kinds]
-        rows_of = row_of.tolist()
+        last_round = len(rounds) - 1
+        waiting_kind = self._waiting_kinds(kinds, rounds[-1]) if cut_short and rounds else None
+        facts: dict[int, list[_VanFacts]] = {}
+        rounds_of, rows_of = seen_in.tolist(), seen_row.tolist()
         weights, deadlines = weight.tolist(), deadline.tolist()
         for i in [i for i, d in enumerate(decisions) if d is None]:
-            row = rows_of[i] if rows_of[i] >= 0 else None
-            k = waiting_kind[row] if waiting_kind is not None and row is not None else -1
+            seen = rounds_of[i]
+            row = rows_of[i] if seen >= 0 else None
+            if seen not in facts:
+                facts[seen] = [
+                    _VanFacts.of(k, rounds[seen].get(k.kind) if seen >= 0 else None) for k in kinds
+                ]
+            k = waiting_kind[row] if waiting_kind is not None and seen == last_round else -1
             if k >= 0:  # the bounded look-ahead stopped before reaching it: queued, no vehicle yet
                 decisions[i] = Decision(
                     package_id=packages[i].id,
@@ -271,7 +281,7 @@ class Planner:
                     route=_waypoints(kinds[k].routes.routes[i]),
                 )
             else:
-                decisions[i] = self._van(i, packages[i], kinds, facts, row, weights[i], deadlines[i])
+                decisions[i] = self._van(i, packages[i], kinds, facts[seen], row, weights[i], deadlines[i])
         return [d for d in decisions if d is not None]
 
     def _past_horizon(self, kinds: list[_Kind], matrices: dict[VehicleKind, fz.PairMatrix]) -> bool:
@@ -334,16 +344,16 @@ class Planner:
         round_no: int,
         decisions: list[Decision | None],
         packages: Sequence[PackageLike],
-    ) -> int:
+    ) -> np.ndarray:
         """One optimal matching over all kinds' vehicles (`controller.matching`); books the chosen vehicles.
-        Returns pairs placed."""
+        Returns the rows placed."""
         blocks = [matrices[k.kind] for k in kinds]
         bonus = PRIORITY_S * priority[rows] + DEADLINE_BONUS_S * np.isfinite(deadline[rows])
         pairs = match_round(blocks, bonus, ENERGY_S_PER_WH)
         for pair in pairs:
             k = kinds[pair.kind]
             self._book(k, blocks[pair.kind], pair.row, pair.vehicle, rows, round_no, decisions, packages)
-        return len(pairs)
+        return np.array([pair.row for pair in pairs], dtype=np.intp)
 
     def _book(
         self,
@@ -429,6 +439,8 @@ class Planner:
         closest = known.closest[row] if not known.any_feasible[row] else fz.OK
         if closest == fz.OFFLINE:  # the common answer of a quiet station, without touching the arrays
             return {Reason.NO_VEHICLE_AVAILABLE: f"no {name} is online"}
+        if closest == fz.BEYOND:  # the common answer of a long queue
+            return {Reason.NO_VEHICLE_AVAILABLE: self._beyond_hint(name)}
         if closest == fz.OK:  # feasible pairs remained when the rounds stopped at the planning horizon
             return {Reason.NO_VEHICLE_AVAILABLE: f"every {name} is booked beyond the planning horizon"}
         if closest == fz.OVERWEIGHT:  # the heaviest payload any of them takes is already known
@@ -458,13 +470,11 @@ class Planner:
         if code == fz.LATE:
             late = float((m.eta_s(row, cols) - deadline_s).min())
             return {Reason.DEADLINE: deadline_hint(name, late)}
-        if code == fz.BEYOND:
-            hours = self.horizon_s / 3600.0
-            return {
-                Reason.NO_VEHICLE_AVAILABLE: f"no {name} could be at the door within the {hours:g} h "
-                "planning horizon"
-            }
+
         return {Reason.OUT_OF_RANGE: f"beyond the radius of every {name} model"}  # fz.GEOMETRY
+
+    def _beyond_hint(self, name: str) -> str:
+        return f"no {name} could be at the door within the {self.horizon_s / 3600.0:g} h planning horizon"
 
     def _seconds(self, when: datetime | None, default: float) -> float:
         if when is None:
@@ -478,6 +488,19 @@ def _waypoints(route: Route | None) -> list[tuple[float, float]] | None:
 
 def _mode(kind: VehicleKind) -> Literal["drone", "robot"]:
     return "drone" if kind is VehicleKind.DRONE else "robot"
+
+
+def _still_open(matrices: dict[VehicleKind, fz.PairMatrix], n_rows: int) -> np.ndarray:
+    """Rows a later round could still place: some vehicle can take it, or could once its battery is swapped.
+
+    Every other "no" stays: the package's size and route, an offline vehicle, and (vehicles only get busier)
+    a deadline or the horizon. Those rows leave the rounds, keeping this round's explanation; at a big
+    station that is most of the queue, checked again every round for nothing.
+    """
+    keep = np.zeros(n_rows, dtype=bool)
+    for m in matrices.values():
+        keep |= ((m.code == fz.OK) | (m.code == fz.CHARGE)).any(axis=1)
+    return keep
 
 
 def _soonest(m: fz.PairMatrix) -> np.ndarray:

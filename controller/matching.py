@@ -110,16 +110,14 @@ def _candidate_rows(matrices: list[PairMatrix], classes: list[_Class], capacity:
 
     If a class held a row outside its `capacity` cheapest, one of those is free (the other pairs hold at
     most capacity - 1 rows), and moving there costs no more. Vehicles of one model rank packages alike,
-    so the union is small. Classes sharing a cost column sort it once.
+    so the union is small.
     """
     keep = np.zeros(len(classes[0].column), dtype=bool)
-    order_of: dict[int, np.ndarray] = {}
     for c in classes:
-        order = order_of.get(id(c.column))
-        if order is None:
-            order = order_of[id(c.column)] = np.argsort(c.column, kind="stable")
-        feasible = matrices[c.kind].feasible[order, c.vehicles[0]]
-        keep[order[np.flatnonzero(feasible)[:capacity]]] = True
+        rows = np.flatnonzero(matrices[c.kind].feasible[:, c.vehicles[0]])
+        if rows.size > capacity:
+            rows = rows[np.argpartition(c.column[rows], capacity - 1)[:capacity]]
+        keep[rows] = True
     return np.flatnonzero(keep)
 
 
