@@ -497,7 +497,7 @@ _DRONE_PHASES = {
     "waiting_ready": ("waiting for the autopilot to be ready", "preparing"),
     "waiting_launch": ("waiting for its launch time", "waiting to launch"),
     "arming": ("arming", "arming"),
-    "flying": ("took off for the customer", "flying to the customer"),
+    "flying": ("took off for the customer", "flying out"),
     "resumed": ("followed again after a controller change", "flying"),
 }
 
@@ -553,11 +553,11 @@ def _robot_words(event: dict[str, Any]) -> str | None:
             return "order sent to the robot"
         return "was given its trip to the customer"
     if kind == "node_reached":
-        leg = _node_leg(event.get("node_id") or event.get("node"))
-        where = {"out": "on the way to the customer", "back": "on the way back"}.get(
-            leg or "", "passed a point"
-        )
-        return f"{where}{_at(event)}"
+        node = str(event.get("node_id") or event.get("node") or "")
+        if node.endswith("-out0"):  # the trip's first node is the station itself
+            return "set off from the station"
+        where = {"out": "on the way to the customer", "back": "on the way back"}
+        return f"{where.get(_node_leg(node) or '', 'passed a point')}{_at(event)}"
     if kind == "drop_off":
         return {
             "WAITING": "will drop the package off at the door",
@@ -625,7 +625,8 @@ def _vehicle_words(event: dict[str, Any]) -> str:
 
 def phase_of(event: dict[str, Any]) -> str | None:
     """What a vehicle on a mission is doing now, as a vehicle event tells it (the dashboard's phase column);
-    None when the event does not change it (a robot's drop-off accepted on the way out, an order update)."""
+    None when the event does not change it (a robot's drop-off accepted on the way out, an order update).
+    Short, so the missions table fits 80 columns: "out" is to the customer, "back" to the station."""
     name, kind = event.get("event"), event.get("kind")
     if name == "phase":
         phase = str(event.get("phase", ""))
@@ -640,14 +641,14 @@ def phase_of(event: dict[str, Any]) -> str | None:
             return "cleared to land" if event.get("cleared") else "holding to land"
         return {
             "cleared": "landing",
-            "to_rally": "flying to a rally point",
+            "to_rally": "to a rally point",
             "waiting_launch": "waiting to launch",
         }.get(str(state))
     if kind == "order_sent":
-        return "driving to the customer" if (event.get("update_id") or 0) < 1 else None
+        return "driving out" if (event.get("update_id") or 0) < 1 else None
     if kind == "node_reached":
         leg = _node_leg(event.get("node_id") or event.get("node"))
-        return {"out": "driving to the customer", "back": "driving back"}.get(leg or "")
+        return {"out": "driving out", "back": "driving back"}.get(leg or "")
     if kind == "drop_off":
         status = str(event.get("status") or "").upper()
         return {"INITIALIZING": "dropping off", "RUNNING": "dropping off", "PAUSED": "drop-off paused",
@@ -655,8 +656,8 @@ def phase_of(event: dict[str, Any]) -> str | None:
     return (
         {
             "return_released": "driving back",
-            "return_home": "driving back (aborted)",
-            "returned": "back at the station",
+            "return_home": "aborted, returning",
+            "returned": "back at station",
             "cancel": "cancelling",
             "robot_error": "error",
             "timeout": "timed out",

@@ -81,7 +81,7 @@ def test_the_dashboard_shows_vehicles_missions_queue_and_events_in_80_columns() 
     assert "offline" in next(line for line in text.splitlines() if line.lstrip().startswith("r1 "))
     assert not any(line.lstrip().startswith("v1 ") for line in text.splitlines())  # vans send no telemetry
     mission = next(line for line in text.splitlines() if "6f1c0e5d" in line)
-    assert "ord-10023" in mission and "flying to the customer" in mission
+    assert "ord-10023" in mission and "flying out" in mission
     assert "25 %" in mission  # 1 km of a 4 km round trip
     assert "package k-9 van: overweight (at intake)" in text
     assert "d1 flight mode GUIDED → AUTO" in text
@@ -95,7 +95,7 @@ def test_a_robots_phase_says_what_it_is_doing() -> None:
     forwards, out, at the door, back (issue 20: "drop off waiting" on the way out read backwards)."""
     board = Dashboard()
     note = {"type": "vehicle", "vehicle_id": "r1", "mission_id": "m-r1"}
-    order, out, back = "01a2528f8601~394bb326", "driving to the customer", "driving back"
+    order, out, back = "01a2528f8601~394bb326", "driving out", "driving back"
     trip = [
         ({"kind": "order_sent", "order_id": order, "nodes": 3, "released_until": 1}, out),
         ({"kind": "order_sent", "order_id": order, "update_id": 0, "resend": False}, out),
@@ -108,13 +108,14 @@ def test_a_robots_phase_says_what_it_is_doing() -> None:
         ({"kind": "return_released", "order_id": order}, back),
         ({"kind": "order_sent", "order_id": order, "update_id": 1, "resend": False}, back),
         ({"kind": "node_reached", "node_id": "01a2528f8601-back2", "position": [33.44, -112.256]}, back),
-        ({"kind": "returned", "position": [33.44, -112.256], "energy_used_wh": 18.9}, "back at the station"),
+        ({"kind": "returned", "position": [33.44, -112.256], "energy_used_wh": 18.9}, "back at station"),
     ]  # fmt: skip
     for seq, (event, phase) in enumerate(trip, start=1):
         board.apply({"seq": seq, **note, **event})
         assert board.phases["m-r1"] == phase, event
     lines = [describe({**note, **event}) for event, _ in trip]
     assert lines[:2] == ["r1 was given its trip to the customer", "r1 order sent to the robot"]
+    assert lines[2] == "r1 set off from the station"
     assert lines[4] == "r1 on the way to the customer at 33.43853, -112.26070"  # 5 decimals: about 1 m
     assert lines[5:8] == [
         "r1 dropping the package off",
@@ -127,6 +128,29 @@ def test_a_robots_phase_says_what_it_is_doing() -> None:
     assert order not in text and "resend" not in text and "01a2528f8601" not in text  # no internals
     verbose = describe({**note, **trip[1][0]}, verbose=True)  # ...unless asked for
     assert order in verbose and "resend=False" in verbose and "mission_id=m-r1" in verbose
+
+
+def test_the_longest_phases_still_fit_80_columns() -> None:
+    board = Dashboard()
+    missions = [
+        {"id": f"{i}f1c0e5d2a7b4c1d", "package_id": f"01a245b8ada8729{i}", "package_key": f"demo-5050-002{i}",
+         "vehicle_id": v, "kind": kind, "state": "launching", "route": [[0, 0], [500, 500]], "track": []}
+        for i, (v, kind) in enumerate([("d1", "drone"), ("r1", "robot"), ("d2", "drone"), ("r2", "robot")])
+    ]  # fmt: skip
+    board.load_map({"missions": missions})
+    last = [
+        {"event": "airspace", "state": "waiting_launch", "pad": "P1"}, {"kind": "return_home"},
+        {"event": "airspace", "state": "holding", "cleared": False}, {"kind": "drop_off", "status": "FAILED"},
+    ]  # fmt: skip
+    for seq, (m, event) in enumerate(zip(missions, last, strict=True), start=1):
+        board.apply(
+            {"seq": seq, "type": "vehicle", "vehicle_id": m["vehicle_id"], "mission_id": m["id"], **event}
+        )
+    text = screen(board)
+    table = text[text.index("missions") : text.index("recent events")]
+    assert "…" not in table, table
+    for phase in ("waiting to launch", "aborted, returning", "holding to land", "drop-off failed"):
+        assert phase in table, table
 
 
 def test_progress_follows_the_telemetry() -> None:
