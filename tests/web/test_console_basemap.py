@@ -189,7 +189,6 @@ def test_tiles_load_under_the_zones_and_line_up_with_them(
         assert console.errors == []
 
 
-@pytest.mark.slow
 def test_without_a_basemap_nothing_is_loaded_and_no_tile_is_asked_for(
     open_console: Callable[..., Console],
 ) -> None:
