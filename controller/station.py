@@ -356,6 +356,13 @@ class NotificationsConfig(BaseModel):
     time_zone: str = Field(
         default="UTC", description="IANA zone the tracking page and messages show times in"
     )
+    track_rate_per_s: float = Field(
+        default=2.0,
+        ge=0.0,
+        description="tracking requests each client address may make per second on average; 0: no limit "
+        "(behind a proxy every customer shares its address: raise this, or limit at the proxy)",
+    )
+    track_burst: int = Field(default=30, ge=1, description="tracking requests an address may make at once")
 
     @field_validator("webhook_url", "public_url")
     @classmethod

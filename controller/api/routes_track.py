@@ -3,8 +3,9 @@
 No auth: the token in the link is the key, and it opens one package's public view (`controller.service.notify
 .public_view`: state in words, ETA with its zone, how it travels, a pin), nothing an operator sees. An unknown
 token and a malformed one get the same 404, so the answer says nothing about which tokens exist. Each
-client address may ask `TRACK_BURST` times at once, then `TRACK_RATE_PER_S` a second (429 with Retry-After
-beyond), so the tokens cannot be walked quickly; with 128 random bits they cannot be walked at all.
+client address may ask `[notifications] track_burst` times at once (30), then `track_rate_per_s` a second (2),
+429 with Retry-After beyond, so the tokens cannot be walked quickly; with 128 random bits they cannot be
+walked at all.
 
 The page is the station's own file (`controller/web/static/track.html`, its script and style beside it),
 under the same Content-Security-Policy as the console: no inline code, no CDN, no basemap.
@@ -30,8 +31,8 @@ __all__ = ["TRACK_BURST", "TRACK_RATE_PER_S", "TrackView", "router"]
 
 router = APIRouter(tags=["tracking"])
 
-TRACK_RATE_PER_S = 2.0  # a page polls every 30 s; a person reloading stays far below this
-TRACK_BURST = 30
+TRACK_RATE_PER_S = 2.0  # the defaults of [notifications] track_rate_per_s/track_burst: a page polls every
+TRACK_BURST = 30  # 30 s, and a person reloading stays far below this
 _MAX_CLIENTS = 10_000  # addresses remembered before the buckets start afresh (memory stays bounded)
 _NO_STORE = {"Cache-Control": "no-store"}
 
@@ -64,7 +65,9 @@ _TRACK_ERRORS: dict[int | str, dict[str, Any]] = {
 def _limiter(request: Request) -> WriteLimiter:
     limiter: WriteLimiter | None = getattr(request.app.state, "track_limiter", None)
     if limiter is None or len(limiter._buckets) > _MAX_CLIENTS:
-        limiter = request.app.state.track_limiter = WriteLimiter(TRACK_RATE_PER_S, TRACK_BURST)
+        notes = service_of(request).config.notifications
+        limiter = WriteLimiter(notes.track_rate_per_s, notes.track_burst)
+        request.app.state.track_limiter = limiter
     return limiter
 
 
