@@ -609,6 +609,11 @@ def _vehicle_words(event: dict[str, Any]) -> str:
         return f"{who} released the package (read from its mission's progress)"
     if name == "airspace":
         return f"{who} {_airspace_words(event)}"
+    if name == "reattached":  # the link came back mid-flight: where the drone stands now
+        return (
+            f"{who} heard again after {event.get('down_s') or 0:.0f} s: {event.get('mode') or '?'}, "
+            f"waypoint {event.get('mission_current')}{_at(event)}"
+        )
     if name in _DRONE_EVENT_WORDS:
         return f"{who} {_DRONE_EVENT_WORDS[name](event)}"
     if event.get("state") == "unavailable":

@@ -202,6 +202,9 @@ def test_events_in_words() -> None:
     holding = {"type": "vehicle", "vehicle_id": "d3", "event": "airspace", "state": "holding",
                "cleared": False, "landing_pad": "P3"}  # fmt: skip
     assert describe(holding) == "d3 holding for a landing slot on pad P3"
+    reattached = {"type": "vehicle", "vehicle_id": "d5", "event": "reattached", "down_s": 0.3, "mode": "AUTO",
+                  "armed": True, "mission_current": 6, "position": [33.4473012, -112.2155099]}  # fmt: skip
+    assert describe(reattached) == "d5 heard again after 0 s: AUTO, waypoint 6 at 33.44730, -112.21551"
     assert describe({"type": "mystery", "x": 1.25}) == "mystery x=1.2"
 
 
