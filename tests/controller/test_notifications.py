@@ -332,7 +332,6 @@ async def test_a_new_leader_resumes_the_cursor_and_the_old_one_cannot_move_it(
         store_b.close()
 
 
-@pytest.mark.slow  # two controller starts: about 4 s alone, up to 9 s on a loaded machine
 def test_a_station_with_both_webhooks_pushes_signed_and_resumes_after_a_restart(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
