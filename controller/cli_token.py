@@ -232,7 +232,7 @@ def _write(station: Path, text: str, entries: dict[str, TokenEntry], lines_if_no
 
 @app.command()
 def create(
-    role: Annotated[str, typer.Option("--role", "-r", help="dispatcher, operator or viewer")],
+    role: Annotated[str, typer.Option("--role", "-r", help="dispatcher, operator, viewer or vehicle")],
     station: StationOption = None,
     name: Annotated[
         str | None, typer.Option(help="the entry's name (default <role>-<6 hex>); it starts the token")

@@ -47,8 +47,8 @@ __all__ = [
     "toml_inline",
 ]
 
-Role = Literal["dispatcher", "operator", "viewer"]
-ROLES: tuple[Role, ...] = ("dispatcher", "operator", "viewer")
+Role = Literal["dispatcher", "operator", "viewer", "vehicle"]
+ROLES: tuple[Role, ...] = ("dispatcher", "operator", "viewer", "vehicle")
 DEFAULT_COST = 14  # log2 of scrypt's N
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,48}$")
 _PHC = re.compile(r"^\$scrypt\$ln=(\d{1,2}),r=(\d{1,2}),p=(\d{1,2})\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$")

@@ -1,14 +1,18 @@
-"""Token auth with three roles, checked per route.
+"""Token auth with four roles, checked per route.
 
 Each token in the station file (`[api.tokens]`) has exactly one role:
 
-| permission      | dispatcher | operator | viewer |
-|-----------------|:----------:|:--------:|:------:|
-| packages:write  | yes        | yes      |        |
-| packages:read   | yes        | yes      | yes    |
-| vans:read       | yes        | yes      | yes    |
-| fleet:read      |            | yes      | yes    |
-| fleet:write     |            | yes      |        |
+| permission      | dispatcher | operator | viewer | vehicle |
+|-----------------|:----------:|:--------:|:------:|:-------:|
+| packages:write  | yes        | yes      |        |         |
+| packages:read   | yes        | yes      | yes    |         |
+| vans:read       | yes        | yes      | yes    |         |
+| fleet:read      |            | yes      | yes    |         |
+| fleet:write     |            | yes      |        |         |
+| proof:write     |            | yes      |        | yes     |
+
+`vehicle` is for a vehicle integration (a drone's or robot's companion service): it may attach a photo to a
+delivery's proof and nothing else, so its token, which lives on or near a vehicle, opens no package data.
 
 A missing or unknown token is 401 (with `WWW-Authenticate: Bearer`); a known token without the permission
 is 403. The station file holds only salted hashes of the tokens (`controller.tokens`): a token is hashed
@@ -51,13 +55,18 @@ __all__ = [
     "role_of",
 ]
 
-Role = Literal["dispatcher", "operator", "viewer"]
-Permission = Literal["packages:write", "packages:read", "vans:read", "fleet:read", "fleet:write"]
+Role = Literal["dispatcher", "operator", "viewer", "vehicle"]
+Permission = Literal[
+    "packages:write", "packages:read", "vans:read", "fleet:read", "fleet:write", "proof:write"
+]
 
 PERMISSIONS: dict[Role, frozenset[str]] = {
     "dispatcher": frozenset({"packages:write", "packages:read", "vans:read"}),
-    "operator": frozenset({"packages:write", "packages:read", "vans:read", "fleet:read", "fleet:write"}),
+    "operator": frozenset(
+        {"packages:write", "packages:read", "vans:read", "fleet:read", "fleet:write", "proof:write"}
+    ),
     "viewer": frozenset({"packages:read", "vans:read", "fleet:read"}),
+    "vehicle": frozenset({"proof:write"}),
 }
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 # Declares the scheme in OpenAPI (for generated clients and the /docs page); the checks are ours, below.

@@ -256,7 +256,7 @@ async def get_package(request: Request, package_id: str) -> PackageDetail:
     summary="Attach a photo URL to a delivery's proof (operator or vehicle integration)",
     response_model=ProofOut,
     responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}, **_ERRORS},
-    dependencies=[Depends(require("fleet:write"))],
+    dependencies=[Depends(require("proof:write"))],
 )
 async def attach_photo(request: Request, package_id: str, body: PhotoIn) -> ProofOut:
     """Store the URL of a photo taken at the drop (the photo itself stays with the integration).

@@ -28,7 +28,7 @@ from controller.store import Store
 from controller.tokens import hash_tokens
 from tests.e2e.test_station import STATION, at, package, wait_all_done
 
-OPERATOR, VIEWER = "op-token", "view-token"
+OPERATOR, VIEWER, VEHICLE = "op-token", "view-token", "vehicle-token"
 STATION_ALT_M = 300.0
 
 
@@ -43,7 +43,7 @@ async def test_drone_and_robot_deliveries_are_proven_and_the_proof_is_kept(tmp_p
     config = StationConfig.model_validate({
         "name": "proof", "lat": STATION[0], "lon": STATION[1], "alt_m": STATION_ALT_M, "tick_s": 0.5,
         "fleet": [{"id": "d1", "kind": "drone"}, {"id": "r1", "kind": "robot"}, {"id": "v1", "kind": "van"}],
-        "api": {"tokens": hash_tokens({OPERATOR: "operator", VIEWER: "viewer"})},
+        "api": {"tokens": hash_tokens({OPERATOR: "operator", VIEWER: "viewer", VEHICLE: "vehicle"})},
     })  # fmt: skip
     store_url = f"sqlite:///{tmp_path / 's.sqlite3'}"
     async with SimStation(config, store_url=store_url, speedup=40) as station:
@@ -56,7 +56,7 @@ async def test_drone_and_robot_deliveries_are_proven_and_the_proof_is_kept(tmp_p
         def client(token: str) -> httpx.AsyncClient:
             return httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
-        async with client(OPERATOR) as op, client(VIEWER) as view:
+        async with client(OPERATOR) as op, client(VIEWER) as view, client(VEHICLE) as vehicle:
             batch = [package("by-air", 1.0, 900, 700), package("by-foot", 5.0, 250, -200)]
             r = await op.post("/v1/packages", json={"packages": batch})
             assert r.status_code == 201, r.text
@@ -96,9 +96,12 @@ async def test_drone_and_robot_deliveries_are_proven_and_the_proof_is_kept(tmp_p
             viewer_try = await view.post(photo, json={"photo_url": "https://img.example/p.jpg"})
             assert viewer_try.status_code == 403
             assert (await op.get(f"/v1/packages/{ids['by-air']}")).json()["proof"]["photo_url"] is None
-            good = await op.post(photo, json={"photo_url": "https://img.example/drop/by-air.jpg"})
+            # The vehicle integration's token attaches it, and may do nothing else (it reads no package).
+            good = await vehicle.post(photo, json={"photo_url": "https://img.example/drop/by-air.jpg"})
             assert good.status_code == 200, good.text
             assert good.json()["photo_url"] == "https://img.example/drop/by-air.jpg"
+            assert (await vehicle.get(f"/v1/packages/{ids['by-air']}")).status_code == 403
+            assert (await vehicle.post("/v1/packages", json=package("nope", 1.0, 10, 10))).status_code == 403
 
             # The end-of-day report counts them and lists each delivery with its proof.
             report = (await op.get("/v1/report")).json()
