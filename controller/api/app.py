@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
     from controller.service import StationService
 
 __all__ = ["API_VERSION", "create_app"]
+
+log = logging.getLogger("lastmile.api")
 
 API_VERSION = "1.0.0"
 _DESCRIPTION = """\
@@ -183,6 +186,12 @@ def station_webhooks(service: StationService, *, epoch: Any = None) -> list[Any]
     name = config.name[:128]
     hooks: list[EventWebhook] = []
     if config.api.webhook_url:
+        if config.api.webhook_key() is None:
+            log.warning(
+                "the dispatcher's webhook %s is not signed: set [api] webhook_secret_env or "
+                "webhook_secret_file so its receiver can tell the station's POSTs from forgeries",
+                config.api.webhook_url,
+            )
         render = dispatcher_render(
             lambda e, p: handover(e, p, station, base=base),
             events=config.api.webhook_events,

@@ -62,9 +62,11 @@ def receiver() -> Iterator[Receiver]:
 
 
 def test_each_handover_arrives_exactly_once_after_retries(
-    make_api: Callable[..., ApiThread], receiver: Receiver
+    make_api: Callable[..., ApiThread], receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     api = make_api(station_config(webhook_url=receiver.url))
+    # No key in the station file: it works, unsigned, and the operator is told so at start.
+    assert any("is not signed" in r.getMessage() for r in caplog.records if r.name == "lastmile.api")
     op = httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {ROLE_TOKEN['operator']}"})
     first = op.post("/v1/packages", json=package("hook-1")).json()
     receiver.wait_for(lambda: len(receiver.accepted) >= 1)
@@ -76,6 +78,7 @@ def test_each_handover_arrives_exactly_once_after_retries(
     headers, body = receiver.accepted[0]
     assert body["package"]["id"] == first["id"] and body["reasons"] == ["no_vehicle_available"]
     assert headers["X-Lastmile-Event"] == str(body["event_id"])
+    assert "X-Lastmile-Signature" not in headers
     # The webhook's body is the van feed's item for the same hand-over.
     feed = op.get("/v1/van-fallback").json()["items"]
     assert [i["package"]["id"] for i in feed] == [first["id"], second["id"]]
