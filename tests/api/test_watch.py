@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -128,6 +129,28 @@ def test_a_robots_phase_says_what_it_is_doing() -> None:
     assert order not in text and "resend" not in text and "01a2528f8601" not in text  # no internals
     verbose = describe({**note, **trip[1][0]}, verbose=True)  # ...unless asked for
     assert order in verbose and "resend=False" in verbose and "mission_id=m-r1" in verbose
+
+
+def test_a_drones_phase_says_what_it_is_doing() -> None:
+    board = Dashboard()
+    note = {"type": "vehicle", "vehicle_id": "d5", "mission_id": "m-d5"}
+    flight = [
+        ({"event": "phase", "phase": "safety_params"}, "preparing"),
+        ({"event": "phase", "phase": "mission_upload", "items": 11}, "preparing"),
+        ({"event": "phase", "phase": "waiting_launch"}, "waiting to launch"),
+        ({"event": "phase", "phase": "arming"}, "arming"),
+        ({"event": "phase", "phase": "flying"}, "flying out"),
+        ({"event": "ModeChanged", "old": "GUIDED", "new": "AUTO"}, "flying out"),
+        ({"event": "released", "position": [33.4492, -112.2049]}, "flying back"),
+        ({"event": "airspace", "state": "holding", "cleared": False, "landing_pad": "P1"}, "holding to land"),
+        ({"event": "airspace", "state": "holding", "cleared": True, "landing_pad": "P1"}, "cleared to land"),
+        ({"event": "airspace", "state": "cleared", "landing_pad": "P1"}, "landing"),
+        ({"event": "phase", "phase": "done", "delivered": True, "returned": True}, "landed"),
+    ]  # fmt: skip
+    for seq, (event, phase) in enumerate(flight, start=1):
+        board.apply({"seq": seq, **note, **event})
+        assert board.phases["m-d5"] == phase, event
+    assert describe({**note, **flight[1][0]}) == "d5 loading its mission"  # the items only with --verbose
 
 
 def test_the_longest_phases_still_fit_80_columns() -> None:
@@ -260,6 +283,16 @@ def test_watch_events_prints_a_line_per_event_in_words(api: ApiThread) -> None:
     seqs = [int(line.split()[0]) for line in lines]  # the bus's sequence: growing, not dense
     assert since < seqs[0] < seqs[1] and "package watch-lines received" in lines[0]
     assert lines[1].endswith("package watch-lines van: overweight")
+
+
+def test_watch_events_verbose_adds_every_field(api: ApiThread) -> None:
+    since = httpx.get(api.url + "/healthz").json()["last_event"]
+    submitted = submit_soon(api, "watch-verbose")
+    code, out = lastmile(api, "watch", "--events", "--verbose", "--since", str(since), "--count", "2")
+    assert submitted.wait(30)
+    assert code == 0, out
+    received = out.strip().splitlines()[0]
+    assert re.search(r" wall \d\d:\d\d:\d\d UTC package watch-verbose received \[.*package_id=\w+", received)
 
 
 def test_watch_dashboard_refuses_a_dispatcher_token(api: ApiThread) -> None:

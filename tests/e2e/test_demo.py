@@ -56,6 +56,7 @@ def test_demo_runs_a_station_and_reports_every_mode() -> None:
     assert re.search(r"^d1 +drone +ok ", dashboard, re.MULTILINE), dashboard
     assert re.search(r"\d\d:\d\d:\d\d UTC  package demo-5050-\d+ (delivered by|van:)", dashboard), dashboard
     assert "left AUTO" not in out and "resend=" not in out  # no warning on a normal delivery, no internals
+    assert "ETA wall" not in dashboard  # the demo's ETAs are on its simulated clock, and say so ("ETA sim")
 
 
 @pytest.mark.slow
