@@ -29,6 +29,8 @@ class Kpis:
     van_km: float
     van_stops: int
     van_routes: int
+    van_km_per_package: float  # van km over the packages the vans delivered
+    van_reach_km: float  # mean straight-line km from the station to a van-delivered package
     drone_kwh: float
     robot_kwh: float
     van_kwh: float
@@ -70,6 +72,7 @@ def compute(result: DayResult, fleet: w.Fleet, config: StationConfig, safety: Sa
             for o, d in zip(done, dist, strict=True)
         ]
     )
+    by_van = np.array([out[o.id].mode == "van" for o in done], dtype=bool)
     delivered_min = minutes[np.isfinite(minutes)]
     ratio = delivered_min * 60.0 / np.maximum(bound, 1.0)
     drones = [t for t in result.trips if t.kind is VehicleKind.DRONE]
@@ -84,6 +87,8 @@ def compute(result: DayResult, fleet: w.Fleet, config: StationConfig, safety: Sa
         van_km=result.van_km,
         van_stops=result.van_stops,
         van_routes=result.van_routes,
+        van_km_per_package=result.van_km / result.van_stops if result.van_stops else float("nan"),
+        van_reach_km=float(np.mean(dist[by_van])) / 1000.0 if by_van.any() else float("nan"),
         drone_kwh=sum(t.measured_wh for t in drones) / 1000.0,
         robot_kwh=sum(t.measured_wh for t in result.trips if t.kind is VehicleKind.ROBOT) / 1000.0,
         van_kwh=result.van_km * VAN_KWH_PER_KM,
