@@ -325,6 +325,9 @@ class SimRobot:
                         self.loads = [
                             ld for ld in self.loads if ld.get("loadId") != str(action.params.get("loadId"))
                         ]
+                        # VDA 5050 resultDescription: which load went, the robot's own proof of the hand-over
+                        if "loadId" in action.params:
+                            action.result = f"load {action.params['loadId']} handed over"
                     changed = True
         blocked = any(a.status == "RUNNING" and a.blocking in ("HARD", "SOFT") for a in self.actions.values())
         target = self.nodes[0] if self.nodes else None

@@ -85,7 +85,8 @@ async def test_drone_and_robot_deliveries_are_proven_and_the_proof_is_kept(tmp_p
             # The robot: its drop action FINISHED where it stood (agvPosition), at the destination.
             rproof = foot["proof"]
             assert rproof["vehicle_id"] == "r1" and rproof["kind"] == "robot"
-            assert rproof["confirmed_by"] == "vehicle" and rproof["event"].startswith("drop FINISHED")
+            assert rproof["confirmed_by"] == "vehicle"  # in its own words, naming the load it handed over:
+            assert rproof["event"] == f"drop FINISHED: load {ids['by-foot']} handed over"
             assert rproof["distance_to_destination_m"] < 3.0
             assert rproof["alt_amsl_m"] is None and rproof["photo_url"] is None
 
