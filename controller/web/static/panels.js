@@ -12,7 +12,9 @@ const h = (tag, attrs = {}, ...children) => {
   return e;
 };
 
-const time = (iso) => (iso ? new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "");
+// Event times are the station's wall clock, shown in this browser's zone and named ("22:32 UTC").
+const time = (iso) =>
+  iso ? new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", timeZoneName: "short" }) : "";
 const short = (id) => (id ? id.slice(0, 8) : "");
 
 function bar(fraction, lowIsBad = true) {
@@ -121,15 +123,72 @@ export function renderFleet(tbody, vehicles, ctx) {
   }
 }
 
+// A vehicle's trip in plain words, as `lastmile watch` says them (controller/watch.py): phases named for what
+// the vehicle does, positions to 5 decimals (about a metre), no robot order or node ids, no protocol flags.
+// The event's every field stays in the line's tooltip.
+const DRONE_PHASES = {
+  safety_params: "setting its safety parameters", fence_upload: "loading its geofence",
+  rally_upload: "loading its rally points", mission_upload: "loading its mission",
+  waiting_ready: "waiting for the autopilot to be ready", waiting_launch: "waiting for its launch time",
+  arming: "arming", flying: "took off for the customer", resumed: "followed again after a controller change",
+};
+const DROP_OFF = {
+  WAITING: "will drop the package off at the door", INITIALIZING: "dropping the package off",
+  RUNNING: "dropping the package off", PAUSED: "drop-off paused", FINISHED: "dropped the package off",
+};
+const ROBOT_NOTES = {
+  return_released: "driving back to the station", return_home: "turned back to the station (trip aborted)",
+  order_adopted: "followed again after a controller change",
+};
+const INTERNAL = new Set(["seq", "at", "type", "t", "order_id", "node_id", "action_id", "update_id", "resend", "full"]);
+const isPosition = (p) => Array.isArray(p) && p.length === 2 && p.every((v) => typeof v === "number");
+const latlon = (p) => `${p[0].toFixed(5)}, ${p[1].toFixed(5)}`;
+const where = (e) => (isPosition(e.position) ? ` at ${latlon(e.position)}` : "");
+
+function vehicleWords(e) {
+  const who = e.vehicle_id || e.vehicle || "?";
+  if (e.event === "phase" && e.phase === "done") {
+    return `${who} landed: package ${e.delivered ? "delivered" : "not delivered"}, ${e.returned ? "back at" : "away from"} the station`;
+  }
+  if (e.event === "phase") return `${who} ${DRONE_PHASES[e.phase] || String(e.phase).replaceAll("_", " ")}`;
+  if (e.event === "released") return `${who} released the package${where(e)}`;
+  if (e.kind === "order_sent") {
+    if (e.resend) return `${who} sent its order again (no answer yet)`;
+    if ((e.update_id ?? 0) >= 1) return `${who} was sent the way back`;
+    return `${who} ${"update_id" in e ? "order sent to the robot" : "was given its trip to the customer"}`;
+  }
+  if (e.kind === "node_reached") {
+    const node = String(e.node_id || "");
+    if (node.endsWith("-out0")) return `${who} set off from the station`;
+    const leg = /-(back|home)\d+$/.test(node) ? "on the way back" : /-out\d+$/.test(node) ? "on the way to the customer" : "passed a point";
+    return `${who} ${leg}${where(e)}`;
+  }
+  if (e.kind === "drop_off") {
+    const status = String(e.status || "").toUpperCase();
+    if (status === "FAILED") return `${who} drop-off failed: ${e.result || "no reason given"}`;
+    return `${who} ${DROP_OFF[status] || `drop-off ${status.toLowerCase()}`}`;
+  }
+  if (e.kind === "returned") return `${who} back at the station`;
+  if (ROBOT_NOTES[e.kind]) return `${who} ${ROBOT_NOTES[e.kind]}`;
+  return null;
+}
+
 export function describe(e) {
-  const skip = new Set(["seq", "at", "type", "t"]);
-  const parts = Object.entries(e).filter(([k, v]) => !skip.has(k) && v !== null && v !== undefined && !(Array.isArray(v) && !v.length));
-  return parts.map(([k, v]) => `${k}=${k.endsWith("_id") && typeof v === "string" && v.length > 12 ? short(v) : Array.isArray(v) ? v.join(",") : typeof v === "object" ? JSON.stringify(v) : v}`).join(" ");
+  const words = e.type === "vehicle" ? vehicleWords(e) : null;
+  if (words) return words;
+  const parts = Object.entries(e).filter(([k, v]) => !INTERNAL.has(k) && v !== null && v !== undefined && !(Array.isArray(v) && !v.length));
+  const value = (k, v) => {
+    if (isPosition(v)) return latlon(v);
+    if (k.endsWith("_id") && typeof v === "string" && v.length > 12) return short(v);
+    if (Array.isArray(v)) return v.join(",");
+    return typeof v === "object" ? JSON.stringify(v) : v;
+  };
+  return parts.map(([k, v]) => `${k}=${value(k, v)}`).join(" ");
 }
 
 export function addEvent(list, e, filter, max = 200) {
   // `seq` is the bus's (time-based, not a count: kept as data, not as the list's number)
-  const li = h("li", { "data-seq": e.seq, "data-type": e.type }, h("b", { text: `${time(e.at)} ${e.type} ` }), describe(e));
+  const li = h("li", { "data-seq": e.seq, "data-type": e.type, title: JSON.stringify(e) }, h("b", { text: `${time(e.at)} ${e.type} ` }), describe(e));
   list.prepend(li);
   rowFilter(li, filter);
   while (list.children.length > max) list.lastChild.remove();
