@@ -20,6 +20,7 @@ import numpy as np
 
 from controller import feasibility as fz
 from controller.fleet import FleetArrays, FleetVehicle
+from controller.lookahead import RowWindows
 from controller.matching import match_round
 from controller.packages import PackageIn
 from controller.reasons import (
@@ -231,34 +232,38 @@ class Planner:
         rounds: list[dict[VehicleKind, fz.PairMatrix]] = []
         seen_in = np.full(n, -1, dtype=np.intp)
         seen_row = np.full(n, -1, dtype=np.intp)
+        # A full look-ahead checks only the cheapest of a long queue after round 0 (`controller.lookahead`).
+        windows = self._windows(kinds, priority, deadline, earliest) if max_rounds is None else None
+        is_open = np.ones(n, dtype=bool)
         round_no = 0
         while pending.size and kinds and (max_rounds is None or round_no < max_rounds):
-            matrices = {
-                k.kind: fz.pair_matrix(
-                    k.table,
-                    k.fleet,
-                    pending,
-                    deadline_s=deadline,
-                    earliest_s=earliest,
-                    horizon_s=self.horizon_s,
-                )
-                for k in kinds
-            }
-            seen_in[pending] = len(rounds)
-            seen_row[pending] = np.arange(pending.size)
+            rows, matrices = self._round_rows(
+                kinds, windows if round_no else None, is_open, pending, deadline, earliest
+            )
+            seen_in[rows] = len(rounds)
+            seen_row[rows] = np.arange(rows.size)
             rounds.append(matrices)
             placed = self._match_round(
-                kinds, matrices, pending, priority, deadline, round_no, decisions, packages
+                kinds, matrices, rows, priority, deadline, round_no, decisions, packages
             )
             if placed.size == 0:
                 break
-            keep = _still_open(matrices, pending.size)
+            keep = _still_open(matrices, rows.size)
             keep[placed] = False
-            pending = pending[keep]
+            is_open[rows[~keep]] = False
+            pending = rows[keep] if rows is pending else np.flatnonzero(is_open)
             if self._past_horizon(kinds, matrices):
                 break
             round_no += 1
 
+        if windows is not None and rounds:
+            # Open packages the last rounds' windows left out: explained by the fleet as the rounds left it.
+            stale = np.flatnonzero(is_open & (seen_in < len(rounds) - 1))
+            if stale.size:
+                _, matrices = self._round_rows(kinds, None, is_open, stale, deadline, earliest)
+                seen_in[stale] = len(rounds)
+                seen_row[stale] = np.arange(stale.size)
+                rounds.append(matrices)
         cut_short = max_rounds is not None and round_no >= max_rounds
         last_round = len(rounds) - 1
         waiting_kind = self._waiting_kinds(kinds, rounds[-1]) if cut_short and rounds else None
@@ -283,6 +288,39 @@ class Planner:
             else:
                 decisions[i] = self._van(i, packages[i], kinds, facts[seen], row, weights[i], deadlines[i])
         return [d for d in decisions if d is not None]
+
+    def _windows(
+        self, kinds: list[_Kind], priority: np.ndarray, deadline: np.ndarray, earliest: np.ndarray
+    ) -> RowWindows:
+        bonus = PRIORITY_S * priority + DEADLINE_BONUS_S * np.isfinite(deadline)
+        capacity = sum(int(k.fleet.online.sum()) for k in kinds)
+        return RowWindows([k.table for k in kinds], bonus, earliest, ENERGY_S_PER_WH, capacity)
+
+    def _round_rows(
+        self,
+        kinds: list[_Kind],
+        windows: RowWindows | None,
+        is_open: np.ndarray,
+        pending: np.ndarray,
+        deadline: np.ndarray,
+        earliest: np.ndarray,
+    ) -> tuple[np.ndarray, dict[VehicleKind, fz.PairMatrix]]:
+        """The rows this round checks, and their matrices: a window of the queue where that is enough."""
+
+        def check(rows: np.ndarray) -> dict[VehicleKind, fz.PairMatrix]:
+            return {
+                k.kind: fz.pair_matrix(
+                    k.table, k.fleet, rows, deadline_s=deadline, earliest_s=earliest, horizon_s=self.horizon_s
+                )
+                for k in kinds
+            }
+
+        window = windows.take(is_open, [k.table for k in kinds]) if windows is not None else None
+        if windows is not None and window is not None:
+            matrices = check(window.rows)
+            if windows.enough(window, [matrices[k.kind] for k in kinds], self.horizon_s):
+                return window.rows, matrices
+        return pending, check(pending)
 
     def _past_horizon(self, kinds: list[_Kind], matrices: dict[VehicleKind, fz.PairMatrix]) -> bool:
         """Every vehicle that could take a package of this round is booked past the horizon.

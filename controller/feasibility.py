@@ -114,6 +114,7 @@ class PairMatrix:
     spec_of: np.ndarray  # (V,) the spec column of each vehicle
     free_in_s: np.ndarray  # (V,) when each vehicle is free, as the round started
     usable_wh: np.ndarray  # (V,) energy above the reserve now
+    online: np.ndarray  # (V,)
     to_drop_s: np.ndarray  # (R, S) from launch to the door (incl. launch prep)
     trip_energy_wh: np.ndarray  # (R, S)
     trip_s: np.ndarray  # (R, S) from launch until back
@@ -188,6 +189,7 @@ def pair_matrix(
         spec_of=spec_of,
         free_in_s=free.copy(),
         usable_wh=usable,
+        online=fleet.online,
         to_drop_s=to_drop,
         trip_energy_wh=energy,
         trip_s=table.duration_s[rows],

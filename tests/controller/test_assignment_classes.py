@@ -154,3 +154,43 @@ def test_many_drones_of_one_model_are_few_classes(tmp_path) -> None:
     total = sum(_pair_cost(matrices[p.kind], bonus, p.row, p.vehicle) for p in pairs)
     assert len(pairs) == n_best == 200
     assert abs(total - best) <= 1e-3 * n_best
+
+
+def test_a_long_look_ahead_checks_a_window_of_the_queue_and_decides_the_same(tmp_path, monkeypatch) -> None:
+    """Rounds after the first check only the cheapest open packages of each model's ranking (plus those
+    with a time window) when that is provably enough; the plan is the same as checking the whole queue."""
+    from controller import lookahead
+
+    station = make_station(tmp_path, [])
+    rng = np.random.default_rng(8)
+    demands = []
+    for i in range(400):
+        x, y = rng.uniform(-12000, 12000, 2)
+        due = AT + timedelta(minutes=float(rng.uniform(30, 150))) if i % 2 == 0 else None
+        opens = AT + timedelta(minutes=float(rng.uniform(20, 120))) if i % 17 == 0 else None
+        kg = float(rng.uniform(0.3, 4.0))
+        demands.append(pkg(f"p{i}", kg, x, y, priority=int(i % 3 == 0), deadline=due, earliest=opens))
+    fleet = [drone(f"d{i}", c) for i, c in enumerate([1.0, 1.0, 0.8, 0.6, 0.45, 0.9])]
+    fleet += [drone("off", online=False), robot("r1"), robot("r2", 0.6)]
+
+    def decide() -> dict[str, tuple]:
+        decisions = Planner(station, at=AT, horizon_s=4 * 3600.0).plan(demands, fleet)
+        assert all(d.reasons for d in decisions if d.status == "van")
+        return {d.package_id: (d.status, d.vehicle_id, d.eta) for d in decisions}
+
+    whole = decide()  # 400 packages, 8 vehicles: every round's prefixes hold most of the queue
+    windows = []
+    enough = lookahead.RowWindows.enough
+
+    def spy(self, window, matrices, horizon_s):
+        ok = enough(self, window, matrices, horizon_s)
+        windows.append((window.rows.size, ok))
+        return ok
+
+    monkeypatch.setattr(lookahead, "MIN_PREFIX", 8)
+    monkeypatch.setattr(lookahead, "PREFIX_PER_VEHICLE", 2)
+    monkeypatch.setattr(lookahead.RowWindows, "enough", spy)
+    windowed = decide()
+    assert sum(ok for _, ok in windows) >= 5, windows  # most rounds checked a window of the queue
+    assert windowed == whole
+    assert sum(s == "queued" for s, *_ in whole.values()) > 50
