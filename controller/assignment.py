@@ -388,40 +388,55 @@ class Planner:
         blocks = [matrices[k.kind] for k in kinds]
         bonus = PRIORITY_S * priority[rows] + DEADLINE_BONUS_S * np.isfinite(deadline[rows])
         pairs = match_round(blocks, bonus, ENERGY_S_PER_WH)
-        for pair in pairs:
-            k = kinds[pair.kind]
-            self._book(k, blocks[pair.kind], pair.row, pair.vehicle, rows, round_no, decisions, packages)
+        for k, kind in enumerate(kinds):
+            mine = [p for p in pairs if p.kind == k]
+            if mine:
+                r = np.array([p.row for p in mine], dtype=np.intp)
+                v = np.array([p.vehicle for p in mine], dtype=np.intp)
+                self._book(kind, blocks[k], r, v, rows[r], round_no, decisions, packages)
         return np.array([pair.row for pair in pairs], dtype=np.intp)
 
     def _book(
         self,
         kind: _Kind,
         m: fz.PairMatrix,
-        row: int,
-        v: int,
-        rows: np.ndarray,
+        row: np.ndarray,
+        v: np.ndarray,
+        index: np.ndarray,
         round_no: int,
         decisions: list[Decision | None],
         packages: Sequence[PackageLike],
     ) -> None:
-        i = int(rows[row])
-        vehicle = kind.fleet.vehicles[v]
-        launch = float(m.launch_s(row, v))
-        duration = float(m.duration_s(row, v))
-        route = kind.routes.routes[i]
-        decisions[i] = Decision(
-            package_id=packages[i].id,
-            status="assigned" if round_no == 0 and launch <= 0.0 else "queued",
-            mode=_mode(kind.kind),
-            vehicle_id=vehicle.id,
-            launch_at=self.at + timedelta(seconds=launch),
-            eta=self.at + timedelta(seconds=float(m.eta_s(row, v))),
-            back_at=self.at + timedelta(seconds=launch + duration),
-            energy_wh=float(m.energy_wh(row, v)),
-            margin_wh=float(m.margin_wh(row, v)),
-            route=_waypoints(route),
-            detoured=bool(route.detoured) if route else False,
+        """Book the round's pairs of one kind (rows `row` of the round, packages `index`, vehicles `v`);
+        the figures of all of them in one go, not a dozen numpy scalars a pair."""
+        launch = m.launch_s(row, v)
+        duration = m.duration_s(row, v)
+        figures = zip(
+            index.tolist(),
+            v.tolist(),
+            launch.tolist(),
+            m.eta_s(row, v).tolist(),
+            (launch + duration).tolist(),
+            m.energy_wh(row, v).tolist(),
+            m.margin_wh(row, v).tolist(),
+            strict=True,
         )
+        mode = _mode(kind.kind)
+        for i, vehicle, leave, eta, back, energy, margin in figures:
+            route = kind.routes.routes[i]
+            decisions[i] = Decision(
+                package_id=packages[i].id,
+                status="assigned" if round_no == 0 and leave <= 0.0 else "queued",
+                mode=mode,
+                vehicle_id=kind.fleet.vehicles[vehicle].id,
+                launch_at=self.at + timedelta(seconds=leave),
+                eta=self.at + timedelta(seconds=eta),
+                back_at=self.at + timedelta(seconds=back),
+                energy_wh=energy,
+                margin_wh=margin,
+                route=_waypoints(route),
+                detoured=bool(route.detoured) if route else False,
+            )
         # The vehicle is busy until it is back, then swaps its battery (drones) or recharges (robots).
         kind.fleet.free_in_s[v] = launch + duration + kind.turnaround_s
         kind.fleet.charge[v] = 1.0
