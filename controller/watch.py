@@ -55,7 +55,7 @@ RELOAD_S = 1.0  # the mission list and the queue are re-read at most this often
 REDRAW_S = 0.25  # the screen is redrawn at most this often (telemetry comes at 4 Hz)
 TRACK_STEP_M = 3.0  # as the server's tracks (controller.web.live.TRACK_MIN_STEP_M): closer adds only noise
 AT_STATION_M = 30.0
-BAR_WIDTH = 8
+BAR_WIDTH = 6  # with the rest, the fleet table fits 80 columns (10.4 km/6.5 mi NE, 115 m, STABILIZE)
 LOW_CHARGE = 0.3  # the web console's "low" too
 _CARRIED = frozenset({"assigned", "launching", "en_route", "delivered"})  # states that name a vehicle
 _COMPASS = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
@@ -253,7 +253,7 @@ class Dashboard:
                 _battery(v.get("c")),
                 position_text(v.get("x"), v.get("y")),
                 f"{alt:.0f} m" if alt is not None and v.get("kind") == "drone" else "-",
-                f"{speed:.1f} m/s" if speed is not None else "-",
+                _speed(speed),
                 v.get("mode") or "-",
             )
         return table
@@ -320,6 +320,13 @@ def _bar(fraction: float, style: str) -> Table:
         Text(f"{fraction * 100:3.0f} %"),
     )
     return grid
+
+
+def _speed(speed: float | None) -> str:
+    """m/s to a tenth when slow (a robot's 1.7), whole when fast (a drone's 22): a column that fits."""
+    if speed is None:
+        return "-"
+    return f"{speed:.1f} m/s" if speed < 9.95 else f"{speed:.0f} m/s"
 
 
 def _battery(charge: float | None) -> RenderableType:

@@ -153,6 +153,22 @@ def test_a_drones_phase_says_what_it_is_doing() -> None:
     assert describe({**note, **flight[1][0]}) == "d5 loading its mission"  # the items only with --verbose
 
 
+def test_the_widest_vehicle_row_fits_80_columns() -> None:
+    """A drone far out and high, in a long mode name: the demo's screen cut "115 m" and "STABILIZE"."""
+    board = Dashboard()
+    board.apply({"type": "telemetry", "vehicles": [
+        {"id": "d1", "kind": "drone", "online": True, "x": 7400.0, "y": 7400.0, "c": 1.0, "alt": 115.0,
+         "spd": 22.0, "mode": "STABILIZE", "age": 0.2, "mission": None, "err": []},
+        {"id": "r1", "kind": "robot", "online": True, "x": 0.0, "y": 900.0, "c": 0.96, "alt": None, "spd": 1.7,
+         "mode": "driving", "age": 0.2, "mission": None, "err": []},
+    ]})  # fmt: skip
+    text = screen(board)
+    assert "…" not in text, text
+    d1 = next(line for line in text.splitlines() if line.startswith("d1 "))
+    assert "10.5 km/6.5 mi NE" in d1 and "115 m" in d1 and "22 m/s" in d1 and "STABILIZE" in d1
+    assert "1.7 m/s" in next(line for line in text.splitlines() if line.startswith("r1 "))
+
+
 def test_the_longest_phases_still_fit_80_columns() -> None:
     board = Dashboard()
     missions = [
