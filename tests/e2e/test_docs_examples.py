@@ -16,7 +16,8 @@ The docs' address, `http://127.0.0.1:8750`, is replaced by the test station's in
 Matching is doctest's, with ELLIPSIS and NORMALIZE_WHITESPACE: `...` stands for anything (ids, times, the
 rest of a table), and runs of spaces count as one. JSON answers match by structure: every key the docs show
 must be there with a matching value (`"..."` matches any value, a string with `...` is a pattern); a key
-`"..."` or a last list item `"..."` allows more; the answer may carry fields the docs leave out.
+`"..."` allows more keys, and a list ending in `"..."` matches a list holding the items shown, in that order,
+among others; the answer may carry fields the docs leave out.
 
 The commands run as a reader runs them: in a directory holding the example station, with `LASTMILE_URL`
 and `LASTMILE_TOKEN` (the operator token `serve` printed on its first start) exported, also as `$OP`;
@@ -169,9 +170,19 @@ def json_matches(expected: Any, actual: Any, where: str = "$") -> list[str]:
             return [f"{where}: expected a list, got {actual!r}"]
         more = bool(expected) and expected[-1] == "..."
         items = expected[:-1] if more else expected
-        if len(actual) < len(items) or (not more and len(actual) != len(items)):
-            return [f"{where}: {len(actual)} items, the docs show {len(items)}{' or more' if more else ''}"]
-        return [p for i, e in enumerate(items) for p in json_matches(e, actual[i], f"{where}[{i}]")]
+        if not more:
+            if len(actual) != len(items):
+                return [f"{where}: {len(actual)} items, the docs show {len(items)}"]
+            return [p for i, e in enumerate(items) for p in json_matches(e, actual[i], f"{where}[{i}]")]
+        rest = iter(enumerate(actual))  # with "...": the items shown, in this order, among others
+        for e in items:
+            if not any(not json_matches(e, a) for _, a in rest):
+                return [
+                    f"{where}: no item matches {json.dumps(e)[:200]} (in the docs' order) in {actual!r}"[
+                        :2000
+                    ]
+                ]
+        return []
     if expected == "...":
         return []
     if isinstance(expected, str) and "..." in expected:
