@@ -159,7 +159,8 @@ def test_the_widest_vehicle_row_fits_80_columns() -> None:
     board.apply({"type": "telemetry", "vehicles": [
         {"id": "d1", "kind": "drone", "online": True, "x": 7400.0, "y": 7400.0, "c": 1.0, "alt": 115.0,
          "spd": 22.0, "mode": "STABILIZE", "age": 0.2, "mission": None, "err": []},
-        {"id": "r1", "kind": "robot", "online": True, "x": 0.0, "y": 900.0, "c": 0.96, "alt": None, "spd": 1.7,
+        {"id": "r1", "kind": "robot", "online": True, "x": 0.0, "y": 900.0, "c": 0.96, "alt": None,
+         "spd": 1.7,
          "mode": "driving", "age": 0.2, "mission": None, "err": []},
     ]})  # fmt: skip
     text = screen(board)
