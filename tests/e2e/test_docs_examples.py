@@ -124,8 +124,10 @@ def station(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Station]:
         yield Station(cwd, env, proc, "".join(printed))
     finally:
         proc.terminate()
-        proc.wait(30)
+        code = proc.wait(30)
         log.close()
+    errors = (cwd / "serve.err").read_text()
+    assert code == 0 and "Traceback" not in errors, f"serve --simulate ended with {code}:\n{errors[-3000:]}"
 
 
 def sessions(text: str) -> list[tuple[str, str]]:
