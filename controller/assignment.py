@@ -11,7 +11,9 @@ reason, per vehicle kind, and what would have made it eligible.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
@@ -215,6 +217,12 @@ class Planner:
         `max_rounds` bounds the look-ahead (1 = only what launches now, as a busy tick does); packages that
         could still be carried when it stops are queued without a vehicle rather than sent to a van.
         """
+        with _collector_paused():
+            return self._plan(packages, fleet, max_rounds)
+
+    def _plan(
+        self, packages: Sequence[PackageLike], fleet: Sequence[FleetVehicle], max_rounds: int | None
+    ) -> list[Decision]:
         n = len(packages)
         if n == 0:
             return []
@@ -533,6 +541,22 @@ class Planner:
         if when is None:
             return default
         return (when - self.at).total_seconds()
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector off for one plan: a plan makes a decision, a route list and a hints dict a
+    package, none of them in a cycle, and at 50,000 packages the full collections they set off (each walks
+    a heap that holds every route) were a third of the plan (2.6 s instead of 3.9-4.9 s). Reference counting
+    still frees everything as usual; the collector runs again after the plan."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _waypoints(route: Route | None) -> list[tuple[float, float]] | None:
