@@ -88,10 +88,15 @@ def test_first_start_makes_tokens_that_work_after_a_restart(tmp_path: Path) -> N
     finally:
         stop(proc)
 
-    listed = CliRunner().invoke(app, ["token", "list", "--station", str(tmp_path / "station.toml")])
+    station = str(tmp_path / "station.toml")
+    listed = CliRunner().invoke(app, ["token", "list", "--station", station])
     assert listed.exit_code == 0
-    names = [token.partition(".")[0] for token in tokens.values()]
-    assert all(name in listed.stdout for name in names), listed.stdout
+    names = {role: token.partition(".")[0] for role, token in tokens.items()}
+    assert all(name in listed.stdout for name in names.values()), listed.stdout
+    revoked = CliRunner().invoke(app, ["token", "revoke", names["dispatcher"], "--station", station])
+    assert revoked.exit_code == 0, revoked.output
+    assert names["dispatcher"] not in made.read_text() and names["operator"] in made.read_text()
+    assert (tmp_path / "station.toml").read_text() == before
 
 
 def test_no_token_and_no_writable_tokens_file_is_refused_naming_the_command(tmp_path: Path) -> None:
