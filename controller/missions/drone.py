@@ -116,11 +116,16 @@ class DeliveryPlan:
     rally: list[tuple[float, float, float]] = field(default_factory=list)
     station_open: bool = True
     # The station's airspace (controller.airspace): the inbound layer, the holding point where the drone
-    # waits (NAV_LOITER_UNLIM) until the controller clears it to a pad, and the pads it may be cleared to
-    # (name, lat, lon), the booked one first. Without a holding point the flight ends with RTL.
+    # waits until the controller clears it to a pad, and the pads it may be cleared to (name, lat, lon), the
+    # booked one first. Without a holding point the flight ends with RTL.
     cruise_alt_back_m: float | None = None
     hold_point: LatLon | None = None
     landing_pads: list[tuple[str, float, float]] = field(default_factory=list)
+    # How long the drone waits at its holding point on its own (its drone seconds, NAV_LOITER_TIME) before
+    # it lands on the booked pad without a clearance: a controller that lives renews the wait before it ends
+    # (`_HoldingPoint`), so only a drone whose controller is gone for good lands unasked, on its own pad,
+    # instead of circling until its battery failsafe. None: it waits for a clearance (NAV_LOITER_UNLIM).
+    hold_alone_s: float | None = None
 
     def __post_init__(self) -> None:
         def check_point(name: str, p: Any) -> None:
@@ -183,13 +188,14 @@ class BuiltMission:
     items: list[MissionItem]
     release_seq: int  # the item whose completion means the package is down
     release_point_seq: int  # the nav item at the destination (release position is taken there)
-    hold_seq: int | None = None  # NAV_LOITER_UNLIM at the holding point (airspace), if any
+    hold_seq: int | None = None  # the wait at the holding point (airspace, `hold_item`), if any
     land_seq: dict[str, int] = field(default_factory=dict)  # pad name -> its NAV_LAND item
 
 
 def build_mission(plan: DeliveryPlan) -> BuiltMission:
     """Home, takeoff, detour out at cruise, release at the destination, detour back, then RTL; or, with a
-    holding point, a wait there (NAV_LOITER_UNLIM) followed by one NAV_LAND per pad it may be cleared to.
+    holding point, a wait there (`hold_item`) followed by one NAV_LAND per pad it may be cleared to, the
+    booked pad first: where a drone that waited out its `hold_alone_s` lands by itself.
 
     The controller leaves the wait by jumping to the booked pad's NAV_LAND (DO_SET_MISSION_CURRENT), which
     flies there at the inbound layer and descends (ArduCopter mode_auto.cpp, do_land: a land command with a
@@ -229,13 +235,28 @@ def build_mission(plan: DeliveryPlan) -> BuiltMission:
     if plan.hold_point is None:
         items.append(MissionItem(mavlink.MAV_CMD_NAV_RETURN_TO_LAUNCH))
         return BuiltMission(items, release, release_point)
-    items.append(MissionItem(mavlink.MAV_CMD_NAV_LOITER_UNLIM, *plan.hold_point, back))
+    items.append(hold_item(plan.hold_point, back, plan.hold_alone_s))
     hold = len(items) - 1
     land: dict[str, int] = {}
     for name, lat, lon in plan.landing_pads:
         land[name] = len(items)
         items.append(MissionItem(mavlink.MAV_CMD_NAV_LAND, lat, lon, 0.0))
     return BuiltMission(items, release, release_point, hold, land)
+
+
+def hold_item(point: LatLon, alt_m: float, hold_alone_s: float | None) -> MissionItem:
+    """The wait at the holding point: NAV_LOITER_UNLIM, or NAV_LOITER_TIME for `hold_alone_s` drone seconds.
+
+    ArduCopter (ArduCopter/mode_auto.cpp, `ModeAuto::do_loiter_time` / `verify_loiter_time`) starts the
+    timer when the copter reaches the point and moves on to the next item when it runs out; param1 is whole
+    seconds (`cmd.p1`, a uint16), so the wait is rounded up. MISSION_SET_CURRENT to this item while it runs
+    starts it again (AP_Mission::set_current_cmd stops the current nav command and starts the one asked
+    for), which is how a controller that lives keeps the drone waiting.
+    """
+    if hold_alone_s is None:
+        return MissionItem(mavlink.MAV_CMD_NAV_LOITER_UNLIM, *point, alt_m)
+    seconds = min(65535, max(1, math.ceil(hold_alone_s)))
+    return MissionItem(mavlink.MAV_CMD_NAV_LOITER_TIME, *point, alt_m, param1=seconds)
 
 
 def rally_items(points: list[tuple[float, float, float]]) -> list[MissionItem]:
@@ -299,6 +320,11 @@ class AirspaceControl(Protocol):
         """While the station is closed: the way to an alternate landing site, booked (once); else None."""
         ...
 
+    @property
+    def hold_renew_s(self) -> float:
+        """Wall seconds between renewals of a drone's timed wait at its holding point (`hold_item`)."""
+        ...
+
 
 class LaunchCancelled(Exception):
     """The airspace will not let the flight lift off at all (the station closed): the flight fails before
@@ -314,12 +340,13 @@ class WayHome:
     alt_m: float
     hold_point: LatLon | None
     landing_pads: list[tuple[str, float, float]]
+    hold_alone_s: float | None = None  # as `DeliveryPlan.hold_alone_s`
 
 
 def build_way_home(here: LatLon, way: WayHome) -> BuiltMission:
     """The mission of an aborted flight (docs/airspace.md, "Contingencies"): home, a waypoint where the
     drone is at its inbound layer (a climb or descent in place: ArduCopter flies a waypoint with the same
-    position as a vertical move), the holding point (NAV_LOITER_UNLIM) and one NAV_LAND per pad, as
+    position as a vertical move), the holding point (`hold_item`) and one NAV_LAND per pad, as
     `build_mission` ends. Nothing in it releases a package: `release_seq` is past its end."""
     wp = mavlink.MAV_CMD_NAV_WAYPOINT
     items = [
@@ -329,7 +356,7 @@ def build_way_home(here: LatLon, way: WayHome) -> BuiltMission:
     hold = None
     if way.hold_point is not None:
         hold = len(items)
-        items.append(MissionItem(mavlink.MAV_CMD_NAV_LOITER_UNLIM, *way.hold_point, way.alt_m))
+        items.append(hold_item(way.hold_point, way.alt_m, way.hold_alone_s))
     land = {}
     for name, lat, lon in way.landing_pads if hold is not None else way.landing_pads[:1]:
         land[name] = len(items)
@@ -723,6 +750,11 @@ class _HoldingPoint:
         self.flight, self.mission, self.airspace = flight, mission, airspace
         self.active = True  # until the drone has left the holding point (or left AUTO)
         self._next = 0.0
+        self._renewed: float | None = None  # when its timed wait last started (first seen holding, renewed)
+        self._timed = (
+            mission.hold_seq is not None
+            and mission.items[mission.hold_seq].command == mavlink.MAV_CMD_NAV_LOITER_TIME
+        )
 
     async def step(self) -> None:
         """Called on every event and every `AIRSPACE_POLL_S`: does its work at most that often."""
@@ -756,6 +788,8 @@ class _HoldingPoint:
             return
         else:
             pad = self.airspace.cleared_to_land(s.lat, s.lon, s.alt_m, holding=holding)
+        if holding and pad is None:
+            await self._renew(now)
         if not holding or pad is None:
             return
         seq = self.mission.land_seq.get(pad, next(iter(self.mission.land_seq.values())))
@@ -768,6 +802,23 @@ class _HoldingPoint:
         self.flight.record(
             {"event": "airspace", "state": "cleared", "landing_pad": pad, "t": time.monotonic()}
         )
+
+    async def _renew(self, now: float) -> None:
+        """Not cleared yet: start the drone's timed wait again before it runs out (`hold_item`), so that it
+        lands unasked only when its controller is gone. Its first third is spent before each renewal."""
+        if not self._timed or self.airspace is None or self.mission.hold_seq is None:
+            return
+        if self._renewed is None:
+            self._renewed = now  # its timer started when it reached the point, about now
+            return
+        if now - self._renewed < self.airspace.hold_renew_s:
+            return
+        try:
+            await self.flight.drone.commands.set_mission_current(self.mission.hold_seq)
+        except (LinkError, VehicleError) as exc:
+            self.flight.record({"event": "airspace", "state": "hold_renewal_failed", "error": str(exc)})
+            return  # tried again at the next step: two thirds of the wait are left
+        self._renewed = now
 
     def _delivered(self, current: int | None) -> bool:
         """The package is down (heard, or the mission is past its release): on its way home, which a closed

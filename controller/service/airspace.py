@@ -35,6 +35,7 @@ log = logging.getLogger("lastmile.service.airspace")
 __all__ = ["AirspaceBusy", "FlightControl", "ServiceAirspace"]
 
 ON_PAD_M = 5.0  # a drone this close to a pad stands on it
+HOLD_ALONE_MIN_S = 30.0  # the shortest timed wait at a holding point (drone seconds): renewals stay sparse
 PROGRESS_EVERY_S = 1.0  # positions reported to the book at most this often (drone seconds)
 
 
@@ -75,6 +76,13 @@ class ServiceAirspace:
     def at(self, t_s: float) -> datetime:
         """The wall-clock time at which the drones' clock reads `t_s`."""
         return self.epoch + timedelta(seconds=t_s / self.speedup)
+
+    @property
+    def hold_alone_s(self) -> float:
+        """How long a drone waits at its holding point with no word from its controller before it lands on
+        its booked pad by itself (`controller.missions.drone.hold_item`): the wait every flight books at
+        launch (`max_hold_s`, which its battery is planned to cover), at least `HOLD_ALONE_MIN_S`."""
+        return max(self.station.config.max_hold_s, HOLD_ALONE_MIN_S)
 
     def planning_spec(self, spec: VehicleSpec) -> VehicleSpec:
         """What the planner must assume of a drone flying through this airspace: its highest cruise layer
@@ -193,6 +201,7 @@ class ServiceAirspace:
             "hold_lat": plan.hold_lat,
             "hold_lon": plan.hold_lon,
             "landing_pads": [list(p) for p in pads],
+            "hold_alone_s": self.hold_alone_s,
         }
 
     def landing_pads(self, first: str) -> list[tuple[str, float, float]]:
@@ -276,6 +285,11 @@ class FlightControl:
             # a time, not an event: the booked slot; checked again every few seconds in case it moved
             await asyncio.sleep(min(wait, 5.0) / air.speedup)
 
+    @property
+    def hold_renew_s(self) -> float:
+        """A third of the drone's timed wait, in wall seconds: how often a waiting drone is told to wait."""
+        return self.airspace.hold_alone_s / self.airspace.speedup / 3.0
+
     def cleared_to_land(self, lat: float, lon: float, alt_m: float, *, holding: bool) -> str | None:
         """Report the drone's position; the pad to land on once it may leave its holding point, else None.
 
@@ -305,7 +319,7 @@ class FlightControl:
         pads = air.landing_pads(plan.landing_pad)
         self.publish({"event": "airspace", "state": "way_home_booked", "alt_m": plan.cruise_alt_back_m,
                       "landing_pad": plan.landing_pad})  # fmt: skip
-        return WayHome(plan.cruise_alt_back_m, (plan.hold_lat, plan.hold_lon), pads)
+        return WayHome(plan.cruise_alt_back_m, (plan.hold_lat, plan.hold_lon), pads, air.hold_alone_s)
 
     def _booked_again(self, lat: float, lon: float, alt_m: float) -> None:
         """After a controller restart, at the drone's first position report: into the book from there."""
@@ -340,9 +354,16 @@ class FlightControl:
     def _cleared(self, lat: float, lon: float, alt_m: float, *, holding: bool) -> str | None:
         air = self.airspace
         self._booked_again(lat, lon, alt_m)
-        if air.closed is not None:  # nobody lands on a closed station (a drone with no rally point waits)
-            return None
         now = air.now_s()
+        if air.closed is not None:
+            # Nobody lands on a closed station (a drone with no rally point waits), but it is reported as
+            # always: the book extends the wait of a drone held past it. Unreported, its plan ran out under
+            # it (no volume left ahead of it), and once the station opened no landing could be booked: it
+            # held until its battery failsafe.
+            if holding or now - self._reported_s >= PROGRESS_EVERY_S:
+                self._reported_s = now
+                air.station.on_progress(self.flight_id, lat, lon, alt_m, now)
+            return None
         plan = air.station.flight(self.flight_id)
         if holding and plan.landing_booked and (plan.hold_until_s is None or now >= plan.hold_until_s):
             # Its slot has come: go now. Reporting first would book the seconds since the slot began (a

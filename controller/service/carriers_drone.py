@@ -207,6 +207,7 @@ class DroneCarrier:
             cruise_alt_back_m=air["cruise_alt_back_m"],
             hold_point=(air["hold_lat"], air["hold_lon"]),
             landing_pads=[tuple(p) for p in air["landing_pads"]],  # type: ignore[misc]
+            hold_alone_s=air.get("hold_alone_s"),  # booked before it existed (a restart): waits to be cleared
             **common,
         )
 

@@ -11,12 +11,16 @@ cut runs on SQLite and on PostgreSQL (`LASTMILE_TEST_POSTGRES_URL`), the others 
 
 - Cut for 10 s (200 s of drone time, longer than FS_GCS_TIMEOUT), then back: the controller re-attaches and
   records the delivery once; the other drone takes the parcel submitted meanwhile; nothing is booked twice.
-- Cut for good: the drone drops the parcel, flies back to its holding point and holds there
-  (NAV_LOITER_UNLIM) for a clearance to land that only a controller can give, until its battery failsafe
-  brings it home (measured once: 138 s of wall time at 20x, about 46 min of drone time, RTL at 25 %
-  charge). The controller cannot know the parcel left: its flight stays open (`link_lost_timeout_s`,
-  600 s) and says why: the one open mission is the cut drone's, the package is en route, the drone shows
-  offline and its `LinkLost` is on the event bus. No other package is given to the silent drone meanwhile.
+- Cut for good: the drone drops the parcel, flies back to its holding point and waits there for its
+  timed wait (NAV_LOITER_TIME, the `max_hold_s` its battery was planned for), then lands on its booked pad
+  by itself. (Before the wait was timed it circled there, NAV_LOITER_UNLIM, until its battery failsafe:
+  measured once, about 46 min of drone time, then RTL at 25 % charge to wherever home was.) The controller
+  cannot know the parcel left: its flight stays open (`link_lost_timeout_s`, 600 s) and says why: the one
+  open mission is the cut drone's, the package is en route, the drone shows offline and its `LinkLost` is
+  on the event bus. No other package is given to the silent drone meanwhile.
+- The timed wait is only for a drone left alone: with its controller there and no pad free (the station
+  closed, no rally point), the drone is told to wait on and holds well past its own bound, then lands once
+  the station opens.
 - The controller's own link ends during mission upload (a controller change before take-off: the package
   is `launching`, the drone still disarmed on the ground). The next controller must put the package back
   in the queue as not launched, not record a failed flight "the drone came back with the package": that
@@ -35,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
 from controller.packages import PackageIn
 from controller.service import StationService
@@ -156,6 +161,18 @@ def states(st: Station, package_id: str) -> list[str]:
     return [e.to_state.value for e in st.store.history(package_id)]
 
 
+def sim_s(copter: SimCopter) -> float:
+    """The copter's own clock (simulated seconds)."""
+    return copter.time_s
+
+
+def metres(copter: SimCopter, item: Any) -> float:
+    """Horizontal distance from the copter to a mission item's position."""
+    dn = (copter.lat - item.lat) * 111_320.0
+    de = (copter.lon - item.lon) * 111_320.0 * math.cos(math.radians(copter.lat))
+    return math.hypot(dn, de)
+
+
 async def test_a_link_cut_for_10_s_mid_flight_ends_in_one_delivery_and_the_other_drone_flies_on(
     store_url: str,
 ) -> None:
@@ -210,9 +227,16 @@ async def test_a_link_cut_for_good_mid_flight_leaves_one_honest_open_mission_and
         assert other != vid, (other, vid)
         st.copters[other].set_payload(1.0)
         # The silent drone finishes its delivery on its own, unseen, and flies back to its holding point,
-        # where it waits (NAV_LOITER_UNLIM) for a clearance to land that nobody can send.
+        # where it waits out its timed wait for a clearance nobody can send, then lands on its pad alone.
         await until(lambda: copter.payload_released_at is not None, 40, f"{vid} drops the parcel")
-        await until(lambda: any("LoiterUnlim" in t for t in copter.statustexts), 40, f"{vid} holds")
+        await until(lambda: any("LoiterTime" in t for t in copter.statustexts), 40, f"{vid} holds")
+        hold = copter.nav.auto.current
+        waits = copter.missions.mission[hold]
+        assert waits.command == mavlink.MAV_CMD_NAV_LOITER_TIME, waits
+        pad = copter.missions.mission[hold + 1]  # the booked pad's NAV_LAND comes first
+        await until(lambda: metres(copter, waits) < 3.0, 60, f"{vid} at its holding point")
+        arrived = sim_s(copter)
+        assert pad.command == mavlink.MAV_CMD_NAV_LAND, pad
         await until(lambda: st.store.get(meanwhile.id).state.value == "delivered", 60, "the other delivers")
         await until(lambda: not st.copters[other].armed, 30, "the other drone lands")
         # A parcel submitted now must not go to the drone the controller still thinks is flying.
@@ -228,9 +252,40 @@ async def test_a_link_cut_for_good_mid_flight_leaves_one_honest_open_mission_and
         assert len(mine) == 1 and mine[0].vehicle_id == vid, result.open_missions
         assert st.store.get(pid).state.value == "en_route", states(st, pid)
         assert not carrier.snapshot().online
-        assert copter.armed and copter.mode == "AUTO"  # still holding (until its battery failsafe: see above)
+        # From the drone's own state: it waited its bound at the point (no longer: its own timer, nobody
+        # told it), then landed on its pad by itself.
+        await until(lambda: copter.nav.auto.current == hold + 1, 60, f"{vid} leaves the point on its own")
+        waited = sim_s(copter) - arrived
+        assert waits.param1 - 2 <= waited <= waits.param1 + 10, (waited, waits.param1)
+        assert f"Reached command #{hold}" in copter.statustexts
+        await until(lambda: not copter.armed, 60, f"{vid} lands on its pad and disarms")
+        assert metres(copter, pad) < 3.0, metres(copter, pad)
+        assert "RTL" not in copter.mode and copter.battery_remaining > 0.25  # not its battery failsafe
         said = [e for e in st.service.bus.recent(since) if e.get("vehicle_id") == vid]
         assert any(e.get("event") == "LinkLost" for e in said), said
+
+
+async def test_a_drone_whose_controller_is_there_waits_past_its_own_bound_until_it_is_cleared(
+    tmp_path: Path,
+) -> None:
+    async with station(f"sqlite:///{tmp_path / 'store.sqlite3'}") as st:
+        [(package, _, _)] = await st.service.submit([parcel("held", 0, 2000)])
+        vid = await until(lambda: st.store.get(package.id).vehicle_id, 20, "held assigned to a drone")
+        copter = st.copters[vid]
+        copter.set_payload(1.0)
+        await until(lambda: copter.mode == "AUTO" and copter.alt_m > 30, 60, f"{vid} cruising in AUTO")
+        await st.service.close_station("no pad free")  # no rally point here: it must wait at its point
+        await until(lambda: any("LoiterTime" in t for t in copter.statustexts), 60, f"{vid} holds")
+        hold = copter.nav.auto.current
+        bound = copter.missions.mission[hold].param1
+        held_from = sim_s(copter)
+        await until(lambda: sim_s(copter) - held_from > 2.5 * bound, 60, "two and a half of its timed waits")
+        assert copter.armed and copter.mode == "AUTO" and copter.nav.auto.current == hold  # told to wait on
+        await st.service.open_station()
+        await until(lambda: st.store.get(package.id).state.value == "delivered", 60, "held delivered")
+        await until(lambda: not copter.armed, 60, f"{vid} lands once cleared")
+        result = account(st.store, ["held"])
+        result.check()
 
 
 async def test_a_controller_change_during_mission_upload_does_not_cost_the_package_an_attempt(
