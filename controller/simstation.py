@@ -4,6 +4,9 @@
 Simulated drones are ArduCopter-compatible MAVLink vehicles on real TCP sockets (`sitl.copter`); simulated
 robots are VDA 5050 clients of a real broker (`sitl.robot`, `sitl.broker`). The controller side is exactly
 what `lastmile serve` runs: the drivers, the carriers and `StationService`.
+
+`SimVehicles` is the simulator half alone: `lastmile serve --simulate` starts it and then runs as it always
+does, against the station config it returns.
 """
 
 from __future__ import annotations
@@ -118,7 +121,11 @@ class SimVehicles:
             )
             await stack.enter_async_context(self.broker)
             sims = [
-                SimRobot(serial=v.id, version=self.robot_version, battery_percent=v.charge * 100.0)
+                SimRobot(  # the version the controller will speak to it: its own, else the broker's
+                    serial=v.id,
+                    version=v.vda5050_version or self.robot_version,
+                    battery_percent=v.charge * 100.0,
+                )
                 for v in robots
             ]
             self.robots = RobotFleet(
