@@ -246,7 +246,12 @@ class PackageIn(BaseModel):
                 f"{info.field_name} {v.isoformat()} has no time zone; add one, e.g. "
                 f"{v.replace(microsecond=0).isoformat()}Z or +01:00",
             )
-        return v.astimezone(UTC)
+        try:
+            return v.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00+01:00: no such time in UTC
+            raise _err(
+                "datetime_range", f"{info.field_name} {v.isoformat()} is out of range once in UTC"
+            ) from None
 
     @field_validator("priority", mode="before")
     @classmethod

@@ -60,6 +60,11 @@ def test_times_are_converted_to_utc() -> None:
     assert pkg.earliest == datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
+def test_a_time_that_does_not_exist_in_utc_is_refused_naming_the_field() -> None:
+    field, reason = only_problem(deadline="0001-01-01T00:00:00+01:00")  # an OverflowError before
+    assert field == "deadline" and "out of range" in reason, (field, reason)
+
+
 def test_numeric_key_from_a_spreadsheet_is_kept_as_text() -> None:
     assert PackageIn(**{**GOOD, "key": 123}).key == "123"
 
