@@ -21,6 +21,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from geofences.errors import LastmileError
 from vehicles.errors import LinkError
@@ -34,7 +35,7 @@ keys_app = typer.Typer(help="MAVLink 2 signing keys: generate, provision to dron
 
 
 def _fail(where: str, reason: object, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {where}: {reason}")
+    err_console.print(f"[bold red]error:[/] {escape(where)}: {escape(str(reason))}")  # "[...]" is no markup
     return typer.Exit(code=code)
 
 
