@@ -155,7 +155,7 @@ def pair_matrix(
     is the honest answer for it, not a promise days ahead.
     """
     spec_of = fleet.spec_index
-    code = table.code[np.ix_(rows, spec_of)]
+    code = np.take(table.code[rows], spec_of, axis=1)  # rows first: a gather of (R, S), then of columns
     battery = np.array([s.battery_wh for s in fleet.specs])
     reserve = np.array([s.reserve_fraction for s in fleet.specs])
     usable = battery[spec_of] * (fleet.charge - reserve[spec_of])  # (V,) energy above the reserve now
@@ -170,6 +170,8 @@ def pair_matrix(
         whole = cols.size == len(spec_of)  # one model: work in place, no copy of the block
         block = code if whole else code[:, cols]
         ok = block == OK
+        if whole:
+            feasible = ok  # kept up to date by every check below
         _mark(block, ok, energy[:, s][:, None] > usable[None, cols], CHARGE)
         if not fleet.online[cols].all():
             _mark(block, ok, ~fleet.online[None, cols], OFFLINE)
@@ -180,7 +182,8 @@ def pair_matrix(
                 _mark(block, ok, (free[None, cols] > slack[:, None]) | (earliest > limit)[:, None], mark)
         if not whole:
             code[:, cols] = block
-    feasible = code == OK
+    if len(fleet.specs) != 1:
+        feasible = code == OK
     closest = code.max(axis=1) if code.shape[1] else np.zeros(len(rows), dtype=np.int8)
     return PairMatrix(
         code=code,
@@ -200,5 +203,5 @@ def pair_matrix(
 def _mark(block: np.ndarray, ok: np.ndarray, failing: np.ndarray, mark: int) -> None:
     """Give `mark` to the pairs still OK that fail this check; `ok` follows (checks apply in order)."""
     hit = ok & failing
-    block[hit] = mark
+    np.copyto(block, np.int8(mark), where=hit)
     ok &= ~hit
