@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 from controller.missions.results import DeliveryResult
 from controller.missions.robot import DropAction, RobotDeliveryPlan, drive_delivery
 from controller.service.carriers import Assignment, EventSink, VehicleSnapshot
 from geofences import LocalFrame
 from vehicles.spec import VehicleKind
-from vehicles.vda5050 import RobotHandle
+from vehicles.vda5050 import Availability, RobotHandle
 
 
 class RobotCarrier:
@@ -22,12 +24,17 @@ class RobotCarrier:
         frame: LocalFrame,
         drop_action: DropAction | None = None,
         cancel_timeout_s: float = 10.0,
+        broker_grace_s: float = 30.0,
     ) -> None:
         self.vehicle_id = vehicle_id
         self.robot = robot
         self.frame = frame  # the robots' map frame is the station's local frame
         self.drop_action = drop_action or DropAction()  # the robot's own handover action (station file)
         self.cancel_timeout_s = cancel_timeout_s
+        # once the broker is back after an outage, how long this robot may take to reconnect before its
+        # trip is given up (`drive_delivery`); the outage itself ends no trip (the robot's state decides)
+        self.broker_grace_s = broker_grace_s
+        self._broker_lost_at: float | None = None  # monotonic time this carrier first saw the broker gone
 
     def snapshot(self) -> VehicleSnapshot:
         view = self.robot.view
@@ -56,6 +63,21 @@ class RobotCarrier:
             errors=[f"{e.level}: {e.error_type}" for e in view.errors] if view is not None else [],
         )
 
+    def broker_lost_for(self) -> float | None:
+        """Seconds the controller has been without the MQTT broker (as seen by the calls: the planner makes
+        one every pass), None while it is connected.
+
+        Such a robot is unreachable, not gone: it drives on without us and is back when the broker is. The
+        planner keeps it in the plan as busy for that long (see `StationService._fleet`).
+        """
+        if self.robot.availability is not Availability.BROKER_DOWN:
+            self._broker_lost_at = None
+            return None
+        now = time.monotonic()
+        if self._broker_lost_at is None:
+            self._broker_lost_at = now
+        return now - self._broker_lost_at
+
     def plan_for(self, job: Assignment) -> RobotDeliveryPlan:
         path = [tuple(p) for p in job.route]
         return RobotDeliveryPlan(
@@ -69,14 +91,22 @@ class RobotCarrier:
 
     async def deliver(self, job: Assignment, on_event: EventSink) -> DeliveryResult:
         return await drive_delivery(
-            self.robot, self.plan_for(job), on_event=on_event, drop_action=self.drop_action
+            self.robot,
+            self.plan_for(job),
+            on_event=on_event,
+            drop_action=self.drop_action,
+            broker_grace_s=self.broker_grace_s,
         )
 
     async def resume(self, job: Assignment, on_event: EventSink) -> DeliveryResult:
         # The robot still holds its order (VDA 5050 state names it); sending the same order id again is
         # reconciled by the driver, so resuming is delivering with the same plan.
         return await drive_delivery(
-            self.robot, self.plan_for(job), on_event=on_event, drop_action=self.drop_action
+            self.robot,
+            self.plan_for(job),
+            on_event=on_event,
+            drop_action=self.drop_action,
+            broker_grace_s=self.broker_grace_s,
         )
 
     async def abort(self) -> None:

@@ -299,6 +299,13 @@ class StationService:
             if vehicle.id in self._busy:
                 free_in = max(1.0, (self._busy[vehicle.id][1] - now).total_seconds())
                 charge = 1.0  # planned after its return and battery swap
+            lost = getattr(carrier, "broker_lost_for", lambda: None)()
+            if lost is not None and vehicle.online:
+                # The controller lost the broker, not the robot (it drives on and is back with the broker):
+                # kept in the plan, busy for its grace or as long again as the outage so far, so a blip does
+                # not send the robots' queue to the vans, and nothing is booked on it until it can be told.
+                # An outage past the planning horizon (or a package's deadline) does send them, saying so.
+                online, free_in = True, max(free_in, 1.0, getattr(carrier, "broker_grace_s", 0.0), lost)
             spec = vehicle.vehicle_spec()
             if vehicle.kind is VehicleKind.DRONE:  # it flies the station's layers and may hold
                 spec = self.airspace.planning_spec(spec)
