@@ -586,10 +586,14 @@ def _soonest(m: fz.PairMatrix) -> np.ndarray:
     soonest = np.full(m.feasible.shape[0], np.inf)
     for s in np.unique(m.spec_of):
         cols = np.flatnonzero(m.spec_of == s)
-        cols = cols[np.argsort(m.free_in_s[cols], kind="stable")]
-        feasible = m.feasible[:, cols]
-        first = feasible.argmax(axis=1)
-        free = np.where(feasible.any(axis=1), m.free_in_s[cols][first], np.inf)
+        times = m.free_in_s[cols]
+        if cols.size == len(m.spec_of) and (times == times[0]).all():  # one model, free together: no gather
+            free = np.where(m.feasible.any(axis=1), times[0], np.inf)
+        else:
+            cols = cols[np.argsort(times, kind="stable")]
+            feasible = m.feasible[:, cols]
+            first = feasible.argmax(axis=1)
+            free = np.where(feasible.any(axis=1), m.free_in_s[cols][first], np.inf)
         eta = np.maximum(free + m.to_drop_s[:, s], m.earliest_s)
         soonest = np.minimum(soonest, eta)
     return soonest
