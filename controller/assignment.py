@@ -1,10 +1,11 @@
 """Who carries each package: feasibility first, then an optimal matching, then the van for the rest.
 
-A plan is built in rounds. Each round checks every pending package against every vehicle (drones and
-robots together, `controller.feasibility`) and solves one assignment problem with scipy's
-`linear_sum_assignment` (Hungarian-type, optimal for the round) on a cost of arrival time and energy,
-less a bonus for priority and deadlines. Round 0's pairs launch now; later rounds are the queue: the
-vehicle is busy with an earlier trip (plus a battery swap), so the package waits, with an honest ETA.
+A plan is built in rounds. Each round checks the pending packages against every vehicle (drones and
+robots together, `controller.feasibility`) and solves one assignment problem, optimal for the round, over
+classes of interchangeable vehicles (`controller.matching`) on a cost of arrival time and energy, less a
+bonus for priority and deadlines. Round 0's pairs launch now; later rounds are the queue: the vehicle is
+busy with an earlier trip (plus a battery swap), so the package waits, with an honest ETA, never past the
+planning horizon; later rounds check a window of a long queue where that suffices (`controller.lookahead`).
 A package that no round can place (nobody can carry it, or only too late) goes to a van with every
 reason, per vehicle kind, and what would have made it eligible.
 """
