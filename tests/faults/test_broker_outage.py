@@ -14,12 +14,18 @@ a short one of SHORT_S (0.5 s, "5 s of 30 s") and a long one of LONG_S (6 s, twi
 controller, and its own state, republished when both are back, decides); the grace is how long a robot may
 take to reconnect once the broker is back.
 
-- Short outage on the way out: both robots deliver exactly once, each on its one order (the only updates are
-  the release of the way back), nobody books a van for them, the heavy package is with the van.
+- Short outage on the way out: both robots deliver exactly once, each on its one order (the only update is
+  the release of the way back), neither package sees a van, the heavy one is with the van with its reason.
+  A package queued behind the two busy robots keeps waiting for them through the outage and a robot
+  delivers it (it used to go to a van within one planning pass: "no drone or robot can carry it safely").
 - Long outage spanning the drop: the robot drops the parcel while nobody listens; once the broker is back
   its state (drop FINISHED) makes it a delivery, the way back is released and the robot ends at the
-  station. A package submitted during the outage is not given to a robot the controller cannot reach: it
-  waits in the queue and goes to a robot once the broker is back.
+  station. A package submitted during the outage is booked on no robot the controller cannot tell, and
+  not sent to a van either: it waits in the queue and is booked once the broker is back.
+- A robot whose process dies during the long outage and never comes back: its state is stale once the
+  broker is back (VDA 5050's 30 s without a state, scaled to STALE_S), it gets its grace to reconnect, then
+  its trip ends `connection_broken` with a reason naming it, the package is requeued and the other robot
+  delivers it; nothing more is booked on the dead one.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ SPEEDUP = 20.0
 GRACE_S = 3.0  # the robots' broker_grace_s, scaled from the default 30 s
 SHORT_S = GRACE_S * 5 / 30  # "5 s of 30 s"
 LONG_S = GRACE_S * 2  # "60 s of 30 s"
+STALE_S = GRACE_S  # no state for this long: the robot is stale (VDA 5050: 30 s), for the dead robot
 
 
 def at(east_m: float, north_m: float) -> tuple[float, float]:
@@ -280,3 +287,53 @@ async def test_a_long_broker_outage_spanning_the_drop_is_one_delivery_and_the_ro
         # The late package was booked only once the robots could be told again.
         [assigned] = [e for e in st.store.history(late_id) if e.to_state.value == "assigned"]
         assert assigned.at >= back_at, (assigned.at, back_at)
+
+
+async def test_a_robot_that_never_comes_back_after_a_long_outage_ends_its_trip_and_the_other_delivers(
+    tmp_path: Path,
+) -> None:
+    async with station(f"sqlite:///{tmp_path / 'store.sqlite3'}") as st:
+        for carrier in st.service.carriers.values():
+            # VDA 5050's 30 s without a state, scaled like the grace (the simulators report every second)
+            assert isinstance(carrier, RobotCarrier)
+            carrier.robot.link.stale_after_s = STALE_S
+        [(lost, _, _)] = await st.service.submit([parcel("lost", 150, 0)])
+        serial = await until(lambda: carrying(st, lost.id), 20, "a robot driving out")
+        [other] = [r for r in ROBOTS if r != serial]
+        async with st.broker_down() as down:
+            dead = await kill(
+                st.fleet, serial
+            )  # its process dies with the broker away: no will, nothing retained
+            await until(lambda: down() >= LONG_S, LONG_S + 5, "the long outage")
+            assert st.state(lost.id) == "en_route", st.states(lost.id)
+        back = asyncio.get_running_loop().time()
+
+        # Never heard again: its trip ends (its state too old, then the grace), the package is requeued,
+        # and the robot that did come back takes it.
+        await until(lambda: "failed" in st.states(lost.id), STALE_S + GRACE_S + 15, "the lost trip's end")
+        ended_in = asyncio.get_running_loop().time() - back
+        assert ended_in >= GRACE_S, ended_in  # it had its grace to reconnect
+        await until(lambda: st.state(lost.id) in ("delivered", "van"), 30, "the package's end")
+        await until(lambda: abs(st.sim(other).x) + abs(st.sim(other).y) < 0.05, 20, f"{other} home")
+        result = account(st.store, ["lost"])
+        result.check()
+        assert result.verdicts() == {"lost": "delivered"}, st.states(lost.id)
+        failure = next(e for e in st.store.history(lost.id) if e.to_state.value == "failed")
+        assert f"robot {serial} unreachable" in failure.reason, failure.reason
+        assert failure.detail.get("reason_code") == "connection_broken", failure.detail
+        missions = await st.service.missions(unfinished_only=False)
+        assert [(m.vehicle_id, m.state) for m in missions] == [(serial, "failed"), (other, "completed")], (
+            missions
+        )
+        assert not st.service.carriers[serial].snapshot().online  # and nothing more is booked on it
+        assert dead.loads  # the dead robot still holds what it held (the crew's to fetch)
+        print(f"\nrobot never back after a {LONG_S:g} s outage: trip ended {ended_in:.1f} s after the broker")
+
+
+async def kill(fleet: RobotFleet, serial: str) -> SimRobot:
+    """The robot's process dies: its MQTT client ends without a word and its simulator stops where it is."""
+    [task] = [t for t in fleet._tasks if t.get_name() == f"robot[{serial}]"]
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return fleet.clients.pop(serial).sim  # the ticker steps only the robots it lists
