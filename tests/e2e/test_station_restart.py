@@ -2,7 +2,8 @@
 station's default `drones_continue_without_controller`) no drone in AUTO turned back: a package en route at
 the kill is delivered on its first attempt although the gap outlasts the drones' FS_GCS_TIMEOUT
 (docs/drones.md, "Controller changes"). A drone still launching (GUIDED, arming) at the kill is outside AUTO:
-its GCS failsafe still acts, and that package may take a second attempt."""
+its GCS failsafe still acts, and that package may take a second attempt. The test ends with the fault
+suite's accounting over both keys (tests/faults/accounting.py), read once the serve stopped."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from tests.e2e.serving import TERMINAL, TOKEN, at, free_port, start_serve, wait_until, write_station
+from tests.faults.serving import accounting
 
 
 @pytest.mark.slow
@@ -57,3 +59,4 @@ def test_sigkill_mid_flight_loses_nothing_and_delivers_nothing_twice(
     finally:
         serve.terminate()
         serve.wait(15)
+    accounting(f"sqlite:///{tmp_path / 'station.sqlite3'}", [p["key"] for p in batch]).check()
