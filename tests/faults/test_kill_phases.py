@@ -39,7 +39,6 @@ ARMABLE = {"BATT_ARM_VOLT": 0.0}  # ArduCopter's default: no arming-voltage chec
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(90)
 @pytest.mark.parametrize("standby", STANDBY_OR_RESTART)
 def test_sigkill_of_the_leader_during_mission_upload_costs_no_attempt_and_delivers_once(
     tmp_path: Path, request: pytest.FixtureRequest, served_copters: int, standby: bool

@@ -30,7 +30,6 @@ TAKEOVER_BOUND_S = 5.0
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(90)
 @pytest.mark.parametrize("standby", STANDBY_OR_RESTART)
 def test_sigkill_of_the_leader_mid_flight_the_next_leader_delivers_once(
     tmp_path: Path, request: pytest.FixtureRequest, served_copters: int, standby: bool

@@ -51,7 +51,6 @@ def robot(broker: Broker) -> Iterator[subprocess.Popen[bytes]]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(90)
 @pytest.mark.parametrize("standby", STANDBY_OR_RESTART)
 def test_sigkill_of_the_leader_mid_drive_the_next_leader_follows_the_same_order_to_one_delivery(
     tmp_path: Path,
