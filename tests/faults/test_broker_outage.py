@@ -294,7 +294,9 @@ async def test_a_robot_that_never_comes_back_after_a_long_outage_ends_its_trip_a
 ) -> None:
     async with station(f"sqlite:///{tmp_path / 'store.sqlite3'}") as st:
         for carrier in st.service.carriers.values():
-            # VDA 5050's 30 s without a state, scaled like the grace (the simulators report every second)
+            # VDA 5050's 30 s without a state, scaled like the grace (the simulators report every second).
+            # A stopping mosquitto sends every client's will, and the controller usually hears it before it
+            # is dropped too; when it does not, only the dead robot's silence tells (measured: the will).
             assert isinstance(carrier, RobotCarrier)
             carrier.robot.link.stale_after_s = STALE_S
         [(lost, _, _)] = await st.service.submit([parcel("lost", 150, 0)])
