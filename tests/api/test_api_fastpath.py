@@ -34,7 +34,10 @@ def both(tmp_path: Path) -> Iterator[tuple[ApiThread, ApiThread]]:
 def _comparable(value: Any) -> Any:
     """The answer without what differs between two stores: package ids and times."""
     if isinstance(value, dict):
-        return {k: ("<varies>" if k in ("id", "eta", "tracking_url") else _comparable(v)) for k, v in value.items()}
+        return {
+            k: ("<varies>" if k in ("id", "eta", "tracking_url") else _comparable(v))
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_comparable(v) for v in value]
     if isinstance(value, str):
