@@ -129,7 +129,6 @@ class Controllers:
 
     def __init__(self, station: Path, *, standby: bool, vehicles: int) -> None:
         self.station = station
-        self.with_standby = standby
         self.vehicles = vehicles
         self.port = free_port()
         self.standby_port = free_port() if standby else None
@@ -143,12 +142,9 @@ class Controllers:
         try:
             self.leader = self._serve(self.port, "leader")
             poll(self._leading(self.port), 30, what="the leader links every vehicle")
-            if self.standby_port is not None:
-                self.standby = self._serve(self.standby_port, "standby")
-                seen = poll(
-                    lambda: (h := health(self.standby_port or 0))["role"] == "standby" and h,
-                    10, what="a standby",
-                )  # fmt: skip
+            if (spare := self.standby_port) is not None:
+                self.standby = self._serve(spare, "standby")
+                seen = poll(lambda: (h := health(spare))["role"] == "standby" and h, 10, what="a standby")
                 assert seen["epoch"] == 1 and seen["vehicles_linked"] == 0, seen  # it commands nothing
         except BaseException:
             self.stop()
