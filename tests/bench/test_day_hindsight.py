@@ -13,9 +13,7 @@ from bench.day_hindsight import HindsightDay
 from bench.day_sim import DayResult
 from vehicles.spec import VehicleKind
 
-# One 150-order day solved in hindsight and played: about 6 s alone, more on a loaded machine.
-pytestmark = pytest.mark.slow
-
+# One 150-order day solved in hindsight and played: about 3 s (one fixture for the module).
 N = 150
 VAN_LIMIT_S = 10.0  # waves this small stop on PyVRP's no-improvement rule long before it
 
