@@ -83,12 +83,17 @@ def load_instance(path: str | Path) -> Instance:
 
 
 def solve_instance(
-    inst: Instance, *, time_limit_s: float, seed: int = 1, scale: int = 100
+    inst: Instance,
+    *,
+    time_limit_s: float,
+    seed: int = 1,
+    scale: int = 100,
+    max_iterations: int | None = None,
 ) -> tuple[MatrixSolution, float]:
     """Solve with `solve_matrix` on distances and times x `scale` (rounded); return it and its true cost.
 
     Travel time equals distance, as in Solomon's instances; every vehicle must be back by the depot's
-    closing time.
+    closing time. `max_iterations` also caps the search by iterations: the same result on any machine.
     """
     dist = np.round(inst.distance * scale).astype(np.int64)
     windows = service = None
@@ -109,6 +114,7 @@ def solve_instance(
         shifts=shifts,
         time_limit_s=time_limit_s,
         seed=seed,
+        max_iterations=max_iterations,
     )
     return sol, route_cost(inst.distance, [r.clients for r in sol.routes])
 

@@ -337,21 +337,23 @@ def check_against_instance(inst: Instance, routes: list[list[int]]) -> None:
         assert t + inst.distance[here, 0] <= inst.windows[0, 1] + 1e-6
 
 
+# Budgets in iterations, not seconds: a time limit on a loaded machine ran RC208 ~900 iterations (2.65 %
+# above best known) instead of ~3,500 (0.00 %). About 1 s each on a quiet machine.
 @pytest.mark.parametrize(
-    ("relative", "optimum", "limit_s", "tolerance"),
+    ("relative", "optimum", "iterations", "tolerance"),
     [
-        ("pyvrp-tests/E-n22-k4.txt", 375.0, 0.5, 0.01),  # CVRP, optimum in the file's comment
-        ("pyvrp-tests/RC208.vrp", None, 2.0, 0.02),  # VRPTW, best-known routes in RC208.sol
-        ("vrplib-tests/Solomon/C101.txt", None, 1.0, 0.02),  # VRPTW, optimal routes in C101.sol
+        ("pyvrp-tests/E-n22-k4.txt", 375.0, 2000, 0.01),  # CVRP, optimum in the file's comment
+        ("pyvrp-tests/RC208.vrp", None, 2500, 0.02),  # VRPTW, best-known routes in RC208.sol
+        ("vrplib-tests/Solomon/C101.txt", None, 1500, 0.02),  # VRPTW, optimal routes in C101.sol
     ],
 )
 def test_solver_is_close_to_best_known(
-    relative: str, optimum: float | None, limit_s: float, tolerance: float
+    relative: str, optimum: float | None, iterations: int, tolerance: float
 ) -> None:
     inst = load_instance(bench_file(relative))
     best = optimum if optimum is not None else inst.best_known_cost  # known routes on the same distances
     assert best is not None
-    sol, cost = solve_instance(inst, time_limit_s=limit_s, seed=1)
+    sol, cost = solve_instance(inst, time_limit_s=60.0, seed=1, max_iterations=iterations)
     assert sol.feasible
     check_against_instance(inst, [r.clients for r in sol.routes])
     assert cost <= best * (1 + tolerance), f"{inst.name}: {cost:.1f} vs best known {best}"
