@@ -656,8 +656,9 @@ def report(
             ],
         ),
         "",
-        "`bench/day.py` also takes `--sizes 500,2000 --seed 1 --van-limit 3 --no-doc`; its test is "
-        "`pytest tests/bench/test_day.py` (150 orders, about 10 s). Orders, fleet, wind and every "
+        "`bench/day.py` also takes `--sizes 500,2000 --seed 1 --van-limit 3 --no-doc --hindsight-max N`; its "
+        "tests are `pytest tests/bench/test_day.py tests/bench/test_day_hindsight.py` (150 orders, about "
+        "10 s and 3 s). Orders, fleet, wind and every "
         "decision repeat exactly for a seed; van routes do too as long as PyVRP stops on its own "
         "no-improvement rule before the time limit (small waves); large waves are cut by the time "
         "limit, so their routes (and van km) vary a little with the machine's speed and load.",
