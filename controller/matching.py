@@ -7,9 +7,11 @@ times slower than on a random matrix of that shape. Here vehicles that are inter
 form a *class*: same kind and spec, the same feasible packages (charge and deadline bands), and costs
 that differ only by a constant per vehicle (when it is free), which holds unless a package's time window
 binds (then only vehicles free at the same instant share a class). The round is then a transportation
-problem, packages x classes, solved as a min-cost flow (OR-Tools' `SimpleMinCostFlow`, maximum flow at
-least cost, as the per-vehicle solve maximised pairs before cost); its optimum is the per-vehicle optimum
-(`tests/controller/test_assignment_classes.py`). Vehicles are handed out inside each class afterwards.
+problem, packages x classes, solved as a min-cost flow (OR-Tools' `SimpleMinCostFlow`; a package left
+without a vehicle takes a bypass priced above any pair, so as many pairs as can be made come first, as
+pricing infeasible pairs out did for the per-vehicle solve); its optimum is the per-vehicle optimum
+(`tests/controller/test_assignment_classes.py`). A model's charge bands, whose feasible packages nest,
+are a chain in the flow rather than a class each. Vehicles are handed out inside each class afterwards.
 """
 
 from __future__ import annotations
