@@ -68,9 +68,10 @@ class RobotCarrier:
         one every pass), None while it is connected.
 
         Such a robot is unreachable, not gone: it drives on without us and is back when the broker is. The
-        planner keeps it in the plan as busy for that long (see `StationService._fleet`).
+        planner keeps it in the plan as busy for that long (see `StationService._fleet`). Not a robot never
+        heard (a broker down since start, or refusing our login): nothing says it is there, so it is offline.
         """
-        if self.robot.availability is not Availability.BROKER_DOWN:
+        if self.robot.availability is not Availability.BROKER_DOWN or self.robot.view is None:
             self._broker_lost_at = None
             return None
         now = time.monotonic()

@@ -50,10 +50,11 @@ from controller.service.carriers_robot import RobotCarrier
 from controller.service.runtime import connect_fleet
 from controller.station import StationConfig
 from controller.store import Store
-from sitl.broker import Broker
+from sitl.broker import Broker, free_port
 from sitl.robot import RobotFleet, SimRobot
 from tests.faults.accounting import account
 from tests.robot_fixtures import MANUFACTURER, robot_credentials
+from vehicles.vda5050 import FleetLink
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
@@ -126,6 +127,13 @@ class Station:
     def sim(self, serial: str) -> SimRobot:
         return self.fleet.sim(serial)
 
+    @property
+    def link(self) -> FleetLink:
+        """The controller's MQTT link (one for all robots)."""
+        carrier = self.service.carriers[ROBOTS[0]]
+        assert isinstance(carrier, RobotCarrier)
+        return carrier.robot.link
+
     def state(self, package_id: str) -> str:
         return self.store.get(package_id).state.value
 
@@ -140,6 +148,8 @@ class Station:
         await asyncio.to_thread(self.broker.stop)
         stopped = loop.time()
         try:
+            # the controller hears of it when its connection closes, a moment after the broker is gone
+            await until(lambda: not self.link.connected.is_set(), 10, "the controller sees the broker gone")
             yield lambda: loop.time() - stopped
         finally:
             await asyncio.to_thread(self.broker.start)
@@ -243,7 +253,8 @@ async def test_a_short_broker_outage_on_the_way_out_costs_nothing(store_url: str
             serial = drivers[key]
             # one order for this package: no second trip, no new orderId, the only update the way back
             orders = [(o, u) for o, u in st.tap.orders[serial] if o.startswith(f"{pids[key]}~")]
-            assert len({o for o, _ in orders}) == 1 and {u for _, u in orders} == {0, 1}, st.tap.orders
+            # (the tap may miss an update sent while it reconnects, never invent one)
+            assert len({o for o, _ in orders}) == 1 and {u for _, u in orders} <= {0, 1}, st.tap.orders
             assert st.tap.ids(serial)[0] == orders[0][0], st.tap.orders  # the robot's first order
             assert "van" not in st.states(pids[key]), st.states(pids[key])
         assert result.outcomes["heavy"].reason, st.states(pids["heavy"])  # the van's reason
@@ -281,8 +292,11 @@ async def test_a_long_broker_outage_spanning_the_drop_is_one_delivery_and_the_ro
             "out": st.states(out.id), "late": st.states(late_id),
         }  # fmt: skip
         assert st.states(out.id).count("launching") == 1, st.states(out.id)
-        [order] = [o for o in st.tap.ids(serial) if o.startswith(f"{out.id}~")]
-        assert (order, 1) in st.tap.orders[serial], st.tap.orders[serial]  # the way back, after the outage
+        ours = [o for o in st.tap.ids(serial) if o.startswith(f"{out.id}~")]
+        assert len(ours) == 1, st.tap.orders  # one order: no second trip for the package
+        # the way back released once the broker was back (the robot drives only what is released)
+        said = [e for e in st.service.bus.recent() if e.get("package") == out.id]
+        assert any(e.get("kind") == "return_released" for e in said), said
         assert abs(sim.x) + abs(sim.y) < 0.05 and not sim.driving  # home, and the parcel delivered
         # The late package was booked only once the robots could be told again.
         [assigned] = [e for e in st.store.history(late_id) if e.to_state.value == "assigned"]
@@ -339,3 +353,26 @@ async def kill(fleet: RobotFleet, serial: str) -> SimRobot:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     return fleet.clients.pop(serial).sim  # the ticker steps only the robots it lists
+
+
+async def test_robots_never_heard_behind_a_broker_down_since_start_are_not_waited_for(tmp_path: Path) -> None:
+    """The planner's patience is for robots it knew before the broker went: with the broker down since the
+    station started (or refusing its login) nothing says a robot is there, and its packages go to vans."""
+    cfg = StationConfig.model_validate({
+        "name": "no broker", "lat": STATION[0], "lon": STATION[1], "tick_s": 0.5,
+        "store_url": f"sqlite:///{tmp_path / 'store.sqlite3'}",
+        "fleet": [{"id": r, "kind": "robot"} for r in ROBOTS] + [{"id": "v1", "kind": "van"}],
+        "broker": {"url": f"mqtt://127.0.0.1:{free_port()}", "manufacturer": MANUFACTURER},
+    })  # fmt: skip
+    store = Store(cfg.store_url)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            carriers = await connect_fleet(cfg, stack, broker_wait_s=0.2)
+            service = await stack.enter_async_context(StationService(cfg, store, carriers=carriers))
+            [(package, _, _)] = await service.submit([parcel("walk", 120, 0)])
+            await until(lambda: store.get(package.id).state.value == "van", 10, "the package with a van")
+        result = account(store, ["walk"])
+        result.check()
+        assert result.verdicts() == {"walk": "van"} and result.outcomes["walk"].reason
+    finally:
+        store.close()
