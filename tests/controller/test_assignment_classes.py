@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
 from controller import feasibility as fz
-from controller.assignment import DEADLINE_BONUS_S, ENERGY_S_PER_WH, PRIORITY_S, Demand, Planner
+from controller.assignment import DEADLINE_BONUS_S, ENERGY_S_PER_WH, PRIORITY_S, Demand, Planner, _soonest
 from controller.matching import match_round
 from tests.controller.test_assignment import AT, drone, make_station, pkg, robot
 from vehicles.spec import DRONE_DEFAULT
@@ -118,6 +118,7 @@ def test_class_solve_equals_the_per_vehicle_optimum(tmp_path, packages, vehicles
     ]
     matrices, bonus = _round(station, demands, _fleet(vehicles))
     pairs = match_round(matrices, bonus, ENERGY_S_PER_WH)
+    n = len(demands)
 
     assert len({p.row for p in pairs}) == len(pairs)  # a package once
     assert len({(p.kind, p.vehicle) for p in pairs}) == len(pairs)  # a vehicle once
@@ -126,6 +127,11 @@ def test_class_solve_equals_the_per_vehicle_optimum(tmp_path, packages, vehicles
     n_best, best = _per_vehicle_optimum(matrices, bonus)
     assert len(pairs) == n_best
     assert abs(total - best) <= 1e-3 * max(1, n_best), (total, best)
+    for m in matrices:  # a busy tick's queue: each package's soonest ETA, worked out without (R, V) floats
+        every = [
+            [m.eta_s(r, v) if m.feasible[r, v] else np.inf for v in range(len(m.spec_of))] for r in range(n)
+        ]
+        assert np.array_equal(_soonest(m), np.min(every, axis=1, initial=np.inf))
 
 
 def test_a_class_hands_its_best_charge_to_its_hardest_trip(tmp_path) -> None:
