@@ -195,17 +195,26 @@ def watch(
     keys: dict[str, str] = {}  # package id -> key, from the package events seen
     with _client(url, token) as client:
         try:
+            eta_clock = "wall" if json_out else _eta_clock(client)
             for event in client.events(since):
                 if json_out:
                     console.print(json.dumps(event), highlight=False, soft_wrap=True)
                 else:
-                    line = event_line(event, keys, verbose=verbose)
+                    line = event_line(event, keys, verbose=verbose, eta_clock=eta_clock)
                     console.print(line, highlight=False, soft_wrap=True, markup=False)
                 seen += 1
                 if count and seen >= count:
                     return
         except KeyboardInterrupt:
             return
+
+
+def _eta_clock(client: Any) -> str:
+    """The clock the station's ETAs are on (`GET /v1/fleet`'s `clock`: "sim" in a simulated day)."""
+    try:
+        return "sim" if client.fleet().get("clock") == "sim" else "wall"
+    except ApiError:  # a token that may read events but not the fleet: the usual wall clock
+        return "wall"
 
 
 def submit(

@@ -170,6 +170,7 @@ class Dashboard:
         self.station_seq = int(data.get("last_event", 0))
         self.station = data.get("station", self.station)
         self.grounded = data.get("grounded_reason") if data.get("grounded") else None
+        self.eta_clock = SIM if data.get("clock") == SIM else self.eta_clock  # the station says its clock
 
     def apply(self, message: dict[str, Any]) -> set[str]:
         """Take one message of the live channel; what it made stale (`"missions"`, `"queue"`)."""

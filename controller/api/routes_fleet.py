@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import BaseModel, Field
@@ -32,6 +32,12 @@ class FleetStatus(BaseModel):
     vehicles: list[dict[str, Any]]
     queue: dict[str, int] = Field(description="packages per state")
     last_event: int = Field(description="sequence number of the newest live event")
+    clock: Literal["wall", "sim"] = Field(
+        default="wall",
+        description="the clock the station's ETAs and plans are on: wall, or sim (a simulated day, as in "
+        "`lastmile demo`, running `clock_speedup` times faster than the wall clock); event times are wall",
+    )
+    clock_speedup: float = Field(default=1.0, description="simulated seconds per wall-clock second")
 
 
 class GroundRequest(BaseModel):
@@ -79,7 +85,14 @@ async def _status(request: Request) -> FleetStatus:
         vehicles=service.fleet_status(),
         queue={str(state): n for state, n in counts.items()},
         last_event=service.bus.last_seq,
+        **_clock(service.clock),
     )
+
+
+def _clock(clock: object) -> dict[str, Any]:
+    """Which clock the service plans on: a simulated one (`controller.demo.ScaledClock`) says its speed-up."""
+    speedup = float(getattr(clock, "speedup", 1.0))
+    return {"clock": "wall" if speedup == 1.0 else "sim", "clock_speedup": speedup}
 
 
 @router.get(

@@ -8,6 +8,7 @@ import json
 import re
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 
 from controller import cli_ops
 from controller.api.server import ApiThread
+from controller.client import LastmileClient
 from controller.watch import Dashboard, _channel, clock, describe, event_line, follow, position_text
 from tests.api.helpers import ROLE_TOKEN, package, station_config
 from tests.relays import TcpRelay
@@ -310,6 +312,31 @@ def test_watch_events_verbose_adds_every_field(api: ApiThread) -> None:
     assert code == 0, out
     received = out.strip().splitlines()[0]
     assert re.search(r" wall \d\d:\d\d:\d\d UTC package watch-verbose received \[.*package_id=\w+", received)
+
+
+class _SimClock:
+    """A simulated day's clock, as `lastmile demo` gives the service (`controller.demo.ScaledClock`)."""
+
+    speedup = 40.0
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC)
+
+
+def test_the_station_says_which_clock_its_etas_are_on_and_watch_labels_them_so(api: ApiThread) -> None:
+    headers = {"Authorization": f"Bearer {ROLE_TOKEN['operator']}"}
+    fleet = httpx.get(api.url + "/v1/fleet", headers=headers).json()
+    assert (fleet["clock"], fleet["clock_speedup"]) == ("wall", 1.0)
+    api.service.clock = _SimClock()  # a simulated day: `watch` pointed at it must not call its ETAs wall
+    fleet = httpx.get(api.url + "/v1/fleet", headers=headers).json()
+    assert (fleet["clock"], fleet["clock_speedup"]) == ("sim", 40.0)
+    board = Dashboard()
+    board.load_fleet(fleet)
+    eta = {"type": "package", "key": "k", "state": "assigned", "vehicle_id": "d1", "mode": "drone",
+           "eta": "2026-12-05T15:14:00+00:00"}  # fmt: skip
+    assert describe(eta, eta_clock=board.eta_clock).endswith("ETA sim 15:14 UTC")
+    with LastmileClient(api.url, ROLE_TOKEN["viewer"]) as client:  # what `watch --events` asks first
+        assert cli_ops._eta_clock(client) == "sim"
 
 
 def test_watch_dashboard_refuses_a_dispatcher_token(api: ApiThread) -> None:
