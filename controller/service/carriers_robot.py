@@ -11,6 +11,9 @@ from geofences import LocalFrame
 from vehicles.spec import VehicleKind
 from vehicles.vda5050 import Availability, RobotHandle
 
+# after a broker outage: the robot's will from the outage, or no state from it since
+_NOT_BACK_YET = frozenset({Availability.CONNECTION_BROKEN, Availability.STALE, Availability.UNKNOWN})
+
 
 class RobotCarrier:
     """One sidewalk robot: its last state for the planner and console, orders for the missions."""
@@ -35,6 +38,7 @@ class RobotCarrier:
         # trip is given up (`drive_delivery`); the outage itself ends no trip (the robot's state decides)
         self.broker_grace_s = broker_grace_s
         self._broker_lost_at: float | None = None  # monotonic time this carrier first saw the broker gone
+        self._broker_back_at: float | None = None  # ... and first saw it back, the robot not yet
 
     def snapshot(self) -> VehicleSnapshot:
         view = self.robot.view
@@ -64,20 +68,26 @@ class RobotCarrier:
         )
 
     def broker_lost_for(self) -> float | None:
-        """Seconds the controller has been without the MQTT broker (as seen by the calls: the planner makes
-        one every pass), None while it is connected.
+        """Seconds since the controller lost the MQTT broker (as seen by the calls: the planner makes one
+        every pass), while this robot is unreachable because of it; None otherwise.
 
         Such a robot is unreachable, not gone: it drives on without us and is back when the broker is. The
-        planner keeps it in the plan as busy for that long (see `StationService._fleet`). Not a robot never
-        heard (a broker down since start, or refusing our login): nothing says it is there, so it is offline.
+        planner keeps it in the plan as busy meanwhile (see `StationService._fleet`). That lasts past the
+        broker's return by `broker_grace_s` for a robot not back yet (the will the broker sent as it went
+        down stands until the robot reconnects): the grace its trip gives it too. Not a robot never heard
+        (a broker down since start, or refusing our login): nothing says it is there, so it is offline.
         """
-        if self.robot.availability is not Availability.BROKER_DOWN or self.robot.view is None:
-            self._broker_lost_at = None
-            return None
-        now = time.monotonic()
-        if self._broker_lost_at is None:
-            self._broker_lost_at = now
-        return now - self._broker_lost_at
+        robot, now = self.robot, time.monotonic()
+        if robot.availability is Availability.BROKER_DOWN and robot.view is not None:
+            self._broker_lost_at = self._broker_lost_at or now
+            self._broker_back_at = None
+            return now - self._broker_lost_at
+        if self._broker_lost_at is not None and robot.availability in _NOT_BACK_YET:
+            self._broker_back_at = self._broker_back_at or now
+            if now - self._broker_back_at < self.broker_grace_s:
+                return now - self._broker_lost_at
+        self._broker_lost_at = self._broker_back_at = None
+        return None
 
     def plan_for(self, job: Assignment) -> RobotDeliveryPlan:
         path = [tuple(p) for p in job.route]
