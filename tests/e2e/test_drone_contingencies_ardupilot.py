@@ -139,6 +139,9 @@ async def test_an_aborted_drone_flies_its_booked_way_home_as_a_new_mission_and_l
     )
     assert commands[-1] == mavlink.MAV_CMD_NAV_LAND, commands
     assert abs(held[1].alt - way.cruise_alt_back_m) < 0.5, held[1]
+    # ... by its holding point, where it waited until the station cleared it to the pad
+    assert commands[2] in (mavlink.MAV_CMD_NAV_LOITER_UNLIM, mavlink.MAV_CMD_NAV_LOITER_TIME), commands
+    assert math.dist(local(held[2].lat, held[2].lon), local(way.hold_lat, way.hold_lon)) < 0.5, held[2]
     a = tracks.array(drone.vehicle_id)
     turned = int(np.argmax(a[:, 2]))
     assert a[turned, 2] < 700.0  # it turned near where it was aborted, not at its destination
