@@ -12,7 +12,9 @@ too slow for the suite, so each robot's grace is set to GRACE_S (3 s) and the ou
 a short one of SHORT_S (0.5 s, "5 s of 30 s") and a long one of LONG_S (6 s, twice the grace, "60 s of
 30 s"). What the grace bounds today: the outage itself ends no trip (the robot drives on without the
 controller, and its own state, republished when both are back, decides); the grace is how long a robot may
-take to reconnect once the broker is back.
+take to reconnect once the broker is back, for its trip and for its place in the plan
+(`RobotCarrier.broker_lost_for`: while the controller is without the broker its robots count as busy, not
+offline, so packages wait for them). The station file has no setting for it: the test sets the carriers'.
 
 - Short outage on the way out: both robots deliver exactly once, each on its one order (the only update is
   the release of the way back), neither package sees a van, the heavy one is with the van with its reason.
@@ -21,9 +23,11 @@ take to reconnect once the broker is back.
 - Long outage spanning the drop: the robot drops the parcel while nobody listens; once the broker is back
   its state (drop FINISHED) makes it a delivery, the way back is released and the robot ends at the
   station. A package submitted during the outage is booked on no robot the controller cannot tell, and
-  not sent to a van either: it waits in the queue and is booked once the broker is back.
-- A robot whose process dies during the long outage and never comes back: its state is stale once the
-  broker is back (VDA 5050's 30 s without a state, scaled to STALE_S), it gets its grace to reconnect, then
+  not sent to a van either: it waits in the queue, also while the broker is back and the robots not yet
+  (their reconnect held by the test), and is booked once they are.
+- A robot whose process dies during the long outage and never comes back: the will the broker sent as it
+  went down, or its state gone stale (VDA 5050's 30 s, scaled to STALE_S), says so once the broker is back;
+  it gets its grace to reconnect, then
   its trip ends `connection_broken` with a reason naming it, the package is requeued and the other robot
   delivers it; nothing more is booked on the dead one.
 """
