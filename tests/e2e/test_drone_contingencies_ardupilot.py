@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
+from controller.missions.drone import build_mission, follow_delivery
 from controller.service import StationService
 from controller.service.runtime import connect_fleet
 from controller.station import StationConfig
@@ -29,6 +30,7 @@ from controller.store import Store
 from sitl.ardupilot import copter_target, open_copters
 from sitl.copter import SimCopterFleet
 from tests.e2e.test_airspace_station import at, local, north_of, one_flight_north
+from tests.e2e.test_drone_ardupilot import HOME, _driver, _north, _plan
 from vehicles.mavlink import MISSION, Drone, ModeChanged
 
 pytestmark = [pytest.mark.ardupilot, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -180,3 +182,30 @@ async def test_a_closed_station_diverts_a_drone_on_its_way_home_to_the_rally_poi
     assert math.dist(a[-1, 1:3], local(r_lat, r_lon)) < 3.0 and a[-1, 3] < 1.0, a[
         -1
     ]  # down at the rally point
+
+
+async def test_a_drone_its_last_controller_loaded_but_never_launched_is_reported_not_launched() -> None:
+    """The last controller went away after it loaded the delivery (mission uploaded, current item 1) and
+    before it armed: the next one, following the drone as it finds it, reads from the drone's own
+    MISSION_CURRENT that it never left (disarmed at item 1) and reports `not_launched`, commanding
+    nothing: the drone still holds the mission, disarmed, at item 1."""
+    plan = _plan(_north(300))
+    items = build_mission(plan).items
+    async with open_copters(1, home=HOME, speedup=SPEEDUP) as copters:
+        url = copters.urls()[0]
+        async with _driver() as driver:  # the last controller
+            drone = await driver.add("drone-a", url)
+            await drone.wait_ready(120)
+            await drone.upload_mission(items)
+            await drone.commands.set_mission_current(1)
+        async with _driver() as driver:  # the next one
+            drone = await driver.add("drone-a", url)
+            result = await follow_delivery(drone, plan)
+            current = await drone.commands.request_message("MISSION_CURRENT")
+            held = await drone.missions.download(MISSION)
+            armed = drone.state.armed
+
+    assert result.reason_code == "not_launched", result.reason
+    assert not result.delivered and result.returned
+    assert (current.seq, armed) == (1, False)
+    assert [i.command for i in held[1:]] == [i.command for i in items[1:]]
