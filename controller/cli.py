@@ -35,7 +35,7 @@ app.add_typer(zones_app, name="zones")
 app.add_typer(sitl_app, name="sitl")
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # an error is one line: paths and commands stay whole
 
 
 def _fail(exc: LastmileError | OSError) -> typer.Exit:

@@ -30,7 +30,7 @@ from vehicles.mavlink.signing import KeyFileError, generate_key_file, key_id, re
 __all__ = ["generate", "keys_app", "provision", "register"]
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # an error is one line: paths and commands stay whole
 keys_app = typer.Typer(help="MAVLink 2 signing keys: generate, provision to drones.", no_args_is_help=True)
 
 

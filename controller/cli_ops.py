@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # an error is one line: paths and commands stay whole
 
 Url = Annotated[str, typer.Option("--url", help="the station API", envvar="LASTMILE_URL")]
 Token = Annotated[str | None, typer.Option("--token", help="API token", envvar="LASTMILE_TOKEN")]

@@ -54,7 +54,7 @@ __all__ = [
 
 app = typer.Typer(help="API tokens: stored as salted hashes in the station file.", no_args_is_help=True)
 console = Console()
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # paths and commands stay whole
 
 
 def _say(message: str, style: str | None = None) -> None:
