@@ -10,7 +10,7 @@ import json
 from collections import Counter
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
@@ -287,13 +287,18 @@ def serve(
             leading = await role.open()  # SQLite: the store file's lock, or StoreLocked naming its holder
             db.fence = role.fence  # every write checks the lease is still ours
             sims = None
+            clock: dict[str, Any] = {}
             if simulate:  # `sitl` is imported here only: the controller itself never needs it
+                from controller.demo import ScaledClock
                 from controller.simstation import SimVehicles
 
                 sims = SimVehicles(config, speedup=speedup or 1.0)
                 config = await sims.start(stack)  # they stop after the service and the links (LIFO)
                 console.print(_simulating(sims, config), markup=False, soft_wrap=True)
-            service = StationService(config, db, drone_clock=sims.drone_clock() if sims else None)
+                if sims.speedup > 1:  # plans and ETAs on the vehicles' time, as in the demo (`clock: sim`)
+                    clock["clock"] = ScaledClock(sims.speedup)
+            drone_clock = sims.drone_clock() if sims else None
+            service = StationService(config, db, drone_clock=drone_clock, **clock)
             stopping = asyncio.create_task(stop.wait())
             tasks: list[asyncio.Task[None]] = [stopping]
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from controller.examples import TOLLESON
@@ -252,3 +253,11 @@ def test_operators_md_examples_reproduce(station: Station) -> None:
 
 def test_api_md_examples_reproduce(station: Station) -> None:
     assert check_doc(station, DOCS / "api.md") >= 3
+
+
+def test_a_sped_up_simulation_plans_on_the_vehicles_time(station: Station) -> None:
+    """`--speedup 20` runs the planning clock with the simulators (as the demo): ETAs are simulated times,
+    and the station says so, so `watch` labels them `sim`."""
+    headers = {"Authorization": f"Bearer {station.env['LASTMILE_TOKEN']}"}
+    fleet = httpx.get(station.env["LASTMILE_URL"] + "/v1/fleet", headers=headers, timeout=30).json()
+    assert (fleet["clock"], fleet["clock_speedup"]) == ("sim", SPEEDUP), fleet
