@@ -55,6 +55,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 STATION = (33.4400, -112.2560)
 SPEEDUP = 20  # FS_GCS_TIMEOUT is max(5, 2 x speed-up) = 40 drone seconds: 2 s of wall time
 CUT_S = 10.0
+HOLD_S = 40.0  # the wait at the holding point (drone seconds): short, so the timed waits run out quickly
 
 
 def at(east_m: float, north_m: float) -> tuple[float, float]:
@@ -117,6 +118,7 @@ def config(store_url: str, relays: dict[str, TcpRelay]) -> StationConfig:
         "name": "link faults", "lat": STATION[0], "lon": STATION[1], "alt_m": 300.0, "tick_s": 0.5,
         "vehicle_speedup": SPEEDUP, "store_url": store_url,
         "fleet": [{"id": vid, "kind": "drone", "url": r.url} for vid, r in relays.items()],
+        "airspace": {"max_hold_s": HOLD_S},
     })  # fmt: skip
 
 
@@ -205,6 +207,7 @@ async def test_a_link_cut_for_10_s_mid_flight_ends_in_one_delivery_and_the_other
         released = copter.payload_released_at is not None  # the simulator's truth
         assert released, copter.statustexts
         assert carrier.snapshot().online  # re-attached
+        await until(lambda: not st.store.missions(unfinished_only=True), 30, "the missions closed")
         result = account(st.store, ["heavy", "cut", "meanwhile"])
         result.check()
         assert result.verdicts() == {"heavy": "van", "cut": "delivered", "meanwhile": "delivered"}, states(
@@ -236,9 +239,17 @@ async def test_a_link_cut_for_good_mid_flight_leaves_one_honest_open_mission_and
         pad = copter.missions.mission[hold + 1]  # the booked pad's NAV_LAND comes first
         await until(lambda: metres(copter, waits) < 3.0, 60, f"{vid} at its holding point")
         arrived = sim_s(copter)
+
+        async def leaves() -> float:  # the moment it moves on, on its own clock, while the test goes on
+            await until(lambda: copter.nav.auto.current == hold + 1, 60, f"{vid} leaves the point on its own")
+            return sim_s(copter)
+
+        leaving = asyncio.create_task(leaves())
         assert pad.command == mavlink.MAV_CMD_NAV_LAND, pad
         await until(lambda: st.store.get(meanwhile.id).state.value == "delivered", 60, "the other delivers")
         await until(lambda: not st.copters[other].armed, 30, "the other drone lands")
+        open_of = st.store.missions
+        await until(lambda: not open_of(package_id=meanwhile.id), 30, "its mission closed")
         # A parcel submitted now must not go to the drone the controller still thinks is flying.
         [(late, _, _)] = await st.service.submit([parcel("late", -1500, 0)])
         late_vid = await until(lambda: st.store.get(late.id).vehicle_id, 20, "late assigned")
@@ -254,8 +265,7 @@ async def test_a_link_cut_for_good_mid_flight_leaves_one_honest_open_mission_and
         assert not carrier.snapshot().online
         # From the drone's own state: it waited its bound at the point (no longer: its own timer, nobody
         # told it), then landed on its pad by itself.
-        await until(lambda: copter.nav.auto.current == hold + 1, 60, f"{vid} leaves the point on its own")
-        waited = sim_s(copter) - arrived
+        waited = await leaving - arrived
         assert waits.param1 - 2 <= waited <= waits.param1 + 10, (waited, waits.param1)
         assert f"Reached command #{hold}" in copter.statustexts
         await until(lambda: not copter.armed, 60, f"{vid} lands on its pad and disarms")
@@ -284,6 +294,7 @@ async def test_a_drone_whose_controller_is_there_waits_past_its_own_bound_until_
         await st.service.open_station()
         await until(lambda: st.store.get(package.id).state.value == "delivered", 60, "held delivered")
         await until(lambda: not copter.armed, 60, f"{vid} lands once cleared")
+        await until(lambda: not st.store.missions(unfinished_only=True), 30, "the mission closed")
         result = account(st.store, ["held"])
         result.check()
 
@@ -310,6 +321,7 @@ async def test_a_controller_change_during_mission_upload_does_not_cost_the_packa
                     lambda: store.get(pid).state.value in ("delivered", "van"), 60, "the parcel's end"
                 )
                 await until(lambda: not any(c.armed for c in copters.values()), 60, "every drone landed")
+                await until(lambda: not store.missions(unfinished_only=True), 30, "the missions closed")
             result = account(store, ["upload"])
             result.check()
             events = store.history(pid)
