@@ -413,6 +413,13 @@ class BrokerConfig(BaseModel):
     ca_file: Path | None = Field(default=None, description="PEM CA certificate(s) the broker's must chain to")
     client_cert: Path | None = Field(default=None, description="PEM client certificate (mqtts:// only)")
     client_key: Path | None = Field(default=None, description="PEM key of client_cert (mqtts:// only)")
+    grace_s: float = Field(
+        default=30.0,
+        gt=0.0,
+        le=3600.0,
+        description="how long a robot may take to be heard again once the broker is back, before its trip "
+        "ends as connection_broken (the outage itself ends no trip: the robot's own state decides)",
+    )
 
     @field_validator("url")
     @classmethod

@@ -130,7 +130,11 @@ async def connect_fleet(
                 battery_wh=vehicle.vehicle_spec().battery_wh,
             )
             carriers[vehicle.id] = RobotCarrier(
-                vehicle.id, handle, config.frame, drop_action=vehicle.robot_drop_action()
+                vehicle.id,
+                handle,
+                config.frame,
+                drop_action=vehicle.robot_drop_action(),
+                broker_grace_s=config.broker.grace_s,
             )
         if link.connected.is_set():  # robots that are up report at once: give them a moment, together
             await asyncio.gather(*(_available(link.robot(v.url or v.id), robot_wait_s) for v in robots))
