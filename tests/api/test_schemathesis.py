@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -44,6 +45,7 @@ def _check(operation: Any, mode: GenerationMode) -> None:
     run()
 
 
+@pytest.mark.slow  # about 15 s: the longest test of the quick loop
 def test_generated_requests_get_no_server_errors_and_documented_answers(api: ApiThread) -> None:
     schema = schemathesis.openapi.from_url(api.url + "/openapi.json", headers=HEADERS)  # needs a token
     failures: dict[str, str] = {}

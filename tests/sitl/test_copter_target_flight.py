@@ -76,6 +76,7 @@ async def test_auto_flight_out_and_back_on_the_selected_target():
             await client.close()
 
 
+@pytest.mark.slow
 async def test_a_timed_wait_runs_out_by_itself_and_starts_again_when_set_current():
     """The holding point's wait (controller.missions.drone.hold_item): NAV_LOITER_TIME counts from the
     copter's arrival and then moves on to the next item by itself (ModeAuto::verify_loiter_time), and
