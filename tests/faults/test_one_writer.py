@@ -37,6 +37,7 @@ def test_a_second_serve_on_a_sqlite_store_refuses_and_names_the_holder(tmp_path:
         stop(first)
 
 
+@pytest.mark.slow  # 5 s, two serve processes
 @pytest.mark.postgres
 def test_a_standby_refuses_writes_naming_the_leader_and_a_fenced_leader_exits(
     tmp_path: Path, postgres_url: str

@@ -42,6 +42,7 @@ async def test_udpout_connects_to_a_listening_vehicle(peer):
         assert drone.state.mode == "GUIDED"
 
 
+@pytest.mark.slow  # 8 s
 async def test_udpin_waits_for_the_vehicle_to_speak_first(peer):
     """The driver listens (udpin:127.0.0.1:PORT); the vehicle sends to that port."""
     import socket

@@ -103,6 +103,7 @@ async def test_read_back_mismatch_names_the_item(peer):
         assert err.value.differences[0].startswith("item 1: position")
 
 
+@pytest.mark.slow  # 5 s
 async def test_upload_and_read_back_survive_20_percent_loss_both_ways(peer, lossy_relay):
     async with peer("udp") as server, DroneDriver(link_timeout_s=5) as driver:
         upstream = int(server.url.rsplit(":", 1)[1])
