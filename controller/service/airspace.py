@@ -351,6 +351,15 @@ class FlightControl:
         rally = next(r for r in air.station.config.rally if r.name == plan.landing_pad)
         return WayHome(plan.cruise_alt_back_m, None, [(rally.name, rally.lat, rally.lon)])
 
+    def _report(self, lat: float, lon: float, alt_m: float, now: float, *, holding: bool) -> bool:
+        """The drone's position to the book: every poll while it holds, else at most every
+        `PROGRESS_EVERY_S`. True when reported (its plan may have moved)."""
+        if not holding and now - self._reported_s < PROGRESS_EVERY_S:
+            return False
+        self._reported_s = now
+        self.airspace.station.on_progress(self.flight_id, lat, lon, alt_m, now)
+        return True
+
     def _cleared(self, lat: float, lon: float, alt_m: float, *, holding: bool) -> str | None:
         air = self.airspace
         self._booked_again(lat, lon, alt_m)
@@ -360,18 +369,14 @@ class FlightControl:
             # always: the book extends the wait of a drone held past it. Unreported, its plan ran out under
             # it (no volume left ahead of it), and once the station opened no landing could be booked: it
             # held until its battery failsafe.
-            if holding or now - self._reported_s >= PROGRESS_EVERY_S:
-                self._reported_s = now
-                air.station.on_progress(self.flight_id, lat, lon, alt_m, now)
+            self._report(lat, lon, alt_m, now, holding=holding)
             return None
         plan = air.station.flight(self.flight_id)
         if holding and plan.landing_booked and (plan.hold_until_s is None or now >= plan.hold_until_s):
             # Its slot has come: go now. Reporting first would book the seconds since the slot began (a
             # poll comes every few drone seconds) as lateness, into a longer wait, again at every poll.
             return plan.landing_pad
-        if holding or now - self._reported_s >= PROGRESS_EVERY_S:
-            self._reported_s = now
-            air.station.on_progress(self.flight_id, lat, lon, alt_m, now)
+        if self._report(lat, lon, alt_m, now, holding=holding):
             plan = air.station.flight(self.flight_id)
         cleared = plan.landing_booked and (plan.hold_until_s is None or now >= plan.hold_until_s)
         until = plan.hold_until_s if plan.hold_until_s is not None else -1.0
