@@ -1,7 +1,7 @@
 // Side panels: plain tables rebuilt from the console's state. Text goes in with textContent only: package
 // keys, notes and reasons come from outside the station and must never be read as HTML.
 
-const h = (tag, attrs = {}, ...children) => {
+export const h = (tag, attrs = {}, ...children) => {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (k === "text") e.textContent = v;

@@ -3,16 +3,7 @@
 // and a photo URL becomes a link only when it is http(s) (the API refuses anything else, the page checks
 // again): keys, events and URLs come from outside the station.
 
-const h = (tag, attrs = {}, ...children) => {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "text") e.textContent = v;
-    else if (k.startsWith("data-")) e.setAttribute(k, v);
-    else e[k] = v;
-  }
-  for (const c of children) if (c !== null && c !== undefined) e.append(c);
-  return e;
-};
+import { h } from "./panels.js"; // the console's one element builder (textContent, never HTML)
 
 const FT_PER_M = 1 / 0.3048;
 // Every time is labelled with its clock and zone: these are the vehicle's release times, wall clock, UTC.
